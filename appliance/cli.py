@@ -1,0 +1,148 @@
+"""The `monostack` command: init, serve, tui, status."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.errors import MonostackError
+
+DEFAULT_CONFIG = Path("/etc/monostack/monostack.toml")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    return Config.load(Path(path) if path else None)
+
+
+def _admin_password(args: argparse.Namespace) -> str:
+    if args.admin_password:
+        return args.admin_password
+    env = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if line:
+            return line
+        raise SystemExit("monostack init: give the admin password with --admin-password, "
+                         "MONOSTACK_ADMIN_PASSWORD or on standard input")
+    while True:
+        first = getpass.getpass("New admin password: ")
+        if first and first == getpass.getpass("Again: "):
+            return first
+        print("Passwords were empty or did not match; try again.", file=sys.stderr)
+
+
+async def _init(config: Config, admin: str, password: str, project: str) -> None:
+    from appliance.service import Appliance
+    appliance = Appliance(config)
+    await appliance.startup(listen=False)
+    try:
+        assert appliance.ctx is not None
+        user = await appliance.ctx.identity.bootstrap(admin, password, project)
+        proj = appliance.ctx.identity.project_by_name(project)
+        for component in appliance.ctx.components.values():
+            bootstrap = getattr(component, "bootstrap", None)
+            if bootstrap is not None:
+                await bootstrap(proj)
+        print(f"monostack initialised: admin user {user.name!r} on project {project!r} "
+              f"(state in {config.state_dir})")
+    finally:
+        await appliance.shutdown()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from appliance.logging_setup import setup_logging
+    config = _config(args)
+    setup_logging(config.log.level if not args.quiet else "WARNING", "text")
+    asyncio.run(_init(config, args.admin_user, _admin_password(args), args.admin_project))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.logging_setup import setup_logging
+    from appliance.service import Appliance
+    config = _config(args)
+    setup_logging(config.log.level, config.log.format)
+    asyncio.run(Appliance(config).run())
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from tui.app import run_tui
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"the TUI is not installed: {exc}")
+    socket_path = None
+    if not args.url:
+        socket_path = Path(args.socket) if args.socket else _config(args).api.socket
+    return run_tui(url=args.url, socket_path=socket_path)
+
+
+async def _status(config: Config, url: str | None) -> dict:
+    from appliance.client import MonostackClient
+    client = MonostackClient(url, socket_path=None if url else config.api.socket)
+    async with client:
+        status, _, body = await client._send("GET", "/healthz", token=None)
+        return body
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        body = asyncio.run(_status(config, args.url))
+    except MonostackError as exc:
+        print(f"daemon: not reachable ({exc})")
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0 if body.get("status") == "ok" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monostack", description="OpenStack-in-a-box for one host")
+    parser.add_argument("--config", help=f"TOML config (default {DEFAULT_CONFIG} if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="bootstrap the admin user and project, default flavors, network")
+    p.add_argument("--admin-user", default="admin")
+    p.add_argument("--admin-project", default="admin")
+    p.add_argument("--admin-password", help="or MONOSTACK_ADMIN_PASSWORD, or a prompt")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="run the appliance daemon")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("tui", help="the full-screen operator console")
+    p.add_argument("--url", help="daemon URL (default: the local unix socket)")
+    p.add_argument("--socket", help="unix socket path")
+    p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("status", help="is the daemon up, and how are its components")
+    p.add_argument("--url")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None:
+        args.config = os.environ.get("MONOSTACK_CONFIG")
+    try:
+        return args.func(args)
+    except MonostackError as exc:
+        print(f"monostack {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
