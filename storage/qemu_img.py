@@ -197,6 +197,12 @@ async def check(path: str | os.PathLike[str], fmt: str = "qcow2") -> None:
     await run(["check", "-q", "-f", _check_format(fmt), _path_arg(path)], INFO_LIMITS)
 
 
+def _image_opts(path: str | os.PathLike[str], fmt: str) -> str:
+    """An --image-opts spec naming the driver: for subcommands without -f (snapshot in 7.x)."""
+    filename = _path_arg(path).replace(",", ",,")  # ',' separates options; ',,' escapes it
+    return f"driver={_check_format(fmt)},file.driver=file,file.filename={filename}"
+
+
 def _snapshot_name(name: str) -> str:
     if not name or len(name) > 127 or any(c in name for c in ",=\0\n") or name.startswith("-"):
         raise ValueError(f"bad snapshot name {name!r}")
@@ -205,16 +211,22 @@ def _snapshot_name(name: str) -> str:
 
 async def snapshot_create(path: str | os.PathLike[str], name: str) -> None:
     """Take an internal snapshot of a qcow2 image that no running guest has open."""
-    await run(["snapshot", "-q", "-f", "qcow2", "-c", _snapshot_name(name), _path_arg(path)])
+    await run(
+        ["snapshot", "-q", "--image-opts", "-c", _snapshot_name(name), _image_opts(path, "qcow2")]
+    )
 
 
 async def snapshot_delete(path: str | os.PathLike[str], name: str) -> None:
-    await run(["snapshot", "-q", "-f", "qcow2", "-d", _snapshot_name(name), _path_arg(path)])
+    await run(
+        ["snapshot", "-q", "--image-opts", "-d", _snapshot_name(name), _image_opts(path, "qcow2")]
+    )
 
 
 async def snapshot_apply(path: str | os.PathLike[str], name: str) -> None:
     """Revert the image's current state to internal snapshot `name`."""
-    await run(["snapshot", "-q", "-f", "qcow2", "-a", _snapshot_name(name), _path_arg(path)])
+    await run(
+        ["snapshot", "-q", "--image-opts", "-a", _snapshot_name(name), _image_opts(path, "qcow2")]
+    )
 
 
 async def snapshot_list(path: str | os.PathLike[str]) -> tuple[Snapshot, ...]:

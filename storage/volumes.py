@@ -151,12 +151,15 @@ class VolumeFiles:
 
         image_fmt is the qemu driver name of the image (storage.inspect.qemu_format).
         """
+        async with self._locks[f"base:{check_id(image_id)}"]:
+            return await self._ensure_base_locked(image_id, image_path, image_fmt)
+
+    async def _ensure_base_locked(self, image_id: str, image_path, image_fmt: str) -> Path:
         base = self.base_path(image_id)
-        async with self._locks[f"base:{image_id}"]:
-            if not base.exists():
-                await self._build(
-                    base, lambda tmp: qemu_img.convert(image_path, image_fmt, tmp, BASE_FORMAT)
-                )
+        if not base.exists():
+            await self._build(
+                base, lambda tmp: qemu_img.convert(image_path, image_fmt, tmp, BASE_FORMAT)
+            )
         return base
 
     async def create_from_image(
@@ -168,14 +171,17 @@ class VolumeFiles:
         Raises ValueError if `size` is smaller than the image's virtual size.
         """
         _check_size(size)
-        base = await self.ensure_base(image_id, image_path, image_fmt)
-        base_size = (await asyncio.to_thread(os.stat, base)).st_size
-        if size < base_size:
-            raise ValueError(f"volume size {size} is smaller than the image ({base_size} bytes)")
-        async with self._locks[volume_id]:
+        final = self.path(volume_id)
+        # Holding the base's lock until the overlay exists keeps prune_bases from removing it.
+        async with self._locks[f"base:{check_id(image_id)}"], self._locks[volume_id]:
+            base = await self._ensure_base_locked(image_id, image_path, image_fmt)
+            base_size = (await asyncio.to_thread(os.stat, base)).st_size
+            if size < base_size:
+                raise ValueError(
+                    f"volume size {size} is smaller than the image ({base_size} bytes)"
+                )
             await self._build(
-                self.path(volume_id),
-                lambda tmp: qemu_img.create_overlay(tmp, base, BASE_FORMAT, size),
+                final, lambda tmp: qemu_img.create_overlay(tmp, base, BASE_FORMAT, size)
             )
         return await self.info(volume_id)
 
