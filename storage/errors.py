@@ -66,7 +66,8 @@ class UnsafeImage(StorageError):
 
 class QemuImgError(StorageError):
     def __init__(self, args: list[str], returncode: int | None, stderr: str) -> None:
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {returncode}"
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        detail = "; ".join(lines)[:500] if lines else f"exit status {returncode}"
         super().__init__(f"qemu-img {args[0] if args else ''} failed: {detail}")
         self.args_ = args
         self.returncode = returncode

@@ -230,7 +230,7 @@ async def snapshot_apply(path: str | os.PathLike[str], name: str) -> None:
 
 
 async def snapshot_list(path: str | os.PathLike[str]) -> tuple[Snapshot, ...]:
-    return (await info(path, "qcow2")).snapshots
+    return (await info(path, "qcow2", force_share=True)).snapshots
 
 
 def is_available() -> bool:
