@@ -178,7 +178,8 @@ class BlobStore:
             raise AlreadyExists(f"image data {blob_id} already exists")
         tmp = temp_path_for(final)
         try:
-            writer = await asyncio.to_thread(_TempWriter, tmp)
+            # Created on the loop (one open(2)) so a cancellation cannot orphan the temp file.
+            writer = _TempWriter(tmp)
         except OSError as exc:
             raise translate_os_error(exc, f"image data {blob_id}") from exc
         try:

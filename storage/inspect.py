@@ -570,3 +570,12 @@ def qemu_format(disk_format: str) -> str:
         return QEMU_FORMAT[disk_format]
     except KeyError:
         raise UnsafeImage(f"disk format {disk_format!r} is not supported") from None
+
+
+async def verify_async(
+    path: str | os.PathLike[str], declared_format: str, max_virtual_size: int | None = None
+) -> ImageInfo:
+    """verify() in a worker thread, for use on the event loop (e.g. as a BlobStore verify)."""
+    import asyncio
+
+    return await asyncio.to_thread(verify, path, declared_format, max_virtual_size)

@@ -222,3 +222,22 @@ async def test_iter_file_streams_any_file(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(DATA)
     assert b"".join([c async for c in blobs.iter_file(path, 1 << 20)]) == DATA
+
+
+async def test_hostile_upload_verified_by_inspector_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
+    import subprocess
+
+    from storage.inspect import verify_async
+
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", str(evil), "1M"],
+        check=True,
+    )
+
+    async def inspect_upload(path: Path, info: BlobInfo) -> None:
+        await verify_async(path, "qcow2", max_virtual_size=1 << 30)
+
+    with pytest.raises(UnsafeImage, match="backing file"):
+        await store.write_stream(str(uuid.uuid4()), _chunks(evil.read_bytes()), verify=inspect_upload)
+    assert _files(store.root) == []

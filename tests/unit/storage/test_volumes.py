@@ -42,13 +42,10 @@ def read_raw(path: Path, tmp_path: Path, fmt: str = "qcow2") -> bytes:
     return out.read_bytes()
 
 
-def write_into(path: Path, data: bytes, tmp_path: Path) -> None:
-    """Write data at offset 0 of a qcow2 volume (through qemu-io-free means: dd via nbd-less raw)."""
-    # qemu-img dd cannot write into an existing image; use `qemu-io` which ships with qemu-utils.
+def write_into(path: Path, data: bytes) -> None:
+    """Overwrite the start of a qcow2 volume with a byte pattern (qemu-io, from qemu-utils)."""
     import subprocess
 
-    blob = tmp_path / f"w-{uuid.uuid4().hex}"
-    blob.write_bytes(data)
     subprocess.run(
         ["qemu-io", "-f", "qcow2", "-c", f"write -P 0x{data[0]:02x} 0 {len(data)}", str(path)],
         check=True, capture_output=True,
@@ -123,7 +120,7 @@ async def test_snapshot_revert_and_volume_from_snapshot(vols: VolumeFiles, image
     with pytest.raises(AlreadyExists):
         await vols.snapshot_create(vid, snap)
 
-    write_into(vols.path(vid), b"\xaa" * 65536, tmp_path)
+    write_into(vols.path(vid), b"\xaa" * 65536)
     assert read_raw(vols.path(vid), tmp_path)[:4] == b"\xaa" * 4
 
     # A volume from the snapshot has the old content and no backing file (independent).
@@ -150,7 +147,7 @@ async def test_clone_is_an_independent_full_copy(vols: VolumeFiles, image: Path,
     await vols.create_from_image(src, new_id(), image, "qcow2", 4 * MiB)
     info = await vols.clone(clone, src, size=8 * MiB)
     assert info.backing_file is None and info.virtual_size == 8 * MiB
-    write_into(vols.path(src), b"\x55" * 65536, tmp_path)
+    write_into(vols.path(src), b"\x55" * 65536)
     assert read_raw(vols.path(clone), tmp_path)[:4] == b"IMG!"
 
 
