@@ -104,6 +104,62 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if body.get("status") == "ok" else 1
 
 
+ADMIN_PASSWORD_FILE = Path("/etc/monostack/admin-password")
+
+
+async def admin_client(config: Config, url: str | None = None):
+    """Log in as the appliance admin for host-side commands (backup, image import …)."""
+    from appliance.client import MonostackClient
+    password = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
+    if not password and ADMIN_PASSWORD_FILE.exists():
+        password = ADMIN_PASSWORD_FILE.read_text().strip()
+    if not password:
+        raise SystemExit("set MONOSTACK_ADMIN_PASSWORD (or keep it in /etc/monostack/admin-password)")
+    client = MonostackClient(url, socket_path=None if url else config.api.socket)
+    await client.login(os.environ.get("MONOSTACK_ADMIN_USER", "admin"), password,
+                       os.environ.get("MONOSTACK_ADMIN_PROJECT", "admin"))
+    return client
+
+
+async def _backup(config: Config, path: Path) -> dict:
+    client = await admin_client(config)
+    async with client:
+        return (await client.post("/monostack/backup", {"path": str(path.resolve())}))["backup"]
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    meta = asyncio.run(_backup(_config(args), Path(args.path)))
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(meta["counts"].items()))
+    print(f"backup written to {meta['path']} (seq {meta['seq']}: {counts})")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from appliance.service import StateLock
+    from appliance.state.backup import restore_backup
+    config = _config(args)
+    lock = StateLock(config.state_dir)
+    lock.acquire()  # refuses while a daemon owns the state dir
+    try:
+        meta = restore_backup(Path(args.path), config.state_dir)
+    finally:
+        lock.release()
+    print(f"restored state from {args.path} (seq {meta['seq']}) into {config.state_dir}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import run_checks
+    ok = True
+    for check in run_checks(_config(args)):
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.level]
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if check.fix:
+            print(f"       fix: {check.fix}")
+        ok = ok and check.level != "fail"
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monostack", description="OpenStack-in-a-box for one host")
     parser.add_argument("--config", help=f"TOML config (default {DEFAULT_CONFIG} if present)")
@@ -127,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="is the daemon up, and how are its components")
     p.add_argument("--url")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("backup", help="consistent online backup of state and metadata")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup into the state dir (daemon stopped)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("doctor", help="check the host and say what to fix")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
