@@ -340,14 +340,21 @@ class ObjectEngine:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
                     raise TooLarge(f"body exceeds {max_bytes} bytes")
-                md5.update(chunk)
-                buf += chunk
-                if len(buf) >= WRITE_BUFFER:
+                if not buf and len(chunk) >= WRITE_BUFFER:
+                    data = bytes(chunk)  # big chunk: no coalescing copy
+                else:
+                    buf += chunk
+                    if len(buf) < WRITE_BUFFER:
+                        continue
                     data = bytes(buf)
                     buf.clear()
-                    alive = await self._survivors(ohash, alive, await step([w.write(data) for w in alive]))
+                # md5 in a thread (hashlib releases the GIL) while the replicas are written
+                alive = await self._survivors(
+                    ohash, alive, (await step([asyncio.to_thread(md5.update, data), *(w.write(data) for w in alive)]))[1:]
+                )
             if buf:
                 data = bytes(buf)
+                md5.update(data)
                 alive = await self._survivors(ohash, alive, await step([w.write(data) for w in alive]))
             body_md5 = md5.hexdigest()
             if expected_etag is not None and expected_etag.strip('"').lower() != body_md5:

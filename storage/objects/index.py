@@ -217,7 +217,7 @@ def list_range(
 ) -> list[Any]:
     """Swift listing semantics over an ordered key space (rows' first column is the name).
 
-    `fetch(lo, hi, reverse, n)` returns up to n rows with lo < / <= name < / <= hi, in
+    `fetch(lo, hi, reverse, n)` returns (lazily: a cursor) up to n rows with lo < / <= name < / <= hi, in
     order.  Forward: marker and end_marker are exclusive lower and upper bounds; reverse:
     marker is the exclusive upper bound and end_marker the exclusive lower one.  With a
     delimiter, names containing it after the prefix roll up into a Subdir (not repeated
@@ -241,9 +241,11 @@ def list_range(
         if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and not (lo[1] and hi[1]))):
             break
         want = limit - len(out)
-        rows = fetch(lo, hi, reverse, want)
+        rows = fetch(lo, hi, reverse, want)  # a lazy cursor: rows after a jump are never read
         jumped = False
+        seen = 0
         for row in rows:
+            seen += 1
             name = row[0]
             if delimiter:
                 i = name.find(delimiter, len(prefix))
@@ -267,7 +269,7 @@ def list_range(
                 lo = (name, False)
             if len(out) >= limit:
                 break
-        if not jumped and len(rows) < want:
+        if not jumped and seen < want:
             break
     return out
 
@@ -505,7 +507,7 @@ class ObjectIndex:
                     "SELECT name, object_count, bytes_used, last_modified FROM containers"
                     f" WHERE account=?{where} ORDER BY name {'DESC' if reverse else 'ASC'} LIMIT ?",
                     [account, *args, n],
-                ).fetchall()
+                )
 
             return _in_read_txn(c, lambda: list_range(fetch, lambda r: ContainerEntry(*r), **kw))
 
@@ -522,7 +524,7 @@ class ObjectIndex:
                     f" WHERE account=? AND container=? AND deleted=0{where}"
                     f" ORDER BY name {'DESC' if reverse else 'ASC'} LIMIT ?",
                     [account, container, *args, n],
-                ).fetchall()
+                )
 
             return _in_read_txn(c, lambda: list_range(fetch, lambda r: ObjectEntry(*r), **kw))
 
