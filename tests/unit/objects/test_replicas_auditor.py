@@ -174,3 +174,18 @@ async def test_auditor_rate_limit(engine):
     t0 = time.monotonic()
     await Auditor(engine, bytes_per_second=2_000_000).run_pass()
     assert time.monotonic() - t0 >= 0.4  # 900 kB at 2 MB/s
+
+
+async def test_large_object_bad_first_replica_fails_one_read_then_reads_a_good_copy(engine):
+    engine.verify_inline_bytes = 1024
+    data = os.urandom(2 << 20)
+    await engine.put_object(A, C, "L2", aiter_bytes(data, 1 << 20))
+    h, files = primaries_files(engine, "L2")
+    flip_byte(files[0], 100)
+    _, body = await engine.get_object(A, C, "L2")
+    with pytest.raises(df.CorruptReplica):  # bytes already sent: the API aborts this response
+        await body.read()
+    _, body = await engine.get_object(A, C, "L2")  # the liar was quarantined
+    assert await body.read() == data
+    st = await Auditor(engine, bytes_per_second=None).run_pass()
+    assert st.missing == 1 and len([f for f in data_files(engine, h).values() if f]) == 3
