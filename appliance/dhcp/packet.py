@@ -79,11 +79,12 @@ class Option(IntEnum):
 
 
 def ip_bytes(address: IPv4Address | str) -> bytes:
-    return IPv4Address(address).packed
+    # IPv4Address(IPv4Address) round-trips through a string: skip it on the hot path.
+    return address.packed if isinstance(address, IPv4Address) else IPv4Address(address).packed
 
 
 def ip_list_bytes(addresses: Iterable[IPv4Address | str]) -> bytes:
-    return b"".join(IPv4Address(a).packed for a in addresses)
+    return b"".join(ip_bytes(a) for a in addresses)
 
 
 def u32_bytes(value: int) -> bytes:
@@ -325,20 +326,22 @@ def parse(data: bytes) -> DhcpPacket:
 
 def encode_options(options: dict[int, bytes], first: Sequence[int] = (Option.MESSAGE_TYPE,)) -> bytes:
     """Options in wire form (message type first, as clients expect), END-terminated."""
-    out = bytearray()
+    parts: list[bytes] = []
     order = [c for c in first if c in options] + [c for c in options if c not in first]
     for code in order:
-        if code in (Option.PAD, Option.END) or not 0 < code < 255:
+        if not 0 < code < 255:
             raise ValueError(f"cannot encode option code {code}")
         value = options[code]
-        if not value:
-            out += bytes((code, 0))
+        if len(value) <= 255:
+            parts.append(bytes((code, len(value))))
+            parts.append(value)
             continue
         for i in range(0, len(value), 255):  # RFC 3396 long options
             chunk = value[i : i + 255]
-            out += bytes((code, len(chunk))) + chunk
-    out.append(Option.END)
-    return bytes(out)
+            parts.append(bytes((code, len(chunk))))
+            parts.append(chunk)
+    parts.append(b"\xff")
+    return b"".join(parts)
 
 
 def encode(packet: DhcpPacket) -> bytes:
@@ -355,10 +358,10 @@ def encode(packet: DhcpPacket) -> bytes:
         packet.xid & 0xFFFFFFFF,
         packet.secs,
         packet.flags,
-        IPv4Address(packet.ciaddr).packed,
-        IPv4Address(packet.yiaddr).packed,
-        IPv4Address(packet.siaddr).packed,
-        IPv4Address(packet.giaddr).packed,
+        ip_bytes(packet.ciaddr),
+        ip_bytes(packet.yiaddr),
+        ip_bytes(packet.siaddr),
+        ip_bytes(packet.giaddr),
         packet.chaddr.ljust(16, b"\x00"),
         packet.sname.ljust(64, b"\x00"),
         packet.file.ljust(128, b"\x00"),

@@ -22,6 +22,7 @@ per-network bridge the broadcast reaches only that network's ports, so we broadc
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import socket
@@ -123,6 +124,32 @@ STAT_KEYS = (
     "send_errors",
     "errors",
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _subnet_options(res: Reservation) -> dict[int, bytes]:
+    """The per-reservation reply options, encoded once (reservations are frozen and hashable)."""
+    opts: dict[int, bytes] = {}
+    opts[Option.SUBNET_MASK] = ip_bytes(res.network.netmask)
+    opts[Option.BROADCAST_ADDRESS] = ip_bytes(res.network.broadcast_address)
+    if res.router is not None:
+        opts[Option.ROUTER] = ip_bytes(res.router)
+    if res.dns_servers:
+        opts[Option.DNS_SERVERS] = ip_list_bytes(res.dns_servers)
+    if res.domain:
+        opts[Option.DOMAIN_NAME] = text_bytes(res.domain)[:255]
+    if res.hostname:
+        opts[Option.HOSTNAME] = text_bytes(res.hostname)[:255]
+    if res.mtu:
+        opts[Option.MTU] = u16_bytes(res.mtu)
+    if res.static_routes:
+        routes = list(res.static_routes)
+        # RFC 3442: a client that gets option 121 ignores option 3, so the default route
+        # must be repeated inside 121 or the guest loses it.
+        if res.router is not None and not any(net.prefixlen == 0 for net, _ in routes):
+            routes.append((IPv4Network("0.0.0.0/0"), res.router))
+        opts[Option.CLASSLESS_STATIC_ROUTES] = encode_classless_routes(routes)
+    return opts
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -268,7 +295,7 @@ class DhcpServer:
             log.exception("dhcp %s: error handling a datagram from %s", self.bridge_name, addr)
 
     async def _on_discover(self, packet: DhcpPacket, res: Reservation) -> None:
-        self._send(self._reply(packet, res, MessageType.OFFER))
+        self._send(self._reply(packet, res, MessageType.OFFER), packet)
         self.stats["offers"] += 1
 
     async def _on_request(self, packet: DhcpPacket, res: Reservation) -> None:
@@ -288,10 +315,10 @@ class DhcpServer:
             self.stats["dropped_invalid"] += 1
             return
         if wanted != res.ip:
-            self._send(self._nak(packet, f"requested address {wanted} is not this client's"))
+            self._send(self._nak(packet, f"requested address {wanted} is not this client's"), packet)
             self.stats["naks"] += 1
             return
-        self._send(self._reply(packet, res, MessageType.ACK))
+        self._send(self._reply(packet, res, MessageType.ACK), packet)
         self.stats["acks"] += 1
         now = self._clock()
         client_id = packet.client_id
@@ -335,7 +362,7 @@ class DhcpServer:
         if packet.ciaddr == ZERO:
             self.stats["dropped_invalid"] += 1
             return
-        self._send(self._reply(packet, res, MessageType.ACK, inform=True))
+        self._send(self._reply(packet, res, MessageType.ACK, inform=True), packet)
         self.stats["informs"] += 1
         self.stats["acks"] += 1
 
@@ -380,42 +407,27 @@ class DhcpServer:
             opts[Option.LEASE_TIME] = u32_bytes(res.lease_time)
             opts[Option.RENEWAL_TIME] = u32_bytes(res.lease_time // 2)
             opts[Option.REBINDING_TIME] = u32_bytes(res.lease_time * 7 // 8)
-        opts[Option.SUBNET_MASK] = ip_bytes(res.network.netmask)
-        opts[Option.BROADCAST_ADDRESS] = ip_bytes(res.network.broadcast_address)
-        if res.router is not None:
-            opts[Option.ROUTER] = ip_bytes(res.router)
-        if res.dns_servers:
-            opts[Option.DNS_SERVERS] = ip_list_bytes(res.dns_servers)
-        if res.domain:
-            opts[Option.DOMAIN_NAME] = text_bytes(res.domain)[:255]
-        if res.hostname:
-            opts[Option.HOSTNAME] = text_bytes(res.hostname)[:255]
-        if res.mtu:
-            opts[Option.MTU] = u16_bytes(res.mtu)
-        if res.static_routes:
-            routes = list(res.static_routes)
-            # RFC 3442: a client that gets option 121 ignores option 3, so the default route
-            # must be repeated inside 121 or the guest loses it.
-            if res.router is not None and not any(net.prefixlen == 0 for net, _ in routes):
-                routes.append((IPv4Network("0.0.0.0/0"), res.router))
-            opts[Option.CLASSLESS_STATIC_ROUTES] = encode_classless_routes(routes)
+        opts.update(_subnet_options(res))
         client_id = packet.options.get(Option.CLIENT_ID)
         if client_id is not None:
             opts[Option.CLIENT_ID] = client_id  # RFC 6842: echo the client identifier
-        self._fit(reply, packet)
         return reply
 
-    def _fit(self, reply: DhcpPacket, packet: DhcpPacket) -> None:
-        """Drop the least essential options until the reply fits the client's maximum size."""
+    def _fit(self, reply: DhcpPacket, request: DhcpPacket) -> bytes:
+        """Encode `reply`, dropping the least essential options until it fits the client's
+        maximum message size (576 unless the client announced more)."""
         try:
-            limit = max(packet.max_message_size or DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE) - IP_UDP_HEADERS
+            limit = max(request.max_message_size or DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE) - IP_UDP_HEADERS
         except MalformedPacket:
             limit = DEFAULT_MAX_MESSAGE - IP_UDP_HEADERS
+        data = encode(reply)
         for code in (Option.CLASSLESS_STATIC_ROUTES, Option.DOMAIN_NAME, Option.HOSTNAME, Option.DNS_SERVERS):
-            if len(encode(reply)) <= limit:
-                return
+            if len(data) <= limit:
+                break
             if reply.options.pop(code, None) is not None:
                 log.warning("dhcp %s: reply to %s too large, dropped option %d", self.bridge_name, reply.mac, code)
+                data = encode(reply)
+        return data
 
     def _nak(self, packet: DhcpPacket, message: str) -> DhcpPacket:
         reply = self._base_reply(packet, MessageType.NAK)
@@ -437,12 +449,12 @@ class DhcpServer:
             return str(reply.ciaddr), CLIENT_PORT
         return str(BROADCAST), CLIENT_PORT
 
-    def _send(self, reply: DhcpPacket) -> None:
+    def _send(self, reply: DhcpPacket, request: DhcpPacket) -> None:
         if self._transport is None:
             self.stats["send_errors"] += 1
             return
         try:
-            self._transport.sendto(encode(reply), self.reply_address(reply))
+            self._transport.sendto(self._fit(reply, request), self.reply_address(reply))
         except OSError as exc:
             self.stats["send_errors"] += 1
             log.debug("dhcp %s: send failed: %s", self.bridge_name, exc)
