@@ -11,7 +11,8 @@ small asyncio program speaking DHCP over a UDP socket on port 68 in the client n
 a different chaddr per lease and the broadcast flag so every reply reaches it.
 
 Latency: sequential full exchanges (DISCOVER→OFFER→REQUEST→ACK). Throughput: N exchanges with
-up to --window in flight.
+up to --window in flight. Each server runs --rounds times; each metric reports its best round
+(the 2-core machine is shared, and noise only ever makes a run slower).
 """
 from __future__ import annotations
 
@@ -227,9 +228,16 @@ async def main(args) -> None:
                         proc.terminate()
                         await proc.wait()
                     prev = results.get(name)
-                    # Best of rounds: the machine is shared, noise only ever slows a run down.
-                    if prev is None or r["leases_per_s"] > prev["leases_per_s"]:
+                    # Best of rounds per metric: the machine is shared, noise only ever slows a run.
+                    if prev is None:
                         results[name] = r
+                    else:
+                        results[name] = {
+                            "median_ms": min(prev["median_ms"], r["median_ms"]),
+                            "p95_ms": min(prev["p95_ms"], r["p95_ms"]),
+                            "leases_per_s": max(prev["leases_per_s"], r["leases_per_s"]),
+                            "failures": prev["failures"] + r["failures"],
+                        }
         client.transport.close()
     finally:
         await cl.delete_namespace()
@@ -256,6 +264,6 @@ if __name__ == "__main__":
     parser.add_argument("--leases", type=int, default=2000)
     parser.add_argument("--latency", type=int, default=300, help="sequential exchanges for latency")
     parser.add_argument("--window", type=int, default=32, help="exchanges in flight for throughput")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--order", nargs="+", default=["monostack", "dnsmasq"])
     asyncio.run(main(parser.parse_args()))
