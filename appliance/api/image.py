@@ -58,7 +58,7 @@ def image_view(img: Image) -> dict[str, Any]:
         "size": img.size, "virtual_size": img.virtual_size, "checksum": img.checksum,
         "os_hash_algo": img.os_hash_algo, "os_hash_value": img.os_hash_value,
         "min_disk": img.min_disk, "min_ram": img.min_ram, "tags": list(img.tags),
-        "created_at": img.created_at, "updated_at": img.updated_at,
+        "created_at": _seconds(img.created_at), "updated_at": _seconds(img.updated_at),
         "self": f"/v2/images/{img.id}", "file": f"/v2/images/{img.id}/file",
         "schema": "/v2/schemas/image",
     })
@@ -69,9 +69,14 @@ def image_view(img: Image) -> dict[str, Any]:
     return body
 
 
+def _seconds(stamp: str) -> str:
+    """Glance's timestamp form: 2024-01-01T00:00:00Z."""
+    return stamp.split(".")[0] + "Z" if "." in stamp else stamp
+
+
 def member_view(m: ImageMember) -> dict[str, Any]:
     return {"image_id": m.image_id, "member_id": m.member_id, "status": str(m.status),
-            "created_at": m.created_at, "updated_at": m.updated_at,
+            "created_at": _seconds(m.created_at), "updated_at": _seconds(m.updated_at),
             "schema": "/v2/schemas/member"}
 
 

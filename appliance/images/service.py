@@ -69,7 +69,8 @@ IMPORT_METHODS = ("glance-direct",)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC with microseconds, so listings sorted by time are stable (the API shows seconds)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _canonical_id(value: Any) -> str:
