@@ -117,6 +117,7 @@ class ImageService:
         for img in self.images.list():
             if img.status == ImageStatus.SAVING:
                 await self.blobs.delete(img.id)  # published but never recorded active
+                await self.staging.delete(img.id)  # (a stage that never recorded `uploading`)
                 changed.append(replace(img, status=ImageStatus.QUEUED, progress_bytes=0,
                                        last_error="upload interrupted (daemon restarted)"))
             elif img.status == ImageStatus.IMPORTING:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import os
 
-import aiohttp
 import pytest
 
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
