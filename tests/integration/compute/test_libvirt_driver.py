@@ -129,7 +129,6 @@ async def test_real_guest_console_events_and_lifecycle(guest):
         await console.write(b"poweroff\n")
         ev = await next_event(events, uuid, LifecycleEventKind.STOPPED, timeout=60)
         assert ev.detail == "shutdown"
-        assert await console.read() == b"" or True  # stream ends with the guest
     finally:
         await console.close()
     assert await driver.state(uuid) == DomainState.SHUTOFF
