@@ -38,6 +38,9 @@ _SAVE_CURSOR_MODE = 1048 << 5
 #: DECCKM: the guest asked for "application" cursor keys (ESC O A instead of ESC [ A).
 APP_CURSOR_KEYS = 1 << 5  # pyte has no constant for it, but stores every private mode it sees
 
+#: xterm bracketed paste (ESC [?2004h): wrap pasted text so shells do not run it line by line.
+BRACKETED_PASTE = 2004 << 5
+
 _ANSI_NAMES = {
     "black": "black",
     "red": "red",
@@ -178,6 +181,29 @@ class ScrollbackScreen(pyte.Screen):
         self.history.clear()
         self._alternate = None
 
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        """Resize like xterm: when the screen gets shorter, blank lines under the cursor go
+        first and only then do top lines scroll off (into history). pyte would drop the top
+        lines, which loses a shell prompt sitting at the top of a fresh console."""
+        lines = lines or self.lines
+        columns = columns or self.columns
+        if (lines, columns) == (self.lines, self.columns):
+            return
+        if lines < self.lines:
+            drop = max(0, self.cursor.y - (lines - 1))
+            if drop and self._alternate is None:
+                for y in range(drop):
+                    self.history_serial += 1
+                    self.history.append((self.history_serial, self.buffer[y]))
+            kept = {y - drop: line for y, line in self.buffer.items() if drop <= y < drop + lines}
+            self.buffer.clear()
+            self.buffer.update(kept)
+            self.cursor.y -= drop
+            self.lines = lines
+        super().resize(lines=lines, columns=columns)
+        self.set_margins()
+        self.dirty.update(range(self.lines))
+
     # -- alternate screen -----------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
         if kwargs.get("private"):
@@ -257,6 +283,7 @@ class TerminalFrame:
     cursor_y: int
     cursor_visible: bool
     app_cursor_keys: bool
+    bracketed_paste: bool = False
     history: tuple[tuple[int, dict[int, Char]], ...] = ()
     history_serial: int = 0
     title: str = ""
@@ -364,6 +391,7 @@ class TerminalModel:
             cursor_y=min(cursor.y, lines - 1),
             cursor_visible=not cursor.hidden and mo.DECTCEM in screen.mode,
             app_cursor_keys=APP_CURSOR_KEYS in screen.mode,
+            bracketed_paste=BRACKETED_PASTE in screen.mode,
             history=self._history_snapshot,
             history_serial=screen.history_serial,
             title=getattr(screen, "title", ""),
