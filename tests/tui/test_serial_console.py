@@ -353,17 +353,20 @@ async def test_console_screen_tabs_next_previous_and_detach() -> None:
         await wait_for(pilot, lambda: len(guests.opened) == 2)
         consoles = screen.consoles
         await settle(pilot, *consoles)
-        assert screen.active_console is consoles[1]
-        assert app.focused is consoles[1]
-        assert "db-1" in str(screen.query_one("#console-title").render())
+        assert screen.active_console is consoles[0]  # the first instance asked for
+        assert app.focused is consoles[0]
+        assert "web-1" in str(screen.query_one("#console-title").render())
         assert "serial · 80×20 · connected" in str(screen.query_one("#console-status").render())
         await pilot.press("ctrl+right_square_bracket", "n")
-        await wait_for(pilot, lambda: screen.active_console is consoles[0])
-        assert app.focused is consoles[0]
+        await wait_for(pilot, lambda: screen.active_console is consoles[1])
+        assert app.focused is consoles[1]
+        assert "db-1" in str(screen.query_one("#console-title").render())
         await pilot.press("r", "o", "o", "t", "enter")
-        await wait_for(pilot, lambda: guests.current("i-1").sent == b"root\r")
-        assert guests.current("i-2").sent == b""
+        await wait_for(pilot, lambda: guests.current("i-2").sent == b"root\r")
+        assert guests.current("i-1").sent == b""
         await pilot.press("ctrl+right_square_bracket", "p")
+        await wait_for(pilot, lambda: screen.active_console is consoles[0])
+        await pilot.press("ctrl+right_square_bracket", "p")  # wraps around
         await wait_for(pilot, lambda: screen.active_console is consoles[1])
         # The guest reboots: the header says so, then the console comes back by itself.
         guests.current("i-2").end()

@@ -41,6 +41,14 @@ class ConsoleTarget:
     name: str
 
 
+class ConsolePane(TabPane):
+    """A tab holding one instance's console."""
+
+    def __init__(self, title: str, console: SerialConsole, *, id: str) -> None:  # noqa: A002
+        super().__init__(title, console, id=id)
+        self.console = console
+
+
 def _pane_id(instance_id: str) -> str:
     return "console-" + re.sub(r"[^A-Za-z0-9_-]", "_", instance_id)
 
@@ -110,19 +118,33 @@ class ConsoleScreen(Screen[None]):
         self.open_transport = open_transport
         self._initial = list(targets)
         self._names: dict[str, str] = {}
+        # The tab we asked for; Tabs activates a first tab late, so we re-assert this once.
+        self._want_active: str | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="console-header"):
             yield Static("Console", id="console-title")
             yield Static("", id="console-status")
         yield Static("No console open — choose an instance and press c.", id="console-empty")
-        yield TabbedContent(id="console-tabs")
+        panes = [self._make_pane(t.instance_id, t.name) for t in self._initial]
+        initial = panes[0].id if panes else None
+        with TabbedContent(id="console-tabs", initial=initial or ""):
+            yield from panes
         yield Static(FOOTER_HINT, id="console-footer")
 
-    async def on_mount(self) -> None:
-        for target in self._initial:
-            await self.open_console(target.instance_id, target.name)
+    def on_mount(self) -> None:
+        self._focus_active()
         self._refresh_chrome()
+
+    def _make_pane(self, instance_id: str, name: str | None) -> ConsolePane:
+        """A tab holding a new console for `instance_id` (the console is `pane.console`)."""
+        pane_id = _pane_id(instance_id)
+        transport = ReconnectingTransport(lambda: self.open_transport(instance_id))
+        console = SerialConsole(transport, id=f"{pane_id}-terminal")
+        self._names[console.id or ""] = name or instance_id
+        for attribute in ("link_state", "terminal_size", "chord_armed", "scrollback"):
+            self.watch(console, attribute, self._refresh_chrome, init=False)
+        return ConsolePane(name or instance_id, console, id=pane_id)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -147,14 +169,10 @@ class ConsoleScreen(Screen[None]):
         try:
             console = tabs.get_pane(pane_id).query_one(SerialConsole)
         except (NoMatches, ValueError):
-            transport = ReconnectingTransport(lambda: self.open_transport(instance_id))
-            console = SerialConsole(transport, id=f"{pane_id}-terminal")
-            self._names[console.id or ""] = name or instance_id
-            self.watch(console, "link_state", self._refresh_chrome, init=False)
-            self.watch(console, "terminal_size", self._refresh_chrome, init=False)
-            self.watch(console, "chord_armed", self._refresh_chrome, init=False)
-            self.watch(console, "scrollback", self._refresh_chrome, init=False)
-            await tabs.add_pane(TabPane(name or instance_id, console, id=pane_id))
+            pane = self._make_pane(instance_id, name)
+            console = pane.console
+            await tabs.add_pane(pane)
+        self._want_active = pane_id
         tabs.active = pane_id
         console.focus()
         self._refresh_chrome()
@@ -214,6 +232,12 @@ class ConsoleScreen(Screen[None]):
 
     @on(TabbedContent.TabActivated)
     def _on_console_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tabs = self.query_one("#console-tabs", TabbedContent)
+        if self._want_active is not None:
+            if event.pane.id != self._want_active:
+                tabs.active = self._want_active
+                return
+            self._want_active = None
         self._focus_active()
         self._refresh_chrome()
 
