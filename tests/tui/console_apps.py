@@ -181,6 +181,9 @@ def full_screen_program(columns: int, lines: int) -> bytes:
     footer = ""
     for n, label in enumerate(keys, start=1):
         footer += f"{esc}[0mF{n}{esc}[30;46m{label:<6}"
+    footer_cells = "".join(f"F{n}{label:<6}" for n, label in enumerate(keys, start=1))
+    if len(footer_cells) > columns:  # do not write the last cell: that would scroll the screen
+        footer = footer[: len(footer) - (len(footer_cells) - columns) - 1]
     parts.append(at(lines, 1) + footer + f"{esc}[0m")
     return "".join(parts).encode()
 

@@ -30,7 +30,7 @@ from tui.widgets.serial_console import SerialConsole
 TransportFactory = Callable[[str], "ConsoleTransport | Awaitable[ConsoleTransport]"]
 
 FOOTER_HINT = "Ctrl+] back to monostack · Ctrl+] n/p next/previous · Shift+PgUp scrollback"
-CHORD_HINT = "^]  n next · p previous · ^] send ^] to the guest · any other key: back to monostack"
+CHORD_HINT = "^]  n next · p previous · ^] sends ^] · any other key: back to monostack"
 
 
 @dataclass(frozen=True, slots=True)

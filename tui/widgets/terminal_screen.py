@@ -266,6 +266,32 @@ class ScrollbackScreen(pyte.Screen):
         self.dirty.add(cursor.y)
 
 
+class XtermByteStream(pyte.ByteStream):
+    """A byte stream that decodes UTF-8 yet honours VT100 charset designation like xterm.
+
+    pyte ignores ESC ( 0 and SI/SO whenever it decodes UTF-8 (following an old recommendation
+    for UTF-8 terminals), but ncurses programs on a serial console (TERM=vt100/vt220/linux)
+    draw their boxes exactly that way, and xterm honours it. So the parser always runs in
+    "charset" mode while decoding stays UTF-8 (unless the guest selects ESC % @).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decode_utf8 = True
+        self.use_utf8 = False  # the parser reads this: False = honour ESC ( 0 and SI/SO
+
+    def feed(self, data: bytes) -> None:  # type: ignore[override]
+        text = self.utf8_decoder.decode(data) if self.decode_utf8 else data.decode("latin-1")
+        pyte.Stream.feed(self, text)
+
+    def select_other_charset(self, code: str) -> None:
+        if code == "@":
+            self.decode_utf8 = False
+            self.utf8_decoder.reset()
+        elif code in "G8":
+            self.decode_utf8 = True
+
+
 @dataclass(frozen=True, slots=True)
 class TerminalFrame:
     """What the UI draws: an immutable picture of the terminal at one moment.
@@ -316,7 +342,7 @@ class TerminalModel:
     def __init__(self, columns: int = 80, lines: int = 24, history: int = 10_000) -> None:
         self._lock = threading.Lock()
         self.screen = ScrollbackScreen(columns, lines, history=history)
-        self.stream = pyte.ByteStream(self.screen)
+        self.stream = XtermByteStream(self.screen)
         self._rows: list[Strip] = []
         self._history_snapshot: tuple[tuple[int, dict[int, Char]], ...] = ()
         self._history_snapshot_serial = -1
