@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -38,11 +38,8 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from tui.widgets.console_transport import ConsoleTransport, LinkState
-from tui.widgets.terminal_screen import TerminalFrame, TerminalModel, line_to_strip
+from tui.widgets.terminal_screen import Runs, TerminalFrame, TerminalModel, runs_to_strip
 from tui.widgets.vt_keys import encode_key
-
-if TYPE_CHECKING:
-    from pyte.screens import Char
 
 #: Key names Textual may use for Ctrl+] (legacy parsing, kitty protocol).
 DETACH_KEYS = frozenset({"ctrl+right_square_bracket", "ctrl+]"})
@@ -343,12 +340,12 @@ class SerialConsole(Widget, can_focus=True):
             )
         self._line_cache.clear()
 
-    def _history_strip(self, serial: int, line: dict[int, Char], columns: int) -> Strip:
+    def _history_strip(self, serial: int, runs: Runs, columns: int) -> Strip:
         strip = self._history_cache.get(serial)
         if strip is None or strip.cell_length != columns:
             if len(self._history_cache) > 4 * max(24, self._frame.lines):
                 self._history_cache.clear()
-            strip = line_to_strip(line, columns, self._model.screen.default_char)
+            strip = runs_to_strip(runs, columns)
             self._history_cache[serial] = strip
         return strip
 

@@ -103,29 +103,47 @@ def char_style(attrs: tuple[Any, ...]) -> Style:
     return style
 
 
-def line_to_strip(line: dict[int, Char], columns: int, default: Char) -> Strip:
-    """Convert one pyte buffer line into a Strip of exactly `columns` cells.
+#: A line as runs of equal attributes: ((text, (fg, bg, bold, italics, underscore,
+#: strikethrough, reverse, blink)), ...). Plain tuples only (see ScrollbackScreen._push_history).
+Runs = tuple[tuple[str, tuple[Any, ...]], ...]
 
-    Consecutive cells with equal attributes become one segment. A wide character occupies its
-    cell plus a stub cell whose data is "" (pyte's convention), so cell counts stay right.
+
+def line_runs(line: dict[int, Char], columns: int, default: Char) -> Runs:
+    """Group one pyte buffer line into runs of cells with equal attributes.
+
+    A wide character occupies its cell plus a stub cell whose data is "" (pyte's convention),
+    so joined run text has the right cell width.
     """
-    segments: list[Segment] = []
-    append = segments.append
-    run: list[str] = []
+    runs: list[tuple[str, tuple[Any, ...]]] = []
+    text: list[str] = []
     run_attrs: tuple[Any, ...] | None = None
     get = line.get
     for x in range(columns):
         char = get(x, default)
         attrs = char[1:]
         if attrs != run_attrs:
-            if run:
-                append(Segment("".join(run), char_style(run_attrs)))  # type: ignore[arg-type]
-                run = []
+            if text:
+                runs.append(("".join(text), run_attrs))  # type: ignore[arg-type]
+                text = []
             run_attrs = attrs
-        run.append(char[0])
-    if run:
-        append(Segment("".join(run), char_style(run_attrs)))  # type: ignore[arg-type]
-    return Strip(segments, columns)
+        text.append(char[0])
+    if text:
+        runs.append(("".join(text), run_attrs))  # type: ignore[arg-type]
+    return tuple(runs)
+
+
+def runs_to_strip(runs: Runs, columns: int) -> Strip:
+    """A Strip of exactly `columns` cells from runs (padded or cropped)."""
+    strip = Strip([Segment(text, char_style(attrs)) for text, attrs in runs])
+    return strip.crop_extend(0, columns, None) if strip.cell_length != columns else strip
+
+
+def line_to_strip(line: dict[int, Char], columns: int, default: Char) -> Strip:
+    """Convert one pyte buffer line into a Strip of exactly `columns` cells."""
+    return Strip(
+        [Segment(text, char_style(attrs)) for text, attrs in line_runs(line, columns, default)],
+        columns,
+    )
 
 
 class _GlyphCache(dict):
@@ -156,7 +174,7 @@ class ScrollbackScreen(pyte.Screen):
     """
 
     def __init__(self, columns: int, lines: int, history: int = 10_000) -> None:
-        self.history: deque[tuple[int, dict[int, Char]]] = deque(maxlen=history)
+        self.history: deque[tuple[int, Runs]] = deque(maxlen=history)
         self.history_serial = 0
         self.replies: list[str] = []
         self._alternate: dict[int, Any] | None = None
@@ -167,9 +185,19 @@ class ScrollbackScreen(pyte.Screen):
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.cursor.y == bottom and top == 0 and self._alternate is None:
-            self.history_serial += 1
-            self.history.append((self.history_serial, self.buffer[top]))
+            self._push_history(self.buffer[top])
         super().index()
+
+    def _push_history(self, line: dict[int, Char]) -> None:
+        """Keep a line that scrolled off as runs of (text, attributes) in plain tuples.
+
+        Why not pyte's dict of Char namedtuples: the cyclic GC never untracks those, and
+        10,000 scrollback lines of them made full collections take ~100 ms — a UI stall.
+        Plain tuples of str/bool are untracked after their first collection, so scrollback
+        costs the GC nothing; runs are also what a Strip is built from.
+        """
+        self.history_serial += 1
+        self.history.append((self.history_serial, line_runs(line, self.columns, self.default_char)))
 
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
         super().erase_in_display(how, *args, **kwargs)
@@ -193,8 +221,7 @@ class ScrollbackScreen(pyte.Screen):
             drop = max(0, self.cursor.y - (lines - 1))
             if drop and self._alternate is None:
                 for y in range(drop):
-                    self.history_serial += 1
-                    self.history.append((self.history_serial, self.buffer[y]))
+                    self._push_history(self.buffer[y])
             kept = {y - drop: line for y, line in self.buffer.items() if drop <= y < drop + lines}
             self.buffer.clear()
             self.buffer.update(kept)
@@ -298,8 +325,8 @@ class TerminalFrame:
 
     `rows` are Strips of raw guest styles (the widget adds its base style); a row's Strip
     object is reused across frames while the line is unchanged, so `is` tells the UI which
-    rows to repaint. `history` holds (serial, pyte line) pairs; those lines are never mutated
-    after they scroll off, so the UI may render them lazily.
+    rows to repaint. `history` holds (serial, runs) pairs — immutable plain tuples, so the UI
+    renders them lazily with `runs_to_strip`.
     """
 
     columns: int
@@ -310,7 +337,7 @@ class TerminalFrame:
     cursor_visible: bool
     app_cursor_keys: bool
     bracketed_paste: bool = False
-    history: tuple[tuple[int, dict[int, Char]], ...] = ()
+    history: tuple[tuple[int, Runs], ...] = ()
     history_serial: int = 0
     title: str = ""
     generation: int = 0
@@ -344,7 +371,7 @@ class TerminalModel:
         self.screen = ScrollbackScreen(columns, lines, history=history)
         self.stream = XtermByteStream(self.screen)
         self._rows: list[Strip] = []
-        self._history_snapshot: tuple[tuple[int, dict[int, Char]], ...] = ()
+        self._history_snapshot: tuple[tuple[int, Runs], ...] = ()
         self._history_snapshot_serial = -1
         self._generation = 0
         with self._lock:
