@@ -23,6 +23,7 @@ How the bytes flow, and why:
 from __future__ import annotations
 
 import asyncio
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
 from typing import Any
@@ -38,7 +39,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from tui.widgets.console_transport import ConsoleTransport, LinkState
-from tui.widgets.terminal_screen import Runs, TerminalFrame, TerminalModel, runs_to_strip
+from tui.widgets.terminal_screen import Cells, TerminalFrame, TerminalModel, line_to_strip
 from tui.widgets.vt_keys import encode_key
 
 #: Key names Textual may use for Ctrl+] (legacy parsing, kitty protocol).
@@ -66,6 +67,12 @@ class SerialConsole(Widget, can_focus=True):
     HIGH_WATER = 1024 * 1024
     #: Repaints per second at most.
     MAX_FPS = 60
+    #: On the first console mount, move everything alive (modules, the app, its screens) into
+    #: the GC's permanent generation. Why: during a flood a full collection of a Textual app's
+    #: heap measured 60-150 ms on this 2-core host — a UI stall — and ~32 ms max with the
+    #: freeze (tests/bench/bench_console.py). Once per process; set False to opt out.
+    FREEZE_GC = True
+    _gc_frozen = False
 
     link_state: reactive[LinkState] = reactive(LinkState.CONNECTING)
     """Where the link to the guest is (shown by the console screen's header)."""
@@ -185,6 +192,9 @@ class SerialConsole(Widget, can_focus=True):
 
     # -- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self.FREEZE_GC and not SerialConsole._gc_frozen:
+            SerialConsole._gc_frozen = True
+            gc.freeze()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serial-console")
         self._ticker = self.set_interval(1 / self.MAX_FPS, self._apply_frame, pause=True)
         subscribe = getattr(self.transport, "subscribe", None)
@@ -340,12 +350,12 @@ class SerialConsole(Widget, can_focus=True):
             )
         self._line_cache.clear()
 
-    def _history_strip(self, serial: int, runs: Runs, columns: int) -> Strip:
+    def _history_strip(self, serial: int, cells: Cells, columns: int) -> Strip:
         strip = self._history_cache.get(serial)
         if strip is None or strip.cell_length != columns:
             if len(self._history_cache) > 4 * max(24, self._frame.lines):
                 self._history_cache.clear()
-            strip = runs_to_strip(runs, columns)
+            strip = line_to_strip(cells, columns, self._model.screen.default_char)
             self._history_cache[serial] = strip
         return strip
 
