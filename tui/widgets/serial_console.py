@@ -39,7 +39,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from tui.widgets.console_transport import ConsoleTransport, LinkState
-from tui.widgets.terminal_screen import Cells, TerminalFrame, TerminalModel, line_to_strip
+from tui.widgets.terminal_screen import HistoryLine, TerminalFrame, TerminalModel, history_to_strip
 from tui.widgets.vt_keys import encode_key
 
 #: Key names Textual may use for Ctrl+] (legacy parsing, kitty protocol).
@@ -350,12 +350,13 @@ class SerialConsole(Widget, can_focus=True):
             )
         self._line_cache.clear()
 
-    def _history_strip(self, serial: int, cells: Cells, columns: int) -> Strip:
+    def _history_strip(self, line: HistoryLine, columns: int) -> Strip:
+        serial = line[0]
         strip = self._history_cache.get(serial)
         if strip is None or strip.cell_length != columns:
             if len(self._history_cache) > 4 * max(24, self._frame.lines):
                 self._history_cache.clear()
-            strip = line_to_strip(cells, columns, self._model.screen.default_char)
+            strip = history_to_strip(line, self._frame.attr_table, columns)
             self._history_cache[serial] = strip
         return strip
 
@@ -369,8 +370,7 @@ class SerialConsole(Widget, can_focus=True):
             history = frame.history
             index = len(history) - self.scrollback + y
             if 0 <= index < len(history):
-                serial, line = history[index]
-                raw = self._history_strip(serial, line, frame.columns)
+                raw = self._history_strip(history[index], frame.columns)
             elif 0 <= index - len(history) < frame.lines:
                 raw = frame.rows[index - len(history)]
         elif y < frame.lines:

@@ -19,6 +19,7 @@ reader back to the bottom the way `HistoryScreen.prev_page` does.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
@@ -108,30 +109,41 @@ def char_style(attrs: tuple[Any, ...]) -> Style:
 #: A line as runs of equal attributes: ((text, (fg, bg, bold, italics, underscore,
 #: strikethrough, reverse, blink)), ...).
 Runs = tuple[tuple[str, tuple[Any, ...]], ...]
-#: A scrollback line: its cells, as pyte Chars.
-Cells = tuple[Char, ...]
+#: A scrollback line: (serial, text of each cell, attribute id of each cell).
+HistoryLine = tuple[int, tuple[str, ...], "array[int]"]
 
 
 _ATTRS = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
 _DATA = itemgetter(0)
 
 
-def line_runs(line: dict[int, Char] | Cells, columns: int, default: Char) -> Runs:
+def line_runs(line: dict[int, Char], columns: int, default: Char) -> Runs:
     """Group one pyte buffer line into runs of cells with equal attributes.
 
     A wide character occupies its cell plus a stub cell whose data is "" (pyte's convention),
     so joined run text has the right cell width. The per-cell work is all in C (map, groupby,
     itemgetter): this runs for every line that scrolls off during a flood.
     """
-    if isinstance(line, tuple):
-        cells: Any = line[:columns] + (default,) * (columns - len(line))
-    else:
-        cells = map(line.get, range(columns), repeat(default, columns))
+    cells = map(line.get, range(columns), repeat(default, columns))
     return tuple(("".join(map(_DATA, group)), attrs) for attrs, group in groupby(cells, _ATTRS))
 
 
-def line_to_strip(line: dict[int, Char] | Cells, columns: int, default: Char) -> Strip:
-    """Convert one pyte buffer line (or scrollback cells) into a Strip of `columns` cells."""
+def history_to_strip(line: HistoryLine, attr_table: list[tuple[Any, ...]], columns: int) -> Strip:
+    """A Strip of exactly `columns` cells for one scrollback line (rendered only when seen)."""
+    _serial, texts, ids = line
+    segments: list[Segment] = []
+    for attr_id, group in groupby(zip(ids, texts), _FIRST):
+        segments.append(Segment("".join(map(_SECOND, group)), char_style(attr_table[attr_id])))
+    strip = Strip(segments)
+    return strip if strip.cell_length == columns else strip.crop_extend(0, columns, None)
+
+
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+
+
+def line_to_strip(line: dict[int, Char], columns: int, default: Char) -> Strip:
+    """Convert one pyte buffer line into a Strip of exactly `columns` cells."""
     return Strip(
         [Segment(text, char_style(attrs)) for text, attrs in line_runs(line, columns, default)],
         columns,
@@ -166,7 +178,10 @@ class ScrollbackScreen(pyte.Screen):
     """
 
     def __init__(self, columns: int, lines: int, history: int = 10_000) -> None:
-        self.history: deque[tuple[int, Cells]] = deque(maxlen=history)
+        self.history: deque[HistoryLine] = deque(maxlen=history)
+        #: Attribute tuples by id, shared with the UI (append-only, so safe to read anywhere).
+        self.attr_table: list[tuple[Any, ...]] = [tuple(Char(" ")[1:])]
+        self.attr_ids: dict[tuple[Any, ...], int] = {self.attr_table[0]: 0}
         self.history_serial = 0
         self.replies: list[str] = []
         self._alternate: dict[int, Any] | None = None
@@ -181,16 +196,28 @@ class ScrollbackScreen(pyte.Screen):
         super().index()
 
     def _push_history(self, line: dict[int, Char]) -> None:
-        """Keep a line that scrolled off as a tuple of its cells (all C-level work: ~2 µs).
+        """Keep a line that scrolled off as (serial, cell texts, attribute ids).
 
-        Not pyte's dict (a mutable, sparse map) and not pre-grouped runs: grouping every line
-        that scrolls off cost more than parsing it (measured 0.6 vs 1.5 MB/s). The UI groups a
-        history line into a Strip only when the user scrolls to it.
+        Why this shape: pyte's Chars are namedtuples, which the cyclic GC never untracks, and
+        10,000 scrollback lines of them made full collections take 100+ ms — a UI stall. A
+        tuple of str plus an array of small ints is invisible to the GC. Why not grouped runs:
+        grouping every line that scrolls off cost more than parsing it. All work here is in C.
         """
         self.history_serial += 1
-        self.history.append(
-            (self.history_serial, tuple(map(line.get, range(self.columns), repeat(self.default_char))))
-        )
+        cells = tuple(map(line.get, range(self.columns), repeat(self.default_char)))
+        texts = tuple(map(_DATA, cells))
+        ids = array("H", map(self._attr_id, map(_ATTRS, cells)))
+        self.history.append((self.history_serial, texts, ids))
+
+    def _attr_id(self, attrs: tuple[Any, ...]) -> int:
+        """Small int for an attribute tuple (0 = default); interned for the screen's lifetime."""
+        known = self.attr_ids.get(attrs)
+        if known is None:
+            if len(self.attr_table) >= 0xFFFF:
+                return 0  # a guest cycling 65k truecolours: older colours degrade to default
+            known = self.attr_ids[attrs] = len(self.attr_table)
+            self.attr_table.append(attrs)
+        return known
 
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
         super().erase_in_display(how, *args, **kwargs)
@@ -318,8 +345,8 @@ class TerminalFrame:
 
     `rows` are Strips of raw guest styles (the widget adds its base style); a row's Strip
     object is reused across frames while the line is unchanged, so `is` tells the UI which
-    rows to repaint. `history` holds (serial, cells) pairs — immutable tuples, so the UI
-    renders them lazily with `line_to_strip`.
+    rows to repaint. `history` holds immutable HistoryLines, rendered lazily by the UI with
+    `history_to_strip(line, attr_table, columns)`.
     """
 
     columns: int
@@ -330,8 +357,9 @@ class TerminalFrame:
     cursor_visible: bool
     app_cursor_keys: bool
     bracketed_paste: bool = False
-    history: tuple[tuple[int, Cells], ...] = ()
+    history: tuple[HistoryLine, ...] = ()
     history_serial: int = 0
+    attr_table: list[tuple[Any, ...]] = field(default_factory=list)
     title: str = ""
     generation: int = 0
 
@@ -364,7 +392,7 @@ class TerminalModel:
         self.screen = ScrollbackScreen(columns, lines, history=history)
         self.stream = XtermByteStream(self.screen)
         self._rows: list[Strip] = []
-        self._history_snapshot: tuple[tuple[int, Cells], ...] = ()
+        self._history_snapshot: tuple[HistoryLine, ...] = ()
         self._history_snapshot_serial = -1
         self._generation = 0
         with self._lock:
@@ -440,6 +468,7 @@ class TerminalModel:
             bracketed_paste=BRACKETED_PASTE in screen.mode,
             history=self._history_snapshot,
             history_serial=screen.history_serial,
+            attr_table=screen.attr_table,
             title=getattr(screen, "title", ""),
             generation=self._generation,
         )
