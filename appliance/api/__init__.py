@@ -1,0 +1,1 @@
+"""The HTTP API: one aiohttp app, one module per OpenStack service."""

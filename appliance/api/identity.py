@@ -1,0 +1,423 @@
+"""Keystone v3 subset: discovery, tokens, users, projects, roles, assignments.
+
+Served both under /identity/v3 (the catalog URL) and /v3 (so an auth_url of the bare host
+works too).
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from appliance.api.catalog import build_catalog
+from appliance.api.util import authorize, auth_of, ctx_of, json_body, public, query_bool
+from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from appliance.identity.records import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, Role, User
+from appliance.identity.service import iso_from_epoch
+
+VERSION_ID = "v3.14"
+DOMAIN = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
+
+
+def _base(request: web.Request) -> str:
+    return ctx_of(request).config.api.base_url
+
+
+def _version(request: web.Request) -> dict:
+    return {"id": VERSION_ID, "status": "stable", "updated": "2024-04-01T00:00:00Z",
+            "links": [{"rel": "self", "href": _base(request) + "/identity/v3/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.identity-v3+json"}]}
+
+
+@public
+async def versions(request: web.Request) -> web.Response:
+    return web.json_response({"versions": {"values": [_version(request)]}}, status=300)
+
+
+@public
+async def version_v3(request: web.Request) -> web.Response:
+    return web.json_response({"version": _version(request)})
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+def _token_body(request: web.Request, token, methods=("password",)) -> dict:
+    ctx = ctx_of(request)
+    ident = ctx.identity
+    user = ident.users.require(token.user_id)
+    body = {
+        "methods": list(methods),
+        "user": {"id": user.id, "name": user.name, "domain": DOMAIN,
+                 "password_expires_at": None},
+        "audit_ids": [token.audit_id],
+        "expires_at": iso_from_epoch(token.expires_at),
+        "issued_at": iso_from_epoch(token.issued_at),
+    }
+    if token.project_id:
+        project = ident.projects.require(token.project_id)
+        roles = [r for r in ident.roles.list() if r.name in token.roles]
+        body["project"] = {"id": project.id, "name": project.name, "domain": DOMAIN}
+        body["is_domain"] = False
+        body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
+        body["catalog"] = build_catalog(ctx, project.id)
+    else:
+        body["roles"] = []
+        body["catalog"] = build_catalog(ctx, None)
+    return {"token": body}
+
+
+@public
+async def issue_token(request: web.Request) -> web.Response:
+    body = await json_body(request, "auth")
+    identity = body.get("identity") or {}
+    methods = identity.get("methods") or []
+    if "password" not in methods:
+        if "token" in methods:
+            return await _rescope(request, body)
+        raise BadRequest("Only the password and token methods are supported.")
+    user = ((identity.get("password") or {}).get("user")) or {}
+    password = user.get("password")
+    if not isinstance(password, str):
+        raise BadRequest("Expecting to find password in user.")
+    domain = user.get("domain") or {}
+    scope = body.get("scope") or {}
+    if scope and not isinstance(scope, dict):
+        raise BadRequest("scope must be an object")
+    project = scope.get("project") or {} if isinstance(scope, dict) else {}
+    secret, token = await ctx_of(request).identity.authenticate(
+        user_name=user.get("name"), user_id=user.get("id"), password=password,
+        project_name=project.get("name"), project_id=project.get("id"),
+        domain=domain.get("id") or domain.get("name"))
+    return web.json_response(_token_body(request, token), status=201,
+                             headers={"X-Subject-Token": secret})
+
+
+async def _rescope(request: web.Request, body: dict) -> web.Response:
+    """Token method: a new token for another project of the same user (project switcher)."""
+    ident = ctx_of(request).identity
+    old = ((body.get("identity") or {}).get("token") or {}).get("id") or request.headers.get("X-Auth-Token")
+    auth = ident.validate(old)
+    project = ((body.get("scope") or {}).get("project")) or {}
+    target = (ident.projects.get(project["id"]) if project.get("id")
+              else ident.project_by_name(project.get("name") or ""))
+    if target is None or not ident.roles_of(auth.user_id, target.id):
+        raise Unauthorized("The request you have made requires authentication.")
+    import secrets
+    import time
+
+    from appliance.identity.records import Token
+    from appliance.identity.service import token_key
+    secret = secrets.token_urlsafe(32)
+    old_rec = ident.tokens.require(auth.token_id)
+    token = Token(id=token_key(secret), user_id=auth.user_id, project_id=target.id,
+                  roles=[r.name for r in ident.roles_of(auth.user_id, target.id)],
+                  issued_at=time.time(), expires_at=old_rec.expires_at,
+                  audit_id=secrets.token_urlsafe(16)[:22],
+                  password_changed_at=old_rec.password_changed_at)
+    await ident.tokens.save(token)
+    return web.json_response(_token_body(request, token, ("token",)), status=201,
+                             headers={"X-Subject-Token": secret})
+
+
+def _subject(request: web.Request):
+    subject = request.headers.get("X-Subject-Token")
+    if not subject:
+        raise BadRequest("X-Subject-Token header is required.")
+    ident = ctx_of(request).identity
+    try:
+        sub_ctx = ident.validate(subject)
+    except Unauthorized as exc:
+        raise NotFound("Could not find token.") from exc
+    auth = auth_of(request)
+    if not auth.is_admin and sub_ctx.user_id != auth.user_id:
+        raise Forbidden("You are not authorized to validate that token.")
+    return subject
+
+
+async def validate_token(request: web.Request) -> web.Response:
+    subject = _subject(request)
+    token = ctx_of(request).identity.token_record(subject)
+    return web.json_response(_token_body(request, token),
+                             headers={"X-Subject-Token": subject})
+
+
+async def check_token(request: web.Request) -> web.Response:
+    _subject(request)
+    return web.Response(status=200)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    subject = _subject(request)
+    await ctx_of(request).identity.revoke(subject)
+    return web.Response(status=204)
+
+
+async def auth_projects(request: web.Request) -> web.Response:
+    auth = auth_of(request)
+    projects = ctx_of(request).identity.projects_of(auth.user_id)
+    return web.json_response({"projects": [_project(request, p) for p in projects if p.enabled],
+                              "links": _links(request)})
+
+
+async def auth_catalog(request: web.Request) -> web.Response:
+    auth = auth_of(request)
+    return web.json_response({"catalog": build_catalog(ctx_of(request), auth.project_id)})
+
+
+# -- users --------------------------------------------------------------------------------------
+
+def _links(request: web.Request) -> dict:
+    return {"self": str(request.url), "previous": None, "next": None}
+
+
+def _user(request: web.Request, u: User) -> dict:
+    return {"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
+            "default_project_id": u.default_project_id, "email": u.email,
+            "description": u.description, "password_expires_at": None, "options": {},
+            "links": {"self": f"{_base(request)}/identity/v3/users/{u.id}"}}
+
+
+def _project(request: web.Request, p: Project) -> dict:
+    return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "enabled": p.enabled,
+            "description": p.description, "is_domain": False, "parent_id": p.domain_id,
+            "tags": [], "options": {},
+            "links": {"self": f"{_base(request)}/identity/v3/projects/{p.id}"}}
+
+
+def _role(request: web.Request, r: Role) -> dict:
+    return {"id": r.id, "name": r.name, "domain_id": None, "description": None, "options": {},
+            "links": {"self": f"{_base(request)}/identity/v3/roles/{r.id}"}}
+
+
+async def list_users(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_users")
+    name = request.query.get("name")
+    users = ctx_of(request).identity.users.list(lambda u: name is None or u.name == name)
+    enabled = query_bool(request.query.get("enabled"))
+    if enabled is not None:
+        users = [u for u in users if u.enabled == enabled]
+    users.sort(key=lambda u: u.name)
+    return web.json_response({"users": [_user(request, u) for u in users], "links": _links(request)})
+
+
+async def create_user(request: web.Request) -> web.Response:
+    authorize(request, "identity:create_user")
+    body = await json_body(request, "user")
+    user = await ctx_of(request).identity.create_user(
+        body.get("name"), body.get("password"), enabled=body.get("enabled", True) is not False,
+        default_project_id=body.get("default_project_id"), email=body.get("email"),
+        description=body.get("description") or "")
+    return web.json_response({"user": _user(request, user)}, status=201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    uid = request.match_info["user_id"]
+    authorize(request, "identity:get_user", target_user_id=uid)
+    return web.json_response({"user": _user(request, ctx_of(request).identity.users.require(uid))})
+
+
+async def update_user(request: web.Request) -> web.Response:
+    uid = request.match_info["user_id"]
+    authorize(request, "identity:update_user")
+    body = await json_body(request, "user")
+    user = await ctx_of(request).identity.update_user(uid, **body)
+    return web.json_response({"user": _user(request, user)})
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    authorize(request, "identity:delete_user")
+    await ctx_of(request).identity.delete_user(request.match_info["user_id"])
+    return web.Response(status=204)
+
+
+async def user_projects(request: web.Request) -> web.Response:
+    uid = request.match_info["user_id"]
+    authorize(request, "identity:list_user_projects", target_user_id=uid)
+    projects = ctx_of(request).identity.projects_of(uid)
+    return web.json_response({"projects": [_project(request, p) for p in projects],
+                              "links": _links(request)})
+
+
+# -- projects -----------------------------------------------------------------------------------
+
+async def list_projects(request: web.Request) -> web.Response:
+    auth = auth_of(request)
+    ident = ctx_of(request).identity
+    name = request.query.get("name")
+    if auth.is_admin:
+        projects = ident.projects.list()
+    else:  # a non-admin sees the projects it belongs to, as `openstack project list` expects
+        projects = ident.projects_of(auth.user_id)
+    projects = [p for p in projects if name is None or p.name == name]
+    projects.sort(key=lambda p: p.name)
+    return web.json_response({"projects": [_project(request, p) for p in projects],
+                              "links": _links(request)})
+
+
+async def create_project(request: web.Request) -> web.Response:
+    authorize(request, "identity:create_project")
+    body = await json_body(request, "project")
+    dom = body.get("domain_id")
+    if dom not in (None, DEFAULT_DOMAIN_ID):
+        raise NotFound(f"Could not find domain: {dom}.")
+    project = await ctx_of(request).identity.create_project(
+        body.get("name"), description=body.get("description") or "",
+        enabled=body.get("enabled", True) is not False)
+    return web.json_response({"project": _project(request, project)}, status=201)
+
+
+async def get_project(request: web.Request) -> web.Response:
+    pid = request.match_info["project_id"]
+    auth = auth_of(request)
+    ident = ctx_of(request).identity
+    if not auth.is_admin and pid != auth.project_id:
+        raise Forbidden("You are not authorized to perform the requested action: identity:get_project.")
+    return web.json_response({"project": _project(request, ident.projects.require(pid))})
+
+
+async def update_project(request: web.Request) -> web.Response:
+    authorize(request, "identity:update_project")
+    body = await json_body(request, "project")
+    project = await ctx_of(request).identity.update_project(request.match_info["project_id"], **body)
+    return web.json_response({"project": _project(request, project)})
+
+
+async def delete_project(request: web.Request) -> web.Response:
+    authorize(request, "identity:delete_project")
+    await ctx_of(request).identity.delete_project(request.match_info["project_id"])
+    return web.Response(status=204)
+
+
+# -- roles and assignments ----------------------------------------------------------------------
+
+async def list_roles(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_roles")
+    name = request.query.get("name")
+    roles = ctx_of(request).identity.roles.list(lambda r: name is None or r.name == name)
+    roles.sort(key=lambda r: r.name)
+    return web.json_response({"roles": [_role(request, r) for r in roles], "links": _links(request)})
+
+
+async def get_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_roles")
+    role = ctx_of(request).identity.roles.require(request.match_info["role_id"])
+    return web.json_response({"role": _role(request, role)})
+
+
+async def create_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:create_role")
+    body = await json_body(request, "role")
+    role = await ctx_of(request).identity.create_role(body.get("name"))
+    return web.json_response({"role": _role(request, role)}, status=201)
+
+
+async def delete_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:delete_role")
+    await ctx_of(request).identity.delete_role(request.match_info["role_id"])
+    return web.Response(status=204)
+
+
+def _assignment_ids(request: web.Request) -> tuple[str, str, str]:
+    m = request.match_info
+    return m["user_id"], m["project_id"], m["role_id"]
+
+
+async def grant_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:assign_role")
+    await ctx_of(request).identity.assign(*_assignment_ids(request))
+    return web.Response(status=204)
+
+
+async def check_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_role_assignments")
+    from appliance.identity.records import Assignment
+    ctx_of(request).identity.assignments.require(Assignment.make_id(*_assignment_ids(request)))
+    return web.Response(status=204)
+
+
+async def revoke_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:assign_role")
+    await ctx_of(request).identity.unassign(*_assignment_ids(request))
+    return web.Response(status=204)
+
+
+async def list_user_project_roles(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_role_assignments")
+    ident = ctx_of(request).identity
+    roles = ident.roles_of(request.match_info["user_id"], request.match_info["project_id"])
+    return web.json_response({"roles": [_role(request, r) for r in roles], "links": _links(request)})
+
+
+async def role_assignments(request: web.Request) -> web.Response:
+    auth = auth_of(request)
+    q = request.query
+    uid, pid, rid = q.get("user.id"), q.get("scope.project.id"), q.get("role.id")
+    if not auth.is_admin and uid != auth.user_id:
+        raise Forbidden("You are not authorized to perform the requested action: "
+                        "identity:list_role_assignments.")
+    ident = ctx_of(request).identity
+    items = ident.assignments.list(lambda a: (uid is None or a.user_id == uid)
+                                   and (pid is None or a.project_id == pid)
+                                   and (rid is None or a.role_id == rid))
+    names = query_bool(q.get("include_names")) or False
+    out = []
+    for a in items:
+        entry = {"user": {"id": a.user_id}, "scope": {"project": {"id": a.project_id}},
+                 "role": {"id": a.role_id}, "links": {"assignment": ""}}
+        if names:
+            u, p, r = ident.users.get(a.user_id), ident.projects.get(a.project_id), ident.roles.get(a.role_id)
+            entry["user"].update(name=u.name if u else None, domain=DOMAIN)
+            entry["scope"]["project"].update(name=p.name if p else None, domain=DOMAIN)
+            entry["role"]["name"] = r.name if r else None
+        out.append(entry)
+    return web.json_response({"role_assignments": out, "links": _links(request)})
+
+
+async def list_domains(request: web.Request) -> web.Response:
+    name = request.query.get("name")
+    doms = [] if name not in (None, DEFAULT_DOMAIN_NAME, DEFAULT_DOMAIN_ID) else [
+        {**DOMAIN, "enabled": True, "description": "The default domain", "links": {}}]
+    return web.json_response({"domains": doms, "links": _links(request)})
+
+
+async def get_domain(request: web.Request) -> web.Response:
+    if request.match_info["domain_id"] not in (DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME):
+        raise NotFound(f"Could not find domain: {request.match_info['domain_id']}.")
+    return web.json_response({"domain": {**DOMAIN, "enabled": True, "description": "", "links": {}}})
+
+
+def routes() -> list[web.RouteDef]:
+    out: list[web.RouteDef] = [
+        web.get("/identity", versions), web.get("/identity/", versions),
+    ]
+    for prefix in ("/identity/v3", "/v3"):
+        out += [
+            web.get(prefix, version_v3), web.get(prefix + "/", version_v3, name=None),
+            web.post(prefix + "/auth/tokens", issue_token),
+            web.get(prefix + "/auth/tokens", validate_token, allow_head=False),
+            web.head(prefix + "/auth/tokens", check_token),
+            web.delete(prefix + "/auth/tokens", revoke_token),
+            web.get(prefix + "/auth/projects", auth_projects),
+            web.get(prefix + "/auth/catalog", auth_catalog),
+            web.get(prefix + "/users", list_users), web.post(prefix + "/users", create_user),
+            web.get(prefix + "/users/{user_id}", get_user),
+            web.patch(prefix + "/users/{user_id}", update_user),
+            web.delete(prefix + "/users/{user_id}", delete_user),
+            web.get(prefix + "/users/{user_id}/projects", user_projects),
+            web.get(prefix + "/projects", list_projects), web.post(prefix + "/projects", create_project),
+            web.get(prefix + "/projects/{project_id}", get_project),
+            web.patch(prefix + "/projects/{project_id}", update_project),
+            web.delete(prefix + "/projects/{project_id}", delete_project),
+            web.get(prefix + "/roles", list_roles), web.post(prefix + "/roles", create_role),
+            web.get(prefix + "/roles/{role_id}", get_role),
+            web.delete(prefix + "/roles/{role_id}", delete_role),
+            web.get(prefix + "/projects/{project_id}/users/{user_id}/roles", list_user_project_roles),
+            web.put(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", grant_role),
+            web.head(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", check_role),
+            web.get(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", check_role,
+                    allow_head=False),
+            web.delete(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", revoke_role),
+            web.get(prefix + "/role_assignments", role_assignments),
+            web.get(prefix + "/domains", list_domains),
+            web.get(prefix + "/domains/{domain_id}", get_domain),
+        ]
+    return out

@@ -1,0 +1,115 @@
+"""Request id, errors → HTTP (the one mapping), and token authentication.
+
+Error bodies follow the shape each OpenStack service uses, chosen by path prefix, so the real
+clients print our messages instead of a parse failure.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from aiohttp import web
+
+from appliance.api.util import ctx_of, is_public
+from appliance.errors import MonostackError, PayloadTooLarge
+
+log = logging.getLogger("monostack.api")
+
+_NOVA_KEYS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+              409: "conflictingRequest", 413: "overLimit", 429: "overLimit"}
+
+
+def _service_of(path: str) -> str:
+    head = path.lstrip("/").split("/", 1)[0]
+    return {"compute": "compute", "volume": "volume", "network": "network", "image": "image",
+            "swift": "object", "identity": "identity", "v3": "identity"}.get(head, "monostack")
+
+
+def error_response(path: str, exc: MonostackError) -> web.Response:
+    status, message = exc.status, exc.message
+    service = _service_of(path)
+    if service in ("compute", "volume"):
+        key = _NOVA_KEYS.get(status, "computeFault" if service == "compute" else "volumeFault")
+        body: dict = {key: {"code": status, "message": message}}
+    elif service == "network":
+        body = {"NeutronError": {"type": type(exc).__name__, "message": message, "detail": ""}}
+    elif service == "object":
+        return web.Response(status=status, text=f"<html><h1>{exc.title}</h1><p>{_html(message)}</p></html>",
+                            content_type="text/html")
+    else:
+        body = {"error": {"code": status, "title": exc.title, "message": message}}
+    headers = {}
+    if status == 401 and service == "identity":
+        headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler):
+    request_id = "req-" + str(uuid.uuid4())
+    request["request_id"] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["x-openstack-request-id"] = request_id
+        raise
+    response.headers["x-openstack-request-id"] = request_id
+    if request.path.startswith("/compute"):
+        response.headers["X-Compute-Request-Id"] = request_id
+    if request.path.startswith("/swift"):
+        response.headers["X-Trans-Id"] = request_id
+        response.headers["X-Openstack-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except MonostackError as exc:
+        if exc.status >= 500:
+            log.error("request failed", extra={"path": request.path, "error": str(exc),
+                                               "request_id": request.get("request_id")})
+        return error_response(request.path, exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(request.path, PayloadTooLarge("Request body is too large."))
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.status in (404, 405):
+            err = MonostackError(exc.reason)
+            err.status, err.title = exc.status, exc.reason
+            return error_response(request.path, err)
+        raise
+    except (ConnectionResetError, asyncio_cancelled()):
+        raise
+    except Exception:  # the one place a bug becomes a 500 instead of a dropped connection
+        log.exception("unexpected error", extra={"path": request.path,
+                                                 "request_id": request.get("request_id")})
+        return error_response(request.path, MonostackError(
+            "An unexpected error prevented the server from fulfilling your request."))
+
+
+def asyncio_cancelled():
+    import asyncio
+    return asyncio.CancelledError
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    info = request.match_info
+    route_handler = getattr(info, "handler", None)
+    if route_handler is not None and is_public(route_handler):
+        return await handler(request)
+    if isinstance(info, web.UrlMappingMatchInfo) and info.http_exception is not None:
+        return await handler(request)  # 404/405 answered without revealing more
+    token = request.headers.get("X-Auth-Token")
+    request["auth"] = ctx_of(request).identity.validate(token)
+    return await handler(request)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,90 @@
+"""Small helpers every API module shares: reading bodies, the auth context, public routes."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, TypeVar
+
+from aiohttp import web
+
+from appliance.component import ApplianceContext
+from appliance.errors import BadRequest, PayloadTooLarge
+from appliance.identity.policy import AuthContext, enforce
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def public(handler: H) -> H:
+    """Mark a handler as reachable without a token (discovery, login, health)."""
+    handler.__monostack_public__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_public(handler: Any) -> bool:
+    return bool(getattr(handler, "__monostack_public__", False))
+
+
+def ctx_of(request: web.Request) -> ApplianceContext:
+    return request.app["ctx"]
+
+
+def auth_of(request: web.Request) -> AuthContext:
+    return request["auth"]
+
+
+def authorize(request: web.Request, action: str, *, target_project_id: str | None = None,
+              target_user_id: str | None = None) -> AuthContext:
+    auth = auth_of(request)
+    enforce(auth, action, target_project_id=target_project_id, target_user_id=target_user_id)
+    return auth
+
+
+async def json_body(request: web.Request, key: str | None = None) -> Any:
+    """The parsed JSON body (and `body[key]` when a key is named), or a clear 400."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge("Request body is too large.") from exc
+    if not raw:
+        raise BadRequest("The request body is empty; JSON was expected.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
+    if key is None:
+        return body
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(f"The request body must be an object with a '{key}' object.")
+    return body[key]
+
+
+def query_bool(value: str | None) -> bool | None:
+    if value is None or value.lower() in ("none", ""):
+        return None
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def query_int(request: web.Request, name: str, default: int | None = None,
+              minimum: int = 0, maximum: int = 10_000) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+def paginate(items: list[Any], request: web.Request, key: Callable[[Any], str]) -> list[Any]:
+    """limit/marker paging over an already sorted list (marker = id of the last item seen)."""
+    marker = request.query.get("marker")
+    if marker:
+        ids = [key(i) for i in items]
+        if marker not in ids:
+            from appliance.errors import BadRequest as _BR
+            raise _BR(f"marker [{marker}] not found")
+        items = items[ids.index(marker) + 1:]
+    limit = query_int(request, "limit", None, 0, 100_000)
+    return items if limit is None else items[:limit]

@@ -1,0 +1,48 @@
+"""The seam every component plugs into.
+
+A component (compute, network, images, volumes, objects …) is a class constructed with the
+`ApplianceContext`, answering for its own routes and catalog entries. The daemon starts
+components in order and stops them in reverse; a component that fails to start is reported
+and left out (its endpoints answer 503), never taking the daemon down with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from appliance.events import EventBus
+    from appliance.identity import IdentityService
+    from appliance.state import Store
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One service in the token catalog; `path` may hold `{project_id}`."""
+
+    type: str
+    name: str
+    path: str
+
+
+@dataclass
+class ApplianceContext:
+    config: "Config"
+    store: "Store"
+    identity: "IdentityService"
+    events: "EventBus"
+    components: dict[str, Any] = field(default_factory=dict)
+
+
+class Component(Protocol):
+    name: str
+    catalog: list[CatalogEntry]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def routes(self) -> list[web.AbstractRouteDef]: ...

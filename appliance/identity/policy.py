@@ -1,0 +1,102 @@
+"""Who may do what: one table of rules, one `enforce`, pure allow/deny.
+
+Rules name the least role needed:
+    "admin"   — the admin role on any project (cloud admin, as Keystone's default policy)
+    "member"  — member or admin on the target project
+    "reader"  — reader, member or admin on the target project
+    "any"     — any authenticated user
+A rule ending in ":own" is also satisfied when the target is the caller's own user id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.errors import Forbidden
+
+ROLE_RANK = {"reader": 1, "member": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    user_id: str
+    user_name: str
+    project_id: str | None
+    project_name: str | None
+    roles: frozenset[str]
+    token_id: str
+    expires_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def rank(self) -> int:
+        return max((ROLE_RANK.get(r, 0) for r in self.roles), default=0)
+
+
+RULES: dict[str, str] = {
+    # identity
+    "identity:list_users": "admin",
+    "identity:get_user": "admin:own",
+    "identity:create_user": "admin",
+    "identity:update_user": "admin",
+    "identity:delete_user": "admin",
+    "identity:list_projects": "admin",
+    "identity:get_project": "admin",
+    "identity:create_project": "admin",
+    "identity:update_project": "admin",
+    "identity:delete_project": "admin",
+    "identity:list_roles": "reader",
+    "identity:create_role": "admin",
+    "identity:delete_role": "admin",
+    "identity:assign_role": "admin",
+    "identity:list_role_assignments": "admin",
+    "identity:list_user_projects": "admin:own",
+    "monostack:backup": "admin",
+    # image
+    "image:publicize_image": "admin",
+    "image:set_quota": "admin",
+    "image:download_image": "reader",
+    # volume
+    "volume:update_quota_set": "admin",
+    "volume:delete_quota_set": "admin",
+    "volume:reset_status": "admin",
+}
+
+DEFAULT_READ = "reader"
+DEFAULT_WRITE = "member"
+
+
+def rule_for(action: str) -> str:
+    if action in RULES:
+        return RULES[action]
+    verb = action.rsplit(":", 1)[-1]
+    if verb.startswith(("get", "list", "show", "index")):
+        return DEFAULT_READ
+    return DEFAULT_WRITE
+
+
+def allowed(ctx: AuthContext, action: str, *, target_project_id: str | None = None,
+            target_user_id: str | None = None) -> bool:
+    rule = rule_for(action)
+    if rule.endswith(":own"):
+        if target_user_id is not None and target_user_id == ctx.user_id:
+            return True
+        rule = rule.split(":", 1)[0]
+    if ctx.is_admin:
+        return True
+    if rule == "admin":
+        return False
+    if rule == "any":
+        return True
+    if target_project_id is not None and target_project_id != ctx.project_id:
+        return False
+    return ctx.rank >= ROLE_RANK[rule]
+
+
+def enforce(ctx: AuthContext, action: str, *, target_project_id: str | None = None,
+            target_user_id: str | None = None) -> None:
+    if not allowed(ctx, action, target_project_id=target_project_id,
+                   target_user_id=target_user_id):
+        raise Forbidden(f"Policy doesn't allow {action} to be performed.")

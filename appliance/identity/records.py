@@ -1,0 +1,68 @@
+"""Identity records: what Keystone keeps, as typed dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_DOMAIN_ID = "default"
+DEFAULT_DOMAIN_NAME = "Default"
+ROLE_NAMES = ("admin", "member", "reader")
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    password_hash: str = ""
+    enabled: bool = True
+    domain_id: str = DEFAULT_DOMAIN_ID
+    default_project_id: str | None = None
+    email: str | None = None
+    description: str = ""
+    failed_logins: int = 0
+    locked_until: float = 0.0
+    password_changed_at: float = 0.0
+    created_at: str = ""
+
+
+@dataclass
+class Project:
+    id: str
+    name: str
+    enabled: bool = True
+    domain_id: str = DEFAULT_DOMAIN_ID
+    description: str = ""
+    created_at: str = ""
+
+
+@dataclass
+class Role:
+    id: str
+    name: str
+
+
+@dataclass
+class Assignment:
+    """A role held by a user on a project; the id is derived so an assignment is idempotent."""
+
+    id: str
+    user_id: str
+    project_id: str
+    role_id: str
+
+    @staticmethod
+    def make_id(user_id: str, project_id: str, role_id: str) -> str:
+        return f"{user_id}:{project_id}:{role_id}"
+
+
+@dataclass
+class Token:
+    """A token is kept by the sha256 of its secret, so the store never holds a usable token."""
+
+    id: str  # sha256 hex of the token string
+    user_id: str
+    project_id: str | None
+    roles: list[str] = field(default_factory=list)
+    issued_at: float = 0.0
+    expires_at: float = 0.0
+    audit_id: str = ""
+    password_changed_at: float = 0.0

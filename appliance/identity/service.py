@@ -1,0 +1,292 @@
+"""Keystone's job: users, projects, roles, assignments, password logins and tokens.
+
+Tokens are opaque random strings; the store keeps only their sha256, so a stolen state file
+holds no usable token. Every request is validated against the live records: a disabled user,
+a password change, a disabled project or a revoked token invalidates tokens at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from datetime import datetime, timezone
+
+from appliance.config import IdentityConfig
+from appliance.errors import Conflict, Invalid, NotFound, Unauthorized
+from appliance.identity.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from appliance.identity.policy import AuthContext
+from appliance.identity.records import (
+    DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ROLE_NAMES, Assignment, Project, Role, Token, User,
+)
+from appliance.state import Repository, Store
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def iso_from_epoch(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IdentityService:
+    def __init__(self, store: Store, config: IdentityConfig) -> None:
+        self.config = config
+        self.users = Repository(store, "users", User)
+        self.projects = Repository(store, "projects", Project)
+        self.roles = Repository(store, "roles", Role)
+        self.assignments = Repository(store, "assignments", Assignment)
+        self.tokens = Repository(store, "tokens", Token)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- bootstrap ---------------------------------------------------------------------------
+
+    async def bootstrap(self, admin_name: str, password: str, project_name: str = "admin") -> User:
+        """Idempotent first-run setup: the three roles, the admin project and user."""
+        for name in ROLE_NAMES:
+            if self.role_by_name(name) is None:
+                await self.roles.save(Role(id=uuid.uuid4().hex, name=name))
+        project = self.project_by_name(project_name) or await self.create_project(project_name)
+        user = self.user_by_name(admin_name)
+        if user is None:
+            user = await self.create_user(admin_name, password, default_project_id=project.id)
+        else:
+            await self.set_password(user.id, password)
+        await self.assign(user.id, project.id, self.role_by_name("admin").id)  # type: ignore[union-attr]
+        return user
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def user_by_name(self, name: str) -> User | None:
+        return next(iter(self.users.list(lambda u: u.name == name)), None)
+
+    def project_by_name(self, name: str) -> Project | None:
+        return next(iter(self.projects.list(lambda p: p.name == name)), None)
+
+    def role_by_name(self, name: str) -> Role | None:
+        return next(iter(self.roles.list(lambda r: r.name == name)), None)
+
+    def roles_of(self, user_id: str, project_id: str) -> list[Role]:
+        ids = {a.role_id for a in self.assignments.list(
+            lambda a: a.user_id == user_id and a.project_id == project_id)}
+        return [r for r in self.roles.list() if r.id in ids]
+
+    def projects_of(self, user_id: str) -> list[Project]:
+        ids = {a.project_id for a in self.assignments.list(lambda a: a.user_id == user_id)}
+        return [p for p in self.projects.list() if p.id in ids]
+
+    # -- users, projects, roles ---------------------------------------------------------------
+
+    async def create_user(self, name: str, password: str | None, *, enabled: bool = True,
+                          default_project_id: str | None = None, email: str | None = None,
+                          description: str = "") -> User:
+        _check_name(name, "user")
+        if self.user_by_name(name):
+            raise Conflict(f"Duplicate entry found with name {name} at domain ID default.")
+        if default_project_id and not self.projects.get(default_project_id):
+            raise NotFound(f"Could not find project: {default_project_id}.")
+        user = User(id=uuid.uuid4().hex, name=name, enabled=enabled, email=email,
+                    default_project_id=default_project_id, description=description,
+                    created_at=now_iso(), password_changed_at=time.time())
+        if password is not None:
+            user.password_hash = await _hash(password)
+        return await self.users.save(user)
+
+    async def set_password(self, user_id: str, password: str) -> User:
+        user = self.users.require(user_id)
+        user.password_hash = await _hash(password)
+        user.password_changed_at = time.time()
+        user.failed_logins = 0
+        user.locked_until = 0.0
+        return await self.users.save(user)
+
+    async def update_user(self, user_id: str, **changes: object) -> User:
+        user = self.users.require(user_id)
+        if "password" in changes:
+            password = changes.pop("password")
+            if password is not None:
+                user = await self.set_password(user_id, str(password))
+        for key, value in changes.items():
+            if key == "name":
+                _check_name(str(value), "user")
+                other = self.user_by_name(str(value))
+                if other and other.id != user_id:
+                    raise Conflict(f"Duplicate entry found with name {value}.")
+            if key in ("name", "enabled", "email", "description", "default_project_id"):
+                setattr(user, key, value)
+        return await self.users.save(user)
+
+    async def delete_user(self, user_id: str) -> None:
+        self.users.require(user_id)
+        ops = [self.assignments.delete_op(a.id)
+               for a in self.assignments.list(lambda a: a.user_id == user_id)]
+        ops += [self.tokens.delete_op(t.id) for t in self.tokens.list(lambda t: t.user_id == user_id)]
+        ops.append(self.users.delete_op(user_id))
+        await self.users.store.commit(ops)
+
+    async def create_project(self, name: str, *, description: str = "", enabled: bool = True) -> Project:
+        _check_name(name, "project")
+        if self.project_by_name(name):
+            raise Conflict(f"Duplicate entry found with name {name} at domain ID default.")
+        return await self.projects.save(Project(id=uuid.uuid4().hex, name=name, enabled=enabled,
+                                                description=description, created_at=now_iso()))
+
+    async def update_project(self, project_id: str, **changes: object) -> Project:
+        project = self.projects.require(project_id)
+        for key, value in changes.items():
+            if key == "name":
+                _check_name(str(value), "project")
+                other = self.project_by_name(str(value))
+                if other and other.id != project_id:
+                    raise Conflict(f"Duplicate entry found with name {value}.")
+            if key in ("name", "enabled", "description"):
+                setattr(project, key, value)
+        return await self.projects.save(project)
+
+    async def delete_project(self, project_id: str) -> None:
+        self.projects.require(project_id)
+        ops = [self.assignments.delete_op(a.id)
+               for a in self.assignments.list(lambda a: a.project_id == project_id)]
+        ops += [self.tokens.delete_op(t.id)
+                for t in self.tokens.list(lambda t: t.project_id == project_id)]
+        ops.append(self.projects.delete_op(project_id))
+        await self.projects.store.commit(ops)
+
+    async def create_role(self, name: str) -> Role:
+        _check_name(name, "role")
+        if self.role_by_name(name):
+            raise Conflict(f"Duplicate entry found with name {name}.")
+        return await self.roles.save(Role(id=uuid.uuid4().hex, name=name))
+
+    async def delete_role(self, role_id: str) -> None:
+        self.roles.require(role_id)
+        ops = [self.assignments.delete_op(a.id)
+               for a in self.assignments.list(lambda a: a.role_id == role_id)]
+        ops.append(self.roles.delete_op(role_id))
+        await self.roles.store.commit(ops)
+
+    async def assign(self, user_id: str, project_id: str, role_id: str) -> Assignment:
+        self.users.require(user_id)
+        self.projects.require(project_id)
+        self.roles.require(role_id)
+        a = Assignment(id=Assignment.make_id(user_id, project_id, role_id),
+                       user_id=user_id, project_id=project_id, role_id=role_id)
+        return await self.assignments.save(a)
+
+    async def unassign(self, user_id: str, project_id: str, role_id: str) -> None:
+        aid = Assignment.make_id(user_id, project_id, role_id)
+        self.assignments.require(aid)
+        await self.assignments.delete(aid)
+
+    # -- authentication ----------------------------------------------------------------------
+
+    async def authenticate(self, *, user_name: str | None, user_id: str | None, password: str,
+                           project_name: str | None = None, project_id: str | None = None,
+                           domain: str | None = None) -> tuple[str, Token]:
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            raise Unauthorized("The request you have made requires authentication.")
+        if domain not in (None, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME):
+            raise Unauthorized("The request you have made requires authentication.")
+        user = self.users.get(user_id) if user_id else (self.user_by_name(user_name or ""))
+        if user is None:
+            # Spend the same time as a real check so names cannot be probed by timing.
+            await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
+            raise Unauthorized("The request you have made requires authentication.")
+        lock = self._locks.setdefault(user.id, asyncio.Lock())
+        async with lock:
+            user = self.users.require(user.id)
+            now = time.time()
+            if user.locked_until > now:
+                raise Unauthorized("The account is locked for user: %s." % user.id)
+            ok = await asyncio.to_thread(verify_password, password, user.password_hash)
+            if not ok:
+                user.failed_logins += 1
+                if user.failed_logins >= self.config.lockout_failures > 0:
+                    user.locked_until = now + self.config.lockout_seconds
+                    user.failed_logins = 0
+                await self.users.save(user)
+                raise Unauthorized("The request you have made requires authentication.")
+            if not user.enabled:
+                raise Unauthorized("The request you have made requires authentication.")
+            if user.failed_logins:
+                user.failed_logins = 0
+                await self.users.save(user)
+        project = None
+        if project_id or project_name:
+            project = (self.projects.get(project_id) if project_id
+                       else self.project_by_name(project_name or ""))
+            if project is None or not project.enabled:
+                raise Unauthorized("The request you have made requires authentication.")
+            roles = self.roles_of(user.id, project.id)
+            if not roles:
+                raise Unauthorized(f"User {user.id} has no access to project {project.id}")
+        else:
+            roles = []
+        secret = secrets.token_urlsafe(32)
+        issued = time.time()
+        token = Token(id=token_key(secret), user_id=user.id,
+                      project_id=project.id if project else None,
+                      roles=[r.name for r in roles], issued_at=issued,
+                      expires_at=issued + self.config.token_ttl,
+                      audit_id=secrets.token_urlsafe(16)[:22],
+                      password_changed_at=user.password_changed_at)
+        await self.tokens.save(token)
+        return secret, token
+
+    def validate(self, secret: str | None) -> AuthContext:
+        """The per-request check; in memory, no I/O."""
+        if not secret:
+            raise Unauthorized("The request you have made requires authentication.")
+        token = self.tokens.get(token_key(secret))
+        if token is None or token.expires_at <= time.time():
+            raise Unauthorized("The request you have made requires authentication.")
+        user = self.users.get(token.user_id)
+        if user is None or not user.enabled or user.password_changed_at != token.password_changed_at:
+            raise Unauthorized("The request you have made requires authentication.")
+        project = self.projects.get(token.project_id) if token.project_id else None
+        if token.project_id and (project is None or not project.enabled):
+            raise Unauthorized("The request you have made requires authentication.")
+        return AuthContext(user_id=user.id, user_name=user.name,
+                           project_id=token.project_id,
+                           project_name=project.name if project else None,
+                           roles=frozenset(token.roles), token_id=token.id,
+                           expires_at=token.expires_at)
+
+    def token_record(self, secret: str) -> Token:
+        self.validate(secret)
+        return self.tokens.require(token_key(secret))
+
+    async def revoke(self, secret: str) -> None:
+        key = token_key(secret)
+        if self.tokens.get(key) is None:
+            raise NotFound("Could not find token.")
+        await self.tokens.delete(key)
+
+    async def purge_expired_tokens(self) -> int:
+        now = time.time()
+        dead = self.tokens.list(lambda t: t.expires_at <= now)
+        if dead:
+            await self.tokens.store.commit([self.tokens.delete_op(t.id) for t in dead])
+        return len(dead)
+
+
+_DUMMY_HASH = hash_password("monostack-timing-equaliser")
+
+
+async def _hash(password: str) -> str:
+    if not isinstance(password, str) or not password:
+        raise Invalid("A password must be a non-empty string.")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise Invalid(f"A password may be at most {MAX_PASSWORD_BYTES} bytes.")
+    return await asyncio.to_thread(hash_password, password)
+
+
+def _check_name(name: str, kind: str) -> None:
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise Invalid(f"A {kind} name must be 1 to 255 characters.")

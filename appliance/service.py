@@ -1,0 +1,206 @@
+"""The appliance daemon: builds every component through constructors, then
+startup → run → shutdown.
+
+One daemon owns a state directory: a pid lock file (flock) makes a second daemon on the same
+directory refuse to start with a clear message. SIGTERM/SIGINT stop accepting connections,
+let in-flight requests finish (bounded), stop components in reverse order and close the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import importlib
+import logging
+import os
+import signal
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from appliance.api.app import build_app
+from appliance.component import ApplianceContext
+from appliance.config import Config
+from appliance.errors import Conflict
+from appliance.events import EventBus
+from appliance.identity import IdentityService
+from appliance.state import Store
+
+log = logging.getLogger("monostack.daemon")
+
+#: Components in start order: "module:Class". A missing module (not built yet) is skipped.
+COMPONENTS: list[str] = [
+    "appliance.images.component:ImageComponent",
+    "appliance.volumes.component:VolumeComponent",
+    "appliance.network.component:NetworkComponent",
+    "appliance.compute.component:ComputeComponent",
+    "appliance.objects.component:ObjectComponent",
+]
+
+
+class StateDirLocked(Conflict):
+    pass
+
+
+class StateLock:
+    """An flock on <state_dir>/daemon.lock holding our pid; released by the kernel on death."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / "daemon.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.read(fd, 32).decode().strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise StateDirLocked(
+                f"another monostack daemon (pid {pid}) already owns state dir {self.path.parent}")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Appliance:
+    def __init__(self, config: Config, *, components: list[str] | None = None,
+                 component_options: dict[str, Any] | None = None) -> None:
+        self.config = config
+        if components is None:
+            wanted = set(config.components)
+            components = [c for c in COMPONENTS
+                          if not wanted or c.split(":")[0].split(".")[1] in wanted]
+        self.component_specs = components
+        self.component_options = component_options or {}
+        self.lock = StateLock(config.state_dir)
+        self.store = Store(config.state_dir)
+        self.ctx: ApplianceContext | None = None
+        self.app: web.Application | None = None
+        self.runner: web.AppRunner | None = None
+        self.failed: dict[str, str] = {}
+        self._stop = asyncio.Event()
+        self._started: list[Any] = []
+
+    async def startup(self, *, listen: bool = True) -> None:
+        self.lock.acquire()
+        try:
+            await self.store.open()
+            identity = IdentityService(self.store, self.config.identity)
+            self.ctx = ApplianceContext(config=self.config, store=self.store, identity=identity,
+                                        events=EventBus(self.store))
+            for spec in self.component_specs:
+                await self._start_component(spec)
+            self.app = build_app(self.ctx)
+            self.app["failed_components"] = self.failed
+            self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                        shutdown_timeout=10.0)
+            await self.runner.setup()
+            if listen:
+                await self._listen()
+            self._purger = asyncio.create_task(self._purge_tokens_forever())
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def _start_component(self, spec: str) -> None:
+        module_name, _, class_name = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                log.info("component not built", extra={"component": module_name})
+                return
+            raise
+        cls = getattr(module, class_name)
+        assert self.ctx is not None
+        component = cls(self.ctx, **self.component_options.get(cls.name, {}))
+        try:
+            await component.start()
+        except Exception as exc:  # a broken component is reported, the rest still serve
+            log.exception("component failed to start", extra={"component": cls.name})
+            self.failed[cls.name] = str(exc)
+            return
+        self.ctx.components[component.name] = component
+        self._started.append(component)
+
+    async def _listen(self) -> None:
+        assert self.runner is not None
+        sock_path = Path(self.config.api.socket)
+        sock_path.parent.mkdir(parents=True, exist_ok=True)
+        if sock_path.exists():
+            sock_path.unlink()  # we hold the state lock: no live daemon owns it
+        site = web.UnixSite(self.runner, str(sock_path))
+        await site.start()
+        os.chmod(sock_path, 0o660)
+        try:
+            import grp
+            os.chown(sock_path, -1, grp.getgrnam(self.config.api.socket_group).gr_gid)
+        except (KeyError, PermissionError):
+            pass  # no operators group here: root-only socket
+        hp = self.config.api.listen_host_port
+        if hp:
+            ssl_ctx = None
+            if self.config.api.tls_cert:
+                ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ssl_ctx.load_cert_chain(self.config.api.tls_cert, self.config.api.tls_key)
+            await web.TCPSite(self.runner, hp[0], hp[1], ssl_context=ssl_ctx,
+                              reuse_address=True).start()
+        log.info("listening", extra={"socket": str(sock_path), "tcp": self.config.api.listen})
+
+    async def _purge_tokens_forever(self) -> None:
+        assert self.ctx is not None
+        while True:
+            await asyncio.sleep(300)
+            try:
+                await self.ctx.identity.purge_expired_tokens()
+            except Exception:
+                log.exception("token purge failed")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self.startup()
+        log.info("monostack daemon ready", extra={"pid": os.getpid()})
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.shutdown()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        purger = getattr(self, "_purger", None)
+        if purger:
+            purger.cancel()
+        if self.app is not None:
+            for ws in list(self.app["websockets"]):
+                await ws.close()
+        if self.runner is not None:
+            await self.runner.cleanup()  # stops listening, waits for in-flight requests
+            self.runner = None
+        for component in reversed(self._started):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("component failed to stop", extra={"component": component.name})
+        self._started.clear()
+        await self.store.close()
+        self.lock.release()
+        try:
+            Path(self.config.api.socket).unlink()
+        except OSError:
+            pass

@@ -1,0 +1,374 @@
+"""The durable state store: TinyDB in memory, a snapshot plus an append-only journal on disk.
+
+Why not TinyDB's JSONStorage: it rewrites the whole file on every write, so a write costs O(size
+of the store) and a crash mid-write leaves half a file. Here TinyDB keeps its query machinery
+(`Query`, `search`), but its storage is `MemoryBackedStorage` (the live dict of tables) and its
+table class is `JournaledTable`, whose only mutators are `put`/`delete` of one document by id.
+
+On disk, in the state directory:
+
+    snapshot.json          {"schema_version", "seq", "tables": {...}}, replaced atomically
+    journal.<first-seq>    lines "<crc32 hex8> <json>" — one line is one transaction:
+                           {"seq": n, "ops": [["put", table, id, doc] | ["del", table, id], ...]}
+
+A commit appends one line and fsyncs before it is acknowledged, so a write costs one small
+append whatever the store holds. Concurrent commits share one fsync (group commit). Opening
+loads the snapshot and replays every journal line with a larger seq; a torn or corrupt last
+line (a crash mid-append) fails its CRC, is cut off, and was never acknowledged. Compaction
+runs when the journal outgrows the snapshot: new commits go to a fresh journal segment, the
+snapshot of everything before it is written to a temp file, fsynced and renamed, and only then
+are the older segments removed — at every instant the files on disk open to a complete state.
+Memory is changed only after the journal line is durable, so a failed write (disk full)
+changes nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from appliance.errors import InsufficientStorage, MonostackError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+#: Migrations from version N to N+1, each mutating the tables dict in place.
+MIGRATIONS: dict[int, Callable[[dict[str, dict[str, Any]]], None]] = {}
+
+
+@dataclass(frozen=True)
+class Put:
+    table: str
+    id: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delete:
+    table: str
+    id: str
+
+
+Op = Put | Delete
+
+
+class MemoryBackedStorage(Storage):
+    """TinyDB storage that is the live dict of tables; durability is the journal's job."""
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        self.tables = tables
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return self.tables
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:  # pragma: no cover - guarded
+        raise MonostackError("state tables change only through Store.commit")
+
+
+class JournaledTable(Table):
+    """A TinyDB table keyed by our string ids, with whole-table rewrites forbidden."""
+
+    document_id_class = str  # type: ignore[assignment]
+
+    def _update_table(self, updater):  # noqa: D401 - TinyDB hook
+        raise MonostackError("state tables change only through Store.commit")
+
+
+class StoreCorrupt(MonostackError):
+    pass
+
+
+def _encode_line(record: dict[str, Any]) -> bytes:
+    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def _decode_line(line: bytes) -> dict[str, Any] | None:
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    body = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """Crash-safe TinyDB-backed store. Create, `await open()`, then read and commit."""
+
+    def __init__(self, directory: Path, *, compact_min_bytes: int = 4 << 20) -> None:
+        self.directory = Path(directory)
+        self.compact_min_bytes = compact_min_bytes
+        self._tables: dict[str, dict[str, Any]] = {}
+        self._db: TinyDB | None = None
+        self._seq = 0
+        self._schema_version = SCHEMA_VERSION
+        self._journal: Any = None
+        self._journal_path: Path | None = None
+        self._journal_size = 0
+        self._snapshot_size = 0
+        self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._compactor: asyncio.Task[None] | None = None
+        self._io_lock = asyncio.Lock()
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open_sync)
+        self._db = TinyDB(storage=MemoryBackedStorage, tables=self._tables)
+        self._db.table_class = JournaledTable
+        self._db.default_table_name = "_default"
+
+    def _open_sync(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        snap = self.directory / "snapshot.json"
+        if snap.exists():
+            data = json.loads(snap.read_bytes())
+            self._tables = data["tables"]
+            self._seq = data["seq"]
+            self._schema_version = data.get("schema_version", 1)
+            self._snapshot_size = snap.stat().st_size
+        segments = self._segments()
+        for i, seg in enumerate(segments):
+            self._replay(seg, last=(i == len(segments) - 1))
+        self._migrate()
+        # Every open starts a fresh segment: appends never follow a cut-off tail.
+        # Fold what was replayed into a fresh snapshot so restarts never pile up segments.
+        self._start_segment_sync()
+        self._write_snapshot_sync(self._copy_tables(), self._seq)
+        self._drop_segments_before(self._journal_path)
+
+    def _segments(self) -> list[Path]:
+        segs = [p for p in self.directory.glob("journal.*") if p.suffix[1:].isdigit()]
+        return sorted(segs, key=lambda p: int(p.suffix[1:]))
+
+    def _replay(self, path: Path, *, last: bool) -> None:
+        good = 0
+        with open(path, "rb") as f:
+            for line in f:
+                record = _decode_line(line)
+                if record is None:
+                    break
+                good += len(line)
+                if record["seq"] <= self._seq:
+                    continue
+                self._apply(self._ops_from_record(record))
+                self._seq = record["seq"]
+        size = path.stat().st_size
+        if good != size:
+            if not last:
+                raise StoreCorrupt(f"journal segment {path.name} is damaged before its end")
+            log.warning("state journal %s: cutting a torn tail of %d bytes", path.name, size - good)
+            with open(path, "r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+
+    def _migrate(self) -> None:
+        while self._schema_version < SCHEMA_VERSION:
+            MIGRATIONS[self._schema_version](self._tables)
+            self._schema_version += 1
+
+    async def close(self) -> None:
+        if self._flusher:
+            await asyncio.shield(self._flusher)
+        if self._compactor:
+            await asyncio.shield(self._compactor)
+        if self._journal:
+            self._journal.close()
+            self._journal = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    def table(self, name: str) -> Table:
+        """A TinyDB table for queries (`search(Query().status == 'ACTIVE')`)."""
+        assert self._db is not None, "store not open"
+        return self._db.table(name, cache_size=0)
+
+    def get(self, table: str, id: str) -> dict[str, Any] | None:
+        return self._tables.get(table, {}).get(id)
+
+    def all(self, table: str) -> list[dict[str, Any]]:
+        return list(self._tables.get(table, {}).values())
+
+    def ids(self, table: str) -> list[str]:
+        return list(self._tables.get(table, {}))
+
+    def count(self, table: str) -> int:
+        return len(self._tables.get(table, {}))
+
+    def search(self, table: str, cond: Any) -> list[dict[str, Any]]:
+        return [dict(d) for d in self.table(table).search(cond)]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def put(self, table: str, id: str, doc: dict[str, Any]) -> None:
+        await self.commit([Put(table, id, doc)])
+
+    async def delete(self, table: str, id: str) -> None:
+        await self.commit([Delete(table, id)])
+
+    async def commit(self, ops: Iterable[Op]) -> None:
+        """Make ops durable as one transaction, then visible. Returns once fsynced."""
+        ops = list(ops)
+        if not ops:
+            return
+        # Round-trip through JSON now so a value that cannot be stored fails the caller,
+        # not the group it would have been flushed with.
+        for op in ops:
+            if isinstance(op, Put):
+                json.dumps(op.doc)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((ops, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            lines = []
+            seq = self._seq
+            for ops, _ in batch:
+                seq += 1
+                lines.append(_encode_line({"seq": seq, "ops": [self._op_to_json(o) for o in ops]}))
+            try:
+                async with self._io_lock:
+                    await asyncio.to_thread(self._append_sync, b"".join(lines))
+            except OSError as exc:
+                err: Exception = exc
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    err = InsufficientStorage("state store: disk full, write not saved")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            for ops, fut in batch:
+                self._apply(ops)
+                if not fut.done():
+                    fut.set_result(None)
+            self._seq = seq
+            self._journal_size += sum(len(line) for line in lines)
+        self._maybe_compact()
+
+    def _append_sync(self, data: bytes) -> None:
+        f = self._journal
+        start = f.tell()
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError:
+            # Leave no partial line behind a failed append.
+            try:
+                f.seek(start)
+                f.truncate(start)
+                os.fsync(f.fileno())
+            except OSError:
+                pass
+            raise
+
+    @staticmethod
+    def _op_to_json(op: Op) -> list[Any]:
+        if isinstance(op, Put):
+            return ["put", op.table, op.id, op.doc]
+        return ["del", op.table, op.id]
+
+    @staticmethod
+    def _ops_from_record(record: dict[str, Any]) -> list[Op]:
+        ops: list[Op] = []
+        for item in record["ops"]:
+            if item[0] == "put":
+                ops.append(Put(item[1], item[2], item[3]))
+            else:
+                ops.append(Delete(item[1], item[2]))
+        return ops
+
+    def _apply(self, ops: list[Op]) -> None:
+        for op in ops:
+            table = self._tables.setdefault(op.table, {})
+            if isinstance(op, Put):
+                # Fresh dict: readers and the compactor never see a document change in place.
+                table[op.id] = json.loads(json.dumps(op.doc))
+            else:
+                table.pop(op.id, None)
+
+    # -- compaction -------------------------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        threshold = max(self.compact_min_bytes, 2 * self._snapshot_size)
+        if self._journal_size < threshold:
+            return
+        if self._compactor and not self._compactor.done():
+            return
+        self._compactor = asyncio.create_task(self.compact())
+
+    async def compact(self) -> None:
+        """Fold the journal into a new snapshot without blocking commits for long."""
+        async with self._io_lock:
+            seq = self._seq
+            tables = self._copy_tables()
+            await asyncio.to_thread(self._start_segment_sync)
+        await asyncio.to_thread(self._write_snapshot_sync, tables, seq)
+        async with self._io_lock:
+            await asyncio.to_thread(self._drop_segments_before, self._journal_path)
+
+    def _copy_tables(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(docs) for name, docs in self._tables.items()}
+
+    def _start_segment_sync(self) -> None:
+        if self._journal:
+            self._journal.close()
+        path = self.directory / f"journal.{self._seq + 1:012d}"
+        self._journal = open(path, "ab")
+        self._journal_path = path
+        self._journal_size = 0
+        _fsync_dir(self.directory)
+
+    def _write_snapshot_sync(self, tables: dict[str, Any], seq: int) -> None:
+        data = json.dumps(
+            {"schema_version": self._schema_version, "seq": seq, "tables": tables},
+            separators=(",", ":"),
+        ).encode()
+        tmp = self.directory / "snapshot.json.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.directory / "snapshot.json")
+        _fsync_dir(self.directory)
+        self._snapshot_size = len(data)
+
+    def _drop_segments_before(self, current: Path | None) -> None:
+        for seg in self._segments():
+            if seg != current:
+                seg.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+
+
+__all__ = ["Store", "Put", "Delete", "Query", "Document", "SCHEMA_VERSION", "MIGRATIONS"]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 host for the test suite and runs it: system packages, a virtualenv
+# with monostack and its test tools, libvirtd, then pytest. Idempotent; run as root.
+#   bash tests/run.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  python3 python3-venv python3-dev gcc pkg-config git
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
+  nftables iproute2 busybox-static linux-image-cloud-amd64
+  syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
+  openssh-server openssh-client tmux
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}" ca-certificates
+fi
+
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import appliance, libvirt, textual, openstackclient" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "== installing monostack and test tools into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[test]"
+  touch .venv/.installed
+fi
+
+# libvirt without systemd (containers, CI): start the daemons ourselves when not running.
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  echo "== starting virtlogd and libvirtd"
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  pgrep -x libvirtd >/dev/null || libvirtd -d
+  for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/python -m pytest tests "$@"

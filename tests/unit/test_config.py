@@ -1,0 +1,31 @@
+import pytest
+
+from appliance.config import Config
+from appliance.errors import Invalid
+
+
+def test_empty_config_is_complete_and_defaults_sane():
+    c = Config.from_dict({})
+    assert c.compute.cpu_allocation_ratio == 4.0 and c.network.namespace
+    assert c.api.listen_host_port is None
+
+
+def test_toml_sections_are_typed(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('state_dir = "/x"\n[api]\nlisten = "0.0.0.0:5000"\n'
+                 '[storage]\nobject_devices = ["/a", "/b"]\n')
+    c = Config.load(p)
+    assert str(c.state_dir) == "/x" and c.api.listen_host_port == ("0.0.0.0", 5000)
+    assert c.api.base_url == "http://127.0.0.1:5000"
+    assert [str(d) for d in c.storage.object_devices] == ["/a", "/b"]
+
+
+def test_unknown_keys_and_bad_types_are_clear_errors(tmp_path):
+    with pytest.raises(Invalid, match="unknown config key api.lisen"):
+        Config.from_dict({"api": {"lisen": "x"}})
+    with pytest.raises(Invalid, match="must be a number"):
+        Config.from_dict({"compute": {"cpu_allocation_ratio": "lots"}})
+    p = tmp_path / "bad.toml"
+    p.write_text("[api\n")
+    with pytest.raises(Invalid, match="cannot read config"):
+        Config.load(p)
