@@ -94,9 +94,10 @@ def ensure_guest_image(root: Path | None = None) -> GuestImage:
         raise GuestImageBuildError(
             f"{BUILD_SCRIPT} failed ({result.returncode}):\n{result.stderr}"
         )
-    directory = Path(result.stdout.strip().splitlines()[-1])
-    image = GuestImage(raw=directory / "guest.raw", qcow2=directory / "guest.qcow2")
+    lines = result.stdout.strip().splitlines()
+    qcow2 = Path(lines[-1]) if lines else Path()
+    image = GuestImage(raw=qcow2.with_name("guest.raw"), qcow2=qcow2)
     for path in (image.raw, image.qcow2):
         if not path.is_file():
-            raise GuestImageBuildError(f"{BUILD_SCRIPT} reported {directory} but {path} is missing")
+            raise GuestImageBuildError(f"{BUILD_SCRIPT} printed {lines[-1:]} but {path} is missing")
     return image
