@@ -53,6 +53,23 @@ RULES: dict[str, str] = {
     "identity:assign_role": "admin",
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
+    # compute
+    "compute:create_flavor": "admin",
+    "compute:update_flavor": "admin",
+    "compute:delete_flavor": "admin",
+    "compute:get_flavor_access": "admin",
+    "compute:update_flavor_access": "admin",
+    "compute:list_hypervisors": "admin",
+    "compute:get_hypervisor": "admin",
+    "compute:get_hypervisor_statistics": "admin",
+    "compute:update_quotas": "admin",
+    "compute:list_flavors": "any",
+    "compute:get_flavor": "any",
+    "compute:list_keypairs": "any",
+    "compute:get_keypair": "any",
+    "compute:create_keypair": "any",
+    "compute:delete_keypair": "any",
+    "compute:list_availability_zones": "any",
 }
 
 DEFAULT_READ = "reader"
