@@ -33,6 +33,7 @@ def manager_of(daemon):
 
 async def wait_status(client, server_id: str, *statuses: str, timeout: float = 30.0) -> dict:
     async def check():
-        s = (await client.get(f"/compute/v2.1/servers/{server_id}"))["server"]
+        s = (await client.get(f"/compute/v2.1/servers/{server_id}",
+                          headers={"OpenStack-API-Version": "compute 2.60"}))["server"]
         return s if s["status"] in statuses else None
     return await wait_for(check, timeout=timeout, interval=0.05)
