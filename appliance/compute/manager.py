@@ -478,8 +478,9 @@ class ComputeManager:
     async def _do_build(self, task: Task) -> None:
         inst = self.instances.require(task.instance_id)
         # a re-driven build (after a crash) starts over on the hypervisor side
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
+        if await self._power_of(inst.id) != PowerState.NOSTATE or task.attempts:
+            with contextlib.suppress(NotFound):
+                await self.driver.destroy(inst.id)
         boot: BootImage | None = None
         if inst.image_id:
             boot = await self._boot_image(inst.image_id, inst.project_id)
