@@ -70,6 +70,7 @@ RULES: dict[str, str] = {
     "compute:create_keypair": "any",
     "compute:delete_keypair": "any",
     "compute:list_availability_zones": "any",
+    "monostack:backup": "admin",
 }
 
 DEFAULT_READ = "reader"
