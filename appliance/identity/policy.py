@@ -67,8 +67,6 @@ RULES: dict[str, str] = {
     "compute:get_flavor": "any",
     "compute:list_keypairs": "any",
     "compute:get_keypair": "any",
-    "compute:create_keypair": "any",
-    "compute:delete_keypair": "any",
     "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
 }
