@@ -587,7 +587,7 @@ class ComputeManager:
                                   target=target, serial=att["volume_id"][:20]))
         if self._wants_config_drive(inst):
             specs.append(DiskSpec(path=str(d / "disk.config"), format=DiskFormat.RAW,
-                                  target="sda", bus=DiskBus.SATA, device=DiskDevice.CDROM))
+                                  target="hdd", bus=DiskBus.IDE, device=DiskDevice.CDROM))
         specs.sort(key=lambda s: (s.target != "vda", s.target))
         nics = [NicSpec(mac=p["mac"], tap_name=p["tap_name"], mtu=p.get("mtu"),
                         precreated_tap=bool(p.get("precreated_tap"))) for p in inst.ports]
