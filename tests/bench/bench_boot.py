@@ -25,10 +25,12 @@ from tests.daemon import InProcessDaemon, write_config
 C = "/compute/v2.1"
 
 
-async def _boot(client, manager, name: str, image_id: str, flavor: str) -> float:
+async def _boot(client, manager, name: str, image_id: str, flavor: str,
+                created: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
     sid = (await client.post(f"{C}/servers", {"server": {
         "name": name, "imageRef": image_id, "flavorRef": flavor}}))["server"]["id"]
+    created.append(sid)
     while True:
         inst = manager.instances.get(sid)
         if inst is not None and inst.status in ("ACTIVE", "ERROR"):
@@ -52,7 +54,7 @@ def _raw_create(uri: str, xml: str) -> float:
 
 async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dict:
     extra = {"compute": {"libvirt_uri": uri, "instances_dir": str(base / "inst"),
-                         "reserved_host_memory_mb": 0}}
+                         "reserved_host_memory_mb": 0, "cpu_allocation_ratio": 16.0}}
     if image is not None:
         extra["storage"] = {"images_dir": str(base / "images")}
     _, config = write_config(base, components=["images", "compute"], extra=extra)
@@ -66,6 +68,7 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
             dest.chmod(0o644)
             image_id = comps["image"].add("guest", dest, "qcow2").id
         client = await daemon.admin_client()
+        created: list[str] = []
         try:
             pid = client.session.project_id
             await client.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {
@@ -74,7 +77,7 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                 "name": "bench", "ram": 128, "vcpus": 1, "disk": 1, "id": None}}))["flavor"]["id"]
             api, raw, sids = [], [], []
             for i in range(rounds):
-                t, sid = await _boot(client, manager, f"b{i}", image_id, f)
+                t, sid = await _boot(client, manager, f"b{i}", image_id, f, created)
                 api.append(t)
                 sids.append(sid)
                 spec = manager.domain_spec(manager.instances.require(sid))
@@ -95,13 +98,17 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
             await manager.wait_idle()
             one = sorted(api)[len(api) // 2]
             t0 = time.perf_counter()
-            many = await asyncio.gather(*(_boot(client, manager, f"c{i}", image_id, f)
+            many = await asyncio.gather(*(_boot(client, manager, f"c{i}", image_id, f, created)
                                           for i in range(10)))
             total10 = time.perf_counter() - t0
             for _, sid in many:
                 await manager.delete(sid)
             await manager.wait_idle()
-        finally:
+        finally:  # never leave a domain behind, even when a boot failed
+            for sid in created:
+                if manager.instances.get(sid) is not None:
+                    await manager.delete(sid)
+            await manager.wait_idle(300)
             await client.close()
     api_med = sorted(api)[len(api) // 2]
     raw_med = sorted(raw)[len(raw) // 2]
