@@ -54,6 +54,12 @@ RULES: dict[str, str] = {
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
     "monostack:backup": "admin",
+    # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
+    "object:set_account_quota": "admin",
+    "object:get_auditor": "admin",
+    "object:run_auditor": "admin",
+    "object:run_expirer": "admin",
+    "object:rebuild_index": "admin",
 }
 
 DEFAULT_READ = "reader"
