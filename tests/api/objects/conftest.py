@@ -49,7 +49,8 @@ class Swift:
         if tok:
             hdrs["X-Auth-Token"] = tok
         url = URL(self.url + path, encoded=True) if raw else self.url + path
-        async with self.http.request(method, url, data=data, headers=hdrs) as r:
+        skip = () if "Content-Type" in hdrs else ("Content-Type",)  # as swiftclient: none sent
+        async with self.http.request(method, url, data=data, headers=hdrs, skip_auto_headers=skip) as r:
             return r.status, r.headers, await r.read()
 
     def as_account(self, account: str) -> "Swift":
@@ -84,7 +85,7 @@ async def swift_daemon(tmp_path):
 @pytest.fixture
 async def sw(swift_daemon):
     admin = await swift_daemon.admin_client()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
         yield Swift(http, swift_daemon.url, admin.token, f"AUTH_{admin.session.project_id}")
     await admin.close()
 
