@@ -515,8 +515,16 @@ async def _send(request: web.Request, headers: dict[str, str], size: int,
         for head, it in frames:
             if head:
                 await resp.write(head)
+            # One chunk is held back until the stream ends: the engine verifies a large
+            # object's md5 only after its last byte, so a corrupt replica must cost the
+            # client a short body, never a complete-looking wrong one.
+            held = None
             async for chunk in it:
-                await resp.write(chunk)
+                if held is not None:
+                    await resp.write(held)
+                held = chunk
+            if held is not None:
+                await resp.write(held)
         if tail:
             await resp.write(tail)
     except (ConnectionResetError, OSError) as exc:
