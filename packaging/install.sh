@@ -95,6 +95,17 @@ CONF
   changed=1
 fi
 
+# -- SSH into the appliance: operators land in the TUI ------------------------------------------
+getent group monostack-operators >/dev/null || { groupadd --system monostack-operators; changed=1; }
+if [ -d /etc/ssh/sshd_config.d ] && ! cmp -s "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf; then
+  install -m 0644 "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf
+  if sshd -t 2>/dev/null; then
+    (systemctl reload ssh 2>/dev/null || pkill -HUP -x sshd 2>/dev/null) || true
+  fi
+  say "sshd: members of monostack-operators now land in the TUI (monostack operator add NAME --key KEY)"
+  changed=1
+fi
+
 # -- libvirt ------------------------------------------------------------------------------------
 systemd_running() { [ -d /run/systemd/system ]; }
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
@@ -140,7 +151,7 @@ if systemd_running; then
 else
   if ! monostack --config "$ETC/monostack.toml" status >/dev/null 2>&1; then
     say "systemd is not PID 1 here: starting the daemon directly (log: /var/log/monostack.log)"
-    mkdir -p /run/monostack
+    install -d -m 0755 /run/monostack
     nohup "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" serve \
       >> /var/log/monostack.log 2>&1 < /dev/null &
     echo $! > /run/monostack/daemon.pid

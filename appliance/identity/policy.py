@@ -60,6 +60,14 @@ RULES: dict[str, str] = {
     "object:run_auditor": "admin",
     "object:run_expirer": "admin",
     "object:rebuild_index": "admin",
+    # image
+    "image:publicize_image": "admin",
+    "image:set_quota": "admin",
+    "image:download_image": "reader",
+    # volume
+    "volume:update_quota_set": "admin",
+    "volume:delete_quota_set": "admin",
+    "volume:reset_status": "admin",
 }
 
 DEFAULT_READ = "reader"
