@@ -69,6 +69,12 @@ RULES: dict[str, str] = {
     "compute:get_keypair": "any",
     "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
+    # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
+    "object:set_account_quota": "admin",
+    "object:get_auditor": "admin",
+    "object:run_auditor": "admin",
+    "object:run_expirer": "admin",
+    "object:rebuild_index": "admin",
     # image
     "image:publicize_image": "admin",
     "image:set_quota": "admin",
