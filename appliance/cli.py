@@ -104,6 +104,97 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if body.get("status") == "ok" else 1
 
 
+ADMIN_PASSWORD_FILE = Path("/etc/monostack/admin-password")
+
+
+async def admin_client(config: Config, url: str | None = None):
+    """Log in as the appliance admin for host-side commands (backup, image import …)."""
+    from appliance.client import MonostackClient
+    password = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
+    if not password and ADMIN_PASSWORD_FILE.exists():
+        password = ADMIN_PASSWORD_FILE.read_text().strip()
+    if not password:
+        raise SystemExit("set MONOSTACK_ADMIN_PASSWORD (or keep it in /etc/monostack/admin-password)")
+    client = MonostackClient(url, socket_path=None if url else config.api.socket)
+    await client.login(os.environ.get("MONOSTACK_ADMIN_USER", "admin"), password,
+                       os.environ.get("MONOSTACK_ADMIN_PROJECT", "admin"))
+    return client
+
+
+async def _backup(config: Config, path: Path) -> dict:
+    client = await admin_client(config)
+    async with client:
+        return (await client.post("/monostack/backup", {"path": str(path.resolve())}))["backup"]
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    meta = asyncio.run(_backup(_config(args), Path(args.path)))
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(meta["counts"].items()))
+    print(f"backup written to {meta['path']} (seq {meta['seq']}: {counts})")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from appliance.service import StateLock
+    from appliance.state.backup import restore_backup
+    config = _config(args)
+    lock = StateLock(config.state_dir)
+    lock.acquire()  # refuses while a daemon owns the state dir
+    try:
+        meta = restore_backup(Path(args.path), config.state_dir)
+    finally:
+        lock.release()
+    print(f"restored state from {args.path} (seq {meta['seq']}) into {config.state_dir}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import run_checks
+    ok = True
+    for check in run_checks(_config(args)):
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.level]
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if check.fix:
+            print(f"       fix: {check.fix}")
+        ok = ok and check.level != "fail"
+    return 0 if ok else 1
+
+
+async def _operator_add(config: Config, name: str, password: str, project: str, role: str) -> str:
+    client = await admin_client(config)
+    async with client:
+        projects = (await client.get(f"/identity/v3/projects?name={project}"))["projects"]
+        if not projects:
+            raise SystemExit(f"no project named {project!r}")
+        users = (await client.get(f"/identity/v3/users?name={name}"))["users"]
+        if users:
+            user = users[0]
+        else:
+            user = (await client.post("/identity/v3/users", {"user": {
+                "name": name, "password": password,
+                "default_project_id": projects[0]["id"]}}))["user"]
+        roles = (await client.get(f"/identity/v3/roles?name={role}"))["roles"]
+        if not roles:
+            raise SystemExit(f"no role named {role!r}")
+        await client.put(f"/identity/v3/projects/{projects[0]['id']}/users/{user['id']}"
+                         f"/roles/{roles[0]['id']}")
+        return user["id"]
+
+
+def cmd_operator_add(args: argparse.Namespace) -> int:
+    from appliance.operators import add_unix_operator
+    key = Path(args.key).read_text() if os.path.exists(args.key) else args.key
+    password = args.password or os.environ.get("MONOSTACK_OPERATOR_PASSWORD")
+    if not password:
+        password = getpass.getpass(f"Appliance password for {args.name}: ")
+    config = _config(args)
+    keys = add_unix_operator(args.name, key)
+    asyncio.run(_operator_add(config, args.name, password, args.project, args.role))
+    print(f"operator {args.name}: ssh key in {keys}; appliance user with role {args.role} "
+          f"on project {args.project}. `ssh {args.name}@<host>` opens the TUI.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monostack", description="OpenStack-in-a-box for one host")
     parser.add_argument("--config", help=f"TOML config (default {DEFAULT_CONFIG} if present)")
@@ -127,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="is the daemon up, and how are its components")
     p.add_argument("--url")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("backup", help="consistent online backup of state and metadata")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup into the state dir (daemon stopped)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("operator", help="people who SSH into the appliance")
+    op = p.add_subparsers(dest="operator_command", required=True)
+    q = op.add_parser("add", help="unix account (key login, lands in the TUI) + appliance user")
+    q.add_argument("name")
+    q.add_argument("--key", required=True, help="OpenSSH public key, or a file holding it")
+    q.add_argument("--password", help="appliance password (or MONOSTACK_OPERATOR_PASSWORD, or a prompt)")
+    q.add_argument("--project", default="admin")
+    q.add_argument("--role", default="member", choices=["reader", "member", "admin"])
+    q.set_defaults(func=cmd_operator_add)
+
+    p = sub.add_parser("doctor", help="check the host and say what to fix")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

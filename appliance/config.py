@@ -26,6 +26,8 @@ from appliance.errors import Invalid
 @dataclass(frozen=True)
 class ApiConfig:
     socket: Path = Path("/run/monostack/api.sock")
+    #: Group allowed to connect to the socket (SSH operators run the TUI as themselves).
+    socket_group: str = "monostack-operators"
     listen: str | None = None
     public_url: str | None = None
     tls_cert: Path | None = None

@@ -143,6 +143,11 @@ class Appliance:
         site = web.UnixSite(self.runner, str(sock_path))
         await site.start()
         os.chmod(sock_path, 0o660)
+        try:
+            import grp
+            os.chown(sock_path, -1, grp.getgrnam(self.config.api.socket_group).gr_gid)
+        except (KeyError, PermissionError):
+            pass  # no operators group here: root-only socket
         hp = self.config.api.listen_host_port
         if hp:
             ssl_ctx = None

@@ -80,6 +80,22 @@ async def whoami(request: web.Request) -> web.Response:
                               "roles": sorted(auth.roles), "expires_at": auth.expires_at})
 
 
+async def backup(request: web.Request) -> web.Response:
+    """A consistent online snapshot of state (and metadata) into a path on the host."""
+    from pathlib import Path
+
+    from appliance.api.util import authorize, json_body
+    from appliance.errors import BadRequest
+    from appliance.state.backup import backup_store
+    authorize(request, "monostack:backup")
+    body = await json_body(request)
+    path = body.get("path") if isinstance(body, dict) else None
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BadRequest("backup needs an absolute 'path' on the appliance host")
+    meta = await backup_store(ctx_of(request).store, Path(path))
+    return web.json_response({"backup": {"path": path, **meta}}, status=201)
+
+
 def build_app(ctx: ApplianceContext) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware],
@@ -95,6 +111,7 @@ def build_app(ctx: ApplianceContext) -> web.Application:
         web.get("/monostack/events", list_events),
         web.get("/monostack/events/stream", event_stream),
         web.get("/monostack/whoami", whoami),
+        web.post("/monostack/backup", backup),
     ])
     app.router.add_routes(identity.routes())
     for component in ctx.components.values():

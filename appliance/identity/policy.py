@@ -53,6 +53,7 @@ RULES: dict[str, str] = {
     "identity:assign_role": "admin",
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
+    "monostack:backup": "admin",
 }
 
 DEFAULT_READ = "reader"

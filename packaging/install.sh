@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Installs and starts monostack on a fresh Debian 12 host. Idempotent: a second run changes
+# nothing and says so.
+#   sudo bash packaging/install.sh [--prefix /opt/monostack] [--admin-password PW]
+#                                  [--listen 127.0.0.1:5000]
+# The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated and
+# kept in /etc/monostack/admin-password (root only).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=/opt/monostack
+LISTEN=127.0.0.1:5000
+ADMIN_PASSWORD=${MONOSTACK_ADMIN_PASSWORD:-}
+ETC=/etc/monostack
+STATE=/var/lib/monostack
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) PREFIX=$2; shift 2 ;;
+    --admin-password) ADMIN_PASSWORD=$2; shift 2 ;;
+    --listen) LISTEN=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+
+changed=0
+say() { echo "monostack install: $*"; }
+
+PACKAGES=(
+  python3 python3-venv python3-dev gcc pkg-config ca-certificates
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
+  nftables iproute2 busybox-static linux-image-cloud-amd64
+  syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
+  openssh-server
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  changed=1
+fi
+
+# -- the program, in its own virtualenv ---------------------------------------------------------
+src_hash=$(cd "$SRC" && find appliance storage tui packaging pyproject.toml -type f \
+             ! -path '*/__pycache__/*' ! -path 'packaging/guest-image/out/*' -print0 \
+           | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$src_hash" ]; then
+  say "installing monostack into $PREFIX/venv"
+  mkdir -p "$PREFIX"
+  [ -x "$PREFIX/venv/bin/python" ] || /usr/bin/python3 -m venv "$PREFIX/venv"
+  "$PREFIX/venv/bin/pip" install -q --upgrade pip
+  "$PREFIX/venv/bin/pip" install -q "$SRC"
+  cp "$SRC/README.md" "$PREFIX/README.md"
+  echo "$src_hash" > "$PREFIX/.source-hash"
+  changed=1
+fi
+ln -sfn "$PREFIX/venv/bin/monostack" /usr/local/bin/monostack
+
+# -- directories and configuration --------------------------------------------------------------
+# state/ holds identity and tokens: root only. Disk files must be traversable by libvirt-qemu.
+install -d -m 0755 "$STATE" "$STATE/instances" "$STATE/images" "$STATE/volumes"
+install -d -m 0700 "$STATE/state" "$STATE/objects" "$STATE/objects/d1" "$STATE/objects/d2" "$STATE/objects/d3"
+install -d -m 0750 "$ETC"
+if [ ! -f "$ETC/monostack.toml" ]; then
+  say "writing $ETC/monostack.toml"
+  cat > "$ETC/monostack.toml" <<CONF
+state_dir = "$STATE/state"
+
+[api]
+socket = "/run/monostack/api.sock"
+listen = "$LISTEN"
+
+[compute]
+libvirt_uri = "qemu:///system"
+instances_dir = "$STATE/instances"
+
+[network]
+namespace = "monostack-dp"
+
+[storage]
+images_dir = "$STATE/images"
+volumes_dir = "$STATE/volumes"
+object_devices = ["$STATE/objects/d1", "$STATE/objects/d2", "$STATE/objects/d3"]
+
+[log]
+format = "json"
+CONF
+  chmod 0640 "$ETC/monostack.toml"
+  changed=1
+fi
+
+# -- SSH into the appliance: operators land in the TUI ------------------------------------------
+getent group monostack-operators >/dev/null || { groupadd --system monostack-operators; changed=1; }
+if [ -d /etc/ssh/sshd_config.d ] && ! cmp -s "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf; then
+  install -m 0644 "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf
+  if sshd -t 2>/dev/null; then
+    (systemctl reload ssh 2>/dev/null || pkill -HUP -x sshd 2>/dev/null) || true
+  fi
+  say "sshd: members of monostack-operators now land in the TUI (monostack operator add NAME --key KEY)"
+  changed=1
+fi
+
+# -- libvirt ------------------------------------------------------------------------------------
+systemd_running() { [ -d /run/systemd/system ]; }
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  if systemd_running; then
+    systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || true
+  else
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+  fi
+  for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+
+# -- first-run bootstrap ------------------------------------------------------------------------
+if [ ! -f "$STATE/state/snapshot.json" ]; then
+  if [ -z "$ADMIN_PASSWORD" ]; then
+    if [ -f "$ETC/admin-password" ]; then
+      ADMIN_PASSWORD=$(cat "$ETC/admin-password")
+    else
+      ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
+      (umask 077; printf '%s\n' "$ADMIN_PASSWORD" > "$ETC/admin-password")
+      say "generated an admin password, kept in $ETC/admin-password (root only)"
+    fi
+  fi
+  say "bootstrapping the admin user, default flavors and network"
+  printf '%s\n' "$ADMIN_PASSWORD" | monostack --config "$ETC/monostack.toml" init --quiet
+  changed=1
+fi
+
+# -- the daemon ---------------------------------------------------------------------------------
+if systemd_running; then
+  unit=/etc/systemd/system/monostack.service
+  sed "s#/opt/monostack#$PREFIX#g" "$SRC/packaging/systemd/monostack.service" > "$unit.new"
+  if ! cmp -s "$unit.new" "$unit"; then
+    mv "$unit.new" "$unit"; systemctl daemon-reload; changed=1
+  else
+    rm -f "$unit.new"
+  fi
+  if ! systemctl is-enabled --quiet monostack || ! systemctl is-active --quiet monostack; then
+    systemctl enable --now monostack >/dev/null; changed=1
+  elif [ $changed = 1 ]; then
+    systemctl restart monostack
+  fi
+else
+  if ! monostack --config "$ETC/monostack.toml" status >/dev/null 2>&1; then
+    say "systemd is not PID 1 here: starting the daemon directly (log: /var/log/monostack.log)"
+    install -d -m 0755 /run/monostack
+    nohup "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" serve \
+      >> /var/log/monostack.log 2>&1 < /dev/null &
+    echo $! > /run/monostack/daemon.pid
+    changed=1
+  fi
+fi
+for _ in $(seq 1 100); do
+  monostack --config "$ETC/monostack.toml" status >/dev/null 2>&1 && break; sleep 0.2
+done
+
+# -- the ready-to-boot guest image --------------------------------------------------------------
+if [ -x "$SRC/packaging/guest-image/build.sh" ] && monostack --help | grep -q image-import; then
+  if ! monostack --config "$ETC/monostack.toml" image-import --check tinyguest >/dev/null 2>&1; then
+    out=$(bash "$SRC/packaging/guest-image/build.sh" "$STATE/guest-image" | tail -1)
+    monostack --config "$ETC/monostack.toml" image-import --name tinyguest \
+      --disk-format qcow2 "$out" && changed=1
+  fi
+fi
+
+if [ $changed = 0 ]; then
+  say "already installed and running; nothing changed"
+else
+  say "done"
+fi
+cat <<MSG
+
+  Operator console:   monostack tui          (user admin, project admin)
+  Admin password:     $( [ -f "$ETC/admin-password" ] && echo "in $ETC/admin-password" || echo "the one you gave")
+  OpenStack clients:  OS_AUTH_URL=http://$LISTEN/identity OS_USERNAME=admin OS_PROJECT_NAME=admin
+                      OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
+MSG

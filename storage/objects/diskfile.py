@@ -1,0 +1,474 @@
+"""Object files on one device: layout, on-disk format, durable writes, verified reads.
+
+Layout of a device directory (Swift's, minus partitions)::
+
+    <device>/objects/<hash[:3]>/<hash>/<timestamp>.data   bytes + metadata trailer
+                                       <timestamp>.meta   POSTed metadata (newer than .data)
+                                       <timestamp>.ts     tombstone (a DELETE)
+    <device>/tmp/                      temp files, same filesystem, so rename is atomic
+    <device>/quarantined/objects/<hash>/<file>           corrupt replicas, kept for forensics
+
+`hash` is sha256 of (account, container, name) (see names.py): a name never becomes a path.
+Timestamped files make every change a *new* file installed by one atomic rename, and
+make concurrent writers converge: the newest .data/.ts wins, a .meta applies only when it
+is newer than the .data, and older files are removed by `cleanup_hashdir`.  A DELETE
+writes a tombstone rather than unlinking, so a replica that missed the delete cannot be
+resurrected by the auditor or by `rebuild`.
+
+File format — data first, metadata last, so a PUT streams straight to disk and learns
+size and md5 only at the end, and the whole thing still lands with *one* rename::
+
+    payload (size bytes) | metadata JSON | u64 json_len | u32 crc32(json) | b"MSO1"
+
+The metadata records the full name (compared on read), size, the client-visible ETag,
+the md5 of the stored bytes (the checksum reads and the auditor verify), content-type,
+timestamp, user metadata, system metadata and delete_at.  The crc32 catches a torn or
+corrupt trailer; `file size == size + json_len + 16` catches truncation without reading.
+
+Durability: temp file in <device>/tmp → write → fsync → rename → fsync the hash dir (and
+the parents it had to create).  Blocking calls run in threads (aiofiles for streamed
+bytes, asyncio.to_thread for the metadata-sized steps), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import json
+import os
+import struct
+import time
+import uuid
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiofiles
+
+from .errors import DiskFull
+from .ring import Device
+
+MAGIC = b"MSO1"
+FOOTER = struct.Struct(">QI4s")  # json_len, crc32(json), magic
+READ_CHUNK = 1 << 20
+DATA, META, TOMBSTONE = ".data", ".meta", ".ts"
+
+
+class CorruptReplica(Exception):
+    """A replica's trailer or bytes do not verify; the caller quarantines it."""
+
+
+def format_timestamp(t: float) -> str:
+    """Fixed width, so string order is time order (Swift's normalized timestamp)."""
+    return f"{t:016.5f}"
+
+
+@dataclass(slots=True)
+class ObjectInfo:
+    """What is known about one object version (its .data trailer merged with a newer .meta)."""
+
+    account: str
+    container: str
+    name: str
+    size: int
+    etag: str  # what clients see; md5 of the body unless a manifest says otherwise
+    md5: str  # md5 of the stored bytes: the checksum reads and the auditor verify
+    content_type: str
+    timestamp: str  # format_timestamp() of the PUT
+    metadata: dict[str, str] = field(default_factory=dict)  # X-Object-Meta-* (no prefix)
+    sysmeta: dict[str, str] = field(default_factory=dict)  # Content-Disposition, manifests …
+    delete_at: float | None = None
+    meta_timestamp: str | None = None  # of the .meta applied, if any
+
+    @property
+    def last_modified(self) -> float:
+        return float(self.meta_timestamp or self.timestamp)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("meta_timestamp")
+        d["v"] = 1
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ObjectInfo":
+        return cls(
+            account=d["account"], container=d["container"], name=d["name"], size=int(d["size"]),
+            etag=d["etag"], md5=d["md5"], content_type=d["content_type"],
+            timestamp=d["timestamp"], metadata=dict(d.get("metadata") or {}),
+            sysmeta=dict(d.get("sysmeta") or {}), delete_at=d.get("delete_at"),
+        )
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def hashdir(device: Device, ohash: str) -> Path:
+    return device.path / "objects" / ohash[:3] / ohash
+
+
+def tmpdir(device: Device) -> Path:
+    return device.path / "tmp"
+
+
+def prepare_device(device: Device) -> None:
+    """Create the device's top directories (idempotent)."""
+    for sub in ("objects", "tmp", "quarantined/objects"):
+        (device.path / sub).mkdir(parents=True, exist_ok=True)
+
+
+def clean_tmp(device: Device) -> int:
+    """Remove temp files left by a crash (call at startup, before any write)."""
+    n = 0
+    for p in tmpdir(device).glob("*.tmp"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs_durable(path: Path) -> None:
+    """mkdir -p, fsyncing the parent of every directory created (so the entry survives)."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        fsync_dir(d.parent)
+
+
+# --------------------------------------------------------------------------- format
+
+
+def encode_trailer(meta: dict[str, Any]) -> bytes:
+    body = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return body + FOOTER.pack(len(body), zlib.crc32(body), MAGIC)
+
+
+def read_trailer(fd: int) -> tuple[dict[str, Any], int]:
+    """(metadata, payload length) of an open file; CorruptReplica if it does not verify."""
+    size = os.fstat(fd).st_size
+    if size < FOOTER.size:
+        raise CorruptReplica(f"file of {size} bytes has no footer")
+    json_len, crc, magic = FOOTER.unpack(os.pread(fd, FOOTER.size, size - FOOTER.size))
+    if magic != MAGIC or json_len > size - FOOTER.size:
+        raise CorruptReplica("bad footer")
+    start = size - FOOTER.size - json_len
+    body = os.pread(fd, json_len, start)
+    if len(body) != json_len or zlib.crc32(body) != crc:
+        raise CorruptReplica("metadata checksum mismatch")
+    try:
+        meta = json.loads(body)
+    except ValueError as exc:
+        raise CorruptReplica(f"metadata is not JSON: {exc}") from None
+    return meta, start
+
+
+def read_file_meta(path: Path) -> tuple[dict[str, Any], int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return read_trailer(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- hash dirs
+
+
+@dataclass(slots=True)
+class HashDirState:
+    """The newest files in one replica's hash directory (timestamps, or None)."""
+
+    data: str | None = None
+    tombstone: str | None = None
+    meta: str | None = None
+
+    @property
+    def timestamp(self) -> str | None:
+        """Timestamp of the version this replica holds (data or tombstone)."""
+        return max(filter(None, (self.data, self.tombstone)), default=None)
+
+    @property
+    def deleted(self) -> bool:
+        return self.tombstone is not None and (self.data is None or self.tombstone > self.data)
+
+
+def scan_hashdir(path: Path) -> tuple[HashDirState, list[str]]:
+    try:
+        names = os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return HashDirState(), []
+    st = HashDirState()
+    for n in names:
+        ts, ext = os.path.splitext(n)
+        if ext == DATA:
+            st.data = max(st.data or "", ts)
+        elif ext == TOMBSTONE:
+            st.tombstone = max(st.tombstone or "", ts)
+        elif ext == META:
+            st.meta = max(st.meta or "", ts)
+    return st, names
+
+
+def cleanup_hashdir(path: Path) -> None:
+    """Remove files made obsolete by newer ones (idempotent, safe to race)."""
+    st, names = scan_hashdir(path)
+    newest = st.timestamp
+    for n in names:
+        ts, ext = os.path.splitext(n)
+        obsolete = (
+            (ext in (DATA, TOMBSTONE) and newest is not None and ts < newest)
+            or (ext == DATA and st.deleted)
+            or (ext == META and (st.deleted or st.data is None or ts <= st.data or ts < (st.meta or "")))
+            or ext not in (DATA, TOMBSTONE, META)
+        )
+        if obsolete:
+            try:
+                os.unlink(path / n)
+            except FileNotFoundError:
+                pass
+    # Empty hash dirs stay: removing one could race a writer between mkdir and rename.
+
+
+@dataclass(slots=True)
+class Replica:
+    """One device's view of an object: live (info set), deleted, or absent."""
+
+    device: Device
+    state: HashDirState
+    info: ObjectInfo | None = None
+    data_path: Path | None = None
+    payload_len: int = 0
+
+    @property
+    def timestamp(self) -> str | None:
+        return self.state.timestamp
+
+
+def open_replica(device: Device, ohash: str, expect: tuple[str, str, str] | None) -> Replica:
+    """Read one replica's metadata (blocking; run in a thread).
+
+    Raises CorruptReplica when the .data trailer does not verify, its size disagrees with
+    the file length, or its name is not `expect` (a hash collision would be caught here).
+    A corrupt .meta is ignored and removed: it only carries metadata, the .data stands.
+    """
+    hd = hashdir(device, ohash)
+    st, _ = scan_hashdir(hd)
+    rep = Replica(device=device, state=st)
+    if st.data is None or st.deleted:
+        return rep
+    path = hd / (st.data + DATA)
+    try:
+        meta, payload_len = read_file_meta(path)
+    except FileNotFoundError:  # raced with a cleanup: treat as absent, the caller retries
+        return Replica(device=device, state=HashDirState())
+    info = ObjectInfo.from_json(meta)
+    if payload_len != info.size:
+        raise CorruptReplica(f"{path}: payload is {payload_len} bytes, metadata says {info.size}")
+    if expect is not None and (info.account, info.container, info.name) != expect:
+        raise CorruptReplica(f"{path}: holds {info.name!r}, not {expect[2]!r}")
+    if st.meta is not None and st.meta > st.data:
+        try:
+            m, _ = read_file_meta(hd / (st.meta + META))
+            apply_meta_update(info, m)
+        except (CorruptReplica, FileNotFoundError, KeyError):
+            (hd / (st.meta + META)).unlink(missing_ok=True)
+    rep.info, rep.data_path, rep.payload_len = info, path, payload_len
+    return rep
+
+
+def apply_meta_update(info: ObjectInfo, m: dict[str, Any]) -> None:
+    """Merge a .meta record (a POST) into `info`: user metadata is replaced (Swift)."""
+    info.metadata = dict(m["metadata"])
+    if m.get("content_type") is not None:
+        info.content_type = m["content_type"]
+    if "delete_at" in m:
+        info.delete_at = m["delete_at"]
+    info.sysmeta.update(m.get("sysmeta") or {})
+    info.meta_timestamp = m["timestamp"]
+
+
+def quarantine(device: Device, ohash: str, path: Path) -> Path | None:
+    """Move a corrupt file out of the way (same filesystem: a rename), keep it for forensics."""
+    dest_dir = device.path / "quarantined" / "objects" / ohash
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(path, dest)
+    except FileNotFoundError:
+        return None
+    fsync_dir(path.parent)
+    return dest
+
+
+def verify_replica_sync(rep: Replica, limit_chunk: int = READ_CHUNK) -> None:
+    """Read the whole payload and compare its md5 (blocking). CorruptReplica on mismatch."""
+    assert rep.data_path is not None and rep.info is not None
+    h = hashlib.md5()
+    with open(rep.data_path, "rb") as f:
+        left = rep.payload_len
+        while left:
+            b = f.read(min(limit_chunk, left))
+            if not b:
+                raise CorruptReplica(f"{rep.data_path}: short read")
+            h.update(b)
+            left -= len(b)
+    if h.hexdigest() != rep.info.md5:
+        raise CorruptReplica(f"{rep.data_path}: md5 {h.hexdigest()} != {rep.info.md5}")
+
+
+def read_small_verified(rep: Replica) -> bytes:
+    """Whole payload of a small object, verified before it is served (blocking)."""
+    assert rep.data_path is not None and rep.info is not None
+    with open(rep.data_path, "rb") as f:
+        b = f.read(rep.payload_len)
+    if len(b) != rep.payload_len or hashlib.md5(b).hexdigest() != rep.info.md5:
+        raise CorruptReplica(f"{rep.data_path}: checksum mismatch")
+    return b
+
+
+async def stream_range(path: Path, start: int, end: int, chunk: int = READ_CHUNK) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a file, in chunks, through aiofiles."""
+    async with aiofiles.open(path, "rb") as f:
+        await f.seek(start)
+        left = end - start
+        while left > 0:
+            b = await f.read(min(chunk, left))
+            if not b:
+                raise CorruptReplica(f"{path}: short read at {end - left}")
+            left -= len(b)
+            yield b
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def _is_enospc(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class ReplicaWriter:
+    """Streams one replica into <device>/tmp, then installs it durably with one rename.
+
+    Every failure path removes the temp file; ENOSPC/EDQUOT surface as DiskFull.
+    """
+
+    def __init__(self, device: Device, ohash: str) -> None:
+        self.device = device
+        self.ohash = ohash
+        self.tmp_path = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
+        self._f: Any = None
+        self.error: BaseException | None = None
+        self.installed: Path | None = None
+
+    async def open(self) -> None:
+        try:
+            self._f = await aiofiles.open(self.tmp_path, "wb")
+        except OSError as exc:
+            raise self._translate(exc) from exc
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self._f.write(data)
+        except OSError as exc:
+            raise self._translate(exc) from exc
+
+    async def commit(self, trailer: bytes, filename: str) -> Path:
+        """Append the trailer, fsync, rename into the hash dir, fsync the dir."""
+        try:
+            if trailer:
+                await self._f.write(trailer)
+            await self._f.flush()
+            await asyncio.to_thread(os.fsync, self._f.fileno())
+            await self._f.close()
+            self._f = None
+            self.installed = await asyncio.to_thread(self._install, filename)
+            return self.installed
+        except OSError as exc:
+            raise self._translate(exc) from exc
+
+    def _install(self, filename: str) -> Path:
+        hd = hashdir(self.device, self.ohash)
+        _makedirs_durable(hd)
+        dest = hd / filename
+        os.rename(self.tmp_path, dest)
+        self.installed = dest  # visible now: an undo must remove it even if the fsync fails
+        fsync_dir(hd)
+        return dest  # no cleanup yet: the older version stays until the PUT is acknowledged
+
+    async def abort(self) -> None:
+        """Close and remove the temp file (never raises)."""
+        f, self._f = self._f, None
+        try:
+            if f is not None:
+                await f.close()
+        except Exception:
+            pass
+        try:
+            await asyncio.to_thread(self.tmp_path.unlink, True)
+        except Exception:
+            pass
+
+    def _translate(self, exc: OSError) -> BaseException:
+        self.error = DiskFull(f"{self.device.id}: {exc}") if _is_enospc(exc) else exc
+        return self.error
+
+
+def write_small_file_sync(device: Device, ohash: str, filename: str, content: bytes) -> Path:
+    """Durably install a small file (.meta, .ts) into a hash dir (blocking)."""
+    tmp = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        hd = hashdir(device, ohash)
+        _makedirs_durable(hd)
+        dest = hd / filename
+        os.rename(tmp, dest)
+        fsync_dir(hd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if _is_enospc(exc):
+            raise DiskFull(f"{device.id}: {exc}") from exc
+        raise
+    cleanup_hashdir(hd)
+    return dest
+
+
+def iter_hashdirs(device: Device):
+    """Yield (hash, path) of every hash dir on a device (blocking generator)."""
+    root = device.path / "objects"
+    try:
+        suffixes = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return
+    for s in suffixes:
+        try:
+            hashes = sorted(os.listdir(root / s))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for h in hashes:
+            yield h, root / s / h
+
+
+def now() -> float:
+    return time.time()

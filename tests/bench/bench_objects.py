@@ -1,0 +1,185 @@
+"""Object engine benchmark (engine level; the Swift API bench comes later).
+
+Run:  PYTHONPATH=. python tests/bench/bench_objects.py [--dir /var/tmp] [--size-mib 1024]
+
+Everything runs on one filesystem, side by side:
+- 1 GiB PUT (3 replicas, and 1 replica) vs raw sequential write + fsync of one file;
+- 1 GiB GET vs raw sequential read (page cache dropped per file with posix_fadvise);
+- 4 KiB PUT and GET ops/s at 1, 8 and 32 concurrent clients;
+- listing the first 10,000 names of a 100,000-object container vs a 10,000-object one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from storage.objects import ObjectEngine  # noqa: E402
+from storage.objects.index import ObjectRow  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def drop_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def raw_write(path: Path, size: int) -> float:
+    buf = os.urandom(CHUNK)
+    t0 = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(size // CHUNK):
+            f.write(buf)
+        f.flush()
+        os.fsync(f.fileno())
+    return time.perf_counter() - t0
+
+
+def raw_read(path: Path) -> float:
+    drop_cache(path)
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        while f.read(CHUNK):
+            pass
+    return time.perf_counter() - t0
+
+
+async def chunks(size: int):
+    buf = os.urandom(CHUNK)
+    for _ in range(size // CHUNK):
+        yield buf
+
+
+async def engine_big(root: Path, replicas: int, size: int) -> tuple[float, float]:
+    devs = [root / f"r{replicas}dev{i}" for i in range(3)]
+    async with ObjectEngine(devs, replicas, root / f"r{replicas}.sqlite") as e:
+        await e.create_container("AUTH_b", "c")
+        t0 = time.perf_counter()
+        await e.put_object("AUTH_b", "c", "big", chunks(size))
+        put_s = time.perf_counter() - t0
+        for d in devs:
+            for f in d.rglob("*.data"):
+                drop_cache(f)
+        t0 = time.perf_counter()
+        _, body = await e.get_object("AUTH_b", "c", "big")
+        n = 0
+        async for b in body:
+            n += len(b)
+        get_s = time.perf_counter() - t0
+        assert n == size
+    for d in devs:
+        shutil.rmtree(d)
+    return put_s, get_s
+
+
+async def small_ops(root: Path, conc: int, total: int) -> tuple[float, float]:
+    devs = [root / f"s{conc}dev{i}" for i in range(3)]
+    data = os.urandom(4096)
+    async with ObjectEngine(devs, None, root / f"s{conc}.sqlite") as e:
+        await e.create_container("AUTH_b", "c")
+
+        async def one_put(i):
+            async def body():
+                yield data
+            await e.put_object("AUTH_b", "c", f"o{i}", body())
+
+        async def one_get(i):
+            _, b = await e.get_object("AUTH_b", "c", f"o{i}")
+            await b.read()
+
+        async def run(fn):
+            q = iter(range(total))
+
+            async def worker():
+                for i in q:
+                    await fn(i)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            return total / (time.perf_counter() - t0)
+
+        puts = await run(one_put)
+        gets = await run(one_get)
+    for d in devs:
+        shutil.rmtree(d)
+    return puts, gets
+
+
+async def listing(root: Path) -> list[tuple[str, float]]:
+    out = []
+    for n in (10_000, 100_000):
+        devs = [root / f"l{n}dev{i}" for i in range(3)]
+        async with ObjectEngine(devs, None, root / f"l{n}.sqlite") as e:
+            await e.create_container("AUTH_b", "c")
+            rows = [ObjectRow("AUTH_b", "c", f"dir{i % 100:02d}/obj{i:07d}", 4096, "e" * 32,
+                              "application/octet-stream", f"{i + 1:016.5f}", 1.0) for i in range(n)]
+            await e.index.replace_all(rows, 1.0)
+            await e.list_objects("AUTH_b", "c", limit=10_000)  # warm
+            for label, kw in (("first 10,000", {}), ("10,000 after marker in middle", {"marker": rows[n // 2].name}),
+                              ("delimiter '/' (100 subdirs)", {"delimiter": "/"})):
+                best = float("inf")
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    res = await e.list_objects("AUTH_b", "c", limit=10_000, **kw)
+                    best = min(best, time.perf_counter() - t0)
+                out.append((f"list {label} of {n:,}", best * 1000))
+                assert res
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/var/tmp")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--small-ops", type=int, default=2000)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-objects-", dir=args.dir))
+    size = args.size_mib << 20
+    try:
+        raw = root / "raw.bin"
+        w = raw_write(raw, size)
+        r = raw_read(raw)
+        raw.unlink()
+        mib = size / (1 << 20)
+        print(f"\n# {mib:.0f} MiB streams on {root} (same filesystem)")
+        print(f"{'operation':44} {'MiB/s':>9} {'vs raw':>8}")
+        print(f"{'raw sequential write + fsync':44} {mib / w:9.1f} {1.0:8.2f}")
+        for reps in (3, 1):
+            p, g = await engine_big(root, reps, size)
+            print(f"{f'engine PUT, {reps} replica(s)':44} {mib / p:9.1f} {w / p:8.2f}")
+            print(f"{f'engine GET, {reps} replica(s) (md5 verified)':44} {mib / g:9.1f} {r / g:8.2f}")
+        print(f"{'raw sequential read (cache dropped)':44} {mib / r:9.1f} {1.0:8.2f}")
+
+        print("\n# 4 KiB objects, 3 replicas (fsync per replica + index group commit)")
+        print(f"{'clients':>8} {'PUT ops/s':>10} {'GET ops/s':>10} {'PUT vs 1':>9} {'GET vs 1':>9}")
+        base = None
+        for conc in (1, 8, 32):
+            p, g = await small_ops(root, conc, args.small_ops if conc > 1 else args.small_ops // 2)
+            base = base or (p, g)
+            print(f"{conc:8d} {p:10.0f} {g:10.0f} {p / base[0]:9.2f} {g / base[1]:9.2f}")
+
+        print("\n# listings (sqlite index range scans)")
+        res = await listing(root)
+        print(f"{'listing':52} {'ms':>8} {'vs 10k':>8}")
+        half = len(res) // 2
+        for (label, ms), (_, base_ms) in zip(res, res[:half] * 2):
+            print(f"{label:52} {ms:8.1f} {ms / base_ms:8.2f}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
