@@ -77,13 +77,15 @@ class MonostackApp(App[int]):
 
     def __init__(self, client_factory: ClientFactory, *, settings: Settings | None = None,
                  clock: Clock | None = None, live: bool = True,
-                 refresh_seconds: float = 15.0, debounce_seconds: float = 0.3) -> None:
+                 refresh_seconds: float = 15.0, debounce_seconds: float = 0.3,
+                 cursor_blink: bool = True) -> None:
         self.client_factory = client_factory
         self.settings = settings if settings is not None else Settings.load()
         self.clock = clock or Clock()
         self.live = live
         self.refresh_seconds = refresh_seconds
         self.debounce_seconds = debounce_seconds
+        self.cursor_blink = cursor_blink
         self.cloud = Cloud(client_factory())
         self.logged_in = False
         self.recent_events: deque[CloudEvent] = deque(maxlen=200)
@@ -96,7 +98,7 @@ class MonostackApp(App[int]):
 
     # -- login and session ---------------------------------------------------------------------
     def get_default_screen(self) -> LoginScreen:
-        target = self.cloud.client.url or str(self.cloud.client.socket_path or "")
+        target = self.cloud.client.url or "local daemon (unix socket)"
         return LoginScreen(self.settings.last_user, self.settings.last_project, target)
 
     async def log_in(self, user: str, password: str, project: str) -> None:

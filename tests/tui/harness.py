@@ -83,14 +83,15 @@ class ThreadDaemon:
         settings = Settings(last_user="admin", last_project="admin", path=tmp / "tui.json")
         socket = self.socket
         return MonostackApp(lambda: MonostackClient(socket_path=socket), settings=settings,
-                            clock=Clock(frozen=FROZEN, tz=timezone.utc), live=live, **kw)
+                            clock=Clock(frozen=FROZEN, tz=timezone.utc), live=live,
+                            cursor_blink=False, **kw)
 
 
 async def log_in(pilot, password: str = ADMIN_PASSWORD, user: str | None = None,
                  project: str | None = None) -> None:
     """Type the password (user/project are remembered) and wait for the overview."""
     app = pilot.app
-    screen = app.screen
+    screen = await login_screen(pilot)
     if user is not None:
         screen.query_one("#user").value = user
     if project is not None:
@@ -103,6 +104,16 @@ async def log_in(pilot, password: str = ADMIN_PASSWORD, user: str | None = None,
                 and getattr(app.screen, "loaded", False):
             break
     await settle(pilot)
+
+
+async def login_screen(pilot):
+    """The login screen once its inputs are mounted (run_before starts before that)."""
+    for _ in range(200):
+        screen = pilot.app.screen
+        if screen.query("#password"):
+            return screen
+        await pilot.pause(0.02)
+    raise TimeoutError("login screen did not mount")
 
 
 async def settle(pilot, rounds: int = 3) -> None:

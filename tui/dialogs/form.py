@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, TextArea
 
+from tui.widgets.inputs import TextBox, TextInput
+
 
 @dataclass
 class Field:
@@ -68,7 +70,7 @@ class FormDialog(ModalScreen[dict | None]):
     def _widget(self, f: Field):
         wid = f"field-{f.name}"
         if f.kind in ("text", "password", "int"):
-            return Input(value="" if f.default is None else str(f.default), id=wid,
+            return TextInput(value="" if f.default is None else str(f.default), id=wid,
                          password=f.kind == "password", placeholder=f.placeholder,
                          type="integer" if f.kind == "int" else "text")
         if f.kind == "select":
@@ -83,7 +85,7 @@ class FormDialog(ModalScreen[dict | None]):
             return SelectionList(*[(label, value, value in chosen) for label, value in f.options],
                                  id=wid)
         if f.kind == "textarea":
-            return TextArea(str(f.default or ""), id=wid)
+            return TextBox(str(f.default or ""), id=wid)
         if f.kind == "checkbox":
             return Checkbox(f.label, bool(f.default), id=wid)
         raise ValueError(f"unknown field kind {f.kind}")

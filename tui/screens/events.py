@@ -12,6 +12,7 @@ from tui.cloud import CloudEvent
 from tui.dialogs.error import ErrorDialog
 from tui.screens.base import CloudScreen
 from tui.widgets.table import selected_key, sync_rows
+from tui.widgets.inputs import TextInput
 
 
 class EventsScreen(CloudScreen):
@@ -29,7 +30,7 @@ class EventsScreen(CloudScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
             yield Static("Events", classes="toolbar-title")
-            yield Input(placeholder="/ filter", id="filter", classes="filter")
+            yield TextInput(placeholder="/ filter", id="filter", classes="filter")
             yield Static("", id="count", classes="toolbar-count")
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
 

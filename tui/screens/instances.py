@@ -24,6 +24,7 @@ from tui.dialogs.form import Field, FormDialog
 from tui.screens.base import CloudScreen
 from tui.widgets.badge import status_text
 from tui.widgets.table import selected_key, sync_rows
+from tui.widgets.inputs import TextInput
 
 SERVER_BINDINGS = [
     Binding("s", "start", "Start"),
@@ -190,7 +191,7 @@ class InstancesScreen(ServerActions, CloudScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
             yield Static("Instances", classes="toolbar-title")
-            yield Input(placeholder="/ filter", id="filter", classes="filter")
+            yield TextInput(placeholder="/ filter", id="filter", classes="filter")
             yield Static("", id="count", classes="toolbar-count")
         yield DataTable(id="servers", cursor_type="row", zebra_stripes=True)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Center, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, LoadingIndicator, Static
 
 from appliance.errors import MonostackError
+from tui.widgets.inputs import TextInput
 
 LOGO = "monostack"
 
@@ -18,15 +19,18 @@ class LoginScreen(Screen):
     BINDINGS = [Binding("ctrl+t", "app.toggle_theme", "Theme", show=False)]
     DEFAULT_CSS = """
     LoginScreen { align: center middle; }
-    LoginScreen #login-box { width: 50; max-width: 100%; height: auto; border: thick $primary;
-                             background: $surface; padding: 0 2 1 2; }
+    LoginScreen #login-box { width: 56; max-width: 100%; height: auto; border: thick $primary;
+                             background: $surface; padding: 0 2; }
     LoginScreen #logo { width: 1fr; content-align: center middle; text-style: bold;
-                        color: $accent; margin: 1 0 0 0; }
-    LoginScreen #tagline { width: 1fr; content-align: center middle; color: $text-muted; }
-    LoginScreen Label { margin-top: 1; color: $text-muted; }
-    LoginScreen Input { width: 1fr; }
-    LoginScreen #login-error { color: $error; margin-top: 1; height: auto; }
-    LoginScreen Button { width: 1fr; margin-top: 1; }
+                        color: $accent; }
+    LoginScreen #tagline { width: 1fr; content-align: center middle; color: $text-muted;
+                           margin-bottom: 1; }
+    LoginScreen .login-row { height: 3; }
+    LoginScreen .login-row Label { width: 10; height: 3; content-align: left middle;
+                                   color: $text-muted; }
+    LoginScreen .login-row Input { width: 1fr; }
+    LoginScreen #login-error { color: $error; height: auto; min-height: 1; }
+    LoginScreen Button { width: 1fr; }
     LoginScreen LoadingIndicator { height: 1; display: none; }
     LoginScreen.-busy LoadingIndicator { display: block; }
     """
@@ -43,12 +47,15 @@ class LoginScreen(Screen):
             box.border_subtitle = self.target
             yield Static(LOGO, id="logo")
             yield Static("OpenStack in a box", id="tagline")
-            yield Label("User")
-            yield Input(self.user, id="user", placeholder="admin")
-            yield Label("Password")
-            yield Input(id="password", password=True)
-            yield Label("Project")
-            yield Input(self.project, id="project", placeholder="(the user's default)")
+            with Horizontal(classes="login-row"):
+                yield Label("User")
+                yield TextInput(self.user, id="user", placeholder="admin")
+            with Horizontal(classes="login-row"):
+                yield Label("Password")
+                yield TextInput(id="password", password=True)
+            with Horizontal(classes="login-row"):
+                yield Label("Project")
+                yield TextInput(self.project, id="project", placeholder="(the user's default)")
             yield Static("", id="login-error")
             yield LoadingIndicator()
             yield Button("Log in", id="login", variant="primary")
