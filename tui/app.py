@@ -24,7 +24,7 @@ from appliance.errors import MonostackError
 from tui.clock import Clock
 from tui.cloud import Cloud, CloudEvent
 from tui.commands import MonostackCommands
-from tui.live import EventFeed
+from tui.live import SESSION_EXPIRED, EventFeed
 from tui.screens.base import CloudScreen
 from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
@@ -145,6 +145,9 @@ class MonostackApp(App[int]):
 
     def _on_link(self, up: bool, detail: str) -> None:
         was = self.link_up
+        if detail.startswith(SESSION_EXPIRED):
+            self.session_expired()
+            return
         self.link_up = up
         if up and not was:
             self.notify("Reconnected to the daemon.", timeout=3)
@@ -170,6 +173,15 @@ class MonostackApp(App[int]):
                 screen.reload()
             else:
                 screen.stale = True
+
+    def session_expired(self) -> None:
+        """The daemon refused our token (expired, revoked, daemon reset): log in again."""
+        self.logged_in = False
+        self.link_up = True
+        self.refresh_bindings()
+        self.switch_mode("_default")
+        self.notify("Your session has ended: please log in again.", title="Session expired",
+                    severity="warning", timeout=8)
 
     def register_screen(self, screen: CloudScreen) -> None:
         self._screens.add(screen)

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import aiohttp
 
-from appliance.errors import MonostackError
+from appliance.errors import MonostackError, Unauthorized
 from tui.cloud import Cloud, CloudEvent
+
+SESSION_EXPIRED = "session expired"
 
 EventCallback = Callable[[CloudEvent], None]
 LinkCallback = Callable[[bool, str], None]
@@ -34,6 +36,9 @@ class EventFeed:
         while True:
             try:
                 ws = await self.cloud.event_stream()
+            except Unauthorized as exc:
+                self.on_link(False, SESSION_EXPIRED + f": {exc}")
+                return
             except (MonostackError, aiohttp.ClientError, OSError) as exc:
                 if connected is not False:
                     self.on_link(False, str(exc))

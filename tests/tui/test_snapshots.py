@@ -86,13 +86,13 @@ def test_identity_users(snap_compare, seeded, tmp_path, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_identity_role_assignments(snap_compare, seeded, tmp_path, size):
     assert snap_compare(_app(seeded, tmp_path), terminal_size=size,
-                        run_before=_goto("7", "right", "right"))
+                        run_before=_goto("7", "right_square_bracket", "right_square_bracket"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_new_project_form(snap_compare, seeded, tmp_path, size):
     assert snap_compare(_app(seeded, tmp_path), terminal_size=size,
-                        run_before=_goto("7", "right", "n"))
+                        run_before=_goto("7", "right_square_bracket", "n"))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -16,7 +16,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher
+from textual.binding import Binding
+from textual.widgets import ContentSwitcher, DataTable, TabbedContent
 
 from appliance.errors import MonostackError
 from tui.cloud import SERVICE_LABELS, Cloud, unavailable
@@ -143,3 +144,23 @@ class CloudScreen(Screen):
                         severity="warning", timeout=3)
             return False
         return True
+
+
+class TabbedScreen(CloudScreen):
+    """A cloud screen whose body is a TabbedContent of tables: [ and ] switch tabs."""
+
+    TAB_BINDINGS = [Binding("left_square_bracket", "tab(-1)", "Previous tab", key_display="[", show=False),
+                    Binding("right_square_bracket", "tab(1)", "Next tab", key_display="]", show=False)]
+
+    def action_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        panes = [p.id for p in tabs.query("TabPane")]
+        if not panes:
+            return
+        current = panes.index(tabs.active) if tabs.active in panes else 0
+        tabs.active = panes[(current + step) % len(panes)]
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        table = event.pane.query(DataTable).first() if event.pane.query(DataTable) else None
+        if table is not None:
+            table.focus()

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, TabbedContent, TabPane
 from tui.cloud import Assignment, Project, Role, User
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.form import Field, FormDialog
-from tui.screens.base import CloudScreen
+from tui.screens.base import TabbedScreen
 from tui.widgets.table import selected_key, sync_rows
 
 
@@ -27,11 +27,12 @@ def _enabled(flag: bool) -> Text:
     return Text("yes", style="green") if flag else Text("no", style="bold red")
 
 
-class IdentityScreen(CloudScreen):
+class IdentityScreen(TabbedScreen):
     TITLE = "Identity"
     ADMIN_ONLY = True
     RESOURCE_TYPES = frozenset({"user", "project", "role", "assignment", "identity"})
     BINDINGS = [
+        *TabbedScreen.TAB_BINDINGS,
         Binding("n", "new", "New"),
         Binding("g", "grant", "Grant role"),
         Binding("e", "toggle_enabled", "Enable/disable"),
@@ -56,11 +57,6 @@ class IdentityScreen(CloudScreen):
         self.query_one("#assignments", DataTable).add_columns("User", "Project", "Role")
         super().on_mount()
         self.query(DataTable).first().focus()
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        table = event.pane.query(DataTable).first()
-        if table is not None:
-            table.focus()
 
     async def fetch(self) -> IdentityData:
         c = self.cloud

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, TabbedContent, TabPane
 
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.form import Field, FormDialog
-from tui.screens.base import CloudScreen
+from tui.screens.base import TabbedScreen
 from tui.widgets.badge import status_text
 from tui.widgets.table import selected_key, sync_rows
 
@@ -136,12 +136,13 @@ TABS: list[NeutronTab] = [
 ]
 
 
-class NetworksScreen(CloudScreen):
+class NetworksScreen(TabbedScreen):
     TITLE = "Networks"
     SERVICE = "network"
     RESOURCE_TYPES = frozenset({"network", "subnet", "port", "security_group", "router",
                                 "floatingip", "lease", "instance", "server"})
-    BINDINGS = [Binding("n", "create", "New"), Binding("d", "delete", "Delete")]
+    BINDINGS = [*TabbedScreen.TAB_BINDINGS, Binding("n", "create", "New"),
+                Binding("d", "delete", "Delete")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,11 +160,6 @@ class NetworksScreen(CloudScreen):
             self.query_one(f"#t-{t.id}", DataTable).add_columns(*[c for c, _ in t.columns])
         super().on_mount()
         self.query(DataTable).first().focus()
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        table = event.pane.query(DataTable).first()
-        if table is not None:
-            table.focus()
 
     async def fetch(self) -> dict[str, list[Row]]:
         c = self.cloud

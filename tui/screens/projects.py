@@ -47,6 +47,9 @@ class ProjectSwitcher(ModalScreen[str | None]):
         for p in projects:
             mark = "● " if p.id == self.current else "  "
             options.add_option(Option(mark + p.name, id=p.id))
+        ids = [p.id for p in projects]
+        if self.current in ids:
+            options.highlighted = ids.index(self.current)
         self.query_one("#hint", Static).update(
             f"{len(projects)} project(s) · enter switch · esc cancel")
         options.focus()

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from tui.cloud import Server, Snapshot, Volume
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.form import Field, FormDialog
-from tui.screens.base import CloudScreen
+from tui.screens.base import TabbedScreen
 from tui.widgets.badge import status_text
 from tui.widgets.table import selected_key, sync_rows
 
@@ -25,11 +25,12 @@ class VolumeData:
     images: list[tuple[str, str]]
 
 
-class VolumesScreen(CloudScreen):
+class VolumesScreen(TabbedScreen):
     TITLE = "Volumes"
     SERVICE = "volume"
     RESOURCE_TYPES = frozenset({"volume", "snapshot", "instance", "server"})
     BINDINGS = [
+        *TabbedScreen.TAB_BINDINGS,
         Binding("n", "create", "New"),
         Binding("a", "attach", "Attach"),
         Binding("x", "detach", "Detach"),
@@ -53,11 +54,6 @@ class VolumesScreen(CloudScreen):
         self.query_one("#snapshots", DataTable).add_columns("Name", "Status", "Size", "Volume")
         super().on_mount()
         self.query(DataTable).first().focus()
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        table = event.pane.query(DataTable).first()
-        if table is not None:
-            table.focus()
 
     async def fetch(self) -> VolumeData:
         c = self.cloud
