@@ -1,4 +1,4 @@
-"""The `monostack` command: init, serve, tui, status."""
+"""The `monostack` command: init, serve, tui, status, image-import."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 from appliance.config import Config
 from appliance.errors import MonostackError
@@ -110,11 +111,7 @@ ADMIN_PASSWORD_FILE = Path("/etc/monostack/admin-password")
 async def admin_client(config: Config, url: str | None = None):
     """Log in as the appliance admin for host-side commands (backup, image import …)."""
     from appliance.client import MonostackClient
-    password = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
-    if not password and ADMIN_PASSWORD_FILE.exists():
-        password = ADMIN_PASSWORD_FILE.read_text().strip()
-    if not password:
-        raise SystemExit("set MONOSTACK_ADMIN_PASSWORD (or keep it in /etc/monostack/admin-password)")
+    password = _stored_admin_password()
     client = MonostackClient(url, socket_path=None if url else config.api.socket)
     await client.login(os.environ.get("MONOSTACK_ADMIN_USER", "admin"), password,
                        os.environ.get("MONOSTACK_ADMIN_PROJECT", "admin"))
@@ -193,6 +190,50 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     print(f"operator {args.name}: ssh key in {keys}; appliance user with role {args.role} "
           f"on project {args.project}. `ssh {args.name}@<host>` opens the TUI.")
     return 0
+def _stored_admin_password() -> str:
+    env = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
+    if env:
+        return env
+    try:
+        return ADMIN_PASSWORD_FILE.read_text().strip()
+    except OSError as exc:
+        raise SystemExit(f"monostack: set MONOSTACK_ADMIN_PASSWORD or make {ADMIN_PASSWORD_FILE} "
+                         f"readable ({exc.strerror})")
+
+
+async def _image_import(config: Config, args: argparse.Namespace) -> int:
+    from appliance.client import MonostackClient
+    from storage.blobs import iter_file
+    client = MonostackClient(args.url, socket_path=None if args.url else config.api.socket,
+                             timeout=6 * 3600)
+    async with client:
+        await client.login(args.admin_user, _stored_admin_password(), args.admin_project)
+        if args.check:
+            found = await client.get("/image/v2/images?" + urlencode(
+                {"name": args.check, "status": "active", "visibility": "all"}))
+            return 0 if found["images"] else 1
+        image = await client.post("/image/v2/images", {
+            "name": args.name, "disk_format": args.disk_format,
+            "container_format": args.container_format, "visibility": args.visibility})
+        try:
+            await client.upload("PUT", f"/image/v2/images/{image['id']}/file",
+                                iter_file(args.file), headers={
+                                    "X-OpenStack-Image-Size": str(Path(args.file).stat().st_size)})
+        except BaseException:
+            await client.delete(f"/image/v2/images/{image['id']}")
+            raise
+        shown = await client.get(f"/image/v2/images/{image['id']}")
+        print(f"image {shown['name']!r} {shown['id']} {shown['status']} "
+              f"({shown['size']} bytes, sha512 {shown['os_hash_value'][:16]}…)")
+        return 0 if shown["status"] == "active" else 1
+
+
+def cmd_image_import(args: argparse.Namespace) -> int:
+    if not args.check and (not args.name or not args.file):
+        raise SystemExit("monostack image-import: give --name NAME and FILE (or --check NAME)")
+    if args.file and not Path(args.file).is_file():
+        raise SystemExit(f"monostack image-import: {args.file} is not a file")
+    return asyncio.run(_image_import(_config(args), args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="daemon URL (default: the local unix socket)")
     p.add_argument("--socket", help="unix socket path")
     p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("image-import", help="upload a disk image file through the local daemon "
+                                            "(or --check NAME: is an active image NAME there)")
+    p.add_argument("file", nargs="?", help="the image file")
+    p.add_argument("--name")
+    p.add_argument("--disk-format", default="qcow2")
+    p.add_argument("--container-format", default="bare")
+    p.add_argument("--visibility", default="public",
+                   choices=["public", "private", "shared", "community"])
+    p.add_argument("--check", metavar="NAME", help="exit 0 if an active image NAME exists")
+    p.add_argument("--admin-user", default="admin")
+    p.add_argument("--admin-project", default="admin")
+    p.add_argument("--url", help="daemon URL (default: the local unix socket)")
+    p.set_defaults(func=cmd_image_import)
 
     p = sub.add_parser("status", help="is the daemon up, and how are its components")
     p.add_argument("--url")

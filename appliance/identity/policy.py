@@ -54,6 +54,14 @@ RULES: dict[str, str] = {
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
     "monostack:backup": "admin",
+    # image
+    "image:publicize_image": "admin",
+    "image:set_quota": "admin",
+    "image:download_image": "reader",
+    # volume
+    "volume:update_quota_set": "admin",
+    "volume:delete_quota_set": "admin",
+    "volume:reset_status": "admin",
 }
 
 DEFAULT_READ = "reader"

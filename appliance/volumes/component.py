@@ -1,0 +1,65 @@
+"""The volume component: Cinder v3 at /volume/v3/{project_id}, and the volume seam compute uses."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from appliance.api import volume as volume_api
+from appliance.component import ApplianceContext, CatalogEntry
+from appliance.volumes.records import AttachableVolume
+from appliance.volumes.service import VolumeService
+
+PATH = "/volume/v3/{project_id}"
+
+
+class VolumeComponent:
+    name = "volume"
+    catalog = [CatalogEntry(type="volumev3", name="cinderv3", path=PATH),
+               CatalogEntry(type="block-storage", name="cinder", path=PATH)]
+
+    def __init__(self, ctx: ApplianceContext, **options: Any) -> None:
+        self.ctx = ctx
+        self.service = VolumeService(ctx, Path(options.get("volumes_dir")
+                                               or ctx.config.storage.volumes_dir))
+
+    async def start(self) -> None:
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+
+    def routes(self) -> list[web.RouteDef]:
+        return volume_api.routes()
+
+    def health(self) -> str:
+        return "ok"
+
+    # -- the seam (compute's VolumeSeam) -------------------------------------------------------
+    async def volume_for_attach(self, volume_id: str, project_id: str) -> AttachableVolume:
+        """available → attaching; the file to attach. Raises NotFound, or Conflict when the
+        volume is not available. Follow with mark_attached, or mark_detached to roll back."""
+        return await self.service.volume_for_attach(volume_id, project_id)
+
+    async def mark_attached(self, volume_id: str, instance_id: str, device: str) -> None:
+        """attaching → in-use, with an attachment record for the instance."""
+        await self.service.mark_attached(volume_id, instance_id, device)
+
+    async def mark_detached(self, volume_id: str, instance_id: str | None = None) -> None:
+        """Drop the instance's attachment (all when None) → available. Idempotent."""
+        await self.service.mark_detached(volume_id, instance_id)
+
+    async def begin_detaching(self, volume_id: str) -> None:
+        """in-use → detaching (optional: shows the detach in progress)."""
+        await self.service.begin_detaching(None, volume_id)
+
+    async def root_volume_for_boot(self, volume_id: str, project_id: str) -> AttachableVolume:
+        """Boot from an existing volume: reserved like an attach."""
+        return await self.service.root_volume_for_boot(volume_id, project_id)
+
+    async def create_boot_volume(self, *, image_id: str, project_id: str,
+                                 size_gb: int | None, name: str = "") -> str:
+        """Boot from image onto a new volume: build it and wait until available; its id."""
+        return await self.service.create_boot_volume(image_id=image_id, project_id=project_id,
+                                                     size_gb=size_gb, name=name)
