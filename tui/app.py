@@ -222,11 +222,24 @@ class MonostackApp(App[int]):
 
     def open_console(self, server_id: str, name: str) -> None:
         """The serial console of one instance, in the console screen's tabs."""
+        self.run_worker(self._open_console(server_id, name), group="console",
+                        exit_on_error=False)
+
+    async def _open_console(self, server_id: str, name: str) -> None:
+        from tui.screens.console import ConsoleScreen
+        if not self.is_screen_installed("consoles"):
+            self.install_screen(ConsoleScreen(self._console_transport), "consoles")
+        consoles = self.get_screen("consoles")
+        if self.screen is not consoles:
+            await self.push_screen("consoles")
         try:
-            from tui.screens.console import ConsoleScreen  # noqa: F401
-        except ImportError:
-            self.notify("The serial console is not part of this build.", severity="warning")
-            return
+            await consoles.open_console(server_id, name)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.report_error(exc)
+
+    async def _console_transport(self, server_id: str):
+        from tui.console_link import open_serial_console
+        return await open_serial_console(self.cloud, server_id)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -106,6 +106,11 @@ async def log_in(pilot, password: str = ADMIN_PASSWORD, user: str | None = None,
     await settle(pilot)
 
 
+#: Worker groups that finish by themselves (loads, calls, dialogs); the event feed and the
+#: consoles' readers run for the app's lifetime and are not waited for.
+SHORT_GROUPS = {"default", "load", "calls", "dialogs", "session", "host", "console"}
+
+
 async def login_screen(pilot):
     """The login screen once its inputs are mounted (run_before starts before that)."""
     for _ in range(200):
@@ -121,7 +126,7 @@ async def settle(pilot, rounds: int = 3) -> None:
     app = pilot.app
     for _ in range(rounds):
         for _ in range(200):
-            busy = [w for w in app.workers if w.is_running and w.group not in ("events",)]
+            busy = [w for w in app.workers if w.is_running and w.group in SHORT_GROUPS]
             if not busy:
                 break
             await pilot.pause(0.02)
