@@ -232,6 +232,7 @@ class Hypervisor:
     hostname: str
     type: str
     vcpus: int
+    vcpu_limit: float
     vcpus_used: int
     memory_mb: int
     memory_mb_used: int
@@ -250,13 +251,26 @@ class Hypervisor:
                 return float(h.get(key) if h.get(key) is not None else default)
             except (TypeError, ValueError):
                 return default
+        vcpus = int(num("vcpus"))
+        topo = (h.get("cpu_info") or {}).get("topology") if isinstance(h.get("cpu_info"), dict) \
+            else None
+        physical = 0
+        if isinstance(topo, dict):
+            physical = int(topo.get("cores") or 0) * int(topo.get("sockets") or 1) \
+                * int(topo.get("threads") or 1)
+        if h.get("cpu_allocation_ratio") is not None:
+            cpu_ratio = num("cpu_allocation_ratio", 1.0)
+            vcpu_limit = vcpus * cpu_ratio  # Nova: vcpus are physical, the ratio multiplies
+        else:
+            vcpu_limit = float(vcpus)  # monostack reports the limit; derive the ratio
+            cpu_ratio = vcpus / physical if physical else 1.0
         return cls(hostname=h.get("hypervisor_hostname") or h.get("service", {}).get("host", "")
                    or "host", type=h.get("hypervisor_type") or "",
-                   vcpus=int(num("vcpus")), vcpus_used=int(num("vcpus_used")),
+                   vcpus=vcpus, vcpu_limit=vcpu_limit, vcpus_used=int(num("vcpus_used")),
                    memory_mb=int(num("memory_mb")), memory_mb_used=int(num("memory_mb_used")),
                    local_gb=int(num("local_gb")), local_gb_used=int(num("local_gb_used")),
                    running_vms=int(num("running_vms")),
-                   cpu_ratio=num("cpu_allocation_ratio", 1.0),
+                   cpu_ratio=cpu_ratio,
                    ram_ratio=num("ram_allocation_ratio", 1.0),
                    disk_ratio=num("disk_allocation_ratio", 1.0),
                    cpu_percent=(num("cpu_usage_percent") if h.get("cpu_usage_percent") is not None
@@ -294,6 +308,13 @@ async def file_chunks(path: str, progress: ProgressCallback | None = None,
 
 
 # -- the adapter --------------------------------------------------------------------------------
+
+#: The Nova microversion the TUI speaks: 2.47+ embeds the flavor (name, sizes) in servers,
+#: 2.9+ shows `locked`. Sent on every compute call, like openstacksdk does.
+NOVA_VERSION = "2.60"
+NOVA_HEADERS = {"OpenStack-API-Version": f"compute {NOVA_VERSION}",
+                "X-OpenStack-Nova-API-Version": NOVA_VERSION}
+
 
 class Cloud:
     """Named OpenStack operations over one authenticated MonostackClient."""
@@ -362,7 +383,7 @@ class Cloud:
     # compute
     async def servers(self) -> list[Server]:
         self.require("compute")
-        body = await self.client.get("/compute/v2.1/servers/detail")
+        body = await self.client.get("/compute/v2.1/servers/detail", headers=NOVA_HEADERS)
         flavors = {f.id: f.name for f in await self._quiet(self.flavors, [])}
         images = {i.id: i.name for i in await self._quiet(self.images, [])} \
             if self.has("image") else {}
@@ -370,7 +391,7 @@ class Cloud:
 
     async def server(self, server_id: str) -> Server:
         self.require("compute")
-        body = await self.client.get(f"/compute/v2.1/servers/{server_id}")
+        body = await self.client.get(f"/compute/v2.1/servers/{server_id}", headers=NOVA_HEADERS)
         flavors = {f.id: f.name for f in await self._quiet(self.flavors, [])}
         images = {i.id: i.name for i in await self._quiet(self.images, [])} \
             if self.has("image") else {}
@@ -378,11 +399,12 @@ class Cloud:
 
     async def server_action(self, server_id: str, action: str, args: Any = None) -> Any:
         self.require("compute")
-        return await self.client.post(f"/compute/v2.1/servers/{server_id}/action", {action: args})
+        return await self.client.post(f"/compute/v2.1/servers/{server_id}/action", {action: args},
+                                      headers=NOVA_HEADERS)
 
     async def delete_server(self, server_id: str) -> None:
         self.require("compute")
-        await self.client.delete(f"/compute/v2.1/servers/{server_id}")
+        await self.client.delete(f"/compute/v2.1/servers/{server_id}", headers=NOVA_HEADERS)
 
     async def create_server(self, *, name: str, flavor_id: str, image_id: str | None = None,
                             volume_id: str | None = None, networks: list[str] | None = None,
@@ -398,29 +420,31 @@ class Cloud:
             server["block_device_mapping_v2"] = [{
                 "uuid": volume_id, "boot_index": 0, "source_type": "volume",
                 "destination_type": "volume", "delete_on_termination": False}]
-        server["networks"] = [{"uuid": n} for n in networks] if networks else "auto"
+        server["networks"] = ([{"uuid": n} for n in networks] if networks
+                              else "auto" if self.has("network") else "none")
         if key_name:
             server["key_name"] = key_name
         if user_data:
             server["user_data"] = base64.b64encode(user_data.encode()).decode()
-        body = await self.client.post("/compute/v2.1/servers", {"server": server})
+        body = await self.client.post("/compute/v2.1/servers", {"server": server},
+                                      headers=NOVA_HEADERS)
         return body.get("server", body) if isinstance(body, dict) else {}
 
     async def flavors(self) -> list[Flavor]:
         self.require("compute")
-        body = await self.client.get("/compute/v2.1/flavors/detail")
+        body = await self.client.get("/compute/v2.1/flavors/detail", headers=NOVA_HEADERS)
         return sorted((Flavor(id=f["id"], name=f.get("name", ""), vcpus=int(f.get("vcpus") or 0),
                               ram=int(f.get("ram") or 0), disk=int(f.get("disk") or 0))
                        for f in body.get("flavors", [])), key=lambda f: (f.ram, f.name))
 
     async def keypairs(self) -> list[str]:
         self.require("compute")
-        body = await self.client.get("/compute/v2.1/os-keypairs")
+        body = await self.client.get("/compute/v2.1/os-keypairs", headers=NOVA_HEADERS)
         return sorted(k.get("keypair", k).get("name", "") for k in body.get("keypairs", []))
 
     async def hypervisors(self) -> list[Hypervisor]:
         self.require("compute")
-        body = await self.client.get("/compute/v2.1/os-hypervisors/detail")
+        body = await self.client.get("/compute/v2.1/os-hypervisors/detail", headers=NOVA_HEADERS)
         return [Hypervisor.from_api(h) for h in body.get("hypervisors", [])]
 
     async def console_log(self, server_id: str, length: int = 40) -> str:
@@ -429,26 +453,28 @@ class Cloud:
 
     async def server_volumes(self, server_id: str) -> list[dict]:
         self.require("compute")
-        body = await self.client.get(f"/compute/v2.1/servers/{server_id}/os-volume_attachments")
+        body = await self.client.get(f"/compute/v2.1/servers/{server_id}/os-volume_attachments",
+                                     headers=NOVA_HEADERS)
         return body.get("volumeAttachments", [])
 
     async def attach_volume(self, server_id: str, volume_id: str) -> None:
         self.require("compute")
         await self.client.post(f"/compute/v2.1/servers/{server_id}/os-volume_attachments",
-                               {"volumeAttachment": {"volumeId": volume_id, "device": None}})
+                               {"volumeAttachment": {"volumeId": volume_id, "device": None}},
+                               headers=NOVA_HEADERS)
 
     async def detach_volume(self, server_id: str, volume_id: str) -> None:
         self.require("compute")
         await self.client.delete(
-            f"/compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}")
+            f"/compute/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}",
+            headers=NOVA_HEADERS)
 
     async def serial_console_url(self, server_id: str) -> str:
         self.require("compute")
         body = await self.client.post(
             f"/compute/v2.1/servers/{server_id}/remote-consoles",
             {"remote_console": {"protocol": "serial", "type": "serial"}},
-            headers={"OpenStack-API-Version": "compute 2.6",
-                     "X-OpenStack-Nova-API-Version": "2.6"})
+            headers=NOVA_HEADERS)
         return body["remote_console"]["url"]
 
     # image

@@ -153,11 +153,11 @@ class OverviewScreen(CloudScreen):
         grid = Table.grid(padding=(0, 1))
         for _ in range(3):
             grid.add_column(no_wrap=True)
-        cap_cpu = h.vcpus * h.cpu_ratio
+        cap_cpu = h.vcpu_limit
         cap_ram = h.memory_mb * h.ram_ratio
         cap_disk = h.local_gb * h.disk_ratio
         grid.add_row("vCPU", bar(h.vcpus_used, cap_cpu),
-                     f"{h.vcpus_used}/{cap_cpu:g} (×{h.cpu_ratio:g})")
+                     f"{h.vcpus_used}/{cap_cpu:g} (×{h.cpu_ratio:.3g})")
         grid.add_row("RAM ", bar(h.memory_mb_used, cap_ram),
                      f"{human_gib(h.memory_mb_used)}/{human_gib(cap_ram)} GiB")
         grid.add_row("Disk", bar(h.local_gb_used, cap_disk),
