@@ -97,7 +97,7 @@ class FormDialog(ModalScreen[dict | None]):
             if isinstance(w, Input):
                 out[f.name] = w.value.strip() if f.kind != "password" else w.value
             elif isinstance(w, Select):
-                out[f.name] = None if w.value is Select.BLANK else w.value
+                out[f.name] = None if w.is_blank() else w.value
             elif isinstance(w, SelectionList):
                 out[f.name] = list(w.selected)
             elif isinstance(w, TextArea):
