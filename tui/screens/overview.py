@@ -133,10 +133,11 @@ class OverviewScreen(CloudScreen):
         self._show_instances(data)
         self._show_storage(data)
         clock = self.monostack.clock
+        names = {s.id: s.name for s in data.servers or []}
         rows = []
         for e in data.events:
             style = "bold red" if e.failed else ""
-            rows.append((e.id, (clock.ago(e.time), e.resource_name,
+            rows.append((e.id, (clock.ago(e.time), names.get(e.resource_id, e.resource_name),
                                 Text(e.kind, style=style or "cyan"),
                                 Text(e.message, style=style))))
         if not rows:
