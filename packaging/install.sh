@@ -32,7 +32,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
   nftables iproute2 busybox-static linux-image-cloud-amd64
   syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
-  openssh-server
+  openssh-server cpio gzip
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

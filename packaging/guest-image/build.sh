@@ -13,7 +13,8 @@
 # directory, so a second run with the same inputs only prints the path.
 #
 # Usage: build.sh [OUTDIR]          build (if needed) into OUTDIR/<hash>/ and
-#                                   print that directory on stdout
+#                                   print OUTDIR/<hash>/guest.qcow2 on stdout
+#                                   (guest.raw sits beside it)
 #        build.sh --print-hash      print the input hash only
 # Env:   KERNEL_VERSION             default: newest /boot/vmlinuz-*-cloud-amd64
 #        SOURCE_DATE_EPOCH          default: fixed (2024-01-01T00:00:00Z)
@@ -85,7 +86,7 @@ OUTROOT=$(cd "$OUTROOT" && pwd)
 DEST=$OUTROOT/$HASH
 if [[ -f "$DEST/MANIFEST" && -f "$DEST/guest.raw" && -f "$DEST/guest.qcow2" ]]; then
     log "cached: $DEST"
-    echo "$DEST"
+    echo "$DEST/guest.qcow2"
     exit 0
 fi
 
@@ -239,4 +240,4 @@ if ! mv -T "$OUT" "$DEST" 2>/dev/null; then
     log "another build published $DEST first"
 fi
 log "built $DEST"
-echo "$DEST"
+echo "$DEST/guest.qcow2"

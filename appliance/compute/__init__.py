@@ -1,0 +1,1 @@
+"""Compute: the Nova semantics (manager, scheduler) over a ComputeDriver (driver.py)."""

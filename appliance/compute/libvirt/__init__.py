@@ -1,0 +1,1 @@
+"""The one door to libvirt: only modules in this package import `libvirt`."""
