@@ -54,6 +54,13 @@ RULES: dict[str, str] = {
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
     "monostack:backup": "admin",
+    # network: members manage their project's resources; these are the cloud admin's
+    "network:create_external_network": "admin",
+    "network:create_shared_network": "admin",
+    "network:list_quotas": "admin",
+    "network:update_quota": "admin",
+    "network:delete_quota": "admin",
+    "network:list_dhcp_leases": "admin",
 }
 
 DEFAULT_READ = "reader"
