@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -795,7 +796,7 @@ class NetworkManager:
                           binding_host_id: str = "", description: str = "",
                           extra_dhcp_opts: list | None = None, tags: list[str] | None = None,
                           binding_request: str = "", auto_delete: bool = False,
-                          sync: bool = True) -> Port:
+                          bound_at: float = 0.0, sync: bool = True) -> Port:
         async with self._lock:
             port = await self._create_port_locked(
                 project_id, network_id, is_admin=is_admin, name=name, mac_address=mac_address,
@@ -804,7 +805,7 @@ class NetworkManager:
                 security_groups=security_groups, allowed_address_pairs=allowed_address_pairs,
                 binding_host_id=binding_host_id, description=description,
                 extra_dhcp_opts=extra_dhcp_opts, tags=tags, binding_request=binding_request,
-                auto_delete=auto_delete)
+                auto_delete=auto_delete, bound_at=bound_at)
         if sync:
             await self.sync()
         return port
@@ -819,7 +820,8 @@ class NetworkManager:
                                   binding_host_id: str = "", description: str = "",
                                   extra_dhcp_opts: list | None = None,
                                   tags: list[str] | None = None, binding_request: str = "",
-                                  auto_delete: bool = False, extra_ops: list | None = None) -> Port:
+                                  auto_delete: bool = False, bound_at: float = 0.0,
+                                  extra_ops: list | None = None) -> Port:
         net = self.networks.require(network_id)
         service = device_owner.startswith("network:")
         self._check_quota(project_id, "port", self.ports)
@@ -859,7 +861,7 @@ class NetworkManager:
                     allowed_address_pairs=pairs, extra_dhcp_opts=list(extra_dhcp_opts or []),
                     binding_host_id=binding_host_id, tap_name=tap_name(pid),
                     binding_request=binding_request, auto_delete=auto_delete,
-                    description=description, tags=list(tags or []), created_at=ts, updated_at=ts,
+                    bound_at=bound_at, description=description, tags=list(tags or []), created_at=ts, updated_at=ts,
                     status="DOWN" if not service else "ACTIVE")
         await self.ctx.store.commit([self.ports.put_op(port), *(extra_ops or [])])
         return port
@@ -1219,6 +1221,7 @@ class NetworkManager:
                         raise Conflict(f"Port {port_id} is still in use.")
                     port.device_id, port.device_owner = instance_id, "compute:nova"
                     port.binding_request, port.binding_host_id = key, socket.gethostname()
+                    port.bound_at = time.time()
                     port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
                     await self.ports.save(port)
                 made = True
@@ -1234,7 +1237,7 @@ class NetworkManager:
             await self.create_port(project_id, net.id, device_id=instance_id,
                                    device_owner="compute:nova", fixed_ips=fixed,
                                    binding_host_id=socket.gethostname(), binding_request=key,
-                                   auto_delete=True, sync=False)
+                                   auto_delete=True, bound_at=time.time(), sync=False)
             made = True
         if made:
             await self.sync()
@@ -1242,7 +1245,7 @@ class NetworkManager:
         out = []
         for port in sorted(self.ports.list(lambda p: p.device_id == instance_id
                                            and p.device_owner.startswith("compute:")),
-                           key=lambda p: (p.created_at, p.binding_request, p.id)):
+                           key=lambda p: (p.bound_at, p.id)):
             net = nets.get(port.network_id)
             out.append(PortBinding(port_id=port.id, network_id=port.network_id,
                                    network_name=net.name if net else "", mac=port.mac_address,

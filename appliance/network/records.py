@@ -119,6 +119,8 @@ class Port:
     binding_request: str = ""
     #: made by allocate_ports (deleted with the instance) rather than handed in by the user
     auto_delete: bool = False
+    #: when compute bound it (wall clock): the order of the instance's NICs
+    bound_at: float = 0.0
     description: str = ""
     tags: list[str] = field(default_factory=list)
     created_at: str = ""
