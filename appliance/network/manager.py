@@ -1257,7 +1257,15 @@ class NetworkManager:
         port = self.ports.require(port_id)
         net = self.networks.require(port.network_id)
         if self.dp is not None:
-            await self.dp.attach_tap(tap_name, net.bridge)
+            try:
+                await self.dp.attach_tap(tap_name, net.bridge)
+            except NotFound as exc:
+                # No tap (a hypervisor driver that makes none, or the domain already stopped):
+                # the guest has no link, which the port's DOWN status and the event say.
+                log.warning("cannot plug %s for port %s: %s", tap_name, port.id, exc)
+                await self.ctx.events.publish("port.plug_failed", "port", port.id,
+                                              port.project_id, f"{tap_name}: {exc}")
+                return
         if port.status != "ACTIVE" or (tap_name and port.tap_name != tap_name):
             async with self._lock:
                 port = self.ports.require(port_id)
