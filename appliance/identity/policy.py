@@ -83,6 +83,13 @@ RULES: dict[str, str] = {
     "volume:update_quota_set": "admin",
     "volume:delete_quota_set": "admin",
     "volume:reset_status": "admin",
+    # network: members manage their project's resources; these are the cloud admin's
+    "network:create_external_network": "admin",
+    "network:create_shared_network": "admin",
+    "network:list_quotas": "admin",
+    "network:update_quota": "admin",
+    "network:delete_quota": "admin",
+    "network:list_dhcp_leases": "admin",
 }
 
 DEFAULT_READ = "reader"
