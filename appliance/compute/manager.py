@@ -1030,7 +1030,14 @@ class ComputeManager:
                     inst = self.instances.get(ev.uuid)
                     if inst is None or inst.task_state is not None:
                         continue
-                    await self._apply_power(inst, await self._power_of(inst.id))
+                    power = await self._power_of(inst.id)
+                    if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
+                            and power == PowerState.RUNNING:
+                        # A qemu started behind our back (virsh start, a restore) has fresh
+                        # taps in the root namespace: plug them like every start of ours.
+                        with contextlib.suppress(MonostackError):
+                            await self._plug(inst)
+                    await self._apply_power(inst, power)
             except asyncio.CancelledError:
                 raise
             except Exception:

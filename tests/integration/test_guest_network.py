@@ -6,12 +6,15 @@ in-process DHCP server (its console prints the lease) and the lease shows in the
 with the instance name as host name. Every start re-plugs the tap (libvirt makes a new one in
 the root namespace each time qemu starts): after stop/start and after a hard reboot the guest
 gets its lease again. Two guests in the default security group ping each other (same-group
-ingress), typed on the serial console websocket.
+ingress), typed on the serial console websocket. A qemu restarted behind compute's back
+(libvirt directly) is plugged from the lifecycle event.
 """
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
+
+import libvirt
 
 import pytest
 
@@ -21,6 +24,7 @@ from tests.daemon import InProcessDaemon, remove_namespace, wait_for, write_conf
 from tests.integration.realguest import (
     C,
     N,
+    URI,
     Console,
     boot,
     destroy_domains,
@@ -71,6 +75,16 @@ async def real_daemon(tmp_path):
         destroy_domains(made)
         remove_namespace(config)
         remove_tree(base)
+
+
+def restart_domain_directly(uuid: str) -> None:
+    conn = libvirt.open(URI)
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+        dom.destroy()
+        dom.create()
+    finally:
+        conn.close()
 
 
 async def tap_in_namespace(daemon, tap: str) -> bool:
@@ -127,6 +141,12 @@ async def test_guest_gets_port_ip_replugged_on_every_start_and_pings_peer(real_d
     await wait_status(client, a, "ACTIVE")
     assert await tap_in_namespace(daemon, tap_a)
     assert (await wait_leases(client, a, 3))[2] == (ip_a, "10.0.0.1", "none")
+
+    # qemu restarted behind compute's back (libvirt directly): the lifecycle event path plugs
+    await asyncio.to_thread(restart_domain_directly, a)
+    await wait_for(lambda: tap_in_namespace(daemon, tap_a), timeout=60)
+    await wait_status(client, a, "ACTIVE")
+    assert (await wait_leases(client, a, 4))[3] == (ip_a, "10.0.0.1", "none")
 
     # and b still reaches the rebooted a
     console = await Console.open(client, b)
