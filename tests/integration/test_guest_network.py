@@ -33,6 +33,7 @@ from tests.integration.realguest import (
     libvirt_reachable,
     make_flavor,
     new_test_dir,
+    real_config_extra,
     remove_tree,
     upload_guest_image,
     wait_leases,
@@ -52,7 +53,6 @@ async def real_daemon(tmp_path):
         pytest.skip("qemu:///system is not reachable (start virtlogd and libvirtd)")
     image = guest_image_or_skip()
     base = new_test_dir()
-    from tests.integration.realguest import real_config_extra
     _, config = write_config(tmp_path, components=COMPONENTS, extra=real_config_extra(base))
     made: list[str] = []
     try:
