@@ -54,6 +54,7 @@ RULES: dict[str, str] = {
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
     "monostack:backup": "admin",
+    "monostack:status": "admin",
     # image
     "image:publicize_image": "admin",
     "image:set_quota": "admin",
