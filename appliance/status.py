@@ -35,21 +35,42 @@ class StatusReport:
                 and not any(c.level == "fail" for c in self.checks))
 
 
-def check_object_devices(config: Config) -> Check:
+def check_object_devices(config: Config) -> Check | None:
+    """Object storage devices (directories or mounted disks); None when objects do not run."""
+    if config.components and "objects" not in config.components:
+        return None
     devices = [Path(d) for d in config.storage.object_devices]
     present = [d for d in devices if d.is_dir()]
     detail = f"{len(present)} of {len(devices)} object devices present"
     missing = [str(d) for d in devices if d not in present]
     if not missing:
         return Check("storage devices", "ok", detail)
-    return Check("storage devices", "warn" if present else "fail",
-                 detail + f"; missing: {', '.join(missing)}",
+    return Check("storage devices", "warn", detail + f"; missing: {', '.join(missing)}",
                  "create the directories (or mount the disks) listed in [storage] object_devices")
 
 
+def check_disk_space(config: Config) -> list[Check]:
+    """doctor's per-directory space checks folded into one line per filesystem."""
+    groups: dict[int, list[tuple[str, Check]]] = {}
+    for check in check_space(config):
+        path = Path(check.detail.split(" under ", 1)[1])
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        label = check.name.removeprefix("space (").removesuffix(")")
+        groups.setdefault(path.stat().st_dev, []).append((label, check))
+    out = []
+    for members in groups.values():
+        first = members[0][1]
+        free = first.detail.split(" under ", 1)[0]
+        out.append(Check("disk space", first.level,
+                         f"{free} for {', '.join(label for label, _ in members)}", first.fix))
+    return out
+
+
 def host_checks(config: Config) -> list[Check]:
-    return [check_kvm(), check_libvirt(config), check_namespaces(config),
-            check_object_devices(config), *check_space(config)]
+    checks = [check_kvm(), check_libvirt(config), check_namespaces(config),
+              check_object_devices(config), *check_disk_space(config)]
+    return [c for c in checks if c is not None]
 
 
 async def collect(config: Config, *, url: str | None = None, cafile: str | None = None,
@@ -114,6 +135,9 @@ def render(config: Config, report: StatusReport, *, ca_path: Path | None = None)
             api += f" (clients: export OS_CACERT={ca_path})"
         lines.append(("api", api))
     for check in report.checks:
+        if check.name == "hypervisor" and check.level == "ok":
+            check = Check("hypervisor", "ok", "/dev/kvm usable (a probe guest at daemon start "
+                                              "confirms KVM, else QEMU/TCG)")
         mark = "" if check.level == "ok" else f"{check.level.upper()}: "
         text = mark + check.detail
         if check.fix:
