@@ -108,18 +108,25 @@ def _ca_path(config: Config) -> Path | None:
     return ca_path_for(config.api.tls_cert)
 
 
+#: `monostack status` exit code when the daemon does not answer (systemctl's "not running")
+STATUS_DOWN = 3
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from appliance.status import collect, render
+    from appliance.status import collect, daemon_health, render
     config = _config(args)
+    cafile = _cafile(config, args.url, args.cacert)
+    if args.daemon:
+        health, error = asyncio.run(daemon_health(config, url=args.url, cafile=cafile))
+        print(json.dumps(health) if health is not None else f"daemon: not answering ({error})")
+        return 0 if health is not None else STATUS_DOWN
     password = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
     if not password:
         try:
             password = ADMIN_PASSWORD_FILE.read_text().strip()
         except OSError:
             password = None
-    report = asyncio.run(collect(config, url=args.url,
-                                 cafile=_cafile(config, args.url, args.cacert),
-                                 admin_password=password))
+    report = asyncio.run(collect(config, url=args.url, cafile=cafile, admin_password=password))
     if args.json:
         print(json.dumps({"daemon": report.daemon, "daemon_error": report.daemon_error,
                           "counts": report.counts,
@@ -127,6 +134,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                           "healthy": report.healthy}, indent=2))
     else:
         print(render(config, report, ca_path=_ca_path(config)))
+    if report.daemon is None:
+        return STATUS_DOWN
     return 0 if report.healthy else 1
 
 
@@ -342,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="daemon URL (default: the local unix socket)")
     p.add_argument("--cacert", help="CA for an https --url (default: OS_CACERT or our own CA)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--daemon", action="store_true",
+                   help="only ask the daemon: exit 0 when it answers, 3 when it does not")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("tls", help="the private CA and server certificate of the TCP API")

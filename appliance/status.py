@@ -73,6 +73,19 @@ def host_checks(config: Config) -> list[Check]:
     return [c for c in checks if c is not None]
 
 
+async def daemon_health(config: Config, *, url: str | None = None,
+                        cafile: str | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(the daemon's /healthz answer, "") or (None, why it did not answer)."""
+    from appliance.client import MonostackClient
+    async with MonostackClient(url, socket_path=None if url else config.api.socket,
+                               cafile=cafile, timeout=15) as client:
+        try:
+            _, _, body = await client._send("GET", "/healthz", token=None)
+            return body, ""
+        except MonostackError as exc:
+            return None, str(exc)
+
+
 async def collect(config: Config, *, url: str | None = None, cafile: str | None = None,
                   admin_password: str | None = None) -> StatusReport:
     """Ask the daemon (unix socket unless `url`), then look at the host; never raises for a
@@ -83,11 +96,8 @@ async def collect(config: Config, *, url: str | None = None, cafile: str | None 
     client = MonostackClient(url, socket_path=None if url else config.api.socket,
                              cafile=cafile, timeout=15)
     report = StatusReport(daemon=None)
+    report.daemon, report.daemon_error = await daemon_health(config, url=url, cafile=cafile)
     async with client:
-        try:
-            _, _, report.daemon = await client._send("GET", "/healthz", token=None)
-        except MonostackError as exc:
-            report.daemon_error = str(exc)
         if report.daemon is not None:
             if admin_password:
                 try:
