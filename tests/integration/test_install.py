@@ -178,6 +178,7 @@ def prepare_root(root: Path) -> None:
             continue
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, src / rel)
+    (root / "etc/ssl").mkdir(exist_ok=True)
     shutil.copy(HOST_CA, root / "etc/ssl/host-ca.crt")
     (root / "etc/resolv.conf").write_text("nameserver 10.0.2.3\n")  # slirp4netns' DNS
     # Services do not start themselves during package installation (chroot convention);
