@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Config
-from appliance.doctor import Check, check_kvm, check_libvirt, check_namespaces, check_space
+from appliance.doctor import (
+    Check, check_kvm, check_libvirt, check_namespaces, check_space, check_tls)
 from appliance.errors import MonostackError
 
 #: Tables worth a count on the status screen, in display order (others are bookkeeping).
@@ -69,7 +70,7 @@ def check_disk_space(config: Config) -> list[Check]:
 
 def host_checks(config: Config) -> list[Check]:
     checks = [check_kvm(), check_libvirt(config), check_namespaces(config),
-              check_object_devices(config), *check_disk_space(config)]
+              check_object_devices(config), check_tls(config), *check_disk_space(config)]
     return [c for c in checks if c is not None]
 
 

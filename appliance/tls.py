@@ -7,8 +7,8 @@ its addresses, so the server certificate names all of them. Clients trust the CA
 `ensure_tls` is idempotent, so the installer can call it on every run:
 - an existing CA is kept (clients already trust it);
 - the server certificate is re-issued only when the names it must carry changed (a new
-  address after DHCP, an extra name given), it is near expiry, or it was not signed by this
-  CA. The daemon reads the files at start; a re-issue takes effect on the next restart.
+  address after DHCP, an extra name given — extra names are remembered), it is near expiry,
+  or it was not signed by this CA. The daemon reads the files at start; a re-issue takes effect on the next restart.
 The unix socket stays plain: its file permissions are its protection.
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
+#: names and addresses given with `monostack tls init --name`, one a line
+EXTRA_NAMES = "extra-names"
 
 CA_LIFETIME = dt.timedelta(days=3650)
 #: Long enough to forget about, short enough that a stolen key does not live forever; the
@@ -64,6 +66,10 @@ class TlsFiles:
     @property
     def server_key(self) -> Path:
         return self.directory / SERVER_KEY
+
+    @property
+    def extra_names(self) -> Path:
+        return self.directory / EXTRA_NAMES
 
 
 @dataclass(frozen=True)
@@ -266,6 +272,24 @@ def _reissue_reason(files: TlsFiles, ca_cert: x509.Certificate, dns: tuple[str, 
     return ""
 
 
+def _stored_extra_names(files: TlsFiles) -> list[str]:
+    try:
+        return [n for n in files.extra_names.read_text().split() if n]
+    except OSError:
+        return []
+
+
+def pending_change(directory: Path, *, now: dt.datetime | None = None) -> str:
+    """Why `ensure_tls` would re-issue the server certificate now ("" when it is current);
+    read-only, for `monostack doctor` and `status`."""
+    files = TlsFiles(Path(directory))
+    ca_cert, ca_key = _load(files, files.ca_cert, files.ca_key)
+    if ca_cert is None or ca_key is None:
+        return "no CA yet"
+    dns, ips = host_names(_stored_extra_names(files))
+    return _reissue_reason(files, ca_cert, dns, ips, now or _now())
+
+
 def ensure_tls(directory: Path = DEFAULT_DIR, extra_names: list[str] | tuple[str, ...] = (), *,
                now: dt.datetime | None = None,
                names: tuple[tuple[str, ...], tuple[IPAddress, ...]] | None = None) -> TlsResult:
@@ -277,7 +301,13 @@ def ensure_tls(directory: Path = DEFAULT_DIR, extra_names: list[str] | tuple[str
     files = TlsFiles(Path(directory))
     files.directory.mkdir(parents=True, exist_ok=True)
     os.chmod(files.directory, 0o755)  # ca.crt must be readable by clients; keys are 0600
-    dns, ips = names if names is not None else host_names(extra_names)
+    # Names given once (--name) stay: they are kept in extra-names and added to on each call.
+    extras = sorted(set(_stored_extra_names(files)) | {n.strip().lower() for n in extra_names
+                                                       if n.strip()})
+    if extras != _stored_extra_names(files):
+        with atomic_writer(files.extra_names, mode=0o644) as f:
+            f.write(("\n".join(extras) + "\n").encode())
+    dns, ips = names if names is not None else host_names(extras)
     ca_cert, ca_key = _load(files, files.ca_cert, files.ca_key)
     ca_created = False
     if ca_cert is None or ca_key is None:

@@ -124,7 +124,8 @@ getent group monostack-operators >/dev/null || { groupadd --system monostack-ope
 if [ -d /etc/ssh/sshd_config.d ] && ! cmp -s "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf; then
   install -m 0644 "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf
   if sshd -t 2>/dev/null; then
-    (systemctl reload ssh 2>/dev/null || pkill -HUP -x sshd 2>/dev/null) || true
+    # by pid file, not by name: in a chroot, a name would match the host's sshd
+    (systemctl reload ssh 2>/dev/null || kill -HUP "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null) || true
   fi
   say "sshd: members of monostack-operators now land in the TUI (monostack operator add NAME --key KEY)"
   changed=1
@@ -134,15 +135,17 @@ fi
 # Where libvirtd cannot run (some containers) the install still finishes: the daemon reports its
 # compute component as failed in `monostack status` until libvirt answers.
 systemd_running() { [ -d /run/systemd/system ]; }
-libvirt_up() { virsh -c qemu:///system version >/dev/null 2>&1; }
+libvirt_up() { timeout 20 virsh -c qemu:///system version >/dev/null 2>&1; }
 if ! libvirt_up; then
   if systemd_running; then
     systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || true
   else
-    pgrep -x virtlogd >/dev/null || virtlogd -d || true
-    pgrep -x libvirtd >/dev/null || libvirtd -d || true
+    # by pid file, not by name: in a chroot, a name would match the host's daemons
+    alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+    alive /run/virtlogd.pid || virtlogd -d || true
+    alive /run/libvirtd.pid || libvirtd -d || true
   fi
-  for _ in $(seq 1 50); do libvirt_up && break; sleep 0.2; done
+  for _ in $(seq 1 30); do libvirt_up && break; sleep 0.5; done
   libvirt_up || warn "libvirt (qemu:///system) does not answer: servers cannot boot until it does" \
                      "(see 'monostack doctor'); continuing"
 fi

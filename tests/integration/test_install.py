@@ -119,6 +119,7 @@ class Sandbox:
         r = str(self.root)
         self.host_sh(f"""
             set -e
+            mount --bind {r} {r}  # "/" of the root is a mount point (libvirt's qemu namespaces)
             mount -t proc proc {r}/proc
             mount -t sysfs sysfs {r}/sys
             mount -t tmpfs -o mode=0755,size=16m devtmp {r}/dev

@@ -10,7 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from appliance.tls import RENEW_BEFORE, cert_names, ensure_tls, host_names, local_ipv4_addresses
+from appliance.tls import (
+    RENEW_BEFORE, cert_names, ensure_tls, host_names, local_ipv4_addresses, pending_change)
 
 NAMES = (("appliance.example", "localhost"), (ipaddress.IPv4Address("127.0.0.1"),
                                               ipaddress.IPv4Address("192.0.2.10")))
@@ -104,3 +105,17 @@ def test_a_missing_half_is_reissued(tmp_path, missing):
     ensure_tls(tmp_path, names=NAMES)
     (tmp_path / missing).unlink()
     assert ensure_tls(tmp_path, names=NAMES).issued_because == "no server certificate yet"
+
+
+def test_extra_names_are_remembered(tmp_path):
+    first = ensure_tls(tmp_path, ["api.example"])
+    assert "api.example" in first.dns_names
+    again = ensure_tls(tmp_path)  # the installer's next run gives no --name
+    assert not again.changed and "api.example" in again.dns_names
+    assert pending_change(tmp_path) == ""
+
+
+def test_pending_change_reports_what_init_would_do(tmp_path):
+    assert pending_change(tmp_path) == "no CA yet"
+    ensure_tls(tmp_path, names=NAMES)  # names that are not this host's
+    assert pending_change(tmp_path).startswith("host names changed")
