@@ -55,6 +55,9 @@ class DiskDevice(enum.StrEnum):
 class DiskBus(enum.StrEnum):
     VIRTIO = "virtio"
     SATA = "sata"  # cdroms (config drive, rescue ISO) cannot sit on virtio-blk
+    #: cdroms on the i440fx machine (what Nova uses for config drives; guests with only
+    #: ata_piix, like the test guest, find them here and not on AHCI)
+    IDE = "ide"
     SCSI = "scsi"
 
 

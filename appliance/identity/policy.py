@@ -53,8 +53,29 @@ RULES: dict[str, str] = {
     "identity:assign_role": "admin",
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
+    # compute
+    "compute:create_flavor": "admin",
+    "compute:update_flavor": "admin",
+    "compute:delete_flavor": "admin",
+    "compute:get_flavor_access": "admin",
+    "compute:update_flavor_access": "admin",
+    "compute:list_hypervisors": "admin",
+    "compute:get_hypervisor": "admin",
+    "compute:get_hypervisor_statistics": "admin",
+    "compute:update_quotas": "admin",
+    "compute:list_flavors": "any",
+    "compute:get_flavor": "any",
+    "compute:list_keypairs": "any",
+    "compute:get_keypair": "any",
+    "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
     "monostack:status": "admin",
+    # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
+    "object:set_account_quota": "admin",
+    "object:get_auditor": "admin",
+    "object:run_auditor": "admin",
+    "object:run_expirer": "admin",
+    "object:rebuild_index": "admin",
     # image
     "image:publicize_image": "admin",
     "image:set_quota": "admin",
@@ -63,6 +84,13 @@ RULES: dict[str, str] = {
     "volume:update_quota_set": "admin",
     "volume:delete_quota_set": "admin",
     "volume:reset_status": "admin",
+    # network: members manage their project's resources; these are the cloud admin's
+    "network:create_external_network": "admin",
+    "network:create_shared_network": "admin",
+    "network:list_quotas": "admin",
+    "network:update_quota": "admin",
+    "network:delete_quota": "admin",
+    "network:list_dhcp_leases": "admin",
 }
 
 DEFAULT_READ = "reader"

@@ -1,0 +1,135 @@
+"""Shared bits of the Nova API: microversions, lookups, links, policy helpers.
+
+Microversions: MIN 2.1, MAX 2.60. A request names one with `OpenStack-API-Version: compute X`
+or `X-OpenStack-Nova-API-Version: X` ("latest" = MAX); bodies that changed shape up to MAX are
+formatted for the version asked (flavor embedded in servers from 2.47, createImage body from
+2.45, locked from 2.9, description from 2.19, tags from 2.26, flavor description from 2.55).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from appliance.api.util import auth_of, ctx_of
+from appliance.errors import BadRequest, Conflict, MonostackError, NotFound
+
+MIN_VERSION = (2, 1)
+MAX_VERSION = (2, 60)
+
+
+class NotAcceptable(MonostackError):
+    status = 406
+    title = "Not Acceptable"
+
+
+def fmt_version(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+def parse_version(request: web.Request) -> tuple[int, int]:
+    raw = None
+    header = request.headers.get("OpenStack-API-Version")
+    if header:
+        for part in header.split(","):
+            service, _, value = part.strip().partition(" ")
+            if service.lower() == "compute" and value:
+                raw = value.strip()
+    if raw is None:
+        raw = request.headers.get("X-OpenStack-Nova-API-Version")
+    if not raw:
+        return MIN_VERSION
+    if raw.lower() == "latest":
+        return MAX_VERSION
+    try:
+        major, minor = (int(x) for x in raw.split("."))
+    except ValueError as exc:
+        raise BadRequest(f"Invalid API version request: {raw!r}") from exc
+    v = (major, minor)
+    if v < MIN_VERSION or v > MAX_VERSION:
+        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is "
+                            f"{fmt_version(MIN_VERSION)} and maximum is {fmt_version(MAX_VERSION)}.")
+    return v
+
+
+
+def versioned(handler: Any) -> Any:
+    """Wrap a handler: parse the microversion into request["mv"], echo it in the answer."""
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        v = parse_version(request)
+        request["mv"] = v
+        response = await handler(request)
+        if isinstance(response, web.Response) or isinstance(response, web.StreamResponse):
+            if not response.prepared:
+                text = fmt_version(v)
+                response.headers["OpenStack-API-Version"] = f"compute {text}"
+                response.headers["X-OpenStack-Nova-API-Version"] = text
+                response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+        return response
+    wrapper.__name__ = getattr(handler, "__name__", "handler")
+    wrapper.__doc__ = handler.__doc__
+    if getattr(handler, "__monostack_public__", False):
+        wrapper.__monostack_public__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def mv(request: web.Request) -> tuple[int, int]:
+    return request.get("mv", MIN_VERSION)
+
+
+def at_least(request: web.Request, minor: int) -> bool:
+    return mv(request) >= (2, minor)
+
+
+def component(request: web.Request) -> Any:
+    comp = ctx_of(request).components.get("compute")
+    if comp is None:
+        raise NotFound("compute is not running")
+    return comp
+
+
+def base_url(request: web.Request) -> str:
+    return ctx_of(request).config.api.base_url + "/compute/v2.1"
+
+
+def links(request: web.Request, kind: str, id: str, project_id: str | None = None) -> list[dict]:
+    base = base_url(request)
+    root = ctx_of(request).config.api.base_url + "/compute"
+    return [{"rel": "self", "href": f"{base}/{kind}/{id}"},
+            {"rel": "bookmark", "href": f"{root}/{kind}/{id}"}]
+
+
+def require_instance(request: web.Request, server_id: str, action: str) -> Any:
+    """The instance if the caller may see it (404 otherwise, as Nova: no existence leak)."""
+    from appliance.api.util import authorize
+    inst = component(request).manager.instances.get(server_id)
+    auth = auth_of(request)
+    if inst is None or (not auth.is_admin and inst.project_id != auth.project_id):
+        raise NotFound(f"Instance {server_id} could not be found.")
+    authorize(request, action, target_project_id=inst.project_id)
+    return inst
+
+
+def check_not_locked(request: web.Request, inst: Any) -> None:
+    if inst.locked and not auth_of(request).is_admin:
+        raise Conflict(f"Instance {inst.id} is locked")
+
+
+def dict_field(body: dict, key: str, what: str) -> dict:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be an object")
+    return value
+
+
+def str_map(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              and 0 < len(k) <= 255 and len(v) <= 255
+                                              for k, v in value.items()):
+        raise BadRequest(f"Invalid {what}: keys and values must be strings of at most 255 "
+                         "characters")
+    return dict(value)

@@ -1,0 +1,694 @@
+"""/servers: create, list, show, update, delete, actions, attachments, interfaces, consoles."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from appliance.api.compute.common import (
+    at_least,
+    base_url,
+    check_not_locked,
+    component,
+    require_instance,
+    str_map,
+)
+from appliance.api.compute.flavors import find_flavor
+from appliance.api.compute.views import server_detail, server_summary
+from appliance.api.util import auth_of, authorize, ctx_of, json_body, public, query_bool
+from appliance.compute.manager import hostname_of
+from appliance.compute.records import Instance, TaskState, VmState
+from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+
+_STATUS_FILTER = {"BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR",
+                  "VERIFY_RESIZE", "REVERT_RESIZE", "RESIZE", "REBOOT", "HARD_REBOOT",
+                  "REBUILD", "DELETED", "SOFT_DELETED", "SHELVED", "SHELVED_OFFLOADED",
+                  "MIGRATING", "PASSWORD", "UNKNOWN"}
+
+
+# -- create ---------------------------------------------------------------------------------
+
+async def create_server(request: web.Request) -> web.Response:
+    auth = authorize(request, "compute:create_server")
+    if not auth.project_id:
+        raise Forbidden("A project-scoped token is needed to create servers.")
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
+        raise BadRequest("The request body must be an object with a 'server' object.")
+    srv = body["server"]
+    comp = component(request)
+    manager = comp.manager
+
+    name = srv.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest("Invalid input for field/attribute name: a name of 1-255 characters "
+                         "is required.")
+    flavor_ref = srv.get("flavorRef")
+    if not flavor_ref:
+        raise BadRequest("Missing flavorRef attribute")
+    flavor = find_flavor(request, str(flavor_ref).rstrip("/").rsplit("/", 1)[-1])
+
+    image_id = srv.get("imageRef") or None
+    if isinstance(image_id, str):
+        image_id = image_id.rstrip("/").rsplit("/", 1)[-1] or None
+    root_volume: dict[str, Any] | None = None
+    for bdm in srv.get("block_device_mapping_v2") or []:
+        if not isinstance(bdm, dict):
+            raise BadRequest("Invalid block_device_mapping_v2 entry")
+        src, dest = bdm.get("source_type"), bdm.get("destination_type", "volume")
+        boot = str(bdm.get("boot_index", "")) == "0"
+        if src == "image" and dest == "local":
+            image_id = image_id or bdm.get("uuid")
+        elif src == "volume" and boot:
+            root_volume = bdm
+        elif src in ("blank", "image", "snapshot") and dest == "volume":
+            raise BadRequest(f"block device mapping {src} -> volume is not supported; create "
+                             "the volume first and boot from it (source_type volume)")
+        elif src == "volume":
+            raise BadRequest("Only the root volume may be given at create; attach others "
+                             "with os-volume_attachments")
+    if image_id is None and root_volume is None:
+        raise BadRequest("An image (imageRef) or a bootable volume (block_device_mapping_v2 "
+                         "with source_type volume and boot_index 0) is required.")
+
+    boot_image = None
+    if root_volume is None:
+        image_seam = ctx_of(request).components.get("image")
+        if image_seam is None:
+            raise BadRequest("Cannot boot from an image: no image service is running.")
+        try:
+            boot_image = await image_seam.boot_source(image_id, auth.project_id)
+        except NotFound as exc:
+            raise BadRequest(f"Image {image_id} could not be found.") from exc
+        except Conflict as exc:
+            raise BadRequest(f"Image {image_id} is not active: {exc}") from exc
+        if boot_image.min_ram and flavor.ram < boot_image.min_ram:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        if boot_image.min_disk and flavor.disk and flavor.disk < boot_image.min_disk:
+            raise BadRequest("Flavor's disk is too small for requested image.")
+
+    volume_attachment = None
+    if root_volume is not None:
+        vol_seam = ctx_of(request).components.get("volume")
+        if vol_seam is None:
+            raise BadRequest("Cannot boot from a volume: no volume service is running.")
+        vid = root_volume.get("uuid")
+        try:
+            vol = await vol_seam.volume_for_attach(vid, auth.project_id)
+        except NotFound as exc:
+            raise BadRequest(f"Volume {vid} could not be found.") from exc
+        volume_attachment = {"id": vid, "volume_id": vid, "device": "/dev/vda",
+                             "path": str(vol.path), "format": vol.format, "boot": True}
+        image_id = None
+
+    key_name = srv.get("key_name")
+    key_data = None
+    if key_name:
+        kp = comp.keypairs.get(f"{auth.user_id}/{key_name}")
+        if kp is None:
+            raise BadRequest(f"Invalid key_name provided.")
+        key_data = kp.public_key
+
+    user_data = srv.get("user_data")
+    if user_data is not None:
+        if not isinstance(user_data, str):
+            raise BadRequest("user_data must be a base64 string")
+        try:
+            base64.b64decode(user_data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("Invalid user_data: not base64") from exc
+        if len(user_data) > 65535:
+            raise BadRequest("user_data is too large (at most 65535 bytes)")
+
+    metadata = str_map(srv.get("metadata"), "metadata")
+    limits = manager.quota_limits(auth.project_id)
+    if len(metadata) > limits["metadata_items"]:
+        raise Forbidden("Quota exceeded for metadata_items")
+    networks = srv.get("networks")
+    if networks in (None, "auto"):
+        requested: list[dict[str, Any]] = []
+    elif networks == "none":
+        requested = [{"none": True}]
+    elif isinstance(networks, list):
+        requested = []
+        for n in networks:
+            if not isinstance(n, dict):
+                raise BadRequest("networks entries must be objects")
+            requested.append({k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n})
+    else:
+        raise BadRequest("networks must be a list, 'auto' or 'none'")
+    tags = srv.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise BadRequest("tags must be a list of strings")
+    try:
+        min_count = int(srv.get("min_count", 1))
+        max_count = int(srv.get("max_count", min_count))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("min_count and max_count must be integers") from exc
+    if min_count < 1 or max_count < min_count:
+        raise BadRequest("min_count must be >= 1 and max_count >= min_count")
+    sgs = [sg.get("name", "default") for sg in srv.get("security_groups") or []
+           if isinstance(sg, dict)] or ["default"]
+    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+    group_id = hints.get("group") if isinstance(hints, dict) else None
+    if group_id and comp.server_groups.get(group_id) is None:
+        raise BadRequest(f"Invalid server group {group_id}")
+
+    reservation = "r-" + secrets.token_hex(4)
+    instances = []
+    for i in range(max_count):
+        display = name if max_count == 1 else f"{name}-{i + 1}"
+        instances.append(Instance(
+            id=str(uuid.uuid4()), name=display, project_id=auth.project_id,
+            user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
+            root_volume_id=volume_attachment["volume_id"] if volume_attachment else None,
+            key_name=key_name or None, key_data=key_data,
+            requested_networks=requested, metadata=dict(metadata), tags=list(tags),
+            config_drive=bool(srv.get("config_drive")), user_data=user_data,
+            description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
+            access_ipv6=srv.get("accessIPv6") or "", security_groups=sgs,
+            volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
+            server_group_id=group_id, launch_index=i, reservation_id=reservation,
+            hostname=hostname_of(display)))
+    if boot_image is not None:
+        # the image's own size and limits were checked above; the build reads it again
+        pass
+    await manager.create(instances, {})
+    if volume_attachment is not None:
+        await ctx_of(request).components["volume"].mark_attached(
+            volume_attachment["volume_id"], instances[0].id, "/dev/vda")
+    if group_id:
+        group = comp.server_groups.require(group_id)
+        group.members.extend(i.id for i in instances)
+        await comp.server_groups.save(group)
+    first = instances[0]
+    if srv.get("return_reservation_id") and max_count > 1:
+        return web.json_response({"reservation_id": reservation}, status=202)
+    answer = {"id": first.id, "links": server_summary(request, first)["links"],
+              "OS-DCF:diskConfig": "MANUAL",
+              "security_groups": [{"name": n} for n in first.security_groups],
+              "adminPass": secrets.token_urlsafe(9)}
+    return web.json_response({"server": answer}, status=202,
+                             headers={"Location": f"{base_url(request)}/servers/{first.id}"})
+
+
+# -- list / show ------------------------------------------------------------------------------
+
+def _visible(request: web.Request) -> list[Instance]:
+    auth = auth_of(request)
+    q = request.query
+    manager = component(request).manager
+    all_tenants = q.get("all_tenants") not in (None, "0", "false", "False")
+    project = q.get("project_id") or q.get("tenant_id")
+    if auth.is_admin and (all_tenants or project):
+        items = manager.instances.list(lambda i: project is None or i.project_id == project)
+    else:
+        items = manager.instances.list(lambda i: i.project_id == auth.project_id)
+    if query_bool(q.get("deleted")) is True:
+        return []
+    if "name" in q:
+        pattern = q["name"]
+        try:
+            rx = re.compile(pattern)
+            items = [i for i in items if rx.search(i.name)]
+        except re.error:
+            items = [i for i in items if i.name == pattern]
+    if "status" in q:
+        wanted = {s.strip().upper() for s in q.getall("status")}
+        bad = wanted - _STATUS_FILTER
+        if bad and at_least(request, 38):
+            raise BadRequest(f"Invalid status value: {', '.join(sorted(bad))}")
+        items = [i for i in items if i.status in wanted]
+    if "image" in q:
+        items = [i for i in items if i.image_id == q["image"].rsplit("/", 1)[-1]]
+    if "flavor" in q:
+        items = [i for i in items if i.flavor.get("id") == q["flavor"].rsplit("/", 1)[-1]]
+    if "host" in q and auth.is_admin:
+        items = [i for i in items if i.host == q["host"]]
+    if "user_id" in q and auth.is_admin:
+        items = [i for i in items if i.user_id == q["user_id"]]
+    if "locked" in q:
+        want = query_bool(q["locked"])
+        items = [i for i in items if want is None or i.locked == want]
+    if "tags" in q:
+        tags = set(q["tags"].split(","))
+        items = [i for i in items if tags <= set(i.tags)]
+    if "ip" in q:
+        rx = re.compile(q["ip"])
+        items = [i for i in items if any(rx.search(a["addr"]) for addrs in i.addresses.values()
+                                         for a in addrs)]
+    reverse = q.get("sort_dir", "desc") == "desc"
+    key = q.get("sort_key", "created_at")
+    if key not in ("created_at", "updated_at", "display_name", "name", "uuid", "id"):
+        key = "created_at"
+    attr = {"display_name": "name", "uuid": "id"}.get(key, key)
+    items.sort(key=lambda i: (getattr(i, attr), i.id), reverse=reverse)
+    return items
+
+
+def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Response:
+    q = request.query
+    marker = q.get("marker")
+    if marker:
+        ids = [i.id for i in items]
+        if marker not in ids:
+            raise BadRequest(f"marker [{marker}] not found")
+        items = items[ids.index(marker) + 1:]
+    limit = None
+    if "limit" in q:
+        try:
+            limit = int(q["limit"])
+        except ValueError as exc:
+            raise BadRequest("limit must be an integer") from exc
+        if limit < 0:
+            raise BadRequest("limit must be >= 0")
+        items = items[:limit]
+    view = server_detail if detail else server_summary
+    body: dict[str, Any] = {"servers": [view(request, i) for i in items]}
+    if limit is not None and items and len(items) == limit:
+        params = {k: v for k, v in q.items() if k != "marker"}
+        params["marker"] = items[-1].id
+        qs = "&".join(f"{k}={v}" for k, v in params.items())
+        suffix = "/detail" if detail else ""
+        body["servers_links"] = [{"rel": "next",
+                                  "href": f"{base_url(request)}/servers{suffix}?{qs}"}]
+    return web.json_response(body)
+
+
+async def list_servers(request: web.Request) -> web.Response:
+    authorize(request, "compute:list_servers")
+    return _page(request, _visible(request), detail=False)
+
+
+async def list_servers_detail(request: web.Request) -> web.Response:
+    authorize(request, "compute:list_servers")
+    return _page(request, _visible(request), detail=True)
+
+
+async def show_server(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"server": server_detail(request, inst)})
+
+
+async def update_server(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    body = await json_body(request, "server")
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        if not isinstance(body["name"], str) or not body["name"].strip():
+            raise BadRequest("name must be a non-empty string")
+        changes["name"] = body["name"][:255]
+    if "description" in body:
+        changes["description"] = body["description"]
+    for key, attr in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
+        if key in body:
+            changes[attr] = body[key] or ""
+    inst = await component(request).manager.update(inst.id, changes)
+    return web.json_response({"server": server_detail(request, inst)})
+
+
+async def delete_server(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:delete_server")
+    check_not_locked(request, inst)
+    await component(request).manager.delete(inst.id)
+    return web.Response(status=204)
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+async def server_action(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:server_action")
+    body = await json_body(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("An action body names exactly one action.")
+    (action, args), = body.items()
+    args = args if isinstance(args, dict) else {}
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        raise BadRequest(f"Unsupported server action: {action}")
+    if action not in ("os-getConsoleOutput", "os-getSerialConsole", "lock", "unlock",
+                      "os-getVNCConsole", "os-getSPICEConsole"):
+        check_not_locked(request, inst)
+    if action == "unlock" and inst.locked and not auth_of(request).is_admin \
+            and inst.user_id != auth_of(request).user_id:
+        raise Forbidden("Only the user who locked the instance or an admin may unlock it.")
+    return await handler(request, inst, args)
+
+
+def _accepted() -> web.Response:
+    return web.Response(status=202)
+
+
+async def _start(request, inst, args):
+    await component(request).manager.start_instance(inst.id)
+    return _accepted()
+
+
+async def _stop(request, inst, args):
+    await component(request).manager.stop_instance(inst.id)
+    return _accepted()
+
+
+async def _reboot(request, inst, args):
+    kind = str(args.get("type", "")).upper()
+    if kind not in ("SOFT", "HARD"):
+        raise BadRequest("reboot type must be SOFT or HARD")
+    await component(request).manager.reboot(inst.id, hard=kind == "HARD")
+    return _accepted()
+
+
+def _simple(method: str):
+    async def run(request, inst, args):
+        await getattr(component(request).manager, method)(inst.id)
+        return _accepted()
+    return run
+
+
+async def _resize(request, inst, args):
+    ref = args.get("flavorRef")
+    if not ref:
+        raise BadRequest("Resize requests require 'flavorRef' attribute.")
+    flavor = find_flavor(request, str(ref).rstrip("/").rsplit("/", 1)[-1])
+    manager = component(request).manager
+    limits, used = manager.quota_limits(inst.project_id), manager.quota_usage(inst.project_id)
+    for name, delta in (("cores", flavor.vcpus - int(inst.flavor["vcpus"])),
+                        ("ram", flavor.ram - int(inst.flavor["ram"]))):
+        if delta > 0 and limits[name] >= 0 and used[name] + delta > limits[name]:
+            raise Forbidden(f"Quota exceeded for {name}: Requested {delta}, but already used "
+                            f"{used[name]} of {limits[name]} {name}")
+    await manager.resize(inst.id, flavor.snapshot())
+    return _accepted()
+
+
+async def _rebuild(request, inst, args):
+    ref = args.get("imageRef")
+    if not ref:
+        raise BadRequest("Rebuild requests require 'imageRef'.")
+    image_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+    image_seam = ctx_of(request).components.get("image")
+    if image_seam is None:
+        raise BadRequest("Cannot rebuild from an image: no image service is running.")
+    if inst.root_volume_id:
+        raise BadRequest("Rebuilding a volume-backed instance is not supported.")
+    try:
+        await image_seam.boot_source(image_id, inst.project_id)
+    except NotFound as exc:
+        raise BadRequest(f"Image {image_id} could not be found.") from exc
+    name = args.get("name")
+    metadata = str_map(args["metadata"], "metadata") if "metadata" in args else None
+    manager = component(request).manager
+    await manager.rebuild(inst.id, image_id, name, metadata)
+    inst = manager.instances.require(inst.id)
+    return web.json_response({"server": server_detail(request, inst)}, status=202)
+
+
+async def _rescue(request, inst, args):
+    ref = args.get("rescue_image_ref")
+    image_id = str(ref).rstrip("/").rsplit("/", 1)[-1] if ref else None
+    await component(request).manager.rescue(inst.id, image_id)
+    return web.json_response({"adminPass": args.get("adminPass") or secrets.token_urlsafe(9)})
+
+
+async def _create_image(request, inst, args):
+    name = args.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("createImage requires a name")
+    image_id = await component(request).manager.create_image(
+        inst.id, name, str_map(args.get("metadata"), "metadata"))
+    root = ctx_of(request).config.api.base_url + "/image/v2/images/" + image_id
+    if at_least(request, 45):
+        return web.json_response({"image_id": image_id}, status=202)
+    return web.Response(status=202, headers={"Location": root})
+
+
+async def _lock(request, inst, args):
+    await component(request).manager.set_locked(inst.id, True, args.get("locked_reason"))
+    return _accepted()
+
+
+async def _unlock(request, inst, args):
+    await component(request).manager.set_locked(inst.id, False)
+    return _accepted()
+
+
+async def _console_output(request, inst, args):
+    length = args.get("length")
+    if length is not None:
+        try:
+            length = int(length)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("length must be an integer") from exc
+        if length < -1:
+            raise BadRequest("length must be >= -1")
+        if length == -1:
+            length = None
+    output = await component(request).manager.console_output(inst.id, length)
+    return web.json_response({"output": output})
+
+
+async def _get_serial_console(request, inst, args):
+    if args.get("type", "serial") != "serial":
+        raise BadRequest("Only the serial console type is offered.")
+    url = _console_url(request, inst)
+    return web.json_response({"console": {"type": "serial", "url": url}})
+
+
+async def _security_group(request, inst, args):
+    return _accepted()
+
+
+async def _not_here(request, inst, args):
+    raise BadRequest("This appliance has one compute host: there is nowhere to migrate to.")
+
+
+async def _force_delete(request, inst, args):
+    await component(request).manager.delete(inst.id)
+    return _accepted()
+
+
+_ACTIONS = {
+    "os-start": _start, "os-stop": _stop, "reboot": _reboot,
+    "pause": _simple("pause"), "unpause": _simple("unpause"),
+    "suspend": _simple("suspend"), "resume": _simple("resume"),
+    "resize": _resize, "confirmResize": _simple("confirm_resize"),
+    "revertResize": _simple("revert_resize"), "rebuild": _rebuild,
+    "rescue": _rescue, "unrescue": _simple("unrescue"), "createImage": _create_image,
+    "lock": _lock, "unlock": _unlock, "os-getConsoleOutput": _console_output,
+    "os-getSerialConsole": _get_serial_console, "addSecurityGroup": _security_group,
+    "removeSecurityGroup": _security_group, "migrate": _not_here,
+    "os-migrateLive": _not_here, "forceDelete": _force_delete,
+}
+
+
+# -- metadata and tags ---------------------------------------------------------------------
+
+async def get_metadata(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"metadata": dict(inst.metadata)})
+
+
+async def set_metadata(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    check_not_locked(request, inst)
+    body = await json_body(request)
+    meta = str_map((body or {}).get("metadata"), "metadata")
+    new = meta if request.method == "PUT" else {**inst.metadata, **meta}
+    manager = component(request).manager
+    if len(new) > manager.quota_limits(inst.project_id)["metadata_items"]:
+        raise Forbidden("Quota exceeded for metadata_items")
+    inst = await manager.update(inst.id, {"metadata": new})
+    return web.json_response({"metadata": inst.metadata})
+
+
+async def delete_metadata_item(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    key = request.match_info["key"]
+    if key not in inst.metadata:
+        raise NotFound(f"Metadata item {key} was not found")
+    meta = {k: v for k, v in inst.metadata.items() if k != key}
+    await component(request).manager.update(inst.id, {"metadata": meta})
+    return web.Response(status=204)
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"tags": list(inst.tags)})
+
+
+async def put_tag(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    tag = request.match_info["tag"]
+    if tag not in inst.tags:
+        await component(request).manager.update(inst.id, {"tags": [*inst.tags, tag]})
+    return web.Response(status=201 if tag not in inst.tags else 204)
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    tag = request.match_info["tag"]
+    if tag not in inst.tags:
+        raise NotFound(f"Tag {tag} not found")
+    await component(request).manager.update(inst.id, {"tags": [t for t in inst.tags if t != tag]})
+    return web.Response(status=204)
+
+
+# -- volume attachments and interfaces ----------------------------------------------------------
+
+def _attachment_view(inst: Instance, att: dict[str, Any]) -> dict[str, Any]:
+    return {"id": att["volume_id"], "serverId": inst.id, "volumeId": att["volume_id"],
+            "device": att["device"]}
+
+
+async def list_volume_attachments(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"volumeAttachments": [_attachment_view(inst, a)
+                                                    for a in inst.volume_attachments]})
+
+
+async def show_volume_attachment(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    vid = request.match_info["volume_id"]
+    for a in inst.volume_attachments:
+        if a["volume_id"] == vid:
+            return web.json_response({"volumeAttachment": _attachment_view(inst, a)})
+    raise NotFound(f"volume {vid} is not attached to server {inst.id}")
+
+
+async def attach_volume(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:attach_volume")
+    check_not_locked(request, inst)
+    body = await json_body(request, "volumeAttachment")
+    vid = body.get("volumeId")
+    if not isinstance(vid, str) or not vid:
+        raise BadRequest("volumeAttachment needs a volumeId")
+    att = await component(request).manager.attach_volume(inst.id, vid, body.get("device"))
+    return web.json_response({"volumeAttachment": _attachment_view(inst, att)})
+
+
+async def detach_volume(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:detach_volume")
+    check_not_locked(request, inst)
+    await component(request).manager.detach_volume(inst.id, request.match_info["volume_id"])
+    return web.Response(status=202)
+
+
+def _interface_view(inst: Instance, p: dict[str, Any]) -> dict[str, Any]:
+    return {"port_id": p["port_id"], "net_id": p["network_id"], "mac_addr": p["mac"],
+            "port_state": "ACTIVE",
+            "fixed_ips": [{"ip_address": ip, "subnet_id": None} for ip in p.get("fixed_ips", [])]}
+
+
+async def list_interfaces(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"interfaceAttachments": [_interface_view(inst, p)
+                                                       for p in inst.ports]})
+
+
+async def attach_interface(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:attach_interface")
+    check_not_locked(request, inst)
+    body = await json_body(request, "interfaceAttachment")
+    req: dict[str, Any] = {}
+    if body.get("port_id"):
+        req["port"] = body["port_id"]
+    elif body.get("net_id"):
+        req["uuid"] = body["net_id"]
+        ips = body.get("fixed_ips") or []
+        if ips:
+            req["fixed_ip"] = ips[0].get("ip_address")
+    else:
+        raise BadRequest("interfaceAttachment needs port_id or net_id")
+    port = await component(request).manager.attach_interface(inst.id, req)
+    return web.json_response({"interfaceAttachment": _interface_view(inst, port)})
+
+
+async def detach_interface(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:detach_interface")
+    check_not_locked(request, inst)
+    await component(request).manager.detach_interface(inst.id, request.match_info["port_id"])
+    return web.Response(status=202)
+
+
+# -- serial console ---------------------------------------------------------------------------
+
+def _console_url(request: web.Request, inst: Instance) -> str:
+    if inst.vm_state not in (VmState.ACTIVE, VmState.RESCUED, VmState.RESIZED) \
+            or inst.task_state == TaskState.DELETING:
+        raise Conflict(f"Instance {inst.id} is not running (status {inst.status}).")
+    token = component(request).console_tokens.issue(inst.id, inst.project_id)
+    base = ctx_of(request).config.api.base_url
+    ws_base = "wss://" + base[len("https://"):] if base.startswith("https://") \
+        else "ws://" + base.split("://", 1)[-1]
+    return f"{ws_base}/compute/console?token={token}"
+
+
+async def remote_console(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:create_console")
+    body = await json_body(request, "remote_console")
+    if body.get("protocol") != "serial" or body.get("type", "serial") != "serial":
+        raise BadRequest("Only protocol 'serial' with type 'serial' is offered.")
+    url = _console_url(request, inst)
+    return web.json_response({"remote_console": {"protocol": "serial", "type": "serial",
+                                                 "url": url}})
+
+
+def _origin_allowed(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True
+    from urllib.parse import urlsplit
+    netloc = urlsplit(origin).netloc.lower()
+    allowed = {request.host.lower(),
+               urlsplit(ctx_of(request).config.api.base_url).netloc.lower()}
+    return netloc in allowed
+
+
+@public
+async def console_websocket(request: web.Request) -> web.StreamResponse:
+    """The serial proxy: output to every watcher as binary frames, input from the writer."""
+    if not _origin_allowed(request):
+        raise Forbidden("Cross-origin console connections are refused.")
+    comp = component(request)
+    grant = comp.console_tokens.consume(request.query.get("token"))
+    inst = comp.manager.instances.get(grant.instance_id)
+    if inst is None:
+        raise NotFound(f"Instance {grant.instance_id} could not be found.")
+    ws = web.WebSocketResponse(heartbeat=20, protocols=("binary", "base64"))
+    await ws.prepare(request)
+    request.app["websockets"].add(ws)
+    hub = comp.console_proxy.hub(inst.id)
+    try:
+        watcher = await hub.attach()
+    except (ServiceUnavailable, Conflict, NotFound) as exc:
+        request.app["websockets"].discard(ws)
+        await ws.close(code=1011, message=str(exc)[:120].encode())
+        return ws
+    import asyncio
+
+    async def pump_out() -> None:
+        while True:
+            data = await watcher.read()
+            if data is None:
+                await ws.close(code=1000, message=b"console closed")
+                return
+            await ws.send_bytes(data)
+
+    out = asyncio.create_task(pump_out())
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await hub.write(watcher, msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await hub.write(watcher, msg.data.encode())
+            elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        out.cancel()
+        await hub.detach(watcher)
+        request.app["websockets"].discard(ws)
+    return ws

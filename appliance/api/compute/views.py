@@ -1,0 +1,134 @@
+"""Nova-shaped bodies of servers, flavors and key pairs, by microversion.
+
+Nothing here is ever null where a client iterates (image is {"id"} or "", flavor a dict,
+addresses a dict, security_groups a list — see OPENSTACK-CLIENTS.md gotcha 4).
+"""
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any
+
+from aiohttp import web
+
+from appliance.api.compute.common import at_least, ctx_of, links
+from appliance.api.util import auth_of
+from appliance.compute.records import Flavor, Instance, KeyPair, iso
+
+
+def host_id(inst: Instance) -> str:
+    if not inst.host:
+        return ""
+    return hashlib.sha224((inst.project_id + inst.host).encode()).hexdigest()
+
+
+def server_summary(request: web.Request, inst: Instance) -> dict[str, Any]:
+    return {"id": inst.id, "name": inst.name, "links": links(request, "servers", inst.id)}
+
+
+def server_detail(request: web.Request, inst: Instance) -> dict[str, Any]:
+    base = ctx_of(request).config.api.base_url + "/compute"
+    if inst.image_id:
+        image: Any = {"id": inst.image_id,
+                      "links": [{"rel": "bookmark", "href": f"{base}/images/{inst.image_id}"}]}
+    else:
+        image = ""
+    if at_least(request, 47):
+        f = inst.flavor
+        flavor: dict[str, Any] = {"vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"],
+                                  "ephemeral": f.get("ephemeral", 0), "swap": f.get("swap", 0),
+                                  "original_name": f.get("name", ""),
+                                  "extra_specs": dict(f.get("extra_specs") or {})}
+    else:
+        fid = inst.flavor.get("id", "")
+        flavor = {"id": fid, "links": [{"rel": "bookmark", "href": f"{base}/flavors/{fid}"}]}
+    body: dict[str, Any] = {
+        "id": inst.id,
+        "name": inst.name,
+        "status": inst.status,
+        "tenant_id": inst.project_id,
+        "user_id": inst.user_id,
+        "metadata": dict(inst.metadata),
+        "hostId": host_id(inst),
+        "image": image,
+        "flavor": flavor,
+        "created": iso(inst.created_at),
+        "updated": iso(inst.updated_at),
+        "addresses": {k: list(v) for k, v in inst.addresses.items()},
+        "accessIPv4": inst.access_ipv4,
+        "accessIPv6": inst.access_ipv6,
+        "links": links(request, "servers", inst.id),
+        "OS-DCF:diskConfig": "MANUAL",
+        "progress": 100 if inst.status == "ACTIVE" else 0,
+        "OS-EXT-AZ:availability_zone": inst.availability_zone,
+        "config_drive": "True" if inst.config_drive else "",
+        "key_name": inst.key_name,
+        "OS-SRV-USG:launched_at": iso(inst.launched_at),
+        "OS-SRV-USG:terminated_at": iso(inst.terminated_at),
+        "security_groups": [{"name": n} for n in inst.security_groups],
+        "OS-EXT-STS:task_state": str(inst.task_state) if inst.task_state else None,
+        "OS-EXT-STS:vm_state": str(inst.vm_state),
+        "OS-EXT-STS:power_state": int(inst.power_state),
+        "os-extended-volumes:volumes_attached": [
+            {"id": a["volume_id"], "delete_on_termination": False}
+            for a in inst.volume_attachments],
+    }
+    if inst.fault and inst.status in ("ERROR", "DELETED"):
+        body["fault"] = {"code": inst.fault.get("code", 500),
+                         "message": inst.fault.get("message", ""),
+                         "created": iso(inst.fault.get("created")),
+                         **({"details": inst.fault.get("details", "")}
+                            if auth_of(request).is_admin else {})}
+    if at_least(request, 9):
+        body["locked"] = inst.locked
+    if at_least(request, 19):
+        body["description"] = inst.description
+    if at_least(request, 26):
+        body["tags"] = list(inst.tags)
+    if auth_of(request).is_admin:
+        body.update({
+            "OS-EXT-SRV-ATTR:host": inst.host,
+            "OS-EXT-SRV-ATTR:hypervisor_hostname": inst.host,
+            "OS-EXT-SRV-ATTR:instance_name": f"ms-{inst.id}",
+        })
+        if at_least(request, 3):
+            body.update({
+                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
+                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+            })
+        if at_least(request, 16):
+            body["host_status"] = "UP" if inst.host else ""
+    return body
+
+
+def flavor_view(request: web.Request, f: Flavor, detail: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": f.id, "name": f.name, "links": links(request, "flavors", f.id)}
+    if at_least(request, 55):
+        body["description"] = f.description
+    if not detail:
+        return body
+    body.update({
+        "ram": f.ram, "vcpus": f.vcpus, "disk": f.disk, "swap": f.swap,
+        "OS-FLV-EXT-DATA:ephemeral": f.ephemeral, "OS-FLV-DISABLED:disabled": False,
+        "os-flavor-access:is_public": f.is_public, "rxtx_factor": f.rxtx_factor,
+    })
+    if at_least(request, 61):
+        body["extra_specs"] = dict(f.extra_specs)
+    return body
+
+
+def keypair_view(request: web.Request, k: KeyPair, *, full: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": k.name, "public_key": k.public_key,
+                            "fingerprint": k.fingerprint}
+    if at_least(request, 2):
+        body["type"] = k.type
+    if full:
+        body.update({"user_id": k.user_id, "id": zlib.crc32(k.id.encode()) & 0x7FFFFFFF,
+                     "created_at": iso(k.created_at), "deleted": False, "deleted_at": None,
+                     "updated_at": None})
+    return body

@@ -1,0 +1,79 @@
+"""The compute component: the Nova API over the conductor, scheduler and libvirt driver.
+
+Owns the driver (`LibvirtDriver(config.compute.libvirt_uri)`, or one handed in by a test),
+the `ComputeManager` (durable task queue + reconciliation), flavors, key pairs, server groups
+and the serial console proxy. Routes live in `appliance.api.compute`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from appliance.component import ApplianceContext, CatalogEntry
+from appliance.compute.console import ConsoleProxy, ConsoleTokens
+from appliance.compute.manager import ComputeManager
+from appliance.compute.records import Flavor, KeyPair, ServerGroup
+from appliance.state import Repository
+
+log = logging.getLogger("monostack.compute")
+
+#: `monostack init` flavors (Nova's classic set, plus m1.nano for tiny test guests)
+DEFAULT_FLAVORS = [
+    Flavor(id="1", name="m1.tiny", vcpus=1, ram=128, disk=1),
+    Flavor(id="2", name="m1.small", vcpus=1, ram=2048, disk=20),
+    Flavor(id="3", name="m1.medium", vcpus=2, ram=4096, disk=40),
+    Flavor(id="4", name="m1.large", vcpus=4, ram=8192, disk=80),
+    Flavor(id="5", name="m1.xlarge", vcpus=8, ram=16384, disk=160),
+]
+
+
+class ComputeComponent:
+    name = "compute"
+    catalog = [CatalogEntry(type="compute", name="nova", path="/compute/v2.1")]
+
+    def __init__(self, ctx: ApplianceContext, *, driver: Any = None, **options: Any) -> None:
+        self.ctx = ctx
+        if driver is None:
+            from appliance.compute.libvirt.driver import LibvirtDriver
+            driver = LibvirtDriver(ctx.config.compute.libvirt_uri)
+        self.driver = driver
+        self.manager = ComputeManager(ctx, driver)
+        self.flavors: Repository[Flavor] = Repository(ctx.store, "flavors", Flavor,
+                                                      kind="Flavor")
+        self.keypairs: Repository[KeyPair] = Repository(ctx.store, "keypairs", KeyPair,
+                                                        kind="Keypair")
+        self.server_groups: Repository[ServerGroup] = Repository(
+            ctx.store, "server_groups", ServerGroup, kind="Server group")
+        self.console_tokens = ConsoleTokens()
+        self.console_proxy = ConsoleProxy(self._open_console)
+        self.manager.console_proxy = self.console_proxy  # type: ignore[attr-defined]
+
+    async def _open_console(self, instance_id: str) -> Any:
+        return await self.driver.console_stream(instance_id, force=True)
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.console_proxy.close()
+        await self.manager.stop()
+
+    async def bootstrap(self, admin_project: Any) -> None:
+        for flavor in DEFAULT_FLAVORS:
+            if self.flavors.get(flavor.id) is None and not self.flavors.list(
+                    lambda f, n=flavor.name: f.name == n):
+                await self.flavors.save(Flavor(**{**flavor.__dict__, "extra_specs": {},
+                                                  "projects": []}))
+
+    def routes(self) -> list[web.RouteDef]:
+        from appliance.api.compute import routes
+        return routes()
+
+    def health(self) -> str:
+        m = self.manager
+        if m.scheduler is None:
+            return "starting"
+        return (f"ok ({m.host_info.hypervisor_type}, {len(m.instances.list())} instances, "
+                f"{len(m._running)} tasks)")

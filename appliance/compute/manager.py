@@ -1,0 +1,1073 @@
+"""The conductor: admits instance actions, runs them from a durable task queue, reconciles.
+
+Admission (`_admit`) is one step under one lock: the instance must be idle (task_state None)
+and in an allowed vm_state, else `Conflict` (409); the new task_state and the durable `Task`
+record (id = instance id: at most one per instance) are committed in one transaction. The
+API answers at once; an asyncio task runs the work, recording each step (task_state) durably,
+and the final state is committed together with the Task's removal. So after a crash every Task
+left in the store names an unfinished action, and `reconcile()` at startup finishes it:
+builds and deletes are re-driven (both are idempotent), other actions are settled to the power
+state libvirt reports. Domains libvirt has and we do not are reported as orphans — an event
+and a log line — never destroyed or adopted.
+
+Delete may interrupt anything: it marks the instance (task_state deleting, Task "delete"
+replacing the running one) and sets an abort flag; the running task stops at its next step
+(its writes are refused from then on), and the delete runs after it, so a domain a spawn was
+still creating is destroyed too.
+
+Power changes made inside the guest reach the record through driver lifecycle events, and a
+periodic sync re-reads every idle instance's power state as a backstop.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+import re
+import shutil
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from appliance.component import ApplianceContext
+from appliance.compute import disks
+from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
+from appliance.compute.driver import (
+    ComputeDriver,
+    DiskBus,
+    DiskDevice,
+    DiskFormat,
+    DiskSpec,
+    DomainSpec,
+    DomainState,
+    GuestNumaCell,
+    LifecycleEventKind,
+    NicSpec,
+)
+from appliance.compute.records import (
+    DEFAULT_QUOTAS,
+    Instance,
+    PowerState,
+    QuotaSet,
+    Task,
+    TaskState,
+    VmState,
+    now,
+)
+from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
+from appliance.compute.seams import BootImage, PortBinding
+from appliance.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HypervisorError,
+    MonostackError,
+    NotFound,
+    ServiceUnavailable,
+)
+from appliance.state import Repository
+
+log = logging.getLogger("monostack.compute")
+
+GiB = 1 << 30
+#: bytes of serial log os-getConsoleOutput reads at most
+CONSOLE_TAIL_BYTES = 256 * 1024
+POWER_SYNC_INTERVAL = 30.0
+
+_POWER = {DomainState.RUNNING: PowerState.RUNNING, DomainState.PAUSED: PowerState.PAUSED,
+          DomainState.SHUTOFF: PowerState.SHUTDOWN, DomainState.SUSPENDED: PowerState.SUSPENDED,
+          DomainState.CRASHED: PowerState.CRASHED, DomainState.NOSTATE: PowerState.NOSTATE}
+#: the vm_state an idle instance settles to for a power state
+_SETTLE = {PowerState.RUNNING: VmState.ACTIVE, PowerState.PAUSED: VmState.PAUSED,
+           PowerState.SHUTDOWN: VmState.STOPPED, PowerState.SUSPENDED: VmState.SUSPENDED,
+           PowerState.CRASHED: VmState.STOPPED}
+_SETTLEABLE = {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}
+
+
+class Aborted(Exception):
+    """A delete took over the instance: the running task stops writing."""
+
+
+def fault_of(exc: BaseException) -> dict[str, Any]:
+    code = exc.status if isinstance(exc, MonostackError) else 500
+    message = exc.message if isinstance(exc, MonostackError) else f"{type(exc).__name__}: {exc}"
+    return {"code": code, "message": message[:255], "details": message,
+            "created": now()}
+
+
+class ComputeManager:
+    def __init__(self, ctx: ApplianceContext, driver: ComputeDriver) -> None:
+        self.ctx = ctx
+        self.config = ctx.config.compute
+        self.driver = driver
+        self.store = ctx.store
+        self.instances: Repository[Instance] = Repository(ctx.store, "instances", Instance,
+                                                          kind="Instance")
+        self.tasks: Repository[Task] = Repository(ctx.store, "compute_tasks", Task)
+        self.quotas: Repository[QuotaSet] = Repository(ctx.store, "compute_quotas", QuotaSet)
+        self.instances_dir = Path(self.config.instances_dir)
+        self.scheduler: Scheduler | None = None
+        self.host_info: Any = None
+        self._admit_lock = asyncio.Lock()
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._abort: set[str] = set()
+        self._background: list[asyncio.Task[Any]] = []
+        self._statuses: dict[str, str] = {}
+        self.orphans: list[str] = []
+        self._stopping = False
+
+    # -- seams ----------------------------------------------------------------------------
+
+    def seam(self, name: str) -> Any:
+        return self.ctx.components.get(name)
+
+    # -- lifecycle of the manager -----------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.driver.connect()
+        self.host_info = await self.driver.host_info()
+        self.scheduler = Scheduler(self.config, self.host_info, self.instances_dir)
+        await asyncio.to_thread(self.instances_dir.mkdir, parents=True, exist_ok=True)
+        await self.scheduler.refresh_disk()
+        self.scheduler.load(self.instances.list())
+        for inst in self.instances.list():
+            self._statuses[inst.id] = inst.status
+        self._background.append(asyncio.create_task(self._watch_events()))
+        await self.reconcile()
+        self._background.append(asyncio.create_task(self._power_sync_forever()))
+
+    async def stop(self) -> None:
+        """Stop taking work; running tasks are cancelled and left durable for the next start."""
+        self._stopping = True
+        for t in self._background:
+            t.cancel()
+        running = list(self._running.values())
+        for t in running:
+            t.cancel()
+        for t in [*self._background, *running]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._background.clear()
+        await self.driver.close()
+
+    async def wait_idle(self, timeout: float = 60.0) -> None:
+        """Tests: wait until no task runs."""
+        async with asyncio.timeout(timeout):
+            while self._running:
+                await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    # -- saving ---------------------------------------------------------------------------
+
+    async def _save(self, inst: Instance, *extra: Any, finishing: Task | None = None,
+                    deleting: bool = False) -> None:
+        """Commit the record (plus extra ops) and keep scheduler usage in step with it."""
+        if inst.id in self._abort and not deleting:
+            raise Aborted(inst.id)
+        inst.touch()
+        ops = [self.instances.put_op(inst), *extra]
+        if finishing is not None:
+            ops.append(self.tasks.delete_op(finishing.id))
+        await self.store.commit(ops)
+        assert self.scheduler is not None
+        self.scheduler.sync(inst)
+        await self._announce(inst)
+
+    async def _announce(self, inst: Instance, message: str = "") -> None:
+        status = inst.status
+        if self._statuses.get(inst.id) == status and not message:
+            return
+        self._statuses[inst.id] = status
+        data: dict[str, Any] = {"status": status, "vm_state": str(inst.vm_state),
+                                "task_state": inst.task_state and str(inst.task_state),
+                                "power_state": int(inst.power_state)}
+        if inst.fault and status == "ERROR":
+            data["fault"] = inst.fault.get("message")
+        await self.ctx.events.publish(
+            "instance.fault" if status == "ERROR" else "instance.state", "instance", inst.id,
+            inst.project_id, message or f"{inst.name}: {status}", **data)
+
+    async def _step(self, inst: Instance, task_state: TaskState) -> None:
+        inst.task_state = task_state
+        await self._save(inst)
+
+    # -- quotas ---------------------------------------------------------------------------
+
+    def quota_limits(self, project_id: str) -> dict[str, int]:
+        qs = self.quotas.get(project_id)
+        return {**DEFAULT_QUOTAS, **(qs.limits if qs else {})}
+
+    def quota_usage(self, project_id: str) -> dict[str, int]:
+        mine = self.instances.list(lambda i: i.project_id == project_id)
+        return {"instances": len(mine), "cores": sum(int(i.flavor["vcpus"]) for i in mine),
+                "ram": sum(int(i.flavor["ram"]) for i in mine)}
+
+    def _check_quota(self, project_id: str, count: int, flavor: dict[str, Any]) -> None:
+        limits, used = self.quota_limits(project_id), self.quota_usage(project_id)
+        want = {"instances": count, "cores": count * int(flavor["vcpus"]),
+                "ram": count * int(flavor["ram"])}
+        for name, asked in want.items():
+            limit = limits[name]
+            if limit >= 0 and used[name] + asked > limit:
+                raise Forbidden(f"Quota exceeded for {name}: Requested {asked}, but already "
+                                f"used {used[name]} of {limit} {name}")
+
+    # -- admission -------------------------------------------------------------------------
+
+    async def create(self, instances: list[Instance], params: dict[str, Any]) -> list[Instance]:
+        """Record new instances (BUILD) with their build tasks, after the quota check —
+        both under the admission lock, so concurrent creates cannot exceed the quota."""
+        async with self._admit_lock:
+            self._check_quota(instances[0].project_id, len(instances), instances[0].flavor)
+            tasks = [Task(id=i.id, instance_id=i.id, action="build", params=params)
+                     for i in instances]
+            ops = [self.instances.put_op(i) for i in instances]
+            ops += [self.tasks.put_op(t) for t in tasks]
+            await self.store.commit(ops)
+        for inst, task in zip(instances, tasks):
+            self.scheduler.sync(inst)  # type: ignore[union-attr]
+            await self._announce(inst, f"{inst.name}: BUILD")
+            self._launch(task)
+        return instances
+
+    async def _admit(self, instance_id: str, action: str, task_state: TaskState,
+                     allowed: set[VmState], params: dict[str, Any] | None = None,
+                     check: Callable[[Instance], None] | None = None) -> asyncio.Task[Any]:
+        async with self._admit_lock:
+            inst = self.instances.require(instance_id)
+            if inst.task_state is not None:
+                raise Conflict(f"Cannot '{action}' instance {instance_id} while it is in "
+                               f"task_state {inst.task_state}")
+            if inst.vm_state not in allowed:
+                raise Conflict(f"Cannot '{action}' instance {instance_id} while it is in "
+                               f"vm_state {inst.vm_state}")
+            if check is not None:
+                check(inst)
+            inst.task_state = task_state
+            task = Task(id=inst.id, instance_id=inst.id, action=action, params=params or {})
+            await self._save(inst, self.tasks.put_op(task))
+        return self._launch(task)
+
+    def _launch(self, task: Task, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
+        t = asyncio.create_task(self._run(task, after), name=f"{task.action}-{task.instance_id}")
+        self._running[task.instance_id] = t
+        t.add_done_callback(lambda done: self._done(task.instance_id, done))
+        return t
+
+    def _done(self, instance_id: str, t: asyncio.Task[Any]) -> None:
+        if self._running.get(instance_id) is t:
+            del self._running[instance_id]
+        if not t.cancelled() and t.exception() is not None:
+            pass  # already recorded as a fault by _run; retrieved so asyncio stays quiet
+
+    async def _run(self, task: Task, after: asyncio.Task[Any] | None = None) -> Any:
+        if after is not None:
+            with contextlib.suppress(BaseException):
+                await after
+        handler: Callable[[Task], Awaitable[Any]] = getattr(self, f"_do_{task.action}")
+        try:
+            return await handler(task)
+        except Aborted:
+            log.info("task gave way to a delete", extra={"instance": task.instance_id,
+                                                         "action": task.action})
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, MonostackError) or exc.status >= 500:
+                log.warning("task failed: %s", exc, extra={"instance": task.instance_id,
+                                                           "action": task.action})
+            await self._fail(task, exc)
+            raise
+
+    async def _fail(self, task: Task, exc: BaseException) -> None:
+        inst = self.instances.get(task.instance_id)
+        if inst is None or task.instance_id in self._abort and task.action != "delete":
+            with contextlib.suppress(Exception):
+                await self.tasks.delete(task.id) if inst is None else None
+            return
+        inst.fault = fault_of(exc)
+        inst.task_state = None
+        if task.action in ("build", "delete", "rebuild"):
+            if task.action == "build":
+                await self._cleanup_resources(inst, keep_record=True)
+                inst.claim = inst.old_claim = None
+                inst.pinned_cpus = []
+            inst.vm_state = VmState.ERROR
+            inst.power_state = await self._power_of(inst.id)
+        else:
+            await self._settle(inst)
+        await self._save(inst, finishing=task, deleting=True)
+
+    async def _power_of(self, instance_id: str) -> PowerState:
+        try:
+            return _POWER[await self.driver.state(instance_id)]
+        except NotFound:
+            return PowerState.NOSTATE
+        except MonostackError:
+            return PowerState.NOSTATE
+
+    async def _settle(self, inst: Instance) -> None:
+        """Idle state = what the hypervisor says (after a failed or interrupted action)."""
+        inst.task_state = None
+        inst.power_state = await self._power_of(inst.id)
+        if inst.vm_state in _SETTLEABLE and inst.power_state in _SETTLE:
+            inst.vm_state = _SETTLE[inst.power_state]
+        elif inst.vm_state in _SETTLEABLE and inst.power_state == PowerState.NOSTATE:
+            inst.vm_state = VmState.STOPPED if inst.vm_state != VmState.ERROR else inst.vm_state
+
+    # -- public actions --------------------------------------------------------------------
+
+    async def delete(self, instance_id: str) -> None:
+        async with self._admit_lock:
+            inst = self.instances.require(instance_id)
+            if inst.task_state == TaskState.DELETING and instance_id in self._running:
+                return
+            self._abort.add(instance_id)
+            inst.task_state = TaskState.DELETING
+            task = Task(id=inst.id, instance_id=inst.id, action="delete")
+            await self._save(inst, self.tasks.put_op(task), deleting=True)
+            previous = self._running.get(instance_id)
+        self._launch(task, after=previous)
+
+    async def start_instance(self, iid: str) -> None:
+        await self._admit(iid, "start", TaskState.POWERING_ON, {VmState.STOPPED})
+
+    async def stop_instance(self, iid: str) -> None:
+        await self._admit(iid, "stop", TaskState.POWERING_OFF,
+                          {VmState.ACTIVE, VmState.ERROR, VmState.PAUSED, VmState.SUSPENDED,
+                           VmState.RESCUED})
+
+    async def reboot(self, iid: str, hard: bool) -> None:
+        allowed = {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED,
+                   VmState.ERROR} if hard else {VmState.ACTIVE}
+        await self._admit(iid, "reboot", TaskState.REBOOTING_HARD if hard else TaskState.REBOOTING,
+                          allowed, {"hard": hard})
+
+    async def pause(self, iid: str) -> None:
+        await self._admit(iid, "pause", TaskState.PAUSING, {VmState.ACTIVE})
+
+    async def unpause(self, iid: str) -> None:
+        await self._admit(iid, "unpause", TaskState.UNPAUSING, {VmState.PAUSED})
+
+    async def suspend(self, iid: str) -> None:
+        await self._admit(iid, "suspend", TaskState.SUSPENDING, {VmState.ACTIVE, VmState.PAUSED})
+
+    async def resume(self, iid: str) -> None:
+        await self._admit(iid, "resume", TaskState.RESUMING, {VmState.SUSPENDED})
+
+    async def resize(self, iid: str, flavor: dict[str, Any]) -> None:
+        def check(inst: Instance) -> None:
+            if inst.root_volume_id is None and flavor["disk"] and \
+                    flavor["disk"] < int(inst.flavor["disk"]):
+                raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
+            if flavor["id"] == inst.flavor.get("id"):
+                raise BadRequest("When resizing, instances must change flavor!")
+        await self._admit(iid, "resize", TaskState.RESIZE_PREP, {VmState.ACTIVE, VmState.STOPPED},
+                          {"flavor": flavor}, check)
+
+    async def confirm_resize(self, iid: str) -> None:
+        await self._admit(iid, "confirm_resize", TaskState.RESIZE_CONFIRMING, {VmState.RESIZED})
+
+    async def revert_resize(self, iid: str) -> None:
+        await self._admit(iid, "revert_resize", TaskState.RESIZE_REVERTING, {VmState.RESIZED})
+
+    async def rebuild(self, iid: str, image_id: str, name: str | None,
+                      metadata: dict[str, str] | None) -> None:
+        await self._admit(iid, "rebuild", TaskState.REBUILDING,
+                          {VmState.ACTIVE, VmState.STOPPED, VmState.ERROR},
+                          {"image_id": image_id, "name": name, "metadata": metadata})
+
+    async def rescue(self, iid: str, image_id: str | None) -> None:
+        await self._admit(iid, "rescue", TaskState.RESCUING, {VmState.ACTIVE, VmState.STOPPED},
+                          {"image_id": image_id})
+
+    async def unrescue(self, iid: str) -> None:
+        await self._admit(iid, "unrescue", TaskState.UNRESCUING, {VmState.RESCUED})
+
+    async def create_image(self, iid: str, name: str, metadata: dict[str, str]) -> str:
+        image = self.seam("image")
+        if image is None:
+            raise BadRequest("No image service is running: snapshots cannot be stored.")
+        inst = self.instances.require(iid)
+        if inst.root_volume_id is not None:
+            raise BadRequest("Snapshots of volume-backed instances are not supported.")
+        t = await self._admit(iid, "snapshot", TaskState.IMAGE_SNAPSHOT,
+                              {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED,
+                               VmState.SUSPENDED},
+                              {"name": name, "metadata": metadata})
+        return await asyncio.shield(t)
+
+    async def attach_volume(self, iid: str, volume_id: str, device: str | None) -> dict[str, Any]:
+        if self.seam("volume") is None:
+            raise BadRequest("No volume service is running.")
+        t = await self._admit(iid, "attach_volume", TaskState.BLOCK_DEVICE_MAPPING,
+                              {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
+                              {"volume_id": volume_id, "device": device})
+        return await asyncio.shield(t)
+
+    async def detach_volume(self, iid: str, volume_id: str) -> None:
+        inst = self.instances.require(iid)
+        if not any(a["volume_id"] == volume_id for a in inst.volume_attachments):
+            raise NotFound(f"volume {volume_id} is not attached to instance {iid}")
+        if volume_id == inst.root_volume_id:
+            raise BadRequest("Cannot detach a root device volume")
+        t = await self._admit(iid, "detach_volume", TaskState.BLOCK_DEVICE_MAPPING,
+                              {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
+                              {"volume_id": volume_id})
+        await asyncio.shield(t)
+
+    async def attach_interface(self, iid: str, request: dict[str, Any]) -> dict[str, Any]:
+        if self.seam("network") is None:
+            raise BadRequest("No network service is running.")
+        t = await self._admit(iid, "attach_interface", TaskState.NETWORKING,
+                              {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
+                              {"request": request})
+        return await asyncio.shield(t)
+
+    async def detach_interface(self, iid: str, port_id: str) -> None:
+        inst = self.instances.require(iid)
+        if not any(p["port_id"] == port_id for p in inst.ports):
+            raise NotFound(f"port {port_id} is not attached to instance {iid}")
+        t = await self._admit(iid, "detach_interface", TaskState.NETWORKING,
+                              {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
+                              {"port_id": port_id})
+        await asyncio.shield(t)
+
+    async def set_locked(self, iid: str, locked: bool, reason: str | None = None) -> None:
+        async with self._admit_lock:
+            inst = self.instances.require(iid)
+            inst.locked, inst.locked_reason = locked, (reason if locked else None)
+            await self._save(inst, deleting=True)
+
+    async def update(self, iid: str, changes: dict[str, Any]) -> Instance:
+        async with self._admit_lock:
+            inst = self.instances.require(iid)
+            for k, v in changes.items():
+                setattr(inst, k, v)
+            await self._save(inst, deleting=True)
+            return inst
+
+    # -- console --------------------------------------------------------------------------
+
+    def console_log_paths(self, iid: str) -> list[Path]:
+        log_path = disks.instance_dir(self.instances_dir, iid) / "console.log"
+        rotated = [Path(f"{log_path}.{n}") for n in (2, 1, 0)]
+        return [*rotated, log_path]
+
+    async def console_output(self, iid: str, length: int | None) -> str:
+        self.instances.require(iid)
+        data = await asyncio.to_thread(disks.tail_file, self.console_log_paths(iid),
+                                       CONSOLE_TAIL_BYTES)
+        text = data.decode("utf-8", errors="replace")
+        if length is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-length:]) if length > 0 else ""
+        return text
+
+    # -- task handlers: build -----------------------------------------------------------------
+
+    async def _boot_image(self, image_id: str, project_id: str) -> BootImage:
+        image = self.seam("image")
+        if image is None:
+            raise BadRequest("No image service is running: cannot boot from an image.")
+        return await image.boot_source(image_id, project_id)
+
+    async def _do_build(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        # a re-driven build (after a crash) starts over on the hypervisor side
+        if await self._power_of(inst.id) != PowerState.NOSTATE or task.attempts:
+            with contextlib.suppress(NotFound):
+                await self.driver.destroy(inst.id)
+        boot: BootImage | None = None
+        if inst.image_id:
+            boot = await self._boot_image(inst.image_id, inst.project_id)
+        if inst.claim is None:
+            assert self.scheduler is not None
+            spec = RequestSpec.for_flavor(
+                inst.id, inst.flavor, boot.properties if boot else {},
+                boot.min_ram if boot else 0, boot.min_disk if boot else 0)
+
+            async def persist(claim: Claim) -> None:
+                inst.claim = claim.to_dict()
+                inst.pinned_cpus = list(claim.pcpus)
+                inst.host = self.host_info.hostname
+                inst.task_state = TaskState.NETWORKING
+                await self._save(inst)
+
+            await self.scheduler.claim(spec, persist)
+        else:
+            await self._step(inst, TaskState.NETWORKING)
+        await self._allocate_network(inst)
+        await self._step(inst, TaskState.BLOCK_DEVICE_MAPPING)
+        await self._prepare_disks(inst, boot, fresh=True)
+        await self._step(inst, TaskState.SPAWNING)
+        await self._spawn(inst)
+        inst.vm_state = VmState.ACTIVE
+        inst.task_state = None
+        inst.power_state = await self._power_of(inst.id)
+        inst.launched_at = now()
+        inst.fault = None
+        await self._save(inst, finishing=task)
+
+    async def _allocate_network(self, inst: Instance) -> None:
+        net = self.seam("network")
+        if net is None:
+            return
+        ports: list[PortBinding] = await net.allocate_ports(inst.id, inst.project_id,
+                                                            inst.requested_networks)
+        inst.ports = [p.to_dict() for p in ports]
+        inst.addresses = addresses_of(ports)
+        await self._save(inst)
+
+    async def _prepare_disks(self, inst: Instance, boot: BootImage | None, *,
+                             fresh: bool) -> None:
+        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
+        if inst.root_volume_id is None:
+            if boot is None:
+                raise BadRequest("The instance has neither an image nor a root volume.")
+            root = d / "disk"
+            if fresh or not root.exists():
+                await self._make_root(root, boot, int(inst.flavor["disk"]))
+        if self._wants_config_drive(inst):
+            await self._write_config_drive(inst, d / "disk.config")
+
+    async def _make_root(self, root: Path, boot: BootImage, flavor_disk_gb: int) -> None:
+        vsize = boot.virtual_size or await disks.virtual_size(boot.path, boot.disk_format)
+        size = flavor_disk_gb * GiB
+        if size and size < vsize:
+            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is "
+                             f"{size} bytes, image is {vsize} bytes.")
+        tmp = root.with_name(root.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(tmp.unlink)
+        await disks.create_overlay(tmp, boot.path, boot.disk_format, max(size, vsize))
+        await asyncio.to_thread(os.replace, tmp, root)
+
+    def _wants_config_drive(self, inst: Instance) -> bool:
+        return inst.config_drive or bool(inst.key_data) or bool(inst.user_data)
+
+    async def _write_config_drive(self, inst: Instance, path: Path) -> None:
+        user_data = None
+        if inst.user_data:
+            try:
+                user_data = base64.b64decode(inst.user_data)
+            except (binascii.Error, ValueError):
+                user_data = inst.user_data.encode()
+        network_data: dict[str, Any] = {}
+        net = self.seam("network")
+        if net is not None and hasattr(net, "network_data"):
+            with contextlib.suppress(Exception):
+                network_data = await net.network_data(inst.id)
+        content = ConfigDriveContent(
+            uuid=inst.id, name=inst.name, hostname=inst.hostname or hostname_of(inst.name),
+            project_id=inst.project_id, availability_zone=inst.availability_zone,
+            launch_index=inst.launch_index,
+            public_keys={inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {},
+            meta=dict(inst.metadata), user_data=user_data, network_data=network_data)
+        await write_config_drive(content, str(path))
+
+    def domain_spec(self, inst: Instance, *, rescue: bool = False) -> DomainSpec:
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        specs: list[DiskSpec] = []
+        if rescue:
+            specs.append(DiskSpec(path=str(d / "disk.rescue"), target="vda"))
+        root_target = "vdb" if rescue else "vda"
+        if inst.root_volume_id is None:
+            specs.append(DiskSpec(path=str(d / "disk"), target=root_target))
+        for att in inst.volume_attachments:
+            target = att["device"].rsplit("/", 1)[-1]
+            if att.get("boot"):
+                target = root_target
+            elif rescue and target == "vdb":
+                continue
+            specs.append(DiskSpec(path=att["path"], format=DiskFormat(att.get("format", "raw")),
+                                  target=target, serial=att["volume_id"][:20]))
+        if self._wants_config_drive(inst):
+            specs.append(DiskSpec(path=str(d / "disk.config"), format=DiskFormat.RAW,
+                                  target="hdd", bus=DiskBus.IDE, device=DiskDevice.CDROM))
+        specs.sort(key=lambda s: (s.target != "vda", s.target))
+        nics = [NicSpec(mac=p["mac"], tap_name=p["tap_name"], mtu=p.get("mtu"),
+                        precreated_tap=bool(p.get("precreated_tap"))) for p in inst.ports]
+        claim = Claim.from_dict(inst.claim) if inst.claim else None
+        pinning = [[p] for p in claim.pcpus] if claim and claim.pcpus else None
+        numa = None
+        if claim and claim.numa:
+            numa = [GuestNumaCell(id=i, vcpus=tuple(c.vcpus), memory_mib=c.memory_mb,
+                                  host_node=c.host_node) for i, c in enumerate(claim.numa)]
+        if pinning is not None and len(pinning) != int(inst.flavor["vcpus"]):
+            pinning = None
+        caps = self.driver.capabilities
+        return DomainSpec(
+            uuid=inst.id, name=f"ms-{inst.id}", vcpus=int(inst.flavor["vcpus"]),
+            memory_mib=int(inst.flavor["ram"]), disks=specs, nics=nics, cpu_pinning=pinning,
+            numa_cells=numa,
+            metadata={"instance-id": inst.id, "project-id": inst.project_id,
+                      "user-id": inst.user_id, "display-name": inst.name[:200],
+                      "flavor": str(inst.flavor.get("name", ""))},
+            console_log_path=str(d / "console.log") if caps.supports_console_log else None)
+
+    async def _spawn(self, inst: Instance, *, rescue: bool = False) -> None:
+        spec = self.domain_spec(inst, rescue=rescue)
+        await self.driver.spawn(spec)
+        await self._plug(inst)
+
+    async def _plug(self, inst: Instance) -> None:
+        net = self.seam("network")
+        if net is None:
+            return
+        for p in inst.ports:
+            await net.plug(p["tap_name"], p["port_id"])
+
+    async def _ensure_domain(self, inst: Instance) -> bool:
+        """True if the domain exists; else spawn it from the record (it is then running)."""
+        try:
+            await self.driver.state(inst.id)
+            return True
+        except NotFound:
+            await self._spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
+            return False
+
+    async def _cleanup_resources(self, inst: Instance, *, keep_record: bool) -> None:
+        """Destroy the domain, release ports and volumes, remove disk files."""
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        net = self.seam("network")
+        if net is not None and inst.ports:
+            await net.deallocate_ports(inst.id)
+        inst.ports, inst.addresses = [], {}
+        await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
+
+    # -- task handlers: delete ----------------------------------------------------------------
+
+    async def _do_delete(self, task: Task) -> None:
+        inst = self.instances.get(task.instance_id)
+        if inst is None:
+            await self.tasks.delete(task.id)
+            return
+        console = getattr(self, "console_proxy", None)
+        if console is not None:
+            await console.close_instance(inst.id)
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        net = self.seam("network")
+        if net is not None:
+            await net.deallocate_ports(inst.id)
+        vol = self.seam("volume")
+        if vol is not None:
+            for att in inst.volume_attachments:
+                with contextlib.suppress(NotFound):
+                    await vol.mark_detached(att["volume_id"])
+        await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
+        await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id)])
+        assert self.scheduler is not None
+        self.scheduler.forget(inst.id)
+        self._abort.discard(inst.id)
+        self._statuses.pop(inst.id, None)
+        await self.ctx.events.publish("instance.deleted", "instance", inst.id, inst.project_id,
+                                      f"{inst.name}: deleted")
+
+    # -- task handlers: power -------------------------------------------------------------
+
+    async def _finish_power(self, inst: Instance, task: Task, vm_state: VmState | None = None
+                            ) -> None:
+        inst.power_state = await self._power_of(inst.id)
+        inst.vm_state = vm_state or _SETTLE.get(inst.power_state, inst.vm_state)
+        inst.task_state = None
+        await self._save(inst, finishing=task)
+
+    async def _do_start(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        if await self._ensure_domain(inst):
+            await self.driver.power_on(inst.id)
+            await self._plug(inst)
+        await self._finish_power(inst, task, VmState.ACTIVE)
+
+    async def _do_stop(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        with contextlib.suppress(NotFound):
+            await self.driver.power_off(inst.id, graceful=True,
+                                        timeout=self.config.graceful_shutdown_timeout)
+        await self._finish_power(inst, task, VmState.STOPPED)
+
+    async def _do_reboot(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        hard = bool(task.params.get("hard"))
+        if not await self._ensure_domain(inst):
+            pass  # spawned fresh: that is a (hard) reboot
+        elif hard:
+            if await self.driver.state(inst.id) in (DomainState.RUNNING, DomainState.PAUSED):
+                await self.driver.reboot(inst.id, hard=True)
+            else:
+                if await self.driver.state(inst.id) == DomainState.SUSPENDED:
+                    await self.driver.power_off(inst.id, graceful=False)
+                await self.driver.power_on(inst.id)
+            await self._plug(inst)
+        else:
+            await self.driver.reboot(inst.id, hard=False,
+                                     timeout=self.config.graceful_shutdown_timeout)
+            await self._plug(inst)
+        await self._finish_power(inst, task, VmState.ACTIVE)
+
+    async def _do_pause(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        await self.driver.pause(inst.id)
+        await self._finish_power(inst, task, VmState.PAUSED)
+
+    async def _do_unpause(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        await self.driver.unpause(inst.id)
+        await self._finish_power(inst, task, VmState.ACTIVE)
+
+    async def _do_suspend(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        await self.driver.suspend(inst.id)
+        await self._finish_power(inst, task, VmState.SUSPENDED)
+
+    async def _do_resume(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        await self.driver.resume(inst.id)
+        await self._plug(inst)
+        await self._finish_power(inst, task, VmState.ACTIVE)
+
+    # -- task handlers: resize, rebuild, rescue, snapshot -----------------------------------
+
+    async def _respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        await self._spawn(inst, rescue=rescue)
+        if not running:
+            await self.driver.power_off(inst.id, graceful=False)
+
+    async def _do_resize(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        new = task.params["flavor"]
+        assert self.scheduler is not None
+        spec = RequestSpec.for_flavor(inst.id, new)
+        running = inst.vm_state == VmState.ACTIVE
+
+        async def persist(claim: Claim) -> None:
+            inst.old_claim, inst.claim = inst.claim, claim.to_dict()
+            inst.old_flavor, inst.flavor = inst.flavor, dict(new)
+            inst.pinned_cpus = list(claim.pcpus)
+            inst.resume_running = running
+            inst.task_state = TaskState.RESIZE_MIGRATING
+            await self._save(inst)
+
+        await self.scheduler.claim(spec, persist)
+        if running:
+            with contextlib.suppress(NotFound):
+                await self.driver.power_off(inst.id, graceful=True,
+                                            timeout=self.config.graceful_shutdown_timeout)
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        root = d / "disk"
+        if inst.root_volume_id is None:
+            await asyncio.to_thread(shutil.copy2, root, d / "disk.resize-backup")
+            if int(new["disk"]) > 0:
+                await disks.grow(root, "qcow2", int(new["disk"]) * GiB)
+        await self._step(inst, TaskState.RESIZE_FINISH)
+        await self._respawn(inst, running=running)
+        inst.vm_state = VmState.RESIZED
+        inst.task_state = None
+        inst.power_state = await self._power_of(inst.id)
+        await self._save(inst, finishing=task)
+
+    async def _do_confirm_resize(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        backup = disks.instance_dir(self.instances_dir, inst.id) / "disk.resize-backup"
+        await asyncio.to_thread(lambda: backup.unlink(missing_ok=True))
+        inst.old_claim = inst.old_flavor = None
+        await self._finish_power(inst, task)
+
+    async def _do_revert_resize(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        if inst.root_volume_id is None and (d / "disk.resize-backup").exists():
+            await asyncio.to_thread(os.replace, d / "disk.resize-backup", d / "disk")
+        if inst.old_flavor:
+            inst.flavor, inst.old_flavor = inst.old_flavor, None
+        if inst.old_claim:
+            inst.claim, inst.old_claim = inst.old_claim, None
+        inst.pinned_cpus = list((inst.claim or {}).get("pcpus", []))
+        await self._respawn(inst, running=inst.resume_running)
+        await self._finish_power(inst, task)
+
+    async def _do_rebuild(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        image_id = task.params["image_id"]
+        boot = await self._boot_image(image_id, inst.project_id)
+        running = inst.vm_state != VmState.STOPPED
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        inst.image_id = image_id
+        if task.params.get("name"):
+            inst.name = task.params["name"]
+        if task.params.get("metadata") is not None:
+            inst.metadata = dict(task.params["metadata"])
+        await self._prepare_disks(inst, boot, fresh=True)
+        await self._respawn(inst, running=running)
+        inst.fault = None
+        inst.launched_at = now()
+        await self._finish_power(inst, task)
+
+    async def _do_rescue(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        image_id = task.params.get("image_id") or inst.image_id
+        if not image_id:
+            raise BadRequest("A rescue image is needed for a volume-backed instance.")
+        boot = await self._boot_image(image_id, inst.project_id)
+        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
+        await self._make_root(d / "disk.rescue", boot, 0)
+        inst.resume_running = inst.vm_state == VmState.ACTIVE
+        with contextlib.suppress(NotFound):
+            await self.driver.power_off(inst.id, graceful=True,
+                                        timeout=self.config.graceful_shutdown_timeout)
+        await self._respawn(inst, running=True, rescue=True)
+        await self._finish_power(inst, task, VmState.RESCUED)
+
+    async def _do_unrescue(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        await self._respawn(inst, running=True)
+        rescue_disk = disks.instance_dir(self.instances_dir, inst.id) / "disk.rescue"
+        await asyncio.to_thread(lambda: rescue_disk.unlink(missing_ok=True))
+        await self._finish_power(inst, task, VmState.ACTIVE)
+
+    async def _do_snapshot(self, task: Task) -> str:
+        inst = self.instances.require(task.instance_id)
+        image = self.seam("image")
+        if image is None:
+            raise BadRequest("No image service is running.")
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        dest = d / f"snapshot-{uuidlib.uuid4().hex}.qcow2"
+        try:
+            if self.driver.capabilities.runs_guests:
+                await self.driver.snapshot_disk(inst.id, str(dest), DiskFormat.QCOW2)
+            else:  # test driver: the disk file is the truth, no domain ever writes it
+                await disks.convert(d / "disk", "qcow2", dest, "qcow2")
+            props = {"image_type": "snapshot", "instance_uuid": inst.id,
+                     "base_image_ref": inst.image_id or "", **task.params.get("metadata", {})}
+            image_id = await image.create_image_from_file(
+                name=task.params["name"], project_id=inst.project_id, path=dest,
+                disk_format="qcow2", properties=props)
+        finally:
+            await asyncio.to_thread(lambda: dest.unlink(missing_ok=True))
+        await self._finish_power(inst, task, inst.vm_state)
+        return image_id
+
+    # -- task handlers: volumes and interfaces ----------------------------------------------
+
+    async def _do_attach_volume(self, task: Task) -> dict[str, Any]:
+        inst = self.instances.require(task.instance_id)
+        vol_seam = self.seam("volume")
+        volume_id = task.params["volume_id"]
+        if any(a["volume_id"] == volume_id for a in inst.volume_attachments):
+            raise Conflict(f"volume {volume_id} is already attached to {inst.id}")
+        vol = await vol_seam.volume_for_attach(volume_id, inst.project_id)
+        used = {a["device"].rsplit("/", 1)[-1] for a in inst.volume_attachments} | {"vda"}
+        target = next(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"vd{c}" not in used)
+        device = f"/dev/{target}"
+        if await self._power_of(inst.id) != PowerState.NOSTATE:
+            await self.driver.attach_disk(inst.id, DiskSpec(
+                path=str(vol.path), format=DiskFormat(vol.format), target=target,
+                serial=volume_id[:20]))
+        await vol_seam.mark_attached(volume_id, inst.id, device)
+        att = {"id": volume_id, "volume_id": volume_id, "device": device,
+               "path": str(vol.path), "format": vol.format}
+        inst.volume_attachments.append(att)
+        await self._finish_power(inst, task, inst.vm_state)
+        return att
+
+    async def _do_detach_volume(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        volume_id = task.params["volume_id"]
+        att = next(a for a in inst.volume_attachments if a["volume_id"] == volume_id)
+        with contextlib.suppress(NotFound):
+            await self.driver.detach_disk(inst.id, att["device"].rsplit("/", 1)[-1])
+        await self.seam("volume").mark_detached(volume_id)
+        inst.volume_attachments = [a for a in inst.volume_attachments
+                                   if a["volume_id"] != volume_id]
+        await self._finish_power(inst, task, inst.vm_state)
+
+    async def _do_attach_interface(self, task: Task) -> dict[str, Any]:
+        inst = self.instances.require(task.instance_id)
+        net = self.seam("network")
+        before = {p["port_id"] for p in inst.ports}
+        ports = await net.allocate_ports(inst.id, inst.project_id, [task.params["request"]])
+        new = [p for p in ports if p.port_id not in before]
+        if not new:
+            raise Conflict("The network service did not bind a new port.")
+        port = new[-1]
+        if await self._power_of(inst.id) != PowerState.NOSTATE:
+            await self.driver.attach_nic(inst.id, NicSpec(
+                mac=port.mac, tap_name=port.tap_name, mtu=port.mtu,
+                precreated_tap=port.precreated_tap))
+            await net.plug(port.tap_name, port.port_id)
+        inst.ports.append(port.to_dict())
+        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
+        await self._finish_power(inst, task, inst.vm_state)
+        return port.to_dict()
+
+    async def _do_detach_interface(self, task: Task) -> None:
+        inst = self.instances.require(task.instance_id)
+        port = next(p for p in inst.ports if p["port_id"] == task.params["port_id"])
+        with contextlib.suppress(NotFound, ServiceUnavailable):
+            await self.driver.detach_nic(inst.id, port["mac"])
+        net = self.seam("network")
+        if hasattr(net, "deallocate_port"):
+            await net.deallocate_port(port["port_id"])
+        inst.ports = [p for p in inst.ports if p["port_id"] != port["port_id"]]
+        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
+        await self._finish_power(inst, task, inst.vm_state)
+
+    # -- reconciliation and power sync ------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """After a restart: finish or fail interrupted work, report orphans, re-read power."""
+        domains = {d.uuid.lower(): d for d in await self.driver.list_domains()}
+        pending = {t.instance_id: t for t in self.tasks.list()}
+        for inst in self.instances.list():
+            task = pending.pop(inst.id, None)
+            if task is not None and task.action in ("build", "delete"):
+                log.info("re-driving interrupted %s", task.action, extra={"instance": inst.id})
+                task.attempts += 1
+                if task.action == "delete":
+                    self._abort.add(inst.id)
+                if task.attempts > 3:
+                    await self._fail(task, HypervisorError(
+                        f"{task.action} interrupted {task.attempts} times; giving up"))
+                    continue
+                await self.tasks.save(task)
+                self._launch(task)
+                continue
+            if task is not None or inst.task_state is not None:
+                await self._settle_interrupted(inst, task)
+                continue
+            await self._resync_power(inst, inst.id in domains)
+        for task in pending.values():  # tasks of vanished instances
+            await self.tasks.delete(task.id)
+        known = {i.id.lower() for i in self.instances.list()}
+        self.orphans = []
+        for uuid, dom in domains.items():
+            if uuid in known:
+                continue
+            self.orphans.append(uuid)
+            ours = bool(dom.metadata)
+            log.warning("orphan domain %s (%s) is not in our state; left untouched",
+                        dom.name, uuid, extra={"domain": uuid, "ours": ours})
+            await self.ctx.events.publish(
+                "compute.orphan", "domain", uuid, None,
+                f"libvirt domain {dom.name} ({uuid}) is not known to monostack; "
+                "left as it is (neither adopted nor destroyed)", name=dom.name, ours=ours)
+
+    async def _settle_interrupted(self, inst: Instance, task: Task | None) -> None:
+        was = inst.task_state
+        await self._settle(inst)
+        if inst.vm_state == VmState.RESIZED or was in (TaskState.RESIZE_PREP,
+                                                       TaskState.RESIZE_MIGRATING,
+                                                       TaskState.RESIZE_FINISH):
+            if await self._power_of(inst.id) == PowerState.NOSTATE and was is not None:
+                inst.vm_state = VmState.ERROR
+        if was is not None:
+            inst.fault = {"code": 500, "message": f"{was} was interrupted by a daemon restart",
+                          "details": "", "created": now()}
+        ops = [self.tasks.delete_op(task.id)] if task is not None else []
+        await self._save(inst, *ops, deleting=True)
+
+    async def _resync_power(self, inst: Instance, has_domain: bool) -> None:
+        if inst.vm_state in (VmState.ERROR, VmState.BUILDING, VmState.DELETED):
+            return
+        if not has_domain:
+            if self.config.resume_guests_on_start and inst.vm_state in (VmState.ACTIVE,
+                                                                        VmState.RESCUED):
+                try:
+                    await self._spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
+                    inst.power_state = await self._power_of(inst.id)
+                except Exception as exc:  # the instance cannot run any more: say so
+                    inst.vm_state, inst.fault = VmState.ERROR, fault_of(exc)
+                    inst.power_state = PowerState.NOSTATE
+            else:
+                inst.power_state = PowerState.NOSTATE
+                if inst.vm_state in _SETTLEABLE:
+                    inst.vm_state = VmState.STOPPED
+            await self._save(inst, deleting=True)
+            return
+        power = await self._power_of(inst.id)
+        if (power == PowerState.SHUTDOWN and inst.vm_state == VmState.ACTIVE
+                and self.config.resume_guests_on_start):
+            with contextlib.suppress(MonostackError):
+                await self.driver.power_on(inst.id)
+                await self._plug(inst)
+                power = await self._power_of(inst.id)
+        elif power == PowerState.RUNNING:
+            with contextlib.suppress(MonostackError):
+                await self._plug(inst)
+        await self._apply_power(inst, power)
+
+    async def _apply_power(self, inst: Instance, power: PowerState) -> None:
+        if power == inst.power_state and (inst.vm_state not in _SETTLEABLE
+                                          or _SETTLE.get(power, inst.vm_state) == inst.vm_state):
+            return
+        inst.power_state = power
+        if inst.vm_state in _SETTLEABLE and power in _SETTLE:
+            inst.vm_state = _SETTLE[power]
+        await self._save(inst, deleting=True)
+
+    async def _watch_events(self) -> None:
+        if not self.driver.capabilities.supports_lifecycle_events:
+            return
+        async for ev in self.driver.events():
+            try:
+                if ev.event in (LifecycleEventKind.DEFINED, LifecycleEventKind.UNDEFINED):
+                    continue
+                inst = self.instances.get(ev.uuid)
+                if inst is None or inst.task_state is not None or inst.id in self._running:
+                    continue
+                async with self._admit_lock:
+                    inst = self.instances.get(ev.uuid)
+                    if inst is None or inst.task_state is not None:
+                        continue
+                    await self._apply_power(inst, await self._power_of(inst.id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lifecycle event handling failed")
+
+    async def _power_sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(POWER_SYNC_INTERVAL)
+            try:
+                await self.sync_power_states()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("power state sync failed")
+
+    async def sync_power_states(self) -> None:
+        for inst in self.instances.list(lambda i: i.task_state is None):
+            async with self._admit_lock:
+                fresh = self.instances.get(inst.id)
+                if fresh is None or fresh.task_state is not None or fresh.id in self._running:
+                    continue
+                if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
+                    continue
+                await self._apply_power(fresh, await self._power_of(fresh.id))
+
+
+def addresses_of(ports: list[PortBinding]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in ports:
+        for ip in p.fixed_ips:
+            out.setdefault(p.network_name, []).append({
+                "version": 6 if ":" in ip else 4, "addr": ip, "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": p.mac})
+        out.setdefault(p.network_name, [])
+    return out
+
+
+def hostname_of(name: str) -> str:
+    h = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
+    return h or "server"

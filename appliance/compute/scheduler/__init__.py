@@ -1,0 +1,140 @@
+"""nova-scheduler for one host: inventory, filter → weigher pipeline, atomic claims.
+
+`Scheduler.claim(spec, persist)` runs the pipeline and takes the claim under one asyncio lock;
+`persist(claim)` is the caller's store commit of the instance record carrying the claim, made
+inside that lock. So check + record + commit are one step: 20 concurrent requests are decided
+one after another against up-to-date usage and can never over-commit, and a claim exists in
+memory only if it exists in the store.
+
+Usage is kept per instance (`sync(instance)` after every save of an instance record) and
+rebuilt from the instance records at startup (`load`), so no claim outlives its instance.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable
+
+from appliance.compute.scheduler.filters import (
+    DEFAULT_FILTERS,
+    DEFAULT_WEIGHERS,
+    HostFilter,
+    HostWeigher,
+    Placement,
+)
+from appliance.compute.scheduler.host import Claim, HostCell, HostState, NumaCellUse, RequestSpec
+from appliance.errors import NoValidHost
+
+__all__ = ["Scheduler", "Claim", "RequestSpec", "HostState", "NumaCellUse", "Placement"]
+
+GiB = 1 << 30
+
+
+def disk_gb_of(path: Path) -> int:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize // GiB
+
+
+class Scheduler:
+    def __init__(self, compute_config: Any, host_info: Any, instances_dir: Path, *,
+                 filters: list[HostFilter] | None = None,
+                 weighers: list[HostWeigher] | None = None) -> None:
+        self.config = compute_config
+        self.host_info = host_info
+        self.instances_dir = Path(instances_dir)
+        self.filters = filters if filters is not None else list(DEFAULT_FILTERS)
+        self.weighers = weighers if weighers is not None else list(DEFAULT_WEIGHERS)
+        self.lock = asyncio.Lock()
+        self._claims: dict[str, list[Claim]] = {}
+        self.disk_gb = 0
+        self.enabled = True
+
+    async def refresh_disk(self) -> None:
+        self.disk_gb = await asyncio.to_thread(disk_gb_of, self.instances_dir)
+
+    # -- usage --------------------------------------------------------------------------
+
+    def load(self, instances: Iterable[Any]) -> None:
+        """Rebuild usage from instance records (startup)."""
+        self._claims = {}
+        for inst in instances:
+            self.sync(inst)
+
+    def sync(self, inst: Any) -> None:
+        """Usage of one instance := what its record holds (call after each save)."""
+        claims = [Claim.from_dict(c) for c in (inst.claim, inst.old_claim) if c]
+        if claims:
+            self._claims[inst.id] = claims
+        else:
+            self._claims.pop(inst.id, None)
+
+    def forget(self, instance_id: str) -> None:
+        self._claims.pop(instance_id, None)
+
+    def claim_count(self) -> int:
+        return sum(len(c) for c in self._claims.values())
+
+    def host_state(self) -> HostState:
+        hi = self.host_info
+        cells = tuple(HostCell(id=c.id, cpus=tuple(c.cpus), memory_mb=c.memory_mib)
+                      for c in hi.numa_cells)
+        host = HostState(
+            name=hi.hostname, arch=hi.arch, hypervisor_type=str(hi.hypervisor_type),
+            cpus=hi.cpus, memory_mb=hi.memory_mib, disk_gb=self.disk_gb, cells=cells,
+            cpu_allocation_ratio=self.config.cpu_allocation_ratio,
+            ram_allocation_ratio=self.config.ram_allocation_ratio,
+            disk_allocation_ratio=self.config.disk_allocation_ratio,
+            reserved_memory_mb=self.config.reserved_host_memory_mb,
+            reserved_cpus=self.config.reserved_host_cpus, enabled=self.enabled,
+            cpu_model=getattr(hi, "cpu_model", ""))
+        for claims in self._claims.values():
+            for c in claims:
+                host.consume(c)
+        return host
+
+    # -- deciding -----------------------------------------------------------------------
+
+    def select(self, spec: RequestSpec, hosts: list[HostState] | None = None
+               ) -> tuple[HostState, Placement]:
+        """Run the pipeline; NoValidHost names the filter that refused and why."""
+        hosts = hosts if hosts is not None else [self.host_state()]
+        admitted: list[tuple[HostState, Placement]] = []
+        reasons: list[str] = []
+        for host in hosts:
+            placement = Placement()
+            for f in self.filters:
+                why = f.refuse(host, spec, placement)
+                if why is not None:
+                    reasons.append(f"{f.name}: {why}")
+                    break
+            else:
+                admitted.append((host, placement))
+        if not admitted:
+            raise NoValidHost("No valid host was found. " + "; ".join(reasons),
+                              reasons=reasons)
+        admitted.sort(key=lambda hp: sum(w.multiplier * w.weigh(hp[0], spec)
+                                         for w in self.weighers), reverse=True)
+        return admitted[0]
+
+    async def claim(self, spec: RequestSpec,
+                    persist: Callable[[Claim], Awaitable[None]]) -> Claim:
+        """Check and take a claim atomically; `persist` commits it with the instance record."""
+        async with self.lock:
+            await self.refresh_disk()
+            _, placement = self.select(spec)
+            claim = Claim(vcpus=spec.vcpus, ram_mb=spec.ram_mb, disk_gb=spec.disk_gb,
+                          pcpus=tuple(placement.pcpus), numa=tuple(placement.numa))
+            await persist(claim)
+            return claim
+
+    def usage(self) -> dict[str, Any]:
+        h = self.host_state()
+        return {"vcpus": h.vcpu_limit, "vcpus_used": h.used_vcpus,
+                "memory_mb": h.ram_limit_mb + h.reserved_memory_mb, "memory_mb_used":
+                h.used_ram_mb + h.reserved_memory_mb, "local_gb": h.disk_limit_gb,
+                "local_gb_used": h.used_disk_gb, "free_ram_mb": h.free_ram_mb,
+                "free_disk_gb": h.free_disk_gb, "pinned": sorted(h.pinned),
+                "host": h}

@@ -1,0 +1,146 @@
+"""Boot cost: API create → domain running, divided by a raw libvirt createXML of the same
+domain XML; and the total time of 10 concurrent boots divided by one boot.
+
+Runs over libvirt test:///default (what the overhead of our API, store, scheduler and task
+queue costs next to libvirt itself). With MONOSTACK_BENCH_REAL=1 it also measures the ratio
+on qemu:///system (TCG; "running" = libvirt says running, not the guest booted).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import libvirt
+
+from appliance.compute.libvirt.domain_xml import build_domain_xml
+from tests.api.compute.fakes import COMPONENTS, FAKE_IMAGE_ID
+from tests.daemon import InProcessDaemon, write_config
+
+C = "/compute/v2.1"
+
+
+async def _boot(client, manager, name: str, image_id: str, flavor: str,
+                created: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    sid = (await client.post(f"{C}/servers", {"server": {
+        "name": name, "imageRef": image_id, "flavorRef": flavor}}))["server"]["id"]
+    created.append(sid)
+    while True:
+        inst = manager.instances.get(sid)
+        if inst is not None and inst.status in ("ACTIVE", "ERROR"):
+            break
+        await asyncio.sleep(0.002)
+    assert inst.status == "ACTIVE", inst.fault
+    return time.perf_counter() - t0, sid
+
+
+def _raw_create(uri: str, xml: str) -> float:
+    conn = libvirt.open(uri)
+    try:
+        t0 = time.perf_counter()
+        dom = conn.createXML(xml, 0)
+        elapsed = time.perf_counter() - t0
+        dom.destroy()
+        return elapsed
+    finally:
+        conn.close()
+
+
+async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dict:
+    extra = {"compute": {"libvirt_uri": uri, "instances_dir": str(base / "inst"),
+                         "reserved_host_memory_mb": 0, "cpu_allocation_ratio": 16.0}}
+    if image is not None:
+        extra["storage"] = {"images_dir": str(base / "images")}
+    _, config = write_config(base, components=["images", "compute"], extra=extra)
+    async with InProcessDaemon(config, components=COMPONENTS) as daemon:
+        comps = daemon.appliance.ctx.components
+        manager = comps["compute"].manager
+        image_id = FAKE_IMAGE_ID
+        if image is not None:
+            dest = base / "images" / "guest.qcow2"
+            shutil.copyfile(image, dest)
+            dest.chmod(0o644)
+            image_id = comps["image"].add("guest", dest, "qcow2").id
+        client = await daemon.admin_client()
+        created: list[str] = []
+        try:
+            pid = client.session.project_id
+            await client.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {
+                "instances": -1, "cores": -1, "ram": -1}})
+            f = (await client.post(f"{C}/flavors", {"flavor": {
+                "name": "bench", "ram": 128, "vcpus": 1, "disk": 1, "id": None}}))["flavor"]["id"]
+            api, raw, sids = [], [], []
+            for i in range(rounds):
+                t, sid = await _boot(client, manager, f"b{i}", image_id, f, created)
+                api.append(t)
+                sids.append(sid)
+                spec = manager.domain_spec(manager.instances.require(sid))
+                twin = replace(spec, uuid=str(uuid.uuid4()), name=f"bench-raw-{i}",
+                               metadata={}, console_log_path=None)
+                if image is not None:  # its own overlay, like ours
+                    d = base / "inst" / twin.uuid
+                    d.mkdir(parents=True)
+                    d.chmod(0o755)
+                    overlay = d / "disk"
+                    shutil.copyfile(manager.instances_dir / sid / "disk", overlay)
+                    twin = replace(twin, disks=[replace(twin.disks[0], path=str(overlay))],
+                                   nics=[])
+                xml = build_domain_xml(twin, str(manager.driver.domain_type))
+                raw.append(await asyncio.to_thread(_raw_create, uri, xml))
+            for sid in sids:
+                await manager.delete(sid)
+            await manager.wait_idle()
+            one = sorted(api)[len(api) // 2]
+            t0 = time.perf_counter()
+            many = await asyncio.gather(*(_boot(client, manager, f"c{i}", image_id, f, created)
+                                          for i in range(10)))
+            total10 = time.perf_counter() - t0
+            for _, sid in many:
+                await manager.delete(sid)
+            await manager.wait_idle()
+        finally:  # never leave a domain behind, even when a boot failed
+            for sid in created:
+                if manager.instances.get(sid) is not None:
+                    await manager.delete(sid)
+            await manager.wait_idle(300)
+            await client.close()
+    api_med = sorted(api)[len(api) // 2]
+    raw_med = sorted(raw)[len(raw) // 2]
+    return {"api_to_running_s": api_med, "raw_createXML_s": raw_med,
+            "ratio_api_vs_raw": api_med / raw_med, "one_boot_s": one,
+            "ten_concurrent_total_s": total10, "ratio_10_concurrent_vs_1": total10 / one}
+
+
+def _print(label: str, r: dict) -> None:
+    print(f"   [{label}] API→running {r['api_to_running_s'] * 1000:.1f} ms, raw createXML "
+          f"{r['raw_createXML_s'] * 1000:.1f} ms → ratio {r['ratio_api_vs_raw']:.1f}")
+    print(f"   [{label}] 10 concurrent boots {r['ten_concurrent_total_s'] * 1000:.0f} ms vs one "
+          f"{r['one_boot_s'] * 1000:.0f} ms → ratio {r['ratio_10_concurrent_vs_1']:.2f}")
+
+
+def run() -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["test"] = asyncio.run(_measure(Path(tmp), "test:///default", None, rounds=9))
+    _print("test:///default", out["test"])
+    if os.environ.get("MONOSTACK_BENCH_REAL"):
+        from tests.integration.compute.test_real_guest import guest_qcow2
+        root = Path("/var/lib/monostack-test") / ("bench-" + uuid.uuid4().hex[:8])
+        root.mkdir(parents=True, mode=0o755)
+        try:
+            image = guest_qcow2(Path("/var/lib/monostack-test"))
+            out["qemu"] = asyncio.run(_measure(root, "qemu:///system", image, rounds=3))
+            _print("qemu:///system TCG", out["qemu"])
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+if __name__ == "__main__":
+    run()

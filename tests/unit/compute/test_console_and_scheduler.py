@@ -1,0 +1,128 @@
+"""Console tokens (single use, short-lived), console fan-out (one writer), scheduler filters."""
+import asyncio
+
+import pytest
+
+from appliance.compute.console import ConsoleProxy, ConsoleTokens
+from appliance.compute.driver import HostInfo, HostNumaCell, HypervisorType
+from appliance.compute.records import Instance, TaskState, VmState, derive_status
+from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
+from appliance.config import ComputeConfig
+from appliance.errors import NoValidHost, Unauthorized
+
+
+def test_console_token_single_use_and_expiry():
+    tokens = ConsoleTokens(ttl=60)
+    t = tokens.issue("i1", "p1")
+    assert tokens.consume(t).instance_id == "i1"
+    with pytest.raises(Unauthorized):
+        tokens.consume(t)
+    short = ConsoleTokens(ttl=-1)
+    t2 = short.issue("i1", "p1")
+    with pytest.raises(Unauthorized):
+        short.consume(t2)
+    assert t not in str(tokens._grants)  # only hashes are kept
+
+
+class FakeStream:
+    def __init__(self):
+        self.q: asyncio.Queue[bytes] = asyncio.Queue()
+        self.written: list[bytes] = []
+        self.closed = False
+
+    async def read(self):
+        return await self.q.get()
+
+    async def write(self, data):
+        self.written.append(data)
+
+    async def close(self):
+        self.closed = True
+
+
+async def test_console_fan_out_one_writer_and_close_with_last_watcher():
+    streams: list[FakeStream] = []
+
+    async def open_stream(iid):
+        streams.append(FakeStream())
+        return streams[-1]
+
+    proxy = ConsoleProxy(open_stream)
+    hub = proxy.hub("i1")
+    a = await hub.attach()
+    b = await hub.attach()
+    assert len(streams) == 1  # one driver stream for every watcher
+    streams[0].q.put_nowait(b"login: ")
+    assert await a.read() == b"login: " and await b.read() == b"login: "
+    assert await hub.write(a, b"root\n") is True
+    assert await hub.write(b, b"evil\n") is False
+    assert streams[0].written == [b"root\n"]
+    await hub.detach(a)
+    assert await hub.write(b, b"now me\n") is True  # next oldest becomes the writer
+    await hub.detach(b)
+    assert streams[0].closed and "i1" not in proxy.hubs
+
+
+def _scheduler(**cfg):
+    info = HostInfo(hostname="h", arch="x86_64", cpus=4, memory_mib=4096,
+                    numa_cells=(HostNumaCell(0, (0, 1), 2048), HostNumaCell(1, (2, 3), 2048)),
+                    hypervisor_type=HypervisorType.QEMU, libvirt_version="9.0.0",
+                    hypervisor_version="8.0.0")
+    s = Scheduler(ComputeConfig(**{"reserved_host_memory_mb": 0, **cfg}), info, "/tmp")
+    s.disk_gb = 100
+    return s
+
+
+def _spec(**kw):
+    flavor = {"name": "f", "vcpus": 1, "ram": 512, "disk": 1, **kw.pop("flavor", {})}
+    return RequestSpec.for_flavor("x", flavor, **kw)
+
+
+def test_filters_name_themselves_and_say_why():
+    s = _scheduler()
+    with pytest.raises(NoValidHost, match=r"RamFilter: 8192 MiB asked, 4096 free"):
+        s.select(_spec(flavor={"ram": 8192}))
+    with pytest.raises(NoValidHost, match=r"VcpuFilter: 17 vCPUs asked, 16 free"):
+        s.select(_spec(flavor={"vcpus": 17}))
+    with pytest.raises(NoValidHost, match=r"DiskFilter: 101 GiB asked, 100 free"):
+        s.select(_spec(flavor={"disk": 101}))
+    with pytest.raises(NoValidHost, match="ImagePropertiesFilter: image architecture aarch64"):
+        s.select(_spec(image_properties={"architecture": "aarch64"}))
+    s.select(_spec(image_properties={"architecture": "amd64", "hypervisor_type": "qemu"}))
+    with pytest.raises(NoValidHost, match="ImagePropertiesFilter: image needs min_ram"):
+        s.select(_spec(image_min_ram=1024))
+    with pytest.raises(NoValidHost, match="ExtraSpecsFilter: capabilities:arch"):
+        s.select(_spec(flavor={"extra_specs": {"capabilities:arch": "ppc64le"}}))
+
+
+async def test_claims_are_atomic_and_pins_never_double_booked():
+    s = _scheduler()
+    dedicated = {"vcpus": 2, "ram": 256, "extra_specs": {"hw:cpu_policy": "dedicated"}}
+    held = []
+
+    def persist_for(i):
+        async def persist(claim: Claim):
+            await asyncio.sleep(0)  # a store commit yields to the loop
+            inst = Instance(id=f"i{i}", name="n", project_id="p", user_id="u", flavor={},
+                            claim=claim.to_dict())
+            s.sync(inst)
+            held.append(claim)
+        return persist
+
+    results = await asyncio.gather(*(s.claim(_spec(flavor=dedicated), persist_for(i))
+                                     for i in range(3)), return_exceptions=True)
+    assert sum(isinstance(r, Claim) for r in results) == 2
+    assert isinstance([r for r in results if not isinstance(r, Claim)][0], NoValidHost)
+    pcpus = [p for c in held for p in c.pcpus]
+    assert sorted(pcpus) == [0, 1, 2, 3]
+    s.forget("i0")
+    assert s.claim_count() == 1
+
+
+def test_status_derivation_like_nova():
+    assert derive_status(VmState.BUILDING, TaskState.SPAWNING) == "BUILD"
+    assert derive_status(VmState.ACTIVE, TaskState.REBOOTING_HARD) == "HARD_REBOOT"
+    assert derive_status(VmState.ACTIVE, TaskState.RESIZE_PREP) == "RESIZE"
+    assert derive_status(VmState.RESIZED, None) == "VERIFY_RESIZE"
+    assert derive_status(VmState.STOPPED, None) == "SHUTOFF"
+    assert derive_status(VmState.ACTIVE, TaskState.POWERING_OFF) == "ACTIVE"
