@@ -309,6 +309,8 @@ async def test_install_on_a_clean_debian_root(sandbox):
     assert "OS_CACERT=/etc/monostack/tls/ca.crt" in status.stdout
     assert sandbox.run("monostack", "tls", "ca-path").stdout.strip() == "/etc/monostack/tls/ca.crt"
 
+    assert PASSWORD not in (root / "var/log/monostack.log").read_text()
+
     second = _install(sandbox, port)
     assert "nothing changed" in second.stdout, second.stdout
 
