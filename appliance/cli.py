@@ -1,4 +1,5 @@
-"""The `monostack` command: init, serve, tui, status, image-import."""
+"""The `monostack` command: init, serve, tui, status, tls, backup, restore, doctor, operator,
+image-import, support-matrix."""
 from __future__ import annotations
 
 import argparse
@@ -86,23 +87,99 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return run_tui(url=args.url, socket_path=socket_path)
 
 
-async def _status(config: Config, url: str | None) -> dict:
-    from appliance.client import MonostackClient
-    client = MonostackClient(url, socket_path=None if url else config.api.socket)
-    async with client:
-        status, _, body = await client._send("GET", "/healthz", token=None)
-        return body
+def _cafile(config: Config, url: str | None, given: str | None) -> str | None:
+    """The CA to trust for an https URL: --cacert, OS_CACERT, or our own CA beside the cert."""
+    if given:
+        return given
+    if not url or not url.startswith("https:"):
+        return None
+    if os.environ.get("OS_CACERT"):
+        return os.environ["OS_CACERT"]
+    if config.api.tls_cert:
+        from appliance.tls import ca_path_for
+        return str(ca_path_for(config.api.tls_cert))
+    return None
+
+
+def _ca_path(config: Config) -> Path | None:
+    if not config.api.tls_cert:
+        return None
+    from appliance.tls import ca_path_for
+    return ca_path_for(config.api.tls_cert)
+
+
+#: `monostack status` exit code when the daemon does not answer (systemctl's "not running")
+STATUS_DOWN = 3
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from appliance.status import collect, daemon_health, render
     config = _config(args)
-    try:
-        body = asyncio.run(_status(config, args.url))
-    except MonostackError as exc:
-        print(f"daemon: not reachable ({exc})")
+    cafile = _cafile(config, args.url, args.cacert)
+    if args.daemon:
+        health, error = asyncio.run(daemon_health(config, url=args.url, cafile=cafile))
+        print(json.dumps(health) if health is not None else f"daemon: not answering ({error})")
+        return 0 if health is not None else STATUS_DOWN
+    password = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
+    if not password:
+        try:
+            password = ADMIN_PASSWORD_FILE.read_text().strip()
+        except OSError:
+            password = None
+    report = asyncio.run(collect(config, url=args.url, cafile=cafile, admin_password=password))
+    if args.json:
+        print(json.dumps({"daemon": report.daemon, "daemon_error": report.daemon_error,
+                          "counts": report.counts,
+                          "checks": [vars(c) for c in report.checks],
+                          "healthy": report.healthy}, indent=2))
+    else:
+        print(render(config, report, ca_path=_ca_path(config)))
+    if report.daemon is None:
+        return STATUS_DOWN
+    return 0 if report.healthy else 1
+
+
+def cmd_tls_init(args: argparse.Namespace) -> int:
+    from appliance.tls import DEFAULT_DIR, ensure_tls
+    config = _config(args)
+    directory = Path(args.dir) if args.dir else (
+        config.api.tls_cert.parent if config.api.tls_cert else DEFAULT_DIR)
+    result = ensure_tls(directory, args.name or [])
+    names = ", ".join([*result.dns_names, *map(str, result.ip_addresses)])
+    if result.ca_created:
+        print(f"created a private CA: {result.files.ca_cert}")
+    if result.issued_because:
+        print(f"issued {result.files.server_cert} ({result.issued_because}) for {names}")
+    else:
+        print(f"{result.files.server_cert} is current ({names}); nothing changed")
+    print(f"clients: export OS_CACERT={result.files.ca_cert}")
+    return 0
+
+
+def cmd_tls_ca_path(args: argparse.Namespace) -> int:
+    path = _ca_path(_config(args))
+    if path is None:
+        print("monostack tls: the TCP API has no TLS ([api] tls_cert is not set)", file=sys.stderr)
         return 1
-    print(json.dumps(body, indent=2))
-    return 0 if body.get("status") == "ok" else 1
+    print(path)
+    return 0
+
+
+def cmd_support_matrix(args: argparse.Namespace) -> int:
+    from appliance.compute.support_matrix import extract_block, readme_block
+    block = readme_block()
+    if not args.update_readme:
+        print(block)
+        return 0
+    readme = Path(args.update_readme)
+    text = readme.read_text()
+    old = extract_block(text)
+    if old is None:
+        raise SystemExit(f"{readme} has no support-matrix block to replace")
+    if old != block:
+        readme.write_text(text.replace(old, block))
+        print(f"updated the support matrix in {readme}")
+    return 0
 
 
 ADMIN_PASSWORD_FILE = Path("/etc/monostack/admin-password")
@@ -228,7 +305,7 @@ async def _image_import(config: Config, args: argparse.Namespace) -> int:
     from appliance.client import MonostackClient
     from storage.blobs import iter_file
     client = MonostackClient(args.url, socket_path=None if args.url else config.api.socket,
-                             timeout=6 * 3600)
+                             cafile=_cafile(config, args.url, None), timeout=6 * 3600)
     async with client:
         await client.login(args.admin_user, _stored_admin_password(), args.admin_project)
         if args.check:
@@ -293,9 +370,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="daemon URL (default: the local unix socket)")
     p.set_defaults(func=cmd_image_import)
 
-    p = sub.add_parser("status", help="is the daemon up, and how are its components")
-    p.add_argument("--url")
+    p = sub.add_parser("status", help="daemon, libvirt, data plane, storage, disk space, counts")
+    p.add_argument("--url", help="daemon URL (default: the local unix socket)")
+    p.add_argument("--cacert", help="CA for an https --url (default: OS_CACERT or our own CA)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--daemon", action="store_true",
+                   help="only ask the daemon: exit 0 when it answers, 3 when it does not")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("tls", help="the private CA and server certificate of the TCP API")
+    tls = p.add_subparsers(dest="tls_command", required=True)
+    q = tls.add_parser("init", help="create the CA (once) and (re)issue the server certificate "
+                                    "when names change or it nears expiry")
+    q.add_argument("--dir", help="default: beside [api] tls_cert, else /etc/monostack/tls")
+    q.add_argument("--name", action="append",
+                   help="extra DNS name or address for the certificate (repeatable)")
+    q.set_defaults(func=cmd_tls_init)
+    q = tls.add_parser("ca-path", help="print the CA file clients trust (OS_CACERT)")
+    q.set_defaults(func=cmd_tls_ca_path)
+
+    p = sub.add_parser("support-matrix", help="which actions work under kvm, qemu/TCG and the "
+                                              "test driver (markdown)")
+    p.add_argument("--update-readme", metavar="README", help="rewrite the table in this file")
+    p.set_defaults(func=cmd_support_matrix)
 
     p = sub.add_parser("backup", help="consistent online backup of state and metadata")
     p.add_argument("path")

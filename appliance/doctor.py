@@ -86,6 +86,18 @@ def check_space(config: Config) -> list[Check]:
     return out
 
 
+def check_tls(config: Config) -> Check | None:
+    """The TCP API's certificate still names this host and is not about to expire."""
+    if not config.api.listen or not config.api.tls_cert:
+        return None
+    from appliance.tls import pending_change
+    why = pending_change(Path(config.api.tls_cert).parent)
+    if not why:
+        return Check("tls", "ok", f"{config.api.tls_cert} names this host")
+    return Check("tls", "warn", f"{config.api.tls_cert}: {why}",
+                 "monostack tls init, then restart the daemon (systemctl restart monostack)")
+
+
 def check_daemon(config: Config) -> Check:
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(2)
@@ -100,5 +112,6 @@ def check_daemon(config: Config) -> Check:
 
 
 def run_checks(config: Config) -> list[Check]:
-    return [check_kvm(), check_libvirt(config), check_namespaces(config), check_nftables(),
-            *check_space(config), check_daemon(config)]
+    checks = [check_kvm(), check_libvirt(config), check_namespaces(config), check_nftables(),
+              check_tls(config), *check_space(config), check_daemon(config)]
+    return [c for c in checks if c is not None]

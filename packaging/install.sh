@@ -2,15 +2,18 @@
 # Installs and starts monostack on a fresh Debian 12 host. Idempotent: a second run changes
 # nothing and says so.
 #   sudo bash packaging/install.sh [--prefix /opt/monostack] [--admin-password PW]
-#                                  [--listen 127.0.0.1:5000]
-# The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated and
-# kept in /etc/monostack/admin-password (root only).
+#                                  [--listen 127.0.0.1:5000] [--tls-name NAME]...
+# The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated; it
+# is kept in /etc/monostack/admin-password (root only) for host-side commands (backup, status).
+# The TCP API speaks TLS with a private CA made here (/etc/monostack/tls/ca.crt: OS_CACERT).
+# Uses only Debian's /usr/bin/python3 and packages; nothing from a development machine.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/opt/monostack
 LISTEN=127.0.0.1:5000
 ADMIN_PASSWORD=${MONOSTACK_ADMIN_PASSWORD:-}
+TLS_NAMES=()
 ETC=/etc/monostack
 STATE=/var/lib/monostack
 while [ $# -gt 0 ]; do
@@ -18,14 +21,17 @@ while [ $# -gt 0 ]; do
     --prefix) PREFIX=$2; shift 2 ;;
     --admin-password) ADMIN_PASSWORD=$2; shift 2 ;;
     --listen) LISTEN=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --tls-name) TLS_NAMES+=(--name "$2"); shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 
-changed=0
+changed=0   # anything at all changed on this host
+restart=0   # the running daemon must be restarted to see a change (program, config, cert)
 say() { echo "monostack install: $*"; }
+warn() { echo "monostack install: WARNING: $*" >&2; }
 
 PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config ca-certificates
@@ -58,9 +64,12 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$src_hash" ]; then
   "$PREFIX/venv/bin/pip" install -q "$SRC"
   cp "$SRC/README.md" "$PREFIX/README.md"
   echo "$src_hash" > "$PREFIX/.source-hash"
-  changed=1
+  changed=1; restart=1
 fi
-ln -sfn "$PREFIX/venv/bin/monostack" /usr/local/bin/monostack
+if [ "$(readlink /usr/local/bin/monostack 2>/dev/null)" != "$PREFIX/venv/bin/monostack" ]; then
+  ln -sfn "$PREFIX/venv/bin/monostack" /usr/local/bin/monostack; changed=1
+fi
+ms() { "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" "$@"; }
 
 # -- directories and configuration --------------------------------------------------------------
 # state/ holds identity and tokens: root only. Disk files must be traversable by libvirt-qemu.
@@ -75,6 +84,8 @@ state_dir = "$STATE/state"
 [api]
 socket = "/run/monostack/api.sock"
 listen = "$LISTEN"
+tls_cert = "$ETC/tls/server.crt"
+tls_key = "$ETC/tls/server.key"
 
 [compute]
 libvirt_uri = "qemu:///system"
@@ -92,7 +103,20 @@ object_devices = ["$STATE/objects/d1", "$STATE/objects/d2", "$STATE/objects/d3"]
 format = "json"
 CONF
   chmod 0640 "$ETC/monostack.toml"
-  changed=1
+  changed=1; restart=1
+fi
+if ! grep -q '^tls_cert' "$ETC/monostack.toml"; then  # a config from before TLS
+  say "enabling TLS on the TCP API in $ETC/monostack.toml"
+  sed -i "/^\[api\]/a tls_cert = \"$ETC/tls/server.crt\"\ntls_key = \"$ETC/tls/server.key\"" \
+    "$ETC/monostack.toml"
+  changed=1; restart=1
+fi
+
+# -- TLS: a private CA (kept) and a server certificate for this host's names and addresses -----
+tls_out=$(ms tls init --dir "$ETC/tls" "${TLS_NAMES[@]}")
+if ! grep -q "nothing changed" <<<"$tls_out"; then
+  grep -v '^clients:' <<<"$tls_out" | sed 's/^/monostack install: /'
+  changed=1; restart=1
 fi
 
 # -- SSH into the appliance: operators land in the TUI ------------------------------------------
@@ -100,75 +124,98 @@ getent group monostack-operators >/dev/null || { groupadd --system monostack-ope
 if [ -d /etc/ssh/sshd_config.d ] && ! cmp -s "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf; then
   install -m 0644 "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf
   if sshd -t 2>/dev/null; then
-    (systemctl reload ssh 2>/dev/null || pkill -HUP -x sshd 2>/dev/null) || true
+    # by pid file, not by name: in a chroot, a name would match the host's sshd
+    (systemctl reload ssh 2>/dev/null || kill -HUP "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null) || true
   fi
   say "sshd: members of monostack-operators now land in the TUI (monostack operator add NAME --key KEY)"
   changed=1
 fi
 
 # -- libvirt ------------------------------------------------------------------------------------
+# Where libvirtd cannot run (some containers) the install still finishes: the daemon reports its
+# compute component as failed in `monostack status` until libvirt answers.
 systemd_running() { [ -d /run/systemd/system ]; }
-if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+libvirt_up() { timeout 20 virsh -c qemu:///system version >/dev/null 2>&1; }
+if ! libvirt_up; then
   if systemd_running; then
     systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || true
   else
-    pgrep -x virtlogd >/dev/null || virtlogd -d
-    pgrep -x libvirtd >/dev/null || libvirtd -d
+    # by pid file, not by name: in a chroot, a name would match the host's daemons
+    alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+    alive /run/virtlogd.pid || virtlogd -d || true
+    alive /run/libvirtd.pid || libvirtd -d || true
   fi
-  for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 1 30); do libvirt_up && break; sleep 0.5; done
+  libvirt_up || warn "libvirt (qemu:///system) does not answer: servers cannot boot until it does" \
+                     "(see 'monostack doctor'); continuing"
 fi
+
+# -- the admin password: given, kept from an earlier run, or generated; root-only on disk --------
+if [ -z "$ADMIN_PASSWORD" ] && [ -f "$ETC/admin-password" ]; then
+  ADMIN_PASSWORD=$(cat "$ETC/admin-password")
+fi
+if [ -z "$ADMIN_PASSWORD" ]; then
+  ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
+  say "generated an admin password, kept in $ETC/admin-password (root only)"
+fi
+if [ "$(cat "$ETC/admin-password" 2>/dev/null)" != "$ADMIN_PASSWORD" ]; then
+  (umask 077; printf '%s\n' "$ADMIN_PASSWORD" > "$ETC/admin-password.new")
+  mv "$ETC/admin-password.new" "$ETC/admin-password"
+  changed=1
+fi
+# Host-side commands below (image-import) read it from the environment, never from argv.
+export MONOSTACK_ADMIN_PASSWORD=$ADMIN_PASSWORD
 
 # -- first-run bootstrap ------------------------------------------------------------------------
 if [ ! -f "$STATE/state/snapshot.json" ]; then
-  if [ -z "$ADMIN_PASSWORD" ]; then
-    if [ -f "$ETC/admin-password" ]; then
-      ADMIN_PASSWORD=$(cat "$ETC/admin-password")
-    else
-      ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
-      (umask 077; printf '%s\n' "$ADMIN_PASSWORD" > "$ETC/admin-password")
-      say "generated an admin password, kept in $ETC/admin-password (root only)"
-    fi
-  fi
   say "bootstrapping the admin user, default flavors and network"
-  printf '%s\n' "$ADMIN_PASSWORD" | monostack --config "$ETC/monostack.toml" init --quiet
+  printf '%s\n' "$ADMIN_PASSWORD" | MONOSTACK_ADMIN_PASSWORD= ms init --quiet
   changed=1
 fi
 
 # -- the daemon ---------------------------------------------------------------------------------
+daemon_up() { local rc=0; ms status --daemon >/dev/null 2>&1 || rc=$?; [ $rc = 0 ]; }
 if systemd_running; then
   unit=/etc/systemd/system/monostack.service
   sed "s#/opt/monostack#$PREFIX#g" "$SRC/packaging/systemd/monostack.service" > "$unit.new"
   if ! cmp -s "$unit.new" "$unit"; then
-    mv "$unit.new" "$unit"; systemctl daemon-reload; changed=1
+    mv "$unit.new" "$unit"; systemctl daemon-reload; changed=1; restart=1
   else
     rm -f "$unit.new"
   fi
   if ! systemctl is-enabled --quiet monostack || ! systemctl is-active --quiet monostack; then
     systemctl enable --now monostack >/dev/null; changed=1
-  elif [ $changed = 1 ]; then
+  elif [ $restart = 1 ]; then
+    say "restarting the daemon"
     systemctl restart monostack
   fi
 else
-  if ! monostack --config "$ETC/monostack.toml" status >/dev/null 2>&1; then
+  pidfile=/run/monostack/daemon.pid
+  if [ $restart = 1 ] && [ -f $pidfile ] && kill -0 "$(cat $pidfile)" 2>/dev/null; then
+    say "restarting the daemon (pid $(cat $pidfile))"
+    kill -TERM "$(cat $pidfile)"
+    for _ in $(seq 1 300); do kill -0 "$(cat $pidfile)" 2>/dev/null || break; sleep 0.2; done
+  fi
+  if ! daemon_up; then
     say "systemd is not PID 1 here: starting the daemon directly (log: /var/log/monostack.log)"
     install -d -m 0755 /run/monostack
-    nohup "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" serve \
+    setsid nohup "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" serve \
       >> /var/log/monostack.log 2>&1 < /dev/null &
-    echo $! > /run/monostack/daemon.pid
+    echo $! > $pidfile
     changed=1
   fi
 fi
-for _ in $(seq 1 100); do
-  monostack --config "$ETC/monostack.toml" status >/dev/null 2>&1 && break; sleep 0.2
-done
+for _ in $(seq 1 150); do daemon_up && break; sleep 0.2; done
+daemon_up || { echo "monostack install: the daemon did not come up; see 'monostack doctor'" \
+                    "and $( systemd_running && echo 'journalctl -u monostack' || echo /var/log/monostack.log)" >&2
+               exit 1; }
 
 # -- the ready-to-boot guest image --------------------------------------------------------------
-if [ -x "$SRC/packaging/guest-image/build.sh" ] && monostack --help | grep -q image-import; then
-  if ! monostack --config "$ETC/monostack.toml" image-import --check tinyguest >/dev/null 2>&1; then
-    out=$(bash "$SRC/packaging/guest-image/build.sh" "$STATE/guest-image" | tail -1)
-    monostack --config "$ETC/monostack.toml" image-import --name tinyguest \
-      --disk-format qcow2 "$out" && changed=1
-  fi
+if ! ms image-import --check tinyguest >/dev/null 2>&1; then
+  say "building and importing the test guest image 'tinyguest'"
+  out=$(bash "$SRC/packaging/guest-image/build.sh" "$STATE/guest-image" | tail -1)
+  ms image-import --name tinyguest --disk-format qcow2 "$out" | sed 's/^/monostack install: /'
+  changed=1
 fi
 
 if [ $changed = 0 ]; then
@@ -179,7 +226,9 @@ fi
 cat <<MSG
 
   Operator console:   monostack tui          (user admin, project admin)
-  Admin password:     $( [ -f "$ETC/admin-password" ] && echo "in $ETC/admin-password" || echo "the one you gave")
-  OpenStack clients:  OS_AUTH_URL=http://$LISTEN/identity OS_USERNAME=admin OS_PROJECT_NAME=admin
-                      OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
+  Admin password:     in $ETC/admin-password (root only)
+  OpenStack clients:  export OS_AUTH_URL=https://$LISTEN/identity OS_USERNAME=admin \\
+                        OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default \\
+                        OS_PROJECT_DOMAIN_NAME=Default OS_CACERT=$ETC/tls/ca.crt
+  Health:             monostack status
 MSG

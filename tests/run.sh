@@ -11,6 +11,7 @@ PACKAGES=(
   nftables iproute2 busybox-static dnsmasq-base linux-image-cloud-amd64
   syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
   openssh-server openssh-client tmux cpio gzip dnsmasq-base
+  debootstrap slirp4netns
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -80,6 +80,16 @@ async def whoami(request: web.Request) -> web.Response:
                               "roles": sorted(auth.roles), "expires_at": auth.expires_at})
 
 
+async def status_counts(request: web.Request) -> web.Response:
+    """How many records each state table holds (`monostack status`); admin only: the counts
+    span every project."""
+    from appliance.api.util import authorize
+    authorize(request, "monostack:status")
+    store = ctx_of(request).store
+    counts = {name: store.count(name) for name in store.table_names()}
+    return web.json_response({"counts": counts})
+
+
 async def backup(request: web.Request) -> web.Response:
     """A consistent online snapshot of state (and metadata) into a path on the host."""
     from pathlib import Path
@@ -111,6 +121,7 @@ def build_app(ctx: ApplianceContext) -> web.Application:
         web.get("/monostack/events", list_events),
         web.get("/monostack/events/stream", event_stream),
         web.get("/monostack/whoami", whoami),
+        web.get("/monostack/status", status_counts),
         web.post("/monostack/backup", backup),
     ])
     app.router.add_routes(identity.routes())

@@ -226,6 +226,9 @@ class DriverCapabilities:
     supports_lifecycle_events: bool = True
     #: guests really run (false for the test driver: no disk I/O, no console, fake stats)
     runs_guests: bool = True
+    #: the guest sees the host's own CPU model and flags (host-passthrough); only with
+    #: hardware virtualisation — TCG emulates a generic CPU
+    supports_host_cpu: bool = True
 
 
 @dataclass(frozen=True)

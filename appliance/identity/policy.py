@@ -69,6 +69,7 @@ RULES: dict[str, str] = {
     "compute:get_keypair": "any",
     "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
+    "monostack:status": "admin",
     # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
     "object:set_account_quota": "admin",
     "object:get_auditor": "admin",

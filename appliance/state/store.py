@@ -219,6 +219,9 @@ class Store:
     def ids(self, table: str) -> list[str]:
         return list(self._tables.get(table, {}))
 
+    def table_names(self) -> list[str]:
+        return sorted(name for name in self._tables if not name.startswith("_"))
+
     def count(self, table: str) -> int:
         return len(self._tables.get(table, {}))
 

@@ -368,8 +368,18 @@ _TEST_CAPABILITIES = DriverCapabilities(
     supports_serial_console=False,  # virDomainOpenConsole: not supported
     supports_console_log=False,  # no virtlogd, nothing is ever printed
     runs_guests=False,
+    supports_host_cpu=False,
 )
-_QEMU_CAPABILITIES = DriverCapabilities()
+_KVM_CAPABILITIES = DriverCapabilities()
+#: TCG runs every verb KVM does (libvirt drives the same QEMU), only slower; what it cannot
+#: give a guest is the host's CPU (domain_xml asks for host-passthrough under kvm only).
+_QEMU_CAPABILITIES = DriverCapabilities(supports_host_cpu=False)
+
+
+def capabilities_for(hypervisor: HypervisorType) -> DriverCapabilities:
+    """What the driver offers under one hypervisor type (`monostack support-matrix`)."""
+    return {HypervisorType.KVM: _KVM_CAPABILITIES, HypervisorType.QEMU: _QEMU_CAPABILITIES,
+            HypervisorType.TEST: _TEST_CAPABILITIES}[hypervisor]
 
 
 class LibvirtDriver:
@@ -394,7 +404,10 @@ class LibvirtDriver:
 
     @property
     def capabilities(self) -> DriverCapabilities:
-        return _TEST_CAPABILITIES if self._is_test else _QEMU_CAPABILITIES
+        if self._is_test:
+            return _TEST_CAPABILITIES
+        # Before detection, promise no more than TCG gives.
+        return capabilities_for(self._domain_type or HypervisorType.QEMU)
 
     @property
     def domain_type(self) -> HypervisorType:
