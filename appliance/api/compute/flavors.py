@@ -141,7 +141,9 @@ async def delete_flavor(request: web.Request) -> web.Response:
 
 async def get_extra_specs(request: web.Request) -> web.Response:
     authorize(request, "compute:get_flavor")
-    f = component(request).flavors.require(request.match_info["id"])
+    f = component(request).flavors.get(request.match_info["id"])
+    if f is None or not _may_use(request, f):  # a private flavor is invisible, specs too
+        raise NotFound(f"Flavor {request.match_info['id']} could not be found.")
     key = request.match_info.get("key")
     if key is not None:
         if key not in f.extra_specs:
