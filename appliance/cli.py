@@ -145,6 +145,29 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_network_teardown(args: argparse.Namespace) -> int:
+    """Remove the data-plane namespace (bridges, taps, DHCP sockets, rules) — daemon stopped."""
+    from appliance.network.netlink import DataPlane
+    from appliance.service import StateLock
+    config = _config(args)
+    lock = StateLock(config.state_dir)
+    lock.acquire()  # refuses while a daemon owns the state dir (and so the namespace)
+    try:
+        dp = DataPlane(config.network.namespace)
+
+        async def teardown() -> bool:
+            existed = await dp.namespace_exists()
+            await dp.delete_namespace()
+            return existed
+
+        existed = asyncio.run(teardown())
+    finally:
+        lock.release()
+    print(f"network namespace {config.network.namespace} "
+          f"{'removed' if existed else 'did not exist'}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance.doctor import run_checks
     ok = True
@@ -291,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--project", default="admin")
     q.add_argument("--role", default="member", choices=["reader", "member", "admin"])
     q.set_defaults(func=cmd_operator_add)
+
+    p = sub.add_parser("network", help="the guest data plane")
+    net = p.add_subparsers(dest="network_command", required=True)
+    q = net.add_parser("teardown", help="remove the data-plane namespace (daemon stopped); "
+                                        "guests lose networking until the next start")
+    q.set_defaults(func=cmd_network_teardown)
 
     p = sub.add_parser("doctor", help="check the host and say what to fix")
     p.set_defaults(func=cmd_doctor)

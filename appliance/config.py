@@ -8,7 +8,9 @@ Every key has a default, so an empty file (or none) gives a working single-host 
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
                 reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start
     [network]   namespace, external_cidr
-    [storage]   images_dir, volumes_dir, object_devices, object_replicas
+    [storage]   images_dir, volumes_dir, object_devices, object_replicas,
+                object_auditor_bytes_per_second, object_auditor_interval,
+                object_expirer_interval, object_reclaim_age, object_max_file_size
     [identity]  token_ttl, lockout_failures, lockout_seconds
     [log]       level, format ("json" | "text")
 """
@@ -79,6 +81,15 @@ class StorageConfig:
     volumes_dir: Path = Path("/var/lib/monostack/volumes")
     object_devices: tuple[Path, ...] = (Path("/var/lib/monostack/objects/d1"),)
     object_replicas: int | None = None
+    #: The auditor re-reads every replica at most this fast (bytes/s), then sleeps `interval`.
+    object_auditor_bytes_per_second: int = 32 << 20
+    object_auditor_interval: float = 3600.0
+    #: How often the expirer deletes objects whose X-Delete-At has passed (seconds).
+    object_expirer_interval: float = 5.0
+    #: DELETE rows are remembered this long (a slower older PUT cannot resurrect an object).
+    object_reclaim_age: float = 7 * 86400.0
+    #: The largest single object (Swift's max_file_size); bigger ones are large objects.
+    object_max_file_size: int = 5 << 30
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ the TUI and the tests see the same classes the daemon raised.
     ├── Forbidden (403)              policy refuses the action
     ├── NotFound (404)
     ├── Conflict (409)               state does not allow it now (task running, in use …)
+    ├── PreconditionFailed (412)     a conditional request's condition does not hold
     ├── PayloadTooLarge (413)
     │   └── QuotaExceeded (413)
+    ├── RangeNotSatisfiable (416)
+    ├── Unprocessable (422)          the body does not match its declared checksum
     ├── RateLimited (429)
     ├── NoValidHost (500)            the scheduler refused; message says which filter and why
     ├── HypervisorError (500)        libvirt or qemu failed
@@ -64,6 +67,11 @@ class Conflict(MonostackError):
     title = "Conflict"
 
 
+class PreconditionFailed(MonostackError):
+    status = 412
+    title = "Precondition Failed"
+
+
 class PayloadTooLarge(MonostackError):
     status = 413
     title = "Request Entity Too Large"
@@ -71,6 +79,16 @@ class PayloadTooLarge(MonostackError):
 
 class QuotaExceeded(PayloadTooLarge):
     title = "Quota exceeded"
+
+
+class RangeNotSatisfiable(MonostackError):
+    status = 416
+    title = "Requested Range Not Satisfiable"
+
+
+class Unprocessable(MonostackError):
+    status = 422
+    title = "Unprocessable Entity"
 
 
 class RateLimited(MonostackError):
@@ -104,7 +122,10 @@ _BY_STATUS: dict[int, type[MonostackError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    412: PreconditionFailed,
     413: PayloadTooLarge,
+    416: RangeNotSatisfiable,
+    422: Unprocessable,
     429: RateLimited,
     503: ServiceUnavailable,
     507: InsufficientStorage,

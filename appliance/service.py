@@ -103,8 +103,10 @@ class Appliance:
                 await self._start_component(spec)
             self.app = build_app(self.ctx)
             self.app["failed_components"] = self.failed
+            # auto_decompress=False: request bodies are stored as sent (a Swift object PUT
+            # with Content-Encoding: gzip keeps its gzip bytes, as Swift does).
             self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
-                                        shutdown_timeout=10.0)
+                                        shutdown_timeout=10.0, auto_decompress=False)
             await self.runner.setup()
             if listen:
                 await self._listen()

@@ -117,33 +117,60 @@ class DaemonProcess:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=60)
 
-    def stop(self) -> int | None:
+    def stop(self, *, keep_namespace: bool = False) -> int | None:
         self.kill(signal.SIGTERM)
+        if not keep_namespace:
+            remove_namespace(self.config)
         return self.proc.returncode if self.proc else None
 
     def client(self) -> MonostackClient:
         return MonostackClient(socket_path=self.config.api.socket)
 
 
-class InProcessDaemon:
-    """An Appliance in the test's own event loop: fastest way to exercise the real API."""
+def remove_namespace(config: Config) -> None:
+    """Delete a test daemon's data-plane namespace: the daemon never removes it on stop
+    (`monostack network teardown` is the explicit way), so tests clean up after themselves."""
+    name = config.network.namespace
+    if name.startswith("mst-") and os.path.exists(f"/run/netns/{name}"):
+        from pyroute2 import netns
+        netns.remove(name)
 
-    def __init__(self, config: Config, components: list[str] | None = None) -> None:
+
+class InProcessDaemon:
+    """An Appliance in the test's own event loop: fastest way to exercise the real API.
+
+    On exit the test namespace (if the network component made one) is deleted, unless
+    `keep_namespace` (a restart test hands it to the next daemon; then call remove_namespace).
+    """
+
+    def __init__(self, config: Config, components: list[str] | None = None, *,
+                 keep_namespace: bool = False, component_options: dict[str, Any] | None = None
+                 ) -> None:
         from appliance.service import Appliance
         self.config = config
-        self.appliance = Appliance(config, components=components)
+        self.keep_namespace = keep_namespace
+        self.appliance = Appliance(config, components=components,
+                                   component_options=component_options)
 
     async def __aenter__(self) -> "InProcessDaemon":
-        await self.appliance.startup()
-        await self.appliance.ctx.identity.bootstrap("admin", ADMIN_PASSWORD, "admin")
-        for component in self.appliance.ctx.components.values():
-            bootstrap = getattr(component, "bootstrap", None)
-            if bootstrap is not None:
-                await bootstrap(self.appliance.ctx.identity.project_by_name("admin"))
+        try:
+            await self.appliance.startup()
+            await self.appliance.ctx.identity.bootstrap("admin", ADMIN_PASSWORD, "admin")
+            for component in self.appliance.ctx.components.values():
+                bootstrap = getattr(component, "bootstrap", None)
+                if bootstrap is not None:
+                    await bootstrap(self.appliance.ctx.identity.project_by_name("admin"))
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.appliance.shutdown()
+        try:
+            await self.appliance.shutdown()
+        finally:
+            if not self.keep_namespace:
+                remove_namespace(self.config)
 
     @property
     def url(self) -> str:

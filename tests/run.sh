@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config git
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
-  nftables iproute2 busybox-static linux-image-cloud-amd64
+  nftables iproute2 busybox-static dnsmasq-base linux-image-cloud-amd64
   syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
   openssh-server openssh-client tmux cpio gzip dnsmasq-base
 )

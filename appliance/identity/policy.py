@@ -69,6 +69,12 @@ RULES: dict[str, str] = {
     "compute:get_keypair": "any",
     "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
+    # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
+    "object:set_account_quota": "admin",
+    "object:get_auditor": "admin",
+    "object:run_auditor": "admin",
+    "object:run_expirer": "admin",
+    "object:rebuild_index": "admin",
     # image
     "image:publicize_image": "admin",
     "image:set_quota": "admin",
@@ -77,6 +83,13 @@ RULES: dict[str, str] = {
     "volume:update_quota_set": "admin",
     "volume:delete_quota_set": "admin",
     "volume:reset_status": "admin",
+    # network: members manage their project's resources; these are the cloud admin's
+    "network:create_external_network": "admin",
+    "network:create_shared_network": "admin",
+    "network:list_quotas": "admin",
+    "network:update_quota": "admin",
+    "network:delete_quota": "admin",
+    "network:list_dhcp_leases": "admin",
 }
 
 DEFAULT_READ = "reader"

@@ -182,14 +182,17 @@ class DataPlane:
 
     # ---- bridges ---------------------------------------------------------------------------
 
-    async def ensure_bridge(self, name: str, mtu: int, gateway_cidr: str | None) -> BridgeInfo:
-        """Make bridge `name` exist, up, with `mtu` and exactly the gateway IPv4 address (if any).
+    async def ensure_bridge(self, name: str, mtu: int, gateway_cidr: str | None,
+                            extra_cidrs: tuple[str, ...] | list[str] = ()) -> BridgeInfo:
+        """Make bridge `name` exist, up, with `mtu` and exactly the gateway IPv4 address (if any)
+        plus `extra_cidrs` (router gateways, floating IPs, DHCP server addresses).
 
         Stale IPv4 addresses (a changed gateway) are removed, so calling this again with the
         record's values is how a restart reconciles.
         """
         _check_ifname(name)
         gateway = ipaddress.IPv4Interface(gateway_cidr) if gateway_cidr else None
+        extras = {str(ipaddress.IPv4Interface(c)) for c in extra_cidrs}
         ipr = await self._ns()
         async with self._lock:
             link = await self._get_link(ipr, name)
@@ -207,7 +210,7 @@ class DataPlane:
             have = {}
             async for addr in await ipr.addr("dump", index=index, family=socket.AF_INET):
                 have[f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}"] = addr
-            want = {str(gateway)} if gateway else set()
+            want = ({str(gateway)} if gateway else set()) | extras
             for cidr in set(have) - want:
                 iface = ipaddress.IPv4Interface(cidr)
                 await ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
@@ -394,6 +397,36 @@ class DataPlane:
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise MonostackError(f"cannot add {cidr} to {ifname}: {exc}") from exc
+
+    async def set_sysctl(self, key: str, value: str) -> bool:
+        """Write a namespace-scoped sysctl (e.g. "net/ipv4/ip_forward"); False if it does not exist.
+
+        /proc/sys/net resolves to the writing thread's network namespace, so the write happens
+        in a setns thread.
+        """
+        path = "/proc/sys/" + key.replace(".", "/").lstrip("/")
+
+        def write() -> bool:
+            try:
+                with open(path, "w") as f:
+                    f.write(value)
+                return True
+            except FileNotFoundError:
+                return False
+
+        return await asyncio.to_thread(_setns_thread, self.namespace, write)
+
+    async def read_sysctl(self, key: str) -> str | None:
+        path = "/proc/sys/" + key.replace(".", "/").lstrip("/")
+
+        def read() -> str | None:
+            try:
+                with open(path) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(_setns_thread, self.namespace, read)
 
     # ---- sockets ---------------------------------------------------------------------------
 

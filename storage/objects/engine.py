@@ -455,8 +455,12 @@ class ObjectEngine:
 
         return list(await asyncio.gather(*(one(d) for d in devices)))
 
-    async def _locate(self, account: str, container: str, name: str) -> tuple[str, ObjectInfo, list[Replica]]:
-        """(hash, info, replicas holding the newest live version) or ObjectNotFound."""
+    async def _locate(self, account: str, container: str, name: str, *,
+                      allow_expired: bool = False) -> tuple[str, ObjectInfo, list[Replica]]:
+        """(hash, info, replicas holding the newest live version) or ObjectNotFound.
+
+        allow_expired: the expirer must find objects whose delete_at has passed (to reads
+        they are already gone, but their files and row are still there to delete)."""
         account, container, name = check_account(account), check_container(container), check_object(name)
         ohash = object_hash(account, container, name)
         ranking = self.ring.ranking(ohash)
@@ -473,7 +477,7 @@ class ObjectEngine:
             raise ObjectNotFound(f"{account}/{container}/{name}")
         info = live[0].info
         assert info is not None
-        if info.delete_at is not None and info.delete_at <= self.clock():
+        if not allow_expired and info.delete_at is not None and info.delete_at <= self.clock():
             raise ObjectNotFound(f"{account}/{container}/{name} (expired)")
         return ohash, info, live
 
@@ -517,7 +521,7 @@ class ObjectEngine:
 
         if_delete_at: only delete if the object still expires at that time (the expirer).
         """
-        ohash, info, _ = await self._locate(account, container, name)
+        ohash, info, _ = await self._locate(account, container, name, allow_expired=if_delete_at is not None)
         if if_delete_at is not None and info.delete_at != if_delete_at:
             return
         ts = self._timestamp()

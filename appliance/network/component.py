@@ -1,0 +1,58 @@
+"""The network component: Neutron v2.0 subset, data-plane namespace, in-process DHCP.
+
+Also the `NetworkSeam` compute calls (allocate_ports, plug, deallocate_ports, plus
+deallocate_port and network_data), delegated to the manager.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from appliance.component import ApplianceContext, CatalogEntry
+from appliance.network.manager import NetworkManager
+
+
+class NetworkComponent:
+    name = "network"
+    catalog = [CatalogEntry(type="network", name="neutron", path="/network")]
+
+    def __init__(self, ctx: ApplianceContext, *, dataplane: bool = True, lease_time: int = 86400,
+                 dns_domain: str = "monostack.local", **options: Any) -> None:
+        self.ctx = ctx
+        self.manager = NetworkManager(ctx, dataplane=dataplane, lease_time=lease_time,
+                                      dns_domain=dns_domain)
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+
+    async def bootstrap(self, admin_project: Any) -> None:
+        await self.manager.bootstrap(admin_project.id)
+
+    def routes(self) -> list[web.RouteDef]:
+        from appliance.api.network import routes
+        return routes()
+
+    def health(self) -> str:
+        return self.manager.health()
+
+    # ---- NetworkSeam -------------------------------------------------------------------------
+
+    async def allocate_ports(self, instance_id: str, project_id: str,
+                             requested_networks: list[dict[str, Any]]) -> list:
+        return await self.manager.allocate_ports(instance_id, project_id, requested_networks)
+
+    async def plug(self, tap_name: str, port_id: str) -> None:
+        await self.manager.plug(tap_name, port_id)
+
+    async def deallocate_ports(self, instance_id: str) -> None:
+        await self.manager.deallocate_ports(instance_id)
+
+    async def deallocate_port(self, port_id: str) -> None:
+        await self.manager.deallocate_port(port_id)
+
+    async def network_data(self, instance_id: str) -> dict[str, Any]:
+        return await self.manager.network_data(instance_id)

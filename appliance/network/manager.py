@@ -1,0 +1,1346 @@
+"""The network service's logic: records, IPAM, the data plane, DHCP and the firewall.
+
+Every mutation of records that allocates (ports, addresses, MACs, default groups) runs under
+one asyncio lock and persists in one store transaction, so two concurrent requests can never
+get the same address or MAC. After each change `sync()` makes the data plane match the records:
+bridges (one per network), their addresses, one DHCP server per bridge, the nftables ruleset.
+`sync()` coalesces: a burst of changes costs one reconciliation, and every caller returns only
+after a reconciliation that includes its change has run.
+
+The namespace is created at start and never removed here: `monostack network teardown` does that
+explicitly (a daemon restart must find the guests' taps where it left them).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from typing import Any
+
+from appliance.component import ApplianceContext
+from appliance.dhcp.leases import Lease, LeaseEvent, LeaseEventKind
+from appliance.dhcp.server import DhcpServer, Reservation
+from appliance.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, QuotaExceeded
+from appliance.network import ipam
+from appliance.network.firewall import apply_ruleset
+from appliance.network.netlink import DataPlane
+from appliance.network.records import (
+    BRIDGE_OWNED,
+    QUOTA_DEFAULTS,
+    FloatingIP,
+    LeaseRecord,
+    LeaseState,
+    Network,
+    Port,
+    PortOwner,
+    QuotaSet,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+    now_iso,
+    tap_name,
+)
+from appliance.network.rules import FirewallState, build_ruleset
+from appliance.state import Repository
+
+log = logging.getLogger("monostack.network")
+
+try:  # the seam's own record type, defined by compute
+    from appliance.compute.seams import PortBinding
+except ImportError:  # compute not installed: the same fields, so callers see no difference
+    from dataclasses import dataclass as _dc, field as _field
+
+    @_dc(frozen=True)
+    class PortBinding:  # type: ignore[no-redef]
+        port_id: str
+        network_id: str
+        network_name: str
+        mac: str
+        tap_name: str
+        mtu: int | None = None
+        fixed_ips: list[str] = _field(default_factory=list)
+        precreated_tap: bool = False
+
+UNSET: Any = object()
+DEFAULT_DOMAIN = "monostack.local"
+_HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def _hostname(name: str) -> str | None:
+    label = _HOSTNAME_BAD.sub("-", name.lower()).strip("-")[:63].strip("-")
+    return label or None
+
+
+class NetworkManager:
+    def __init__(self, ctx: ApplianceContext, *, dataplane: bool = True,
+                 lease_time: int = 86400, dns_domain: str = DEFAULT_DOMAIN) -> None:
+        self.ctx = ctx
+        store = ctx.store
+        self.networks = Repository(store, "networks", Network, kind="Network")
+        self.subnets = Repository(store, "subnets", Subnet, kind="Subnet")
+        self.ports = Repository(store, "ports", Port, kind="Port")
+        self.security_groups = Repository(store, "security_groups", SecurityGroup,
+                                          kind="Security group")
+        self.sg_rules = Repository(store, "security_group_rules", SecurityGroupRule,
+                                   kind="Security group rule")
+        self.routers = Repository(store, "routers", Router, kind="Router")
+        self.floatingips = Repository(store, "floatingips", FloatingIP, kind="Floating IP")
+        self.leases = Repository(store, "dhcp_leases", LeaseRecord, kind="Lease")
+        self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
+        self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
+        self.lease_time = lease_time
+        self.dns_domain = dns_domain
+        self._lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
+        self._dirty = False
+        self._dhcp: dict[str, DhcpServer] = {}
+        self._reservations: dict[str, dict[str, Reservation]] = {}
+        self._port_by_mac: dict[tuple[str, str], Port] = {}
+        self._lease_queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
+        self._lease_writer: asyncio.Task | None = None
+        self.last_error: str | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.dp is not None:
+            await self.dp.ensure_namespace()
+            await self.dp.set_sysctl("net/ipv4/ip_forward", "1")
+            if not await self.dp.set_sysctl("net/bridge/bridge-nf-call-iptables", "1"):
+                log.warning("br_netfilter is not available: security groups cannot see "
+                            "bridged traffic")
+        self._lease_writer = asyncio.create_task(self._write_leases(), name="dhcp-lease-writer")
+        await self.sync()
+
+    async def stop(self) -> None:
+        for server in list(self._dhcp.values()):
+            await server.stop()
+        self._dhcp.clear()
+        if self._lease_writer is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._lease_queue.join(), 5)
+            self._lease_writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_writer
+            self._lease_writer = None
+        if self.dp is not None:
+            await self.dp.close()  # the namespace stays: teardown is explicit
+
+    def health(self) -> str:
+        if self.last_error:
+            return f"degraded: {self.last_error}"
+        return (f"ok ({len(self.networks.list())} networks, {len(self.ports.list())} ports, "
+                f"{len(self._dhcp)} DHCP listeners)")
+
+    # ---- reconciliation ----------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Make the data plane match the records (coalescing concurrent requests)."""
+        self._dirty = True
+        async with self._sync_lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            self._rebuild_reservations()
+            if self.dp is None:
+                return
+            try:
+                await self._sync_dataplane()
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = str(exc)
+                log.exception("network data plane sync failed")
+                await self.ctx.events.publish("network.sync_failed", "network", "", None,
+                                              f"data plane sync failed: {exc}")
+
+    def _bridge_addresses(self, net: Network, subnets: list[Subnet],
+                          ports: list[Port]) -> tuple[str | None, list[str]]:
+        primary: str | None = None
+        extras: list[str] = []
+        by_id = {s.id: s for s in subnets}
+        for sn in subnets:
+            prefix = ipaddress.IPv4Network(sn.cidr).prefixlen
+            for addr in (sn.gateway_ip, sn.dhcp_address):
+                if addr:
+                    if primary is None:
+                        primary = f"{addr}/{prefix}"
+                    else:
+                        extras.append(f"{addr}/{prefix}")
+        for p in ports:
+            if p.device_owner not in BRIDGE_OWNED:
+                continue
+            for f in p.fixed_ips:
+                sn = by_id.get(f["subnet_id"])
+                if sn is None:
+                    continue
+                if p.device_owner in (PortOwner.ROUTER_GATEWAY, PortOwner.FLOATINGIP):
+                    extras.append(f"{f['ip_address']}/32")
+                else:
+                    extras.append(f"{f['ip_address']}/{ipaddress.IPv4Network(sn.cidr).prefixlen}")
+        if primary is not None:
+            extras = [e for e in extras if e.split("/")[0] != primary.split("/")[0]]
+        return primary, sorted(set(extras))
+
+    async def _sync_dataplane(self) -> None:
+        assert self.dp is not None
+        networks = self.networks.list()
+        subnets = self.subnets.list()
+        ports = self.ports.list()
+        wanted = {n.bridge: n for n in networks}
+        for net in networks:
+            net_subnets = [s for s in subnets if s.network_id == net.id]
+            primary, extras = self._bridge_addresses(
+                net, net_subnets, [p for p in ports if p.network_id == net.id])
+            await self.dp.ensure_bridge(net.bridge, net.mtu, primary, extras)
+        for br in await self.dp.list_bridges():
+            if br.name not in wanted:
+                log.info("removing bridge no network owns", extra={"bridge": br.name})
+                await self.dp.delete_bridge(br.name)
+        owned_taps = {p.tap_name for p in ports if p.tap_name}
+        for link in await self.dp.list_ports():
+            if link.bridge in wanted and link.name not in owned_taps:
+                log.info("removing port no record owns", extra={"port": link.name})
+                await self.dp.delete_port(link.name)
+        # DHCP: one listener per bridge that has a DHCP-enabled subnet.
+        want_dhcp: dict[str, str] = {}
+        for net in networks:
+            for sn in subnets:
+                if sn.network_id == net.id and sn.enable_dhcp and (sn.gateway_ip or sn.dhcp_address):
+                    want_dhcp[net.bridge] = sn.gateway_ip or sn.dhcp_address  # type: ignore
+                    break
+        for bridge, server in list(self._dhcp.items()):
+            if want_dhcp.get(bridge) != str(server.server_ip):
+                await server.stop()
+                del self._dhcp[bridge]
+        for bridge, server_ip in want_dhcp.items():
+            if bridge not in self._dhcp:
+                await self._start_dhcp(wanted[bridge], server_ip)
+        await apply_ruleset(self.dp.namespace, build_ruleset(self.firewall_state()))
+
+    async def _start_dhcp(self, net: Network, server_ip: str) -> None:
+        assert self.dp is not None
+        dp, bridge = self.dp, net.bridge
+        server = DhcpServer(bridge, server_ip, lambda mac, b=bridge: self._lookup(b, mac),
+                            self._lease_sink,
+                            socket_factory=lambda: dp.socket_in_namespace(bridge))
+        active = self.leases.list(lambda r: r.network_id == net.id and r.state == LeaseState.ACTIVE)
+        server.leases.restore(Lease(mac=r.mac, ip=r.ip, bridge=bridge, granted_at=r.granted_at,
+                                    expires_at=r.expires_at, hostname=r.hostname,
+                                    client_id=r.client_id, renewed_at=r.renewed_at)
+                              for r in active)
+        await server.start()
+        self._dhcp[bridge] = server
+
+    def firewall_state(self) -> FirewallState:
+        return FirewallState(networks=self.networks.list(), subnets=self.subnets.list(),
+                             ports=self.ports.list(), rules=self.sg_rules.list(),
+                             routers=self.routers.list(), floatingips=self.floatingips.list())
+
+    # ---- DHCP --------------------------------------------------------------------------------
+
+    def _hostname_for(self, port: Port) -> str | None:
+        if port.device_owner.startswith("compute:") and port.device_id:
+            compute = self.ctx.components.get("compute")
+            name = None
+            if compute is not None:
+                with contextlib.suppress(Exception):
+                    if hasattr(compute, "instance_hostname"):
+                        name = compute.instance_hostname(port.device_id)
+                    else:  # compute's records, read through its manager's repository
+                        inst = compute.manager.instances.get(port.device_id)
+                        name = inst and (getattr(inst, "hostname", "") or inst.name)
+            if name:
+                return _hostname(name)
+        if port.name:
+            return _hostname(port.name)
+        ips = port.ips()
+        return "host-" + ips[0].replace(".", "-") if ips else None
+
+    def _rebuild_reservations(self) -> None:
+        nets = {n.id: n for n in self.networks.list()}
+        subnets = {s.id: s for s in self.subnets.list()}
+        table: dict[str, dict[str, Reservation]] = {}
+        by_mac: dict[tuple[str, str], Port] = {}
+        for port in self.ports.list():
+            net = nets.get(port.network_id)
+            if net is None or port.device_owner in BRIDGE_OWNED:
+                continue
+            by_mac[(net.bridge, port.mac_address)] = port
+            if not port.admin_state_up:
+                continue
+            for f in port.fixed_ips:
+                sn = subnets.get(f["subnet_id"])
+                if sn is None or not sn.enable_dhcp:
+                    continue
+                try:
+                    table.setdefault(net.bridge, {})[port.mac_address] = Reservation(
+                        ip=f["ip_address"], network=sn.cidr, router=sn.gateway_ip,
+                        dns_servers=tuple(sn.dns_nameservers), domain=self.dns_domain,
+                        hostname=self._hostname_for(port), mtu=net.mtu,
+                        static_routes=tuple((r["destination"], r["nexthop"])
+                                            for r in sn.host_routes),
+                        lease_time=self.lease_time)
+                except ValueError:
+                    log.warning("port %s has an unusable reservation", port.id)
+                break
+        self._reservations = table
+        self._port_by_mac = by_mac
+
+    def _lookup(self, bridge: str, mac: str) -> Reservation | None:
+        return self._reservations.get(bridge, {}).get(mac)
+
+    async def _lease_sink(self, event: LeaseEvent) -> None:
+        self._lease_queue.put_nowait(event)  # the DHCP path never waits for the disk
+
+    async def _write_leases(self) -> None:
+        kinds = {LeaseEventKind.GRANTED: LeaseState.ACTIVE, LeaseEventKind.RENEWED: LeaseState.ACTIVE,
+                 LeaseEventKind.RELEASED: LeaseState.RELEASED,
+                 LeaseEventKind.EXPIRED: LeaseState.EXPIRED,
+                 LeaseEventKind.DECLINED: LeaseState.DECLINED}
+        nets_by_bridge: dict[str, str] = {}
+        while True:
+            batch = [await self._lease_queue.get()]
+            while not self._lease_queue.empty():
+                batch.append(self._lease_queue.get_nowait())
+            try:
+                if any(e.lease.bridge not in nets_by_bridge for e in batch):
+                    nets_by_bridge = {n.bridge: n.id for n in self.networks.list()}
+                records = []
+                for e in batch:
+                    lease = e.lease
+                    port = self._port_by_mac.get((lease.bridge, lease.mac))
+                    network_id = nets_by_bridge.get(lease.bridge, "")
+                    records.append(LeaseRecord(
+                        id=f"{network_id}:{lease.mac}", network_id=network_id, mac=lease.mac,
+                        ip=lease.ip, state=kinds[e.kind], bridge=lease.bridge,
+                        port_id=port.id if port else None,
+                        project_id=port.project_id if port else None, hostname=lease.hostname,
+                        client_id=lease.client_id, granted_at=lease.granted_at,
+                        expires_at=lease.expires_at, renewed_at=lease.renewed_at,
+                        updated_at=e.at))
+                await self.leases.save_all(records)
+                for e, rec in zip(batch, records):
+                    await self.ctx.events.publish(
+                        f"lease.{e.kind.value}", "port", rec.port_id or "", rec.project_id,
+                        f"{rec.mac} {e.kind.value} {rec.ip}", ip=rec.ip, mac=rec.mac,
+                        network_id=rec.network_id, expires_at=rec.expires_at)
+            except Exception:
+                log.exception("could not record DHCP lease events")
+            finally:
+                for _ in batch:
+                    self._lease_queue.task_done()
+
+    def dhcp_stats(self) -> dict[str, dict[str, int]]:
+        return {bridge: dict(server.stats) for bridge, server in self._dhcp.items()}
+
+    # ---- visibility and quotas ---------------------------------------------------------------
+
+    def network_visible(self, net: Network, project_id: str | None, is_admin: bool) -> bool:
+        return is_admin or net.project_id == project_id or net.shared or net.external
+
+    def quota_for(self, project_id: str) -> QuotaSet:
+        return self.quotas.get(project_id) or QuotaSet(id=project_id)
+
+    def usage(self, project_id: str) -> dict[str, int]:
+        return {
+            "network": len(self.networks.list(lambda r: r.project_id == project_id)),
+            "subnet": len(self.subnets.list(lambda r: r.project_id == project_id)),
+            "port": len(self.ports.list(lambda r: r.project_id == project_id)),
+            "router": len(self.routers.list(lambda r: r.project_id == project_id)),
+            "floatingip": len(self.floatingips.list(lambda r: r.project_id == project_id)),
+            "security_group": len(self.security_groups.list(lambda r: r.project_id == project_id)),
+            "security_group_rule": len(self.sg_rules.list(lambda r: r.project_id == project_id)),
+        }
+
+    def _check_quota(self, project_id: str, resource: str, repo: Repository, extra: int = 1) -> None:
+        if not project_id:
+            return
+        limit = self.quota_for(project_id).limit(resource)
+        if limit < 0:
+            return
+        used = len(repo.list(lambda r: r.project_id == project_id))
+        if used + extra > limit:
+            raise QuotaExceeded(f"Quota exceeded for resources: ['{resource}'].")
+
+    async def set_quota(self, project_id: str, limits: dict[str, Any]) -> QuotaSet:
+        q = self.quota_for(project_id)
+        for key, value in limits.items():
+            if key not in QUOTA_DEFAULTS:
+                raise BadRequest(f"Unrecognized quota attribute {key}.")
+            try:
+                q.limits[key] = int(value)
+            except (TypeError, ValueError) as exc:
+                raise BadRequest(f"Quota {key} must be an integer.") from exc
+            if q.limits[key] < -1:
+                raise BadRequest(f"Quota {key} must be -1 or more.")
+        await self.quotas.save(q)
+        return q
+
+    async def reset_quota(self, project_id: str) -> None:
+        await self.quotas.delete(project_id)
+
+    # ---- networks ----------------------------------------------------------------------------
+
+    async def create_network(self, project_id: str, *, name: str = "", admin_state_up: bool = True,
+                             shared: bool = False, external: bool = False, mtu: int | None = None,
+                             port_security_enabled: bool = True, description: str = "",
+                             tags: list[str] | None = None) -> Network:
+        mtu = 1500 if mtu is None else int(mtu)
+        if not 68 <= mtu <= 9000:
+            raise Invalid("mtu must be between 68 and 9000")
+        async with self._lock:
+            self._check_quota(project_id, "network", self.networks)
+            ts = now_iso()
+            net = Network(id=str(uuid.uuid4()), name=name, project_id=project_id,
+                          admin_state_up=admin_state_up, shared=shared, external=external,
+                          mtu=mtu, port_security_enabled=port_security_enabled,
+                          description=description, tags=list(tags or []), created_at=ts,
+                          updated_at=ts)
+            while any(n.bridge == net.bridge for n in self.networks.list()):
+                net.id = str(uuid.uuid4())
+            await self.networks.save(net)
+        await self.sync()
+        return net
+
+    async def update_network(self, net: Network, changes: dict[str, Any]) -> Network:
+        async with self._lock:
+            net = self.networks.require(net.id)
+            for key in ("name", "admin_state_up", "shared", "external", "port_security_enabled",
+                        "description", "tags"):
+                if key in changes:
+                    setattr(net, key, changes[key])
+            if "mtu" in changes and changes["mtu"] is not None:
+                net.mtu = int(changes["mtu"])
+            net.updated_at, net.revision_number = now_iso(), net.revision_number + 1
+            await self.networks.save(net)
+        await self.sync()
+        return net
+
+    async def delete_network(self, network_id: str) -> None:
+        async with self._lock:
+            net = self.networks.require(network_id)
+            in_use = [p for p in self.ports.list(lambda p: p.network_id == net.id)
+                      if p.device_owner != PortOwner.DHCP]
+            if in_use:
+                raise Conflict(f"Unable to complete operation on network {net.id}. There are one "
+                               f"or more ports still in use on the network.")
+            ops = [self.networks.delete_op(net.id)]
+            ops += [self.subnets.delete_op(s.id)
+                    for s in self.subnets.list(lambda s: s.network_id == net.id)]
+            ops += [self.ports.delete_op(p.id)
+                    for p in self.ports.list(lambda p: p.network_id == net.id)]
+            ops += [self.leases.delete_op(r.id)
+                    for r in self.leases.list(lambda r: r.network_id == net.id)]
+            await self.ctx.store.commit(ops)
+        await self.sync()
+
+    # ---- subnets -----------------------------------------------------------------------------
+
+    async def create_subnet(self, project_id: str, network_id: str, *, cidr: str, name: str = "",
+                            gateway_ip: Any = UNSET, allocation_pools: list | None = None,
+                            dns_nameservers: list | None = None, host_routes: list | None = None,
+                            enable_dhcp: bool = True, ip_version: int = 4,
+                            description: str = "", tags: list[str] | None = None) -> Subnet:
+        if ip_version != 4:
+            raise BadRequest("Only IPv4 subnets are supported.")
+        net_addr = ipam.parse_cidr(cidr)
+        hosts = list(net_addr.hosts()) if net_addr.num_addresses <= 65536 else None
+        first = net_addr.network_address + 1
+        if gateway_ip is UNSET:
+            gateway = str(first)
+        elif gateway_ip is None:
+            gateway = None
+        else:
+            gw = ipam.parse_ip(gateway_ip, "gateway_ip")
+            if gw not in net_addr or gw in (net_addr.network_address, net_addr.broadcast_address):
+                raise BadRequest(f"Gateway IP {gw} is not a valid host address of {net_addr}.")
+            gateway = str(gw)
+        dns = [str(ipam.parse_ip(d, "DNS nameserver")) for d in (dns_nameservers or [])]
+        routes = self._check_routes(host_routes or [])
+        dhcp_address = None
+        if allocation_pools:
+            pools = ipam.validate_pools(net_addr, allocation_pools, gateway)
+            if enable_dhcp and gateway is None:
+                probe = Subnet(id="", name="", network_id="", project_id="", cidr=str(net_addr),
+                               allocation_pools=pools)
+                for ip in (hosts or [first]):
+                    if not ipam.in_pools(ip, probe):
+                        dhcp_address = str(ip)
+                        break
+        else:
+            if enable_dhcp and gateway is None:
+                dhcp_address = str(first)
+            pools = ipam.default_pools(net_addr, [gateway, dhcp_address]) if hosts is not None \
+                else [{"start": str(first + 1), "end": str(net_addr.broadcast_address - 1)}]
+        async with self._lock:
+            net = self.networks.require(network_id)
+            for other in self.subnets.list(lambda s: s.network_id == net.id):
+                if ipaddress.IPv4Network(other.cidr).overlaps(net_addr):
+                    raise BadRequest(f"Invalid input for operation: Requested subnet with cidr: "
+                                     f"{net_addr} for network: {net.id} overlaps with another "
+                                     f"subnet.")
+            self._check_quota(project_id, "subnet", self.subnets)
+            ts = now_iso()
+            sn = Subnet(id=str(uuid.uuid4()), name=name, network_id=net.id, project_id=project_id,
+                        cidr=str(net_addr), gateway_ip=gateway, allocation_pools=pools,
+                        dns_nameservers=dns, host_routes=routes, enable_dhcp=enable_dhcp,
+                        dhcp_address=dhcp_address, description=description,
+                        tags=list(tags or []), created_at=ts, updated_at=ts)
+            await self.subnets.save(sn)
+        await self.sync()
+        return sn
+
+    @staticmethod
+    def _check_routes(routes: list) -> list[dict[str, str]]:
+        out = []
+        for r in routes:
+            if not isinstance(r, dict) or "destination" not in r or "nexthop" not in r:
+                raise BadRequest("host_routes entries need 'destination' and 'nexthop'.")
+            try:
+                dest = ipaddress.IPv4Network(r["destination"], strict=False)
+            except ValueError as exc:
+                raise BadRequest(f"Invalid host route destination {r['destination']}") from exc
+            out.append({"destination": str(dest),
+                        "nexthop": str(ipam.parse_ip(r["nexthop"], "nexthop"))})
+        return out
+
+    async def update_subnet(self, sn: Subnet, changes: dict[str, Any]) -> Subnet:
+        async with self._lock:
+            sn = self.subnets.require(sn.id)
+            for key in ("name", "description", "enable_dhcp", "tags"):
+                if key in changes:
+                    setattr(sn, key, changes[key])
+            if "dns_nameservers" in changes:
+                sn.dns_nameservers = [str(ipam.parse_ip(d)) for d in changes["dns_nameservers"] or []]
+            if "host_routes" in changes:
+                sn.host_routes = self._check_routes(changes["host_routes"] or [])
+            if "gateway_ip" in changes:
+                gw = changes["gateway_ip"]
+                if gw is not None:
+                    addr = ipam.parse_ip(gw)
+                    if addr not in ipaddress.IPv4Network(sn.cidr) or ipam.in_pools(addr, sn):
+                        raise Conflict(f"Gateway ip {gw} conflicts with the subnet or its pools.")
+                    gw = str(addr)
+                sn.gateway_ip = gw
+            if "allocation_pools" in changes and changes["allocation_pools"]:
+                sn.allocation_pools = ipam.validate_pools(
+                    ipaddress.IPv4Network(sn.cidr), changes["allocation_pools"], sn.gateway_ip)
+            sn.updated_at, sn.revision_number = now_iso(), sn.revision_number + 1
+            await self.subnets.save(sn)
+        await self.sync()
+        return sn
+
+    async def delete_subnet(self, subnet_id: str) -> None:
+        async with self._lock:
+            sn = self.subnets.require(subnet_id)
+            users = [p for p in self.ports.list()
+                     if any(f["subnet_id"] == sn.id for f in p.fixed_ips)
+                     and p.device_owner != PortOwner.DHCP]
+            if users:
+                raise Conflict(f"Unable to complete operation on subnet {sn.id}: one or more "
+                               f"ports have an IP allocation from this subnet.")
+            await self.subnets.delete(sn.id)
+        await self.sync()
+
+    # ---- security groups ---------------------------------------------------------------------
+
+    def _default_rules(self, sg: SecurityGroup, *, default: bool) -> list[SecurityGroupRule]:
+        ts = now_iso()
+        rules = []
+        for ethertype in ("IPv4", "IPv6"):
+            rules.append(SecurityGroupRule(id=str(uuid.uuid4()), security_group_id=sg.id,
+                                           project_id=sg.project_id, direction="egress",
+                                           ethertype=ethertype, created_at=ts, updated_at=ts))
+            if default:
+                rules.append(SecurityGroupRule(
+                    id=str(uuid.uuid4()), security_group_id=sg.id, project_id=sg.project_id,
+                    direction="ingress", ethertype=ethertype, remote_group_id=sg.id,
+                    created_at=ts, updated_at=ts))
+        return rules
+
+    def _default_sg(self, project_id: str) -> SecurityGroup | None:
+        found = self.security_groups.list(lambda g: g.project_id == project_id
+                                          and g.name == "default")
+        return min(found, key=lambda g: g.created_at) if found else None
+
+    async def _ensure_default_sg_locked(self, project_id: str) -> SecurityGroup:
+        sg = self._default_sg(project_id)
+        if sg is not None:
+            return sg
+        ts = now_iso()
+        sg = SecurityGroup(id=str(uuid.uuid4()), name="default", project_id=project_id,
+                           description="Default security group", created_at=ts, updated_at=ts)
+        rules = self._default_rules(sg, default=True)
+        await self.ctx.store.commit([self.security_groups.put_op(sg),
+                                     *[self.sg_rules.put_op(r) for r in rules]])
+        return sg
+
+    async def ensure_default_sg(self, project_id: str) -> SecurityGroup:
+        if not project_id:
+            raise BadRequest("a project is needed for a default security group")
+        sg = self._default_sg(project_id)
+        if sg is not None:
+            return sg
+        async with self._lock:
+            return await self._ensure_default_sg_locked(project_id)
+
+    async def create_security_group(self, project_id: str, *, name: str, description: str = "",
+                                    stateful: bool = True,
+                                    tags: list[str] | None = None) -> SecurityGroup:
+        if name == "default" and self._default_sg(project_id) is not None:
+            raise Conflict("Default security group already exists.")
+        async with self._lock:
+            await self._ensure_default_sg_locked(project_id)
+            self._check_quota(project_id, "security_group", self.security_groups)
+            ts = now_iso()
+            sg = SecurityGroup(id=str(uuid.uuid4()), name=name, project_id=project_id,
+                               description=description, stateful=stateful,
+                               tags=list(tags or []), created_at=ts, updated_at=ts)
+            rules = self._default_rules(sg, default=False)
+            await self.ctx.store.commit([self.security_groups.put_op(sg),
+                                         *[self.sg_rules.put_op(r) for r in rules]])
+        return sg
+
+    async def update_security_group(self, sg: SecurityGroup, changes: dict[str, Any]) -> SecurityGroup:
+        async with self._lock:
+            sg = self.security_groups.require(sg.id)
+            if sg.name == "default" and changes.get("name", "default") != "default":
+                raise Conflict("Updating default security group not allowed.")
+            for key in ("name", "description", "tags", "stateful"):
+                if key in changes:
+                    setattr(sg, key, changes[key])
+            sg.updated_at, sg.revision_number = now_iso(), sg.revision_number + 1
+            await self.security_groups.save(sg)
+        return sg
+
+    async def delete_security_group(self, sg_id: str, *, is_admin: bool = False) -> None:
+        async with self._lock:
+            sg = self.security_groups.require(sg_id)
+            if sg.name == "default" and not is_admin:
+                raise Conflict("Removing default security group not allowed.")
+            users = self.ports.list(lambda p: sg.id in p.security_groups)
+            if users:
+                raise Conflict(f"Security Group {sg.id} in use.")
+            ops = [self.security_groups.delete_op(sg.id)]
+            ops += [self.sg_rules.delete_op(r.id) for r in self.sg_rules.list(
+                lambda r: r.security_group_id == sg.id or r.remote_group_id == sg.id)]
+            await self.ctx.store.commit(ops)
+        await self.sync()
+
+    async def create_security_group_rule(self, project_id: str, body: dict[str, Any]) -> SecurityGroupRule:
+        sg = self.security_groups.require(body.get("security_group_id") or "")
+        direction = body.get("direction")
+        if direction not in ("ingress", "egress"):
+            raise BadRequest("direction must be 'ingress' or 'egress'")
+        ethertype = body.get("ethertype") or "IPv4"
+        if ethertype not in ("IPv4", "IPv6"):
+            raise BadRequest("ethertype must be IPv4 or IPv6")
+        proto = body.get("protocol")
+        if proto is not None:
+            proto = str(proto).lower()
+            if proto in ("any", ""):
+                proto = None
+            elif proto not in ("tcp", "udp", "icmp", "sctp", "ipv6-icmp", "icmpv6") and not (
+                    proto.isdigit() and 0 <= int(proto) <= 255):
+                raise BadRequest(f"Security group rule protocol {proto} not supported.")
+        lo, hi = body.get("port_range_min"), body.get("port_range_max")
+        try:
+            lo = None if lo is None else int(lo)
+            hi = None if hi is None else int(hi)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("port_range_min/max must be integers") from exc
+        if proto in ("tcp", "udp", "sctp", "6", "17", "132"):
+            if lo is not None and hi is None:
+                hi = lo
+            if lo is not None and not (1 <= lo <= hi <= 65535):  # type: ignore[operator]
+                raise BadRequest("For TCP/UDP protocols, port_range_min must be <= "
+                                 "port_range_max and both within 1-65535.")
+        elif (lo is not None or hi is not None) and proto not in ("icmp", "1", "ipv6-icmp", "icmpv6"):
+            raise BadRequest("Port ranges need a protocol of tcp, udp, sctp or icmp.")
+        prefix = body.get("remote_ip_prefix")
+        remote_group = body.get("remote_group_id")
+        if prefix and remote_group:
+            raise BadRequest("Only remote_ip_prefix or remote_group_id may be provided.")
+        if prefix:
+            try:
+                net = ipaddress.ip_network(prefix, strict=False)
+            except ValueError as exc:
+                raise BadRequest(f"Invalid remote_ip_prefix {prefix}") from exc
+            if (net.version == 4) != (ethertype == "IPv4"):
+                raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {prefix}")
+            prefix = str(net)
+        if remote_group:
+            self.security_groups.require(remote_group)
+        async with self._lock:
+            self._check_quota(project_id, "security_group_rule", self.sg_rules)
+            ts = now_iso()
+            rule = SecurityGroupRule(
+                id=str(uuid.uuid4()), security_group_id=sg.id, project_id=project_id,
+                direction=direction, ethertype=ethertype, protocol=proto, port_range_min=lo,
+                port_range_max=hi, remote_ip_prefix=prefix, remote_group_id=remote_group,
+                description=body.get("description") or "", created_at=ts, updated_at=ts)
+            key = self._rule_key(rule)
+            for other in self.sg_rules.list(lambda r: r.security_group_id == sg.id):
+                if self._rule_key(other) == key:
+                    raise Conflict(f"Security group rule already exists. Rule id is {other.id}.")
+            await self.sg_rules.save(rule)
+        await self.sync()
+        return rule
+
+    @staticmethod
+    def _rule_key(r: SecurityGroupRule) -> tuple:
+        prefix = r.remote_ip_prefix
+        if prefix in ("0.0.0.0/0", "::/0"):
+            prefix = None
+        return (r.direction, r.ethertype, r.protocol, r.port_range_min, r.port_range_max,
+                prefix, r.remote_group_id)
+
+    async def delete_security_group_rule(self, rule_id: str) -> None:
+        async with self._lock:
+            self.sg_rules.require(rule_id)
+            await self.sg_rules.delete(rule_id)
+        await self.sync()
+
+    # ---- ports -------------------------------------------------------------------------------
+
+    def _used_macs(self) -> set[str]:
+        return {p.mac_address for p in self.ports.list()}
+
+    def _assign_ips(self, net: Network, requested: list[dict[str, Any]] | None, *,
+                    service: bool = False, exclude_port: str | None = None) -> list[dict[str, str]]:
+        """Fixed IPs for a port on `net` (caller holds the lock)."""
+        subnets = sorted(self.subnets.list(lambda s: s.network_id == net.id),
+                         key=lambda s: s.created_at)
+        by_id = {s.id: s for s in subnets}
+        ports = [p for p in self.ports.list(lambda p: p.network_id == net.id)
+                 if p.id != exclude_port]
+        out: list[dict[str, str]] = []
+        if requested is None:
+            for sn in subnets:
+                ip = ipam.allocate(sn, ipam.used_addresses(sn, ports))
+                if ip is not None:
+                    return [{"subnet_id": sn.id, "ip_address": ip}]
+            if subnets:
+                raise Conflict(f"No more IP addresses available on network {net.id}.")
+            return []
+        for item in requested:
+            if not isinstance(item, dict):
+                raise BadRequest("fixed_ips entries must be objects")
+            sid, ip = item.get("subnet_id"), item.get("ip_address")
+            if sid is not None and sid not in by_id:
+                raise BadRequest(f"Subnet {sid} is not part of network {net.id}.")
+            if sid is None:
+                if ip is None:
+                    raise BadRequest("fixed_ips entries need subnet_id or ip_address")
+                addr = ipam.parse_ip(ip)
+                match = [s for s in subnets if addr in ipaddress.IPv4Network(s.cidr)]
+                if not match:
+                    raise BadRequest(f"IP address {ip} is not in any subnet of network {net.id}.")
+                sid = match[0].id
+            sn = by_id[sid]
+            used = ipam.used_addresses(sn, ports) | {f["ip_address"] for f in out}
+            if ip is None:
+                got = ipam.allocate(sn, used)
+                if got is None:
+                    raise Conflict(f"No more IP addresses available on subnet {sn.id}.")
+            else:
+                got = ipam.reserve(sn, ip, used, service=service)
+            out.append({"subnet_id": sn.id, "ip_address": got})
+        return out
+
+    def _check_pairs(self, pairs: list | None, mac: str) -> list[dict[str, str]]:
+        out = []
+        for p in pairs or []:
+            if not isinstance(p, dict) or not p.get("ip_address"):
+                raise BadRequest("allowed_address_pairs entries need ip_address")
+            try:
+                net = ipaddress.IPv4Network(p["ip_address"], strict=False)
+            except ValueError as exc:
+                raise BadRequest(f"Invalid allowed address pair {p['ip_address']}") from exc
+            ip = str(net.network_address) if net.prefixlen == 32 else str(net)
+            out.append({"ip_address": ip,
+                        "mac_address": ipam.normalize_mac(p.get("mac_address") or mac)})
+        return out
+
+    def _check_groups(self, groups: list | None, project_id: str, is_admin: bool) -> list[str]:
+        out = []
+        for g in groups or []:
+            sg = self.security_groups.get(g)
+            if sg is None:
+                found = self.security_groups.list(lambda s, g=g: s.name == g
+                                                  and s.project_id == project_id)
+                if not found:
+                    raise NotFound(f"Security group {g} does not exist")
+                sg = found[0]
+            if sg.project_id != project_id and not is_admin:
+                raise NotFound(f"Security group {g} does not exist")
+            if sg.id not in out:
+                out.append(sg.id)
+        return out
+
+    async def create_port(self, project_id: str, network_id: str, *, is_admin: bool = False,
+                          name: str = "", mac_address: str | None = None,
+                          fixed_ips: list | None = None, device_id: str = "",
+                          device_owner: str = "", admin_state_up: bool = True,
+                          port_security_enabled: bool | None = None,
+                          security_groups: list | None = None,
+                          allowed_address_pairs: list | None = None,
+                          binding_host_id: str = "", description: str = "",
+                          extra_dhcp_opts: list | None = None, tags: list[str] | None = None,
+                          binding_request: str = "", auto_delete: bool = False,
+                          bound_at: float = 0.0, sync: bool = True) -> Port:
+        async with self._lock:
+            port = await self._create_port_locked(
+                project_id, network_id, is_admin=is_admin, name=name, mac_address=mac_address,
+                fixed_ips=fixed_ips, device_id=device_id, device_owner=device_owner,
+                admin_state_up=admin_state_up, port_security_enabled=port_security_enabled,
+                security_groups=security_groups, allowed_address_pairs=allowed_address_pairs,
+                binding_host_id=binding_host_id, description=description,
+                extra_dhcp_opts=extra_dhcp_opts, tags=tags, binding_request=binding_request,
+                auto_delete=auto_delete, bound_at=bound_at)
+        if sync:
+            await self.sync()
+        return port
+
+    async def _create_port_locked(self, project_id: str, network_id: str, *, is_admin: bool,
+                                  name: str = "", mac_address: str | None = None,
+                                  fixed_ips: list | None = None, device_id: str = "",
+                                  device_owner: str = "", admin_state_up: bool = True,
+                                  port_security_enabled: bool | None = None,
+                                  security_groups: list | None = None,
+                                  allowed_address_pairs: list | None = None,
+                                  binding_host_id: str = "", description: str = "",
+                                  extra_dhcp_opts: list | None = None,
+                                  tags: list[str] | None = None, binding_request: str = "",
+                                  auto_delete: bool = False, bound_at: float = 0.0,
+                                  extra_ops: list | None = None) -> Port:
+        net = self.networks.require(network_id)
+        service = device_owner.startswith("network:")
+        self._check_quota(project_id, "port", self.ports)
+        if mac_address:
+            mac = ipam.normalize_mac(mac_address)
+            if any(p.mac_address == mac for p in self.ports.list(lambda p: p.network_id == net.id)):
+                raise Conflict(f"Unable to complete operation for network {net.id}. The mac "
+                               f"address {mac} is in use.")
+        else:
+            mac = ipam.generate_mac(self._used_macs())
+        ips = self._assign_ips(net, fixed_ips, service=service)
+        security = net.port_security_enabled if port_security_enabled is None \
+            else bool(port_security_enabled)
+        if service:
+            security = False
+        pairs = self._check_pairs(allowed_address_pairs, mac)
+        if not security:
+            if security_groups:
+                raise Conflict("Port has security group associated. Cannot disable port "
+                               "security or IP address until security group is removed.")
+            if pairs:
+                raise Conflict("Port security must be enabled in order to have allowed "
+                               "address pairs on a port.")
+            groups: list[str] = []
+        elif security_groups is None:
+            groups = [(await self._ensure_default_sg_locked(project_id)).id] if project_id else []
+        else:
+            groups = self._check_groups(security_groups, project_id, is_admin)
+        ts = now_iso()
+        pid = str(uuid.uuid4())
+        while any(p.tap_name == tap_name(pid) for p in self.ports.list()):
+            pid = str(uuid.uuid4())
+        port = Port(id=pid, name=name, network_id=net.id, project_id=project_id,
+                    mac_address=mac, fixed_ips=ips, device_id=device_id,
+                    device_owner=device_owner, admin_state_up=admin_state_up,
+                    port_security_enabled=security, security_groups=groups,
+                    allowed_address_pairs=pairs, extra_dhcp_opts=list(extra_dhcp_opts or []),
+                    binding_host_id=binding_host_id, tap_name=tap_name(pid),
+                    binding_request=binding_request, auto_delete=auto_delete,
+                    bound_at=bound_at, description=description, tags=list(tags or []), created_at=ts, updated_at=ts,
+                    status="DOWN" if not service else "ACTIVE")
+        await self.ctx.store.commit([self.ports.put_op(port), *(extra_ops or [])])
+        return port
+
+    async def update_port(self, port: Port, changes: dict[str, Any], *,
+                          is_admin: bool = False) -> Port:
+        async with self._lock:
+            port = self.ports.require(port.id)
+            for key in ("name", "description", "admin_state_up", "device_id", "device_owner",
+                        "binding_host_id", "tags", "extra_dhcp_opts"):
+                if key in changes and changes[key] is not None:
+                    setattr(port, key, changes[key])
+            if "mac_address" in changes and changes["mac_address"]:
+                if not is_admin:
+                    raise Forbidden("Only admins may change a port's MAC address.")
+                mac = ipam.normalize_mac(changes["mac_address"])
+                if any(p.mac_address == mac and p.id != port.id for p in self.ports.list()):
+                    raise Conflict(f"The mac address {mac} is in use.")
+                port.mac_address = mac
+            if "fixed_ips" in changes:
+                net = self.networks.require(port.network_id)
+                port.fixed_ips = self._assign_ips(net, changes["fixed_ips"] or [],
+                                                  exclude_port=port.id)
+            if "port_security_enabled" in changes:
+                port.port_security_enabled = bool(changes["port_security_enabled"])
+            if "security_groups" in changes:
+                port.security_groups = self._check_groups(changes["security_groups"],
+                                                          port.project_id, is_admin)
+            elif "port_security_enabled" in changes and port.port_security_enabled \
+                    and not port.security_groups and port.project_id:
+                port.security_groups = [(await self._ensure_default_sg_locked(port.project_id)).id]
+            if "allowed_address_pairs" in changes:
+                port.allowed_address_pairs = self._check_pairs(changes["allowed_address_pairs"],
+                                                               port.mac_address)
+            if not port.port_security_enabled and (port.security_groups
+                                                   or port.allowed_address_pairs):
+                raise Conflict("Port has security group associated. Cannot disable port "
+                               "security or IP address until security group is removed.")
+            port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
+            await self.ports.save(port)
+        await self.sync()
+        return port
+
+    async def delete_port(self, port_id: str, *, internal: bool = False) -> None:
+        async with self._lock:
+            await self._delete_port_locked(port_id, internal=internal)
+        await self.sync()
+
+    async def _delete_port_locked(self, port_id: str, *, internal: bool = False) -> None:
+        port = self.ports.require(port_id)
+        if not internal and port.device_owner in (PortOwner.ROUTER_INTERFACE,
+                                                  PortOwner.ROUTER_GATEWAY, PortOwner.FLOATINGIP):
+            raise Conflict(f"Port {port.id} cannot be deleted directly via the port API: has "
+                           f"device owner {port.device_owner}.")
+        ops = [self.ports.delete_op(port.id)]
+        for fip in self.floatingips.list(lambda f: f.port_id == port.id):
+            fip.port_id = fip.fixed_ip_address = fip.router_id = None
+            fip.status = "DOWN"
+            ops.append(self.floatingips.put_op(fip))
+        ops += [self.leases.delete_op(r.id) for r in self.leases.list(lambda r: r.port_id == port.id)]
+        await self.ctx.store.commit(ops)
+
+    # ---- routers -----------------------------------------------------------------------------
+
+    async def _external_subnet_locked(self, net: Network) -> list[Subnet]:
+        """The external network's subnets; one from config.network.external_cidr if none."""
+        subnets = self.subnets.list(lambda s: s.network_id == net.id)
+        if subnets:
+            return subnets
+        cidr = ipam.parse_cidr(self.ctx.config.network.external_cidr)
+        gateway = str(cidr.network_address + 1)
+        ts = now_iso()
+        sn = Subnet(id=str(uuid.uuid4()), name=f"{net.name or 'external'}-subnet",
+                    network_id=net.id, project_id=net.project_id, cidr=str(cidr),
+                    gateway_ip=gateway, allocation_pools=ipam.default_pools(cidr, [gateway]),
+                    enable_dhcp=False, created_at=ts, updated_at=ts)
+        await self.subnets.save(sn)
+        return [sn]
+
+    async def create_router(self, project_id: str, *, name: str = "", admin_state_up: bool = True,
+                            description: str = "", external_gateway_info: dict | None = None,
+                            tags: list[str] | None = None, is_admin: bool = False) -> Router:
+        async with self._lock:
+            self._check_quota(project_id, "router", self.routers)
+            ts = now_iso()
+            router = Router(id=str(uuid.uuid4()), name=name, project_id=project_id,
+                            admin_state_up=admin_state_up, description=description,
+                            tags=list(tags or []), created_at=ts, updated_at=ts)
+            if external_gateway_info:
+                await self._set_gateway_locked(router, external_gateway_info, is_admin)
+            await self.routers.save(router)
+        await self.sync()
+        return router
+
+    async def _set_gateway_locked(self, router: Router, info: dict | None, is_admin: bool) -> None:
+        if router.gateway_port_id:
+            if info and info.get("network_id") == router.gateway_network_id \
+                    and not info.get("external_fixed_ips"):
+                router.enable_snat = info.get("enable_snat", router.enable_snat) is not False
+                return
+            if self.floatingips.list(lambda f: f.router_id == router.id):
+                raise Conflict(f"Gateway cannot be updated for router {router.id}, since a "
+                               f"gateway to external network is required by floating IPs.")
+            if self.ports.get(router.gateway_port_id):
+                await self._delete_port_locked(router.gateway_port_id, internal=True)
+            router.gateway_port_id = router.gateway_network_id = None
+        if not info or not info.get("network_id"):
+            return
+        net = self.networks.get(info["network_id"])
+        if net is None:
+            raise NotFound(f"Network {info['network_id']} could not be found.")
+        if not net.external:
+            raise BadRequest(f"Network {net.id} is not an external network")
+        await self._external_subnet_locked(net)
+        fixed = info.get("external_fixed_ips") or None
+        if fixed and not is_admin:
+            raise Forbidden("Only admins may choose a router's external address.")
+        port = await self._create_port_locked(
+            "", net.id, is_admin=True, fixed_ips=fixed, device_id=router.id,
+            device_owner=PortOwner.ROUTER_GATEWAY)
+        router.gateway_network_id, router.gateway_port_id = net.id, port.id
+        router.enable_snat = info.get("enable_snat", True) is not False
+
+    async def update_router(self, router: Router, changes: dict[str, Any], *,
+                            is_admin: bool = False) -> Router:
+        async with self._lock:
+            router = self.routers.require(router.id)
+            for key in ("name", "admin_state_up", "description", "tags"):
+                if key in changes:
+                    setattr(router, key, changes[key])
+            if "external_gateway_info" in changes:
+                await self._set_gateway_locked(router, changes["external_gateway_info"], is_admin)
+            router.updated_at, router.revision_number = now_iso(), router.revision_number + 1
+            await self.routers.save(router)
+        await self.sync()
+        return router
+
+    async def delete_router(self, router_id: str) -> None:
+        async with self._lock:
+            router = self.routers.require(router_id)
+            if self.ports.list(lambda p: p.device_id == router.id
+                               and p.device_owner == PortOwner.ROUTER_INTERFACE):
+                raise Conflict(f"Router {router.id} still has ports")
+            if self.floatingips.list(lambda f: f.router_id == router.id):
+                raise Conflict(f"Router {router.id} is still used by floating IPs")
+            if router.gateway_port_id and self.ports.get(router.gateway_port_id):
+                await self._delete_port_locked(router.gateway_port_id, internal=True)
+            await self.routers.delete(router.id)
+        await self.sync()
+
+    def router_interfaces(self, router_id: str) -> list[Port]:
+        return self.ports.list(lambda p: p.device_id == router_id
+                               and p.device_owner == PortOwner.ROUTER_INTERFACE)
+
+    async def add_router_interface(self, router: Router, *, subnet_id: str | None = None,
+                                   port_id: str | None = None, project_id: str,
+                                   is_admin: bool = False) -> tuple[Port, Subnet]:
+        if bool(subnet_id) == bool(port_id):
+            raise BadRequest("Either subnet_id or port_id must be specified")
+        async with self._lock:
+            if subnet_id:
+                sn = self.subnets.require(subnet_id)
+                net = self.networks.require(sn.network_id)
+                if not self.network_visible(net, project_id, is_admin) or (
+                        net.project_id != project_id and not is_admin and not net.shared):
+                    raise NotFound(f"Subnet {subnet_id} could not be found.")
+                if not sn.gateway_ip:
+                    raise BadRequest(f"Bad router request: Subnet {sn.id} does not have a "
+                                     f"gateway IP.")
+                for p in self.ports.list(lambda p: p.device_owner == PortOwner.ROUTER_INTERFACE):
+                    if any(f["subnet_id"] == sn.id for f in p.fixed_ips):
+                        raise BadRequest(f"Bad router request: Router already has a port on "
+                                         f"subnet {sn.id}." if p.device_id == router.id else
+                                         f"Subnet {sn.id} is already attached to router "
+                                         f"{p.device_id}.")
+                port = await self._create_port_locked(
+                    router.project_id, net.id, is_admin=True,
+                    fixed_ips=[{"subnet_id": sn.id, "ip_address": sn.gateway_ip}],
+                    device_id=router.id, device_owner=PortOwner.ROUTER_INTERFACE)
+            else:
+                port = self.ports.require(port_id)  # type: ignore[arg-type]
+                if port.project_id != project_id and not is_admin:
+                    raise NotFound(f"Port {port_id} could not be found.")
+                if port.device_id or port.device_owner:
+                    raise Conflict(f"Port {port.id} is in use by {port.device_owner or 'a device'}.")
+                if not port.fixed_ips:
+                    raise BadRequest(f"Bad router request: Router port must have at least "
+                                     f"one fixed IP")
+                sn = self.subnets.require(port.fixed_ips[0]["subnet_id"])
+                port.device_id, port.device_owner = router.id, PortOwner.ROUTER_INTERFACE
+                port.port_security_enabled, port.security_groups = False, []
+                port.allowed_address_pairs, port.status = [], "ACTIVE"
+                port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
+                await self.ports.save(port)
+        await self.sync()
+        return port, sn
+
+    async def remove_router_interface(self, router: Router, *, subnet_id: str | None = None,
+                                      port_id: str | None = None) -> tuple[Port, Subnet]:
+        if not subnet_id and not port_id:
+            raise BadRequest("Either subnet_id or port_id must be specified")
+        async with self._lock:
+            ifaces = self.router_interfaces(router.id)
+            if port_id:
+                port = next((p for p in ifaces if p.id == port_id), None)
+            else:
+                port = next((p for p in ifaces
+                             if any(f["subnet_id"] == subnet_id for f in p.fixed_ips)), None)
+            if port is None:
+                raise NotFound(f"Router {router.id} does not have an interface with "
+                               f"{'port ' + port_id if port_id else 'subnet ' + str(subnet_id)}")
+            sn = self.subnets.require(port.fixed_ips[0]["subnet_id"])
+            cidr = ipaddress.IPv4Network(sn.cidr)
+            for fip in self.floatingips.list(lambda f: f.router_id == router.id):
+                if fip.fixed_ip_address and ipaddress.IPv4Address(fip.fixed_ip_address) in cidr:
+                    raise Conflict(f"Router interface for subnet {sn.id} on router {router.id} "
+                                   f"cannot be deleted, as it is required by one or more "
+                                   f"floating IPs.")
+            await self._delete_port_locked(port.id, internal=True)
+        await self.sync()
+        return port, sn
+
+    # ---- floating IPs ------------------------------------------------------------------------
+
+    def _router_for(self, ext_network_id: str, port: Port, fixed_ip: str) -> Router:
+        subnet_id = next(f["subnet_id"] for f in port.fixed_ips if f["ip_address"] == fixed_ip)
+        for router in self.routers.list(lambda r: r.gateway_network_id == ext_network_id):
+            if any(any(f["subnet_id"] == subnet_id for f in p.fixed_ips)
+                   for p in self.router_interfaces(router.id)):
+                return router
+        raise NotFound(f"External network {ext_network_id} is not reachable from subnet "
+                       f"{subnet_id}. Therefore, cannot associate Port {port.id} with a "
+                       f"Floating IP.")
+
+    def _associate_locked(self, fip: FloatingIP, port_id: str | None, fixed_ip: str | None,
+                          project_id: str, is_admin: bool) -> None:
+        if not port_id:
+            fip.port_id = fip.fixed_ip_address = fip.router_id = None
+            fip.status = "DOWN"
+            return
+        port = self.ports.get(port_id)
+        if port is None or (port.project_id != fip.project_id and not is_admin):
+            raise NotFound(f"Port {port_id} could not be found.")
+        ips = port.ips()
+        if not ips:
+            raise BadRequest(f"Port {port.id} does not have any IPv4 fixed IP.")
+        if fixed_ip is None:
+            fixed_ip = ips[0]
+        elif fixed_ip not in ips:
+            raise BadRequest(f"Port {port.id} does not have fixed ip {fixed_ip}")
+        for other in self.floatingips.list(lambda f: f.port_id == port.id and f.id != fip.id):
+            if other.fixed_ip_address == fixed_ip:
+                raise Conflict(f"Cannot associate floating IP {fip.floating_ip_address} with "
+                               f"port {port.id} using fixed IP {fixed_ip}, as that fixed IP "
+                               f"already has a floating IP on external network "
+                               f"{other.floating_network_id}.")
+        router = self._router_for(fip.floating_network_id, port, fixed_ip)
+        fip.port_id, fip.fixed_ip_address, fip.router_id = port.id, fixed_ip, router.id
+        fip.status = "ACTIVE"
+
+    async def create_floatingip(self, project_id: str, floating_network_id: str, *,
+                                is_admin: bool = False, port_id: str | None = None,
+                                fixed_ip_address: str | None = None,
+                                floating_ip_address: str | None = None, description: str = "",
+                                tags: list[str] | None = None) -> FloatingIP:
+        async with self._lock:
+            net = self.networks.get(floating_network_id)
+            if net is None:
+                raise NotFound(f"Network {floating_network_id} could not be found.")
+            if not net.external:
+                raise BadRequest(f"Bad floatingip request: Network {net.id} is not a valid "
+                                 f"external network.")
+            self._check_quota(project_id, "floatingip", self.floatingips)
+            await self._external_subnet_locked(net)
+            if floating_ip_address and not is_admin:
+                raise Forbidden("Only admins may choose a floating IP address.")
+            fixed = [{"ip_address": floating_ip_address}] if floating_ip_address else None
+            ts = now_iso()
+            fid = str(uuid.uuid4())
+            fip = FloatingIP(id=fid, project_id=project_id, floating_network_id=net.id,
+                             floating_ip_address="", floating_port_id="",
+                             description=description, tags=list(tags or []), created_at=ts,
+                             updated_at=ts)
+            self._associate_locked(fip, port_id, fixed_ip_address, project_id, is_admin)
+            port = await self._create_port_locked(
+                "", net.id, is_admin=True, fixed_ips=fixed, device_id=fid,
+                device_owner=PortOwner.FLOATINGIP,
+                extra_ops=None)
+            fip.floating_ip_address = port.fixed_ips[0]["ip_address"]
+            fip.floating_port_id = port.id
+            await self.floatingips.save(fip)
+        await self.sync()
+        return fip
+
+    async def update_floatingip(self, fip: FloatingIP, changes: dict[str, Any], *,
+                                project_id: str, is_admin: bool = False) -> FloatingIP:
+        async with self._lock:
+            fip = self.floatingips.require(fip.id)
+            if "port_id" in changes:
+                self._associate_locked(fip, changes["port_id"], changes.get("fixed_ip_address"),
+                                       project_id, is_admin)
+            for key in ("description", "tags"):
+                if key in changes:
+                    setattr(fip, key, changes[key])
+            fip.updated_at, fip.revision_number = now_iso(), fip.revision_number + 1
+            await self.floatingips.save(fip)
+        await self.sync()
+        return fip
+
+    async def delete_floatingip(self, fip_id: str) -> None:
+        async with self._lock:
+            fip = self.floatingips.require(fip_id)
+            ops = [self.floatingips.delete_op(fip.id)]
+            if self.ports.get(fip.floating_port_id):
+                ops.append(self.ports.delete_op(fip.floating_port_id))
+            await self.ctx.store.commit(ops)
+        await self.sync()
+
+    # ---- the compute seam (appliance/compute/seams.py NetworkSeam) ---------------------------
+
+    def _default_network(self, project_id: str) -> Network | None:
+        own = [n for n in self.networks.list(lambda n: n.project_id == project_id
+                                             and not n.external)]
+        if len(own) == 1:
+            return own[0]
+        named = [n for n in own if n.name == "private"]
+        if named:
+            return named[0]
+        if own:
+            return min(own, key=lambda n: n.created_at)
+        shared = [n for n in self.networks.list(lambda n: n.shared and not n.external)]
+        return min(shared, key=lambda n: n.created_at) if shared else None
+
+    async def allocate_ports(self, instance_id: str, project_id: str,
+                             requested_networks: list[dict[str, Any]]) -> list:
+        requests = list(requested_networks or [])
+        if not requests:
+            default = self._default_network(project_id)
+            requests = [{"uuid": default.id}] if default is not None else []
+        digest = hashlib.sha1(json.dumps(requested_networks or [], sort_keys=True,
+                                         default=str).encode()).hexdigest()[:12]
+        made = False
+        for index, req in enumerate(requests):
+            key = f"{digest}:{index}"
+            if self.ports.list(lambda p: p.device_id == instance_id and p.binding_request == key):
+                continue  # already allocated by an earlier call with the same request
+            port_id = req.get("port") or req.get("port_id")
+            net_id = req.get("uuid") or req.get("net_id") or req.get("network_id")
+            fixed_ip = req.get("fixed_ip")
+            fixed_ips = req.get("fixed_ips")
+            if port_id:
+                async with self._lock:
+                    port = self.ports.get(port_id)
+                    if port is None or port.project_id != project_id:
+                        raise NotFound(f"Port {port_id} could not be found.")
+                    if port.device_id and port.device_id != instance_id:
+                        raise Conflict(f"Port {port_id} is still in use.")
+                    port.device_id, port.device_owner = instance_id, "compute:nova"
+                    port.binding_request, port.binding_host_id = key, socket.gethostname()
+                    port.bound_at = time.time()
+                    port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
+                    await self.ports.save(port)
+                made = True
+                continue
+            if not net_id:
+                raise BadRequest(f"Bad network request: {req}")
+            net = self.networks.get(net_id)
+            if net is None or not (net.project_id == project_id or net.shared):
+                raise NotFound(f"Network {net_id} could not be found.")
+            fixed = ([{"ip_address": fixed_ip}] if fixed_ip else
+                     [f if isinstance(f, dict) else {"ip_address": f} for f in fixed_ips]
+                     if fixed_ips else None)
+            await self.create_port(project_id, net.id, device_id=instance_id,
+                                   device_owner="compute:nova", fixed_ips=fixed,
+                                   binding_host_id=socket.gethostname(), binding_request=key,
+                                   auto_delete=True, bound_at=time.time(), sync=False)
+            made = True
+        if made:
+            await self.sync()
+        nets = {n.id: n for n in self.networks.list()}
+        out = []
+        for port in sorted(self.ports.list(lambda p: p.device_id == instance_id
+                                           and p.device_owner.startswith("compute:")),
+                           key=lambda p: (p.bound_at, p.id)):
+            net = nets.get(port.network_id)
+            out.append(PortBinding(port_id=port.id, network_id=port.network_id,
+                                   network_name=net.name if net else "", mac=port.mac_address,
+                                   tap_name=port.tap_name, mtu=net.mtu if net else None,
+                                   fixed_ips=port.ips()))
+        return out
+
+    async def plug(self, tap_name: str, port_id: str) -> None:
+        port = self.ports.require(port_id)
+        net = self.networks.require(port.network_id)
+        if self.dp is not None:
+            try:
+                await self.dp.attach_tap(tap_name, net.bridge)
+            except NotFound as exc:
+                # No tap (a hypervisor driver that makes none, or the domain already stopped):
+                # the guest has no link, which the port's DOWN status and the event say.
+                log.warning("cannot plug %s for port %s: %s", tap_name, port.id, exc)
+                await self.ctx.events.publish("port.plug_failed", "port", port.id,
+                                              port.project_id, f"{tap_name}: {exc}")
+                return
+        if port.status != "ACTIVE" or (tap_name and port.tap_name != tap_name):
+            async with self._lock:
+                port = self.ports.require(port_id)
+                port.status, port.tap_name = "ACTIVE", tap_name
+                await self.ports.save(port)
+            await self.sync()
+
+    async def deallocate_ports(self, instance_id: str) -> None:
+        ports = self.ports.list(lambda p: p.device_id == instance_id
+                                and p.device_owner.startswith("compute:"))
+        for port in ports:
+            await self._release(port.id, sync=False)
+        if ports:
+            await self.sync()
+
+    async def deallocate_port(self, port_id: str) -> None:
+        await self._release(port_id, sync=True)
+
+    async def _release(self, port_id: str, *, sync: bool) -> None:
+        async with self._lock:
+            port = self.ports.get(port_id)
+            if port is None:
+                return
+            if port.auto_delete:
+                await self._delete_port_locked(port.id, internal=True)
+            else:  # a port the user handed in: unbind it, keep it
+                port.device_id = port.device_owner = port.binding_request = ""
+                port.binding_host_id, port.status = "", "DOWN"
+                port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
+                await self.ports.save(port)
+        if self.dp is not None:
+            with contextlib.suppress(Exception):
+                await self.dp.delete_port(port.tap_name)
+        if sync:
+            await self.sync()
+
+    async def network_data(self, instance_id: str) -> dict[str, Any]:
+        """network_data.json for the config drive (links, networks, DNS services)."""
+        links, networks, services = [], [], []
+        subnets = {s.id: s for s in self.subnets.list()}
+        for i, port in enumerate(sorted(self.ports.list(lambda p: p.device_id == instance_id),
+                                        key=lambda p: p.created_at)):
+            net = self.networks.get(port.network_id)
+            links.append({"id": port.tap_name, "vif_id": port.id, "type": "phy",
+                          "ethernet_mac_address": port.mac_address,
+                          "mtu": net.mtu if net else 1500})
+            for f in port.fixed_ips:
+                sn = subnets.get(f["subnet_id"])
+                if sn is None:
+                    continue
+                cidr = ipaddress.IPv4Network(sn.cidr)
+                routes = [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": sn.gateway_ip}] \
+                    if sn.gateway_ip else []
+                for r in sn.host_routes:
+                    dest = ipaddress.IPv4Network(r["destination"])
+                    routes.append({"network": str(dest.network_address),
+                                   "netmask": str(dest.netmask), "gateway": r["nexthop"]})
+                networks.append({"id": f"network{len(networks)}", "type": "ipv4_dhcp"
+                                 if sn.enable_dhcp else "ipv4", "link": port.tap_name,
+                                 "ip_address": f["ip_address"], "netmask": str(cidr.netmask),
+                                 "routes": routes, "network_id": port.network_id,
+                                 "services": [{"type": "dns", "address": d}
+                                              for d in sn.dns_nameservers]})
+                services += [{"type": "dns", "address": d} for d in sn.dns_nameservers
+                             if {"type": "dns", "address": d} not in services]
+        return {"links": links, "networks": networks, "services": services}
+
+    # ---- bootstrap ---------------------------------------------------------------------------
+
+    async def bootstrap(self, project_id: str) -> None:
+        """The admin project's default security group, network "private" and its subnet."""
+        await self.ensure_default_sg(project_id)
+        if self.networks.list(lambda n: n.project_id == project_id and n.name == "private"):
+            return
+        net = await self.create_network(project_id, name="private")
+        await self.create_subnet(project_id, net.id, name="private-subnet", cidr="10.0.0.0/24",
+                                 gateway_ip="10.0.0.1")
+

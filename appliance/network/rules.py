@@ -1,0 +1,355 @@
+"""The whole nftables ruleset of the data-plane namespace, generated from the records.
+
+Pure: records in, one JSON document out. The manager applies it with `firewall.apply_ruleset`
+after every change and at start, so the kernel's rules are always a function of state (a
+restart rebuilds them; nothing is patched incrementally). Each table is replaced in the same
+transaction ("add table; delete table; add table …"), so no packet sees a half-built ruleset.
+
+Two tables, because of what this kernel can do:
+
+* `bridge monostack_spoof` — stateless anti-spoofing on every port that has port security, at
+  the bridge's prerouting hook keyed by the port's interface name: frames must come from the
+  port's MAC(s), ARP must claim its addresses, IPv4 must come from its fixed IPs or allowed
+  address pairs (0.0.0.0 only for DHCP client traffic), and no DHCP server replies
+  (udp sport 67) may come from a guest. Anything that is neither IPv4 nor ARP is dropped.
+
+* `ip monostack` — security groups and routing, stateful. The bridge family has no conntrack
+  here (CONFIG_NF_CONNTRACK_BRIDGE is off on the appliance kernel), but br_netfilter passes
+  bridged IPv4 through the ip hooks with conntrack, where the interface names are the bridges'.
+  A port is therefore identified by `bridge . address` — honest, because anti-spoofing runs
+  first. Per port, `sg_out_<port>` (egress: returns or drops) and `sg_in_<port>` (ingress:
+  accepts or drops) are reached through verdict maps from the forward, input and output hooks.
+  Routing policy: traffic between two bridges flows only when one router connects them, out to
+  an external network only from a router's subnets (SNAT to the router's gateway address), and
+  into a floating IP (DNAT 1:1, SNAT back). The external network is just another bridge in the
+  namespace: nothing here routes out of it to the host.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.network.records import (
+    FloatingIP,
+    Network,
+    Port,
+    PortOwner,
+    Router,
+    SecurityGroupRule,
+    Subnet,
+)
+
+SPOOF_TABLE = "monostack_spoof"
+TABLE = "monostack"
+DHCP_SERVER_PORT = 67
+DHCP_CLIENT_PORT = 68
+
+
+@dataclass
+class FirewallState:
+    networks: list[Network] = field(default_factory=list)
+    subnets: list[Subnet] = field(default_factory=list)
+    ports: list[Port] = field(default_factory=list)
+    rules: list[SecurityGroupRule] = field(default_factory=list)
+    routers: list[Router] = field(default_factory=list)
+    floatingips: list[FloatingIP] = field(default_factory=list)
+
+
+# ---- JSON expression helpers -------------------------------------------------------------------
+
+def _meta(key: str) -> dict:
+    return {"meta": {"key": key}}
+
+
+def _payload(proto: str, fld: str) -> dict:
+    return {"payload": {"protocol": proto, "field": fld}}
+
+
+def _match(left: Any, right: Any, op: str = "==") -> dict:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _addr(value: str) -> Any:
+    """An address or a prefix as nft JSON."""
+    net = ipaddress.ip_network(value, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+
+
+def _set(items: list[Any]) -> Any:
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+ACCEPT: dict = {"accept": None}
+DROP: dict = {"drop": None}
+RETURN: dict = {"return": None}
+
+
+def _jump(chain: str) -> dict:
+    return {"jump": {"target": chain}}
+
+
+class _Builder:
+    def __init__(self, family: str, table: str) -> None:
+        self.family, self.table = family, table
+        self.cmds: list[dict] = [
+            {"add": {"table": {"family": family, "name": table}}},
+            {"delete": {"table": {"family": family, "name": table}}},
+            {"add": {"table": {"family": family, "name": table}}},
+        ]
+
+    def chain(self, name: str, hook: str | None = None, prio: int = 0, ctype: str = "filter",
+              policy: str = "accept") -> None:
+        chain: dict[str, Any] = {"family": self.family, "table": self.table, "name": name}
+        if hook:
+            chain.update(type=ctype, hook=hook, prio=prio, policy=policy)
+        self.cmds.append({"add": {"chain": chain}})
+
+    def rule(self, chain: str, *expr: dict) -> None:
+        self.cmds.append({"add": {"rule": {"family": self.family, "table": self.table,
+                                           "chain": chain, "expr": list(expr)}}})
+
+    def set(self, name: str, type_: str, elems: list[Any]) -> None:
+        s: dict[str, Any] = {"family": self.family, "table": self.table, "name": name,
+                             "type": type_}
+        if elems:
+            s["elem"] = elems
+        self.cmds.append({"add": {"set": s}})
+
+
+def _short(id_: str) -> str:
+    return id_.replace("-", "")
+
+
+def _filtered_ports(state: FirewallState) -> list[Port]:
+    """Ports the firewall guards: guest ports with port security and a data-plane name."""
+    return [p for p in state.ports
+            if p.port_security_enabled and p.tap_name
+            and not p.device_owner.startswith("network:")]
+
+
+# ---- the bridge table: anti-spoofing ---------------------------------------------------------
+
+def _spoof_table(state: FirewallState) -> list[dict]:
+    b = _Builder("bridge", SPOOF_TABLE)
+    b.chain("prerouting", hook="prerouting", prio=-300)
+    verdicts = []
+    for port in sorted(_filtered_ports(state), key=lambda p: p.tap_name):
+        chain = f"spoof_{_short(port.id)}"
+        b.chain(chain)
+        macs = sorted({port.mac_address} | {p["mac_address"] for p in port.allowed_address_pairs
+                                             if p.get("mac_address")})
+        ips = sorted(set(port.ips()) | {p["ip_address"] for p in port.allowed_address_pairs})
+        b.rule(chain, _match(_payload("ether", "saddr"), _set(macs), "!="), DROP)
+        # ARP: the sender hardware and protocol addresses must be the port's (0.0.0.0 = probe).
+        is_arp = _match(_payload("ether", "type"), "arp")
+        b.rule(chain, is_arp, _match(_payload("arp", "saddr ether"), _set(macs), "!="), DROP)
+        b.rule(chain, is_arp, _match(_payload("arp", "saddr ip"),
+                                     _set(["0.0.0.0", *[_addr(i) for i in ips]]), "!="), DROP)
+        b.rule(chain, is_arp, RETURN)
+        is_ip = _match(_payload("ether", "type"), "ip")
+        # No DHCP server on a guest port, whatever address it claims.
+        b.rule(chain, is_ip, _match(_payload("ip", "protocol"), "udp"),
+               _match(_payload("udp", "sport"), DHCP_SERVER_PORT), DROP)
+        # DHCP discovery/requests before the guest has an address.
+        b.rule(chain, is_ip, _match(_payload("ip", "saddr"), "0.0.0.0"),
+               _match(_payload("ip", "protocol"), "udp"),
+               _match(_payload("udp", "sport"), DHCP_CLIENT_PORT),
+               _match(_payload("udp", "dport"), DHCP_SERVER_PORT), RETURN)
+        if ips:
+            b.rule(chain, is_ip, _match(_payload("ip", "saddr"), _set([_addr(i) for i in ips])),
+                   RETURN)
+        b.rule(chain, DROP)  # everything else: spoofed IPv4, IPv6, other ethertypes
+        verdicts.append([port.tap_name, _jump(chain)])
+    if verdicts:
+        b.rule("prerouting", {"vmap": {"key": _meta("iifname"), "data": {"set": verdicts}}})
+    return b.cmds
+
+
+# ---- the ip table: security groups, routing, NAT -----------------------------------------------
+
+def _proto_exprs(rule: SecurityGroupRule) -> list[dict] | None:
+    """Match expressions for the rule's protocol and ports; None when the rule cannot apply."""
+    proto = (rule.protocol or "").lower()
+    if proto in ("", "any", "-1"):
+        return []
+    named = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}
+    if proto in named:
+        number = named[proto]
+    elif proto.isdigit():
+        number = int(proto)
+    else:
+        return None  # e.g. ipv6-icmp in an IPv4 table
+    out = [_match(_payload("ip", "protocol"), number)]
+    lo, hi = rule.port_range_min, rule.port_range_max
+    if number in (6, 17, 132) and lo is not None:
+        name = {6: "tcp", 17: "udp", 132: "sctp"}[number]
+        hi = lo if hi is None else hi
+        out.append(_match(_payload(name, "dport"), lo if lo == hi else {"range": [lo, hi]}))
+    elif number == 1 and lo is not None:
+        out.append(_match(_payload("icmp", "type"), lo))
+        if hi is not None:
+            out.append(_match(_payload("icmp", "code"), hi))
+    return out
+
+
+def _remote_set(sg_id: str) -> str:
+    return f"rg_{_short(sg_id)}"
+
+
+def _ip_table(state: FirewallState) -> list[dict]:
+    b = _Builder("ip", TABLE)
+    nets = {n.id: n for n in state.networks}
+    subnets_by_id = {s.id: s for s in state.subnets}
+    ports_by_id = {p.id: p for p in state.ports}
+    guarded = _filtered_ports(state)
+
+    # Sets of member addresses for remote_group_id rules.
+    referenced = sorted({r.remote_group_id for r in state.rules if r.remote_group_id})
+    for sg_id in referenced:
+        members = sorted({ip for p in guarded if sg_id in p.security_groups for ip in p.ips()})
+        b.set(_remote_set(sg_id), "ipv4_addr", members)
+
+    b.chain("forward", hook="forward", prio=0)
+    b.chain("input", hook="input", prio=0)
+    b.chain("output", hook="output", prio=0)
+    b.chain("routing")
+    established = _match({"ct": {"key": "state"}}, ["established", "related"], "in")
+    invalid = _match({"ct": {"key": "state"}}, ["invalid"], "in")
+    for chain in ("forward", "input", "output"):
+        b.rule(chain, established, ACCEPT)
+    b.rule("forward", invalid, DROP)
+    b.rule("forward", _jump("routing"))
+
+    # Security group chains, one pair per guarded port.
+    rules_by_sg: dict[str, list[SecurityGroupRule]] = {}
+    for r in state.rules:
+        rules_by_sg.setdefault(r.security_group_id, []).append(r)
+    out_map, in_map, seen = [], [], set()
+    for port in sorted(guarded, key=lambda p: p.id):
+        net = nets.get(port.network_id)
+        if net is None:
+            continue
+        out_chain, in_chain = f"sg_out_{_short(port.id)}", f"sg_in_{_short(port.id)}"
+        b.chain(out_chain)
+        b.chain(in_chain)
+        # DHCP always works, whatever the groups say (as in Neutron).
+        b.rule(out_chain, _match(_payload("ip", "protocol"), "udp"),
+               _match(_payload("udp", "sport"), DHCP_CLIENT_PORT),
+               _match(_payload("udp", "dport"), DHCP_SERVER_PORT), RETURN)
+        b.rule(in_chain, _match(_payload("ip", "protocol"), "udp"),
+               _match(_payload("udp", "sport"), DHCP_SERVER_PORT),
+               _match(_payload("udp", "dport"), DHCP_CLIENT_PORT), ACCEPT)
+        for sg_id in port.security_groups:
+            for r in sorted(rules_by_sg.get(sg_id, []), key=lambda r: r.id):
+                if r.ethertype != "IPv4":
+                    continue
+                proto = _proto_exprs(r)
+                if proto is None:
+                    continue
+                field_ = "saddr" if r.direction == "ingress" else "daddr"
+                exprs = []
+                if r.remote_group_id:
+                    exprs.append(_match(_payload("ip", field_), "@" + _remote_set(r.remote_group_id)))
+                elif r.remote_ip_prefix and ipaddress.ip_network(r.remote_ip_prefix, strict=False).prefixlen:
+                    exprs.append(_match(_payload("ip", field_), _addr(r.remote_ip_prefix)))
+                exprs.extend(proto)
+                if r.direction == "ingress":
+                    b.rule(in_chain, *exprs, ACCEPT)
+                else:
+                    b.rule(out_chain, *exprs, RETURN)
+        b.rule(out_chain, DROP)
+        b.rule(in_chain, DROP)
+        addresses = list(port.ips()) + [p["ip_address"] for p in port.allowed_address_pairs
+                                        if "/" not in p["ip_address"]
+                                        or p["ip_address"].endswith("/32")]
+        for ip in addresses:
+            ip = ip.split("/")[0]
+            key = (net.bridge, ip)
+            if key in seen:  # a shared address (allowed pair): the first port's groups apply
+                continue
+            seen.add(key)
+            out_map.append([{"concat": [net.bridge, ip]}, _jump(out_chain)])
+            in_map.append([{"concat": [net.bridge, ip]}, _jump(in_chain)])
+
+    egress_key = {"concat": [_meta("iifname"), _payload("ip", "saddr")]}
+    ingress_key = {"concat": [_meta("oifname"), _payload("ip", "daddr")]}
+    if out_map:
+        b.rule("forward", {"vmap": {"key": egress_key, "data": {"set": out_map}}})
+        b.rule("input", {"vmap": {"key": egress_key, "data": {"set": out_map}}})
+    if in_map:
+        b.rule("forward", {"vmap": {"key": ingress_key, "data": {"set": in_map}}})
+        b.rule("output", {"vmap": {"key": ingress_key, "data": {"set": in_map}}})
+
+    # Routing policy: same bridge always (that is plain switching through br_netfilter).
+    for net in sorted(state.networks, key=lambda n: n.bridge):
+        b.rule("routing", _match(_meta("iifname"), net.bridge),
+               _match(_meta("oifname"), net.bridge), RETURN)
+    b.rule("routing", _match({"ct": {"key": "status"}}, "dnat", "in"), RETURN)
+
+    b.chain("prerouting_nat", hook="prerouting", prio=-100, ctype="nat")
+    b.chain("output_nat", hook="output", prio=-100, ctype="nat")
+    b.chain("postrouting_nat", hook="postrouting", prio=100, ctype="nat")
+
+    for router in sorted(state.routers, key=lambda r: r.id):
+        # The router's subnets, by bridge.
+        legs: dict[str, list[str]] = {}
+        for p in state.ports:
+            if p.device_owner == PortOwner.ROUTER_INTERFACE and p.device_id == router.id:
+                net = nets.get(p.network_id)
+                for f in p.fixed_ips:
+                    sn = subnets_by_id.get(f["subnet_id"])
+                    if net is not None and sn is not None:
+                        legs.setdefault(net.bridge, []).append(sn.cidr)
+        for a in sorted(legs):
+            for z in sorted(legs):
+                if a != z:
+                    b.rule("routing", _match(_meta("iifname"), a), _match(_meta("oifname"), z),
+                           _match(_payload("ip", "saddr"), _set([_addr(c) for c in legs[a]])),
+                           _match(_payload("ip", "daddr"), _set([_addr(c) for c in legs[z]])),
+                           RETURN)
+        gw = ports_by_id.get(router.gateway_port_id or "")
+        ext = nets.get(router.gateway_network_id or "")
+        if gw is None or ext is None or not gw.fixed_ips:
+            continue
+        for a in sorted(legs):
+            if a == ext.bridge:
+                continue
+            src = _match(_payload("ip", "saddr"), _set([_addr(c) for c in legs[a]]))
+            b.rule("routing", _match(_meta("iifname"), a), _match(_meta("oifname"), ext.bridge),
+                   src, RETURN)
+            if router.enable_snat:
+                b.rule("postrouting_nat", _match(_meta("iifname"), a),
+                       _match(_meta("oifname"), ext.bridge), src,
+                       {"snat": {"addr": gw.fixed_ips[0]["ip_address"]}})
+    b.rule("routing", DROP)
+
+    # Floating IPs: 1:1 DNAT in, SNAT out (before the routers' SNAT: rules are inserted first).
+    fip_snat = []
+    for fip in sorted(state.floatingips, key=lambda f: f.id):
+        port = ports_by_id.get(fip.port_id or "")
+        ext = nets.get(fip.floating_network_id)
+        if port is None or ext is None or not fip.fixed_ip_address:
+            continue
+        inner = nets.get(port.network_id)
+        if inner is None:
+            continue
+        for chain in ("prerouting_nat", "output_nat"):
+            b.rule(chain, _match(_payload("ip", "daddr"), fip.floating_ip_address),
+                   {"dnat": {"addr": fip.fixed_ip_address}})
+        fip_snat.append((inner.bridge, ext.bridge, fip))
+    for inner_bridge, ext_bridge, fip in fip_snat:
+        b.cmds.append({"insert": {"rule": {
+            "family": "ip", "table": TABLE, "chain": "postrouting_nat",
+            "expr": [_match(_meta("iifname"), inner_bridge), _match(_meta("oifname"), ext_bridge),
+                     _match(_payload("ip", "saddr"), fip.fixed_ip_address),
+                     {"snat": {"addr": fip.floating_ip_address}}]}}})
+    return b.cmds
+
+
+def build_ruleset(state: FirewallState) -> dict[str, Any]:
+    """The complete ruleset for the namespace as nft JSON."""
+    return {"nftables": [{"metainfo": {"json_schema_version": 1}},
+                         *_spoof_table(state), *_ip_table(state)]}

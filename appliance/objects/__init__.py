@@ -1,0 +1,1 @@
+"""Swift semantics over `storage.objects`: the component, HTTP-free rules, large objects."""

@@ -1,0 +1,299 @@
+"""The monostack operator console: a Textual app over the daemon's HTTP API.
+
+`MonostackApp(client_factory)` never touches state files or libvirt: it talks to the daemon
+through `appliance.client.MonostackClient` (wrapped by `tui.cloud.Cloud`). Screens are Textual
+modes switched with 1-8, so each keeps its own stack (Instances → instance detail) and its
+cursor. Live updates: one worker reads the event-stream websocket (`tui.live.EventFeed`),
+bursts are merged and debounced, and only the screens whose resource types changed reload;
+a slow periodic reload is the fallback. A lost stream shows a banner and is redialled.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from weakref import WeakSet
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from appliance.client import MonostackClient
+from appliance.errors import MonostackError
+from tui.clock import Clock
+from tui.cloud import Cloud, CloudEvent
+from tui.commands import MonostackCommands
+from tui.live import SESSION_EXPIRED, EventFeed
+from tui.screens.base import CloudScreen
+from tui.screens.events import EventsScreen
+from tui.screens.help import HelpScreen
+from tui.screens.identity import IdentityScreen
+from tui.screens.images import ImagesScreen
+from tui.screens.instances import InstancesScreen
+from tui.screens.login import LoginScreen
+from tui.screens.networks import NetworksScreen
+from tui.screens.objects import ObjectsScreen
+from tui.screens.overview import OverviewScreen
+from tui.screens.projects import ProjectSwitcher
+from tui.screens.volumes import VolumesScreen
+from tui.settings import Settings
+
+#: Number key → (mode name, screen class), in the order of the footer and the help sheet.
+SCREENS: dict[str, tuple[str, type[CloudScreen]]] = {
+    "1": ("overview", OverviewScreen),
+    "2": ("instances", InstancesScreen),
+    "3": ("images", ImagesScreen),
+    "4": ("volumes", VolumesScreen),
+    "5": ("networks", NetworksScreen),
+    "6": ("objects", ObjectsScreen),
+    "7": ("identity", IdentityScreen),
+    "8": ("events", EventsScreen),
+}
+SCREEN_CLASSES = {mode: cls for mode, cls in SCREENS.values()}
+
+ClientFactory = Callable[[], MonostackClient]
+
+
+class MonostackApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "monostack"
+    COMMANDS = App.COMMANDS | {MonostackCommands}
+    ENABLE_COMMAND_PALETTE = True
+    MODES = {mode: cls for mode, cls in SCREENS.values()}
+    BINDINGS = [
+        *[Binding(key, f"switch_screen('{mode}')", cls.TITLE, show=False)
+          for key, (mode, cls) in SCREENS.items()],
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("ctrl+o", "switch_project", "Project", show=False),
+        Binding("ctrl+r", "refresh", "Refresh", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    where: reactive[str] = reactive("")
+    who: reactive[str] = reactive("")
+    link_up: reactive[bool] = reactive(True)
+
+    def __init__(self, client_factory: ClientFactory, *, settings: Settings | None = None,
+                 clock: Clock | None = None, live: bool = True,
+                 refresh_seconds: float = 15.0, debounce_seconds: float = 0.3,
+                 cursor_blink: bool = True) -> None:
+        self.client_factory = client_factory
+        self.settings = settings if settings is not None else Settings.load()
+        self.clock = clock or Clock()
+        self.live = live
+        self.refresh_seconds = refresh_seconds
+        self.debounce_seconds = debounce_seconds
+        self.cursor_blink = cursor_blink
+        self.cloud = Cloud(client_factory())
+        self.logged_in = False
+        self.recent_events: deque[CloudEvent] = deque(maxlen=200)
+        self._screens: WeakSet[CloudScreen] = WeakSet()
+        self._dirty: set[str] = set()
+        self._flush_pending = False
+        super().__init__()
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+
+    # -- login and session ---------------------------------------------------------------------
+    def get_default_screen(self) -> LoginScreen:
+        target = self.cloud.client.url or "local daemon (unix socket)"
+        return LoginScreen(self.settings.last_user, self.settings.last_project, target)
+
+    async def log_in(self, user: str, password: str, project: str) -> None:
+        """Called by the login screen's worker; raises MonostackError on refusal."""
+        session = await self.cloud.login(user, password, project or None)
+        self.settings.last_user = user
+        self.settings.last_project = project
+        self.settings.save()
+        self.logged_in = True
+        self._session_changed()
+        self.where = f"host {self.cloud.location}"
+        await self.switch_mode("overview")
+        if self.live:
+            self.run_worker(self._follow_events(), group="events", exclusive=True,
+                            exit_on_error=False)
+        self._describe_host()
+        del session
+
+    def _session_changed(self) -> None:
+        s = self.cloud.session
+        if s is None:
+            self.who = ""
+            return
+        role = " (admin)" if s.is_admin else ""
+        self.who = f"{s.user_name}@{s.project_name or '-'}{role}"
+        self.refresh_bindings()
+
+    @work(exit_on_error=False, group="host")
+    async def _describe_host(self) -> None:
+        """'host edge-01 · QEMU' in the header when the caller may read os-hypervisors."""
+        if not (self.cloud.is_admin and self.cloud.has("compute")):
+            return
+        try:
+            hypervisors = await self.cloud.hypervisors()
+        except MonostackError:
+            return
+        if hypervisors:
+            h = hypervisors[0]
+            self.where = f"host {h.hostname} · {h.type.lower() or 'hypervisor'}"
+
+    # -- live updates --------------------------------------------------------------------------
+    async def _follow_events(self) -> None:
+        await EventFeed(self.cloud, self._on_cloud_event, self._on_link).run()
+
+    def _on_link(self, up: bool, detail: str) -> None:
+        was = self.link_up
+        if detail.startswith(SESSION_EXPIRED):
+            self.session_expired()
+            return
+        self.link_up = up
+        if up and not was:
+            self.notify("Reconnected to the daemon.", timeout=3)
+            self.mark_dirty({"*"})
+
+    def _on_cloud_event(self, event: CloudEvent) -> None:
+        self.recent_events.appendleft(event)
+        self.mark_dirty({event.resource_type, "event"})
+
+    def mark_dirty(self, resource_types: set[str]) -> None:
+        """Merge bursts: one reload per affected screen per debounce window."""
+        self._dirty |= resource_types
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(self.debounce_seconds, self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty, self._flush_pending = self._dirty, set(), False
+        for screen in list(self._screens):
+            if not screen.affected_by(dirty):
+                continue
+            if screen.is_current:
+                screen.reload()
+            else:
+                screen.stale = True
+
+    def session_expired(self) -> None:
+        """The daemon refused our token (expired, revoked, daemon reset): log in again."""
+        self.logged_in = False
+        self.link_up = True
+        self.refresh_bindings()
+        self.switch_mode("_default")
+        self.notify("Your session has ended: please log in again.", title="Session expired",
+                    severity="warning", timeout=8)
+
+    def register_screen(self, screen: CloudScreen) -> None:
+        self._screens.add(screen)
+
+    # -- errors --------------------------------------------------------------------------------
+    def report_error(self, exc: BaseException) -> None:
+        """Daemon errors as notifications carrying the OpenStack text, never a traceback."""
+        if isinstance(exc, MonostackError):
+            title, message = exc.title, exc.message
+        elif isinstance(exc, OSError):
+            title, message = "Local file error", f"{exc.strerror or exc}: {exc.filename or ''}"
+        else:
+            title, message = "Unexpected error", f"{type(exc).__name__}: {exc}"
+        self.notify(message, title=title, severity="error", timeout=8)
+
+    # -- actions -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("switch_screen", "switch_project", "refresh"):
+            if not self.logged_in:
+                return False
+        if action == "switch_screen" and parameters:
+            cls = SCREEN_CLASSES.get(str(parameters[0]))
+            if cls is not None and cls.ADMIN_ONLY and not self.cloud.is_admin:
+                return False
+        return True
+
+    def screen_allowed(self, mode: str) -> bool:
+        cls = SCREEN_CLASSES.get(mode)
+        return bool(cls and self.logged_in and (self.cloud.is_admin or not cls.ADMIN_ONLY))
+
+    async def action_switch_screen(self, mode: str) -> None:
+        if not self.screen_allowed(mode):
+            return
+        # Leave any modal (help, dialog) of the current mode before switching.
+        while isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        await self.switch_mode(mode)
+
+    def open_console(self, server_id: str, name: str) -> None:
+        """The serial console of one instance, in the console screen's tabs."""
+        self.run_worker(self._open_console(server_id, name), group="console",
+                        exit_on_error=False)
+
+    async def _open_console(self, server_id: str, name: str) -> None:
+        from tui.screens.console import ConsoleScreen
+        if not self.is_screen_installed("consoles"):
+            self.install_screen(ConsoleScreen(self._console_transport), "consoles")
+        consoles = self.get_screen("consoles")
+        if self.screen is not consoles:
+            await self.push_screen("consoles")
+        try:
+            await consoles.open_console(server_id, name)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.report_error(exc)
+
+    async def _console_transport(self, server_id: str):
+        from tui.console_link import open_serial_console
+        return await open_serial_console(self.cloud, server_id)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+        self.settings.theme = self.theme
+        self.settings.save()
+
+    def action_refresh(self) -> None:
+        if isinstance(self.screen, CloudScreen):
+            self.screen.reload()
+
+    def action_switch_project(self) -> None:
+        session = self.cloud.session
+        self.push_screen(ProjectSwitcher(session.project_id if session else None),
+                         self._project_chosen)
+
+    def _project_chosen(self, project_id: str | None) -> None:
+        if project_id and self.cloud.session and project_id != self.cloud.session.project_id:
+            self._rescope(project_id)
+
+    @work(exit_on_error=False, group="session")
+    async def _rescope(self, project_id: str) -> None:
+        try:
+            await self.cloud.switch_project(project_id)
+        except MonostackError as exc:
+            self.report_error(exc)
+            return
+        self._session_changed()
+        self.settings.last_project = self.cloud.session.project_name or ""
+        self.settings.save()
+        if isinstance(self.screen, CloudScreen) and self.screen.ADMIN_ONLY \
+                and not self.cloud.is_admin:
+            await self.switch_mode("overview")
+        self.notify(f"Now working in project {self.cloud.session.project_name}.", timeout=3)
+        self.mark_dirty({"*"})
+
+    async def on_unmount(self) -> None:
+        await self.cloud.close()
+
+
+def run_tui(url: str | None = None, socket_path: Path | str | None = None) -> int:
+    """Entry point of `monostack tui`."""
+    sock = Path(socket_path) if socket_path else None
+
+    def factory() -> MonostackClient:
+        return MonostackClient(url, socket_path=sock)
+
+    app = MonostackApp(factory)
+    app.run()
+    return app.return_code or 0
+
+
+__all__ = ["MonostackApp", "run_tui", "SCREENS"]

@@ -1,0 +1,98 @@
+"""Log in: user, password, project. The last user and project are filled in; the password never."""
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, LoadingIndicator, Static
+
+from appliance.errors import MonostackError
+from tui.widgets.inputs import TextInput
+
+LOGO = "monostack"
+
+
+class LoginScreen(Screen):
+    AUTO_FOCUS = None
+    BINDINGS = [Binding("ctrl+t", "app.toggle_theme", "Theme", show=False)]
+    DEFAULT_CSS = """
+    LoginScreen { align: center middle; }
+    LoginScreen #login-box { width: 56; max-width: 100%; height: auto; border: thick $primary;
+                             background: $surface; padding: 0 2; }
+    LoginScreen #logo { width: 1fr; content-align: center middle; text-style: bold;
+                        color: $accent; }
+    LoginScreen #tagline { width: 1fr; content-align: center middle; color: $text-muted;
+                           margin-bottom: 1; }
+    LoginScreen .login-row { height: 3; }
+    LoginScreen .login-row Label { width: 10; height: 3; content-align: left middle;
+                                   color: $text-muted; }
+    LoginScreen .login-row Input { width: 1fr; }
+    LoginScreen #login-error { color: $error; height: auto; min-height: 1; }
+    LoginScreen Button { width: 1fr; }
+    LoginScreen LoadingIndicator { height: 1; display: none; }
+    LoginScreen.-busy LoadingIndicator { display: block; }
+    """
+
+    def __init__(self, user: str = "", project: str = "", target: str = "") -> None:
+        super().__init__()
+        self.user = user
+        self.project = project
+        self.target = target
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="login-box") as box:
+            box.border_title = "Log in"
+            box.border_subtitle = self.target
+            yield Static(LOGO, id="logo")
+            yield Static("OpenStack in a box", id="tagline")
+            with Horizontal(classes="login-row"):
+                yield Label("User")
+                yield TextInput(self.user, id="user", placeholder="admin")
+            with Horizontal(classes="login-row"):
+                yield Label("Password")
+                yield TextInput(id="password", password=True)
+            with Horizontal(classes="login-row"):
+                yield Label("Project")
+                yield TextInput(self.project, id="project", placeholder="(the user's default)")
+            yield Static("", id="login-error")
+            yield LoadingIndicator()
+            yield Button("Log in", id="login", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#password" if self.user else "#user", Input).focus()
+
+    @on(Input.Submitted)
+    def _next_or_submit(self, event: Input.Submitted) -> None:
+        order = ["user", "password", "project"]
+        idx = order.index(event.input.id or "user")
+        if event.input.id == "project" or (event.input.id == "password" and self.project):
+            self.submit()
+        else:
+            self.query_one(f"#{order[idx + 1]}", Input).focus()
+
+    @on(Button.Pressed, "#login")
+    def submit(self) -> None:
+        user = self.query_one("#user", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        project = self.query_one("#project", Input).value.strip()
+        if not user or not password:
+            self.query_one("#login-error", Static).update("User and password are required.")
+            return
+        self.add_class("-busy")
+        self.query_one("#login-error", Static).update("")
+        self._login(user, password, project)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def _login(self, user: str, password: str, project: str) -> None:
+        try:
+            await self.app.log_in(user, password, project)  # type: ignore[attr-defined]
+        except MonostackError as exc:
+            self.query_one("#login-error", Static).update(exc.message)
+            self.query_one("#password", Input).value = ""
+            self.query_one("#password", Input).focus()
+        except Exception as exc:
+            self.query_one("#login-error", Static).update(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.remove_class("-busy")
