@@ -88,6 +88,8 @@ def valid_body(method: str, path: str) -> object:
 def body_headers(method: str, path: str) -> dict[str, str]:
     if method == "PATCH" and path.startswith("/image/"):
         return {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+    if method == "COPY":
+        return {"Destination": "authz-c/copied"}
     return {}
 
 

@@ -242,12 +242,17 @@ async def test_traversal_names_never_create_files_outside_the_roots(env):
     if installed("object"):
         await admin.request("PUT", f"/swift/v1/AUTH_{pid}/trav")
         for name in TRAVERSALS:
-            path = f"/swift/v1/AUTH_{pid}/trav/{name}"
-            try:
-                await admin.upload("PUT", path, b"data")
-                accepted += 1
-            except (BadRequest, Exception) as exc:  # noqa: BLE001 - 4xx refusals only
-                assert getattr(exc, "status", 400) < 500, exc
+            from urllib.parse import quote
+            for path in (f"/swift/v1/AUTH_{pid}/trav/{name}",
+                         f"/swift/v1/AUTH_{pid}/trav/{quote(name, safe='')}"):
+                status, text = await raw("PUT", daemon.url + path, token=admin.token,
+                                         data=b"data")
+                assert status < 500, f"{path}: {status} {text[:200]}"
+                accepted += status == 201
+            for container in ("..", f"..%2f{MARK}", f"{MARK}%00x"):
+                status, text = await raw("PUT", daemon.url + f"/swift/v1/AUTH_{pid}/{container}",
+                                         token=admin.token)
+                assert status < 500, f"container {container}: {status} {text[:200]}"
     assert accepted > 0
     outside = _outside_roots_with_mark(base, daemon.config)
     assert not outside, f"files created outside the data roots: {outside}"
