@@ -142,6 +142,12 @@ async def create_server(request: web.Request) -> web.Response:
             requested.append({k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n})
     else:
         raise BadRequest("networks must be a list, 'auto' or 'none'")
+    net_seam = ctx_of(request).components.get("network")
+    if requested and hasattr(net_seam, "check_requested_networks"):
+        try:  # refused here, as Nova does, not by a build that ends in ERROR
+            net_seam.check_requested_networks(auth.project_id, requested)
+        except NotFound as exc:
+            raise BadRequest(str(exc)) from exc
     tags = srv.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise BadRequest("tags must be a list of strings")
