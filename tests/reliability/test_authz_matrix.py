@@ -184,3 +184,80 @@ async def test_listings_never_show_another_projects_resources(cross):
                 if value in text:
                     leaks.append(f"GET {path} shows {key}={value}")
     assert not leaks, "\n".join(leaks)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_bodies_naming_another_projects_resources_are_refused(cross):
+    """Ids in a request body (boot from that image, snapshot that volume, port on that
+    network) are checked like ids in the path: never a 2xx, never a 500."""
+    daemon, attacker, project, resources = cross
+    pid = project["id"]
+    installed_types = {e["type"] for e in attacker.session.catalog}
+    cases: list[tuple[str, str, dict]] = []
+    if "volumev3" in installed_types or "block-storage" in installed_types or \
+            any(e["type"].startswith("volume") for e in attacker.session.catalog):
+        vol = await resources.get("volumes/{volume_id}")
+        snap = await resources.get("snapshots/{snapshot_id}")
+        cases += [
+            ("POST", f"/volume/v3/{pid}/snapshots", {"snapshot": {"volume_id": vol}}),
+            ("POST", f"/volume/v3/{pid}/volumes", {"volume": {"size": 1, "snapshot_id": snap}}),
+            ("POST", f"/volume/v3/{pid}/volumes", {"volume": {"size": 1, "source_volid": vol}}),
+        ]
+    if "image" in installed_types:
+        img = await resources.get("images/{image_id}")
+        if any(e["type"].startswith("volume") for e in attacker.session.catalog):
+            cases.append(("POST", f"/volume/v3/{pid}/volumes",
+                          {"volume": {"size": 1, "imageRef": img}}))
+        if "compute" in installed_types:
+            cases.append(("POST", "/compute/v2.1/servers", {"server": {
+                "name": "x", "imageRef": img, "flavorRef": "1"}}))
+    if "compute" in installed_types and "volume_id" in str(resources.values) or \
+            "volumes/{volume_id}" in resources.values:
+        cases.append(("POST", "/compute/v2.1/servers", {"server": {
+            "name": "x", "flavorRef": "1", "block_device_mapping_v2": [{
+                "uuid": resources.values["volumes/{volume_id}"], "source_type": "volume",
+                "destination_type": "volume", "boot_index": 0}]}}))
+    if "network" in installed_types:
+        net = await resources.get("networks/{id}")
+        subnet = await resources.get("subnets/{id}")
+        port = await resources.get("ports/{id}")
+        sg = await resources.get("security-groups/{id}")
+        cases += [
+            ("POST", "/network/v2.0/ports", {"port": {"network_id": net}}),
+            ("POST", "/network/v2.0/subnets", {"subnet": {"network_id": net, "ip_version": 4,
+                                                          "cidr": "10.250.1.0/24"}}),
+            ("POST", "/network/v2.0/security-group-rules", {"security_group_rule": {
+                "security_group_id": sg, "direction": "ingress"}}),
+            ("POST", "/network/v2.0/ports", {"port": {"network_id": net, "project_id": pid,
+                                                      "fixed_ips": [{"subnet_id": subnet}]}}),
+        ]
+        if "compute" in installed_types:
+            cases += [
+                ("POST", "/compute/v2.1/servers", {"server": {
+                    "name": "x", "imageRef": await _own_image(attacker), "flavorRef": "1",
+                    "networks": [{"uuid": net}]}}),
+                ("POST", "/compute/v2.1/servers", {"server": {
+                    "name": "x", "imageRef": await _own_image(attacker), "flavorRef": "1",
+                    "networks": [{"port": port}]}}),
+            ]
+        router = (await attacker.post("/network/v2.0/routers", {"router": {"name": "own"}}))["router"]
+        cases.append(("PUT", f"/network/v2.0/routers/{router['id']}/add_router_interface",
+                      {"subnet_id": subnet}))
+        cases.append(("PUT", f"/network/v2.0/routers/{router['id']}/add_router_interface",
+                      {"port_id": port}))
+    failures = []
+    async with aiohttp.ClientSession() as http:
+        for method, path, body in cases:
+            async with http.request(method, daemon.url + path, json=body,
+                                    headers={"X-Auth-Token": attacker.token}) as r:
+                if r.status < 400 or r.status >= 500:
+                    failures.append(f"{method} {path} {body} → {r.status} {(await r.text())[:200]}")
+    assert not failures, "\n".join(failures)
+    assert cases
+
+
+async def _own_image(client: MonostackClient) -> str:
+    from tests.reliability.support import upload_image
+    if not hasattr(client, "_own_image"):
+        client._own_image = (await upload_image(client, "own"))["id"]  # type: ignore[attr-defined]
+    return client._own_image  # type: ignore[attr-defined]
