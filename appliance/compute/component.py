@@ -13,7 +13,7 @@ from aiohttp import web
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
-from appliance.compute.manager import ComputeManager
+from appliance.compute.manager import ComputeManager, hostname_of
 from appliance.compute.records import Flavor, KeyPair, ServerGroup
 from appliance.state import Repository
 
@@ -70,6 +70,16 @@ class ComputeComponent:
     def routes(self) -> list[web.RouteDef]:
         from appliance.api.compute import routes
         return routes()
+
+    # ---- what other components may ask compute (appliance/compute/seams.py ComputeSeam) ----
+
+    def instance_hostname(self, instance_id: str) -> str | None:
+        """The host name an instance's DHCP lease carries: its `hostname` (set at create from
+        the name, as Nova does) or its name made DNS-safe; None for an unknown instance."""
+        inst = self.manager.instances.get(instance_id)
+        if inst is None:
+            return None
+        return inst.hostname or hostname_of(inst.name)
 
     def health(self) -> str:
         m = self.manager

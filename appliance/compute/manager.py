@@ -996,12 +996,19 @@ class ComputeManager:
             await self._save(inst, deleting=True)
             return
         power = await self._power_of(inst.id)
-        if (power == PowerState.SHUTDOWN and inst.vm_state == VmState.ACTIVE
+        # After a host reboot the domains of running instances are shut off (or, when
+        # libvirt-guests saved them on the way down, shut off with a managed-save image, which
+        # power_on restores). Their taps are new, in the root namespace: plug them.
+        if (power in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.SUSPENDED)
+                and inst.vm_state in (VmState.ACTIVE, VmState.RESCUED)
                 and self.config.resume_guests_on_start):
-            with contextlib.suppress(MonostackError):
+            try:
                 await self.driver.power_on(inst.id)
                 await self._plug(inst)
-                power = await self._power_of(inst.id)
+            except MonostackError as exc:
+                log.warning("cannot resume %s after a restart: %s", inst.id, exc,
+                            extra={"instance": inst.id})
+            power = await self._power_of(inst.id)
         elif power == PowerState.RUNNING:
             with contextlib.suppress(MonostackError):
                 await self._plug(inst)
@@ -1030,7 +1037,14 @@ class ComputeManager:
                     inst = self.instances.get(ev.uuid)
                     if inst is None or inst.task_state is not None:
                         continue
-                    await self._apply_power(inst, await self._power_of(inst.id))
+                    power = await self._power_of(inst.id)
+                    if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
+                            and power == PowerState.RUNNING:
+                        # A qemu started behind our back (virsh start, a restore) has fresh
+                        # taps in the root namespace: plug them like every start of ours.
+                        with contextlib.suppress(MonostackError):
+                            await self._plug(inst)
+                    await self._apply_power(inst, power)
             except asyncio.CancelledError:
                 raise
             except Exception:

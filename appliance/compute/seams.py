@@ -102,3 +102,13 @@ class NetworkSeam(Protocol):
     async def deallocate_ports(self, instance_id: str) -> None:
         """Release every port of the instance. Idempotent."""
         ...
+
+
+@runtime_checkable
+class ComputeSeam(Protocol):
+    """What compute offers the other components (`name = "compute"`), so none of them reads
+    compute's records directly."""
+
+    def instance_hostname(self, instance_id: str) -> str | None:
+        """The instance's DNS host name (for DHCP option 12), or None if it is unknown."""
+        ...

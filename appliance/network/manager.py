@@ -248,15 +248,11 @@ class NetworkManager:
 
     def _hostname_for(self, port: Port) -> str | None:
         if port.device_owner.startswith("compute:") and port.device_id:
+            # compute's ComputeSeam (appliance/compute/seams.py); compute may be absent
             compute = self.ctx.components.get("compute")
             name = None
-            if compute is not None:
-                with contextlib.suppress(Exception):
-                    if hasattr(compute, "instance_hostname"):
-                        name = compute.instance_hostname(port.device_id)
-                    else:  # compute's records, read through its manager's repository
-                        inst = compute.manager.instances.get(port.device_id)
-                        name = inst and (getattr(inst, "hostname", "") or inst.name)
+            if compute is not None and hasattr(compute, "instance_hostname"):
+                name = compute.instance_hostname(port.device_id)
             if name:
                 return _hostname(name)
         if port.name:
