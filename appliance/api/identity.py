@@ -8,10 +8,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from appliance.api.catalog import build_catalog
-from appliance.api.util import authorize, auth_of, ctx_of, json_body, public, query_bool
+from appliance.api.util import (
+    auth_of, authorize, ctx_of, json_body, object_field, public, query_bool,
+)
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from appliance.identity.records import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, Role, User
-from appliance.identity.service import iso_from_epoch
+from appliance.identity.service import (
+    PROJECT_FIELDS, USER_FIELDS, iso_from_epoch, check_types,
+)
 
 VERSION_ID = "v3.14"
 DOMAIN = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
@@ -65,28 +69,35 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
     return {"token": body}
 
 
+def _str_or_none(value: object, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{what} must be a string.")
+    return value
+
+
 @public
 async def issue_token(request: web.Request) -> web.Response:
     body = await json_body(request, "auth")
-    identity = body.get("identity") or {}
+    identity = object_field(body, "identity")
     methods = identity.get("methods") or []
+    if not isinstance(methods, list):
+        raise BadRequest("identity.methods must be a list.")
     if "password" not in methods:
         if "token" in methods:
             return await _rescope(request, body)
         raise BadRequest("Only the password and token methods are supported.")
-    user = ((identity.get("password") or {}).get("user")) or {}
+    user = object_field(object_field(identity, "password"), "user")
     password = user.get("password")
     if not isinstance(password, str):
         raise BadRequest("Expecting to find password in user.")
-    domain = user.get("domain") or {}
-    scope = body.get("scope") or {}
-    if scope and not isinstance(scope, dict):
-        raise BadRequest("scope must be an object")
-    project = scope.get("project") or {} if isinstance(scope, dict) else {}
+    domain = object_field(user, "domain")
+    project = object_field(object_field(body, "scope"), "project")
     secret, token = await ctx_of(request).identity.authenticate(
-        user_name=user.get("name"), user_id=user.get("id"), password=password,
-        project_name=project.get("name"), project_id=project.get("id"),
-        domain=domain.get("id") or domain.get("name"))
+        user_name=_str_or_none(user.get("name"), "user.name"),
+        user_id=_str_or_none(user.get("id"), "user.id"), password=password,
+        project_name=_str_or_none(project.get("name"), "project.name"),
+        project_id=_str_or_none(project.get("id"), "project.id"),
+        domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
 
@@ -94,9 +105,12 @@ async def issue_token(request: web.Request) -> web.Response:
 async def _rescope(request: web.Request, body: dict) -> web.Response:
     """Token method: a new token for another project of the same user (project switcher)."""
     ident = ctx_of(request).identity
-    old = ((body.get("identity") or {}).get("token") or {}).get("id") or request.headers.get("X-Auth-Token")
+    old = _str_or_none(object_field(object_field(body, "identity"), "token").get("id"),
+                       "token.id") or request.headers.get("X-Auth-Token")
     auth = ident.validate(old)
-    project = ((body.get("scope") or {}).get("project")) or {}
+    project = object_field(object_field(body, "scope"), "project")
+    _str_or_none(project.get("id"), "project.id")
+    _str_or_none(project.get("name"), "project.name")
     target = (ident.projects.get(project["id"]) if project.get("id")
               else ident.project_by_name(project.get("name") or ""))
     if target is None or not ident.roles_of(auth.user_id, target.id):
@@ -202,6 +216,7 @@ async def list_users(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     authorize(request, "identity:create_user")
     body = await json_body(request, "user")
+    check_types(body, USER_FIELDS)
     user = await ctx_of(request).identity.create_user(
         body.get("name"), body.get("password"), enabled=body.get("enabled", True) is not False,
         default_project_id=body.get("default_project_id"), email=body.get("email"),
@@ -256,6 +271,7 @@ async def list_projects(request: web.Request) -> web.Response:
 async def create_project(request: web.Request) -> web.Response:
     authorize(request, "identity:create_project")
     body = await json_body(request, "project")
+    check_types(body, PROJECT_FIELDS)
     dom = body.get("domain_id")
     if dom not in (None, DEFAULT_DOMAIN_ID):
         raise NotFound(f"Could not find domain: {dom}.")

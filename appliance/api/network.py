@@ -215,11 +215,28 @@ def _filtered(request: web.Request, items: list[dict[str, Any]]) -> list[dict[st
 
 # ---- policy helpers -----------------------------------------------------------------------------
 
+#: Fields that are text wherever they appear; a dict stored as a port name broke every later
+#: DHCP rebuild (hostname from name) for everyone, so the type is checked before anything.
+_TEXT_FIELDS = ("name", "description", "device_id", "device_owner", "binding:host_id",
+                "mac_address", "project_id", "tenant_id", "network_id", "cidr", "gateway_ip")
+
+
+async def _resource_body(request: web.Request, key: str) -> dict[str, Any]:
+    body = await json_body(request, key)
+    for field in _TEXT_FIELDS:
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise BadRequest(f"Invalid input for {field}: it must be a string.")
+    tags = body.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise BadRequest("Invalid input for tags: it must be a list of strings.")
+    return body
+
+
 async def _create_body(request: web.Request, action: str, key: str
                        ) -> tuple[AuthContext, dict[str, Any], str]:
     """Policy first (a reader never gets a 400 for a body), then the body and target project."""
     auth = authorize(request, action)
-    body = await json_body(request, key)
+    body = await _resource_body(request, key)
     project_id = body.get("project_id") or body.get("tenant_id") or auth.project_id
     if project_id != auth.project_id and not auth.is_admin:
         raise Forbidden(f"Policy doesn't allow {action} to be performed on another project.")
@@ -336,7 +353,7 @@ async def update_network(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_network")
     net = _visible_network(request, request.match_info["id"])
     _check_owner(auth, net.project_id, True, f"Network {net.id}")
-    body = await json_body(request, "network")
+    body = await _resource_body(request, "network")
     changes = {k: body[k] for k in ("name", "admin_state_up", "shared", "mtu", "description",
                                     "port_security_enabled", "tags") if k in body}
     if "router:external" in body:
@@ -409,7 +426,7 @@ async def update_subnet(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_subnet")
     sn = _visible_subnet(request, request.match_info["id"])
     _check_owner(auth, sn.project_id, True, f"Subnet {sn.id}")
-    body = await json_body(request, "subnet")
+    body = await _resource_body(request, "subnet")
     sn = await _mgr(request).update_subnet(sn, body)
     return _json("subnet", subnet_view(sn))
 
@@ -467,7 +484,7 @@ async def get_port(request: web.Request) -> web.Response:
 async def update_port(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_port")
     port = _port(request)
-    body = await json_body(request, "port")
+    body = await _resource_body(request, "port")
     changes = dict(body)
     if "binding:host_id" in body:
         changes["binding_host_id"] = body["binding:host_id"] or ""
@@ -519,7 +536,7 @@ async def get_security_group(request: web.Request) -> web.Response:
 async def update_security_group(request: web.Request) -> web.Response:
     authorize(request, "network:update_security_group")
     sg = _sg(request)
-    body = await json_body(request, "security_group")
+    body = await _resource_body(request, "security_group")
     sg = await _mgr(request).update_security_group(sg, body)
     return _json("security_group", sg_view(_mgr(request), sg))
 
@@ -609,7 +626,7 @@ async def get_router(request: web.Request) -> web.Response:
 async def update_router(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_router")
     router = _router(request)
-    body = await json_body(request, "router")
+    body = await _resource_body(request, "router")
     changes = dict(body)
     if "external_gateway_info" in body:
         changes["external_gateway_info"] = _gateway_info(request, body["external_gateway_info"])
@@ -691,7 +708,7 @@ async def get_floatingip(request: web.Request) -> web.Response:
 async def update_floatingip(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_floatingip")
     fip = _fip(request)
-    body = await json_body(request, "floatingip")
+    body = await _resource_body(request, "floatingip")
     fip = await _mgr(request).update_floatingip(fip, body, project_id=fip.project_id,
                                                 is_admin=auth.is_admin)
     return _json("floatingip", fip_view(fip))

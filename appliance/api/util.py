@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from appliance.errors import BadRequest, PayloadTooLarge
 from appliance.identity.policy import AuthContext, enforce
 
 H = TypeVar("H", bound=Callable[..., Any])
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def public(handler: H) -> H:
@@ -48,13 +50,39 @@ async def json_body(request: web.Request, key: str | None = None) -> Any:
         raise BadRequest("The request body is empty; JSON was expected.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw):
+        # "\ud800" alone is valid JSON but no valid text: it would fail later, when a name is
+        # encoded for a file, a hash or a log line, as a 500. Refuse it here, once.
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest("The request body holds a lone UTF-16 surrogate (\\ud800-\\udfff); "
+                             "strings must be valid Unicode.") from exc
     if key is None:
         return body
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise BadRequest(f"The request body must be an object with a '{key}' object.")
     return body[key]
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The parsed JSON body when it is an object; anything else is a clear 400."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def object_field(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """`body[key]` when it is an object (missing → {}), else a 400 naming the field."""
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"'{key}' must be an object.")
+    return value
 
 
 def query_bool(value: str | None) -> bool | None:

@@ -108,10 +108,11 @@ class IdentityService:
 
     async def update_user(self, user_id: str, **changes: object) -> User:
         user = self.users.require(user_id)
+        check_types(changes, USER_FIELDS)
         if "password" in changes:
             password = changes.pop("password")
             if password is not None:
-                user = await self.set_password(user_id, str(password))
+                user = await self.set_password(user_id, password)  # type: ignore[arg-type]
         for key, value in changes.items():
             if key == "name":
                 _check_name(str(value), "user")
@@ -120,7 +121,13 @@ class IdentityService:
                     raise Conflict(f"Duplicate entry found with name {value}.")
             if key in ("name", "enabled", "email", "description", "default_project_id"):
                 setattr(user, key, value)
-        return await self.users.save(user)
+        ops = [self.users.put_op(user)]
+        if changes.get("enabled") is False:
+            # Keystone revokes on disable: re-enabling must not revive a token issued before
+            ops += [self.tokens.delete_op(t.id)
+                    for t in self.tokens.list(lambda t: t.user_id == user_id)]
+        await self.users.store.commit(ops)
+        return user
 
     async def delete_user(self, user_id: str) -> None:
         self.users.require(user_id)
@@ -139,6 +146,7 @@ class IdentityService:
 
     async def update_project(self, project_id: str, **changes: object) -> Project:
         project = self.projects.require(project_id)
+        check_types(changes, PROJECT_FIELDS)
         for key, value in changes.items():
             if key == "name":
                 _check_name(str(value), "project")
@@ -147,7 +155,12 @@ class IdentityService:
                     raise Conflict(f"Duplicate entry found with name {value}.")
             if key in ("name", "enabled", "description"):
                 setattr(project, key, value)
-        return await self.projects.save(project)
+        ops = [self.projects.put_op(project)]
+        if changes.get("enabled") is False:  # as for users: disabling revokes for good
+            ops += [self.tokens.delete_op(t.id)
+                    for t in self.tokens.list(lambda t: t.project_id == project_id)]
+        await self.projects.store.commit(ops)
+        return project
 
     async def delete_project(self, project_id: str) -> None:
         self.projects.require(project_id)
@@ -285,6 +298,24 @@ async def _hash(password: str) -> str:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise Invalid(f"A password may be at most {MAX_PASSWORD_BYTES} bytes.")
     return await asyncio.to_thread(hash_password, password)
+
+
+#: The types Keystone's schema allows for each writable field (anything else is a 400, never
+#: stored: `"enabled": "false"` would otherwise read as true).
+USER_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "password": (str, type(None)), "enabled": (bool,),
+    "email": (str, type(None)), "description": (str, type(None)),
+    "default_project_id": (str, type(None))}
+PROJECT_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "enabled": (bool,), "description": (str, type(None))}
+
+
+def check_types(changes: dict[str, object], fields: dict[str, tuple[type, ...]]) -> None:
+    for key, value in changes.items():
+        allowed = fields.get(key)
+        if allowed is not None and not isinstance(value, allowed):
+            raise Invalid(f"Invalid input for field '{key}': {value!r} is not "
+                          + " or ".join("null" if t is type(None) else t.__name__ for t in allowed))
 
 
 def _check_name(name: str, kind: str) -> None:

@@ -41,6 +41,10 @@ class NetworkComponent:
 
     # ---- NetworkSeam -------------------------------------------------------------------------
 
+    def check_requested_networks(self, project_id: str,
+                                 requested_networks: list[dict[str, Any]]) -> None:
+        self.manager.check_requested_networks(project_id, requested_networks)
+
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]]) -> list:
         return await self.manager.allocate_ports(instance_id, project_id, requested_networks)

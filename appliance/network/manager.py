@@ -1191,6 +1191,27 @@ class NetworkManager:
         shared = [n for n in self.networks.list(lambda n: n.shared and not n.external)]
         return min(shared, key=lambda n: n.created_at) if shared else None
 
+    def check_requested_networks(self, project_id: str,
+                                 requested_networks: list[dict[str, Any]]) -> None:
+        """What allocate_ports would refuse, said at the API (Nova answers 400/409 there)
+        instead of a server that goes to ERROR later: unknown or foreign networks and ports,
+        ports bound elsewhere."""
+        for req in requested_networks or []:
+            if req.get("none"):
+                continue
+            port_id = req.get("port") or req.get("port_id")
+            net_id = req.get("uuid") or req.get("net_id") or req.get("network_id")
+            if port_id:
+                port = self.ports.get(port_id) if isinstance(port_id, str) else None
+                if port is None or port.project_id != project_id:
+                    raise NotFound(f"Port {port_id} could not be found.")
+                if port.device_id:
+                    raise Conflict(f"Port {port_id} is still in use.")
+            elif net_id:
+                net = self.networks.get(net_id) if isinstance(net_id, str) else None
+                if net is None or not (net.project_id == project_id or net.shared):
+                    raise NotFound(f"Network {net_id} could not be found.")
+
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]]) -> list:
         requests = list(requested_networks or [])

@@ -280,18 +280,22 @@ class Store:
         self._maybe_compact()
 
     def _append_sync(self, data: bytes) -> None:
-        f = self._journal
-        start = f.tell()
+        # Unbuffered writes on the raw fd: a buffered file kept the unwritten rest of a failed
+        # (disk full) line in its buffer and wrote it ahead of the next commit, under the same
+        # seq — replay then resurrected the refused write and dropped the acknowledged one.
+        fd = self._journal.fileno()
+        start = os.fstat(fd).st_size
         try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
         except OSError:
-            # Leave no partial line behind a failed append.
+            # Leave no partial line behind a failed append (O_APPEND: the next write lands
+            # at the truncated end).
             try:
-                f.seek(start)
-                f.truncate(start)
-                os.fsync(f.fileno())
+                os.ftruncate(fd, start)
+                os.fsync(fd)
             except OSError:
                 pass
             raise
@@ -348,7 +352,7 @@ class Store:
         if self._journal:
             self._journal.close()
         path = self.directory / f"journal.{self._seq + 1:012d}"
-        self._journal = open(path, "ab")
+        self._journal = open(path, "ab", buffering=0)
         self._journal_path = path
         self._journal_size = 0
         _fsync_dir(self.directory)

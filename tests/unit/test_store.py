@@ -119,6 +119,32 @@ async def test_failed_append_changes_nothing(tmp_path, monkeypatch):
     await s2.close()
 
 
+async def test_disk_full_mid_line_leaves_no_trace_for_the_next_commit(tmp_path, monkeypatch):
+    """The real append path, with the disk filling half-way through a line: the refused write
+    must not reappear on reopen, and the next (acknowledged) write must."""
+    s = await open_store(tmp_path)
+    await s.put("t", "a", {"v": 1})
+    real_write = os.write
+    calls = {"n": 0}
+
+    def half_then_full(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.os, "write", half_then_full)
+    from appliance.errors import InsufficientStorage
+    with pytest.raises(InsufficientStorage):
+        await s.put("t", "refused", {"v": 2})
+    monkeypatch.undo()
+    await s.put("t", "after", {"v": 3})
+    await s.close()
+    s2 = await open_store(tmp_path)
+    assert sorted(s2.ids("t")) == ["a", "after"]
+    await s2.close()
+
+
 async def test_multi_op_commit_is_one_transaction(tmp_path):
     s = await open_store(tmp_path)
     await s.commit([Put("a", "1", {"x": 1}), Put("b", "1", {"y": 1})])

@@ -7,6 +7,7 @@ formatted for the version asked (flavor embedded in servers from 2.47, createIma
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -113,6 +114,23 @@ def require_instance(request: web.Request, server_id: str, action: str) -> Any:
 def check_not_locked(request: web.Request, inst: Any) -> None:
     if inst.locked and not auth_of(request).is_admin:
         raise Conflict(f"Instance {inst.id} is locked")
+
+
+# Control characters (they also cannot live in libvirt's XML), lone surrogates (not UTF-8) and
+# the two non-characters: a name holding one is refused here, not at boot.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def server_name(value: Any) -> str:
+    """A server name Nova would accept: 1-255 printable characters, not all blank."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise BadRequest("Invalid input for field/attribute name: a name of 1-255 characters "
+                         "is required.")
+    bad = _UNPRINTABLE.search(value)
+    if bad:
+        raise BadRequest(f"Invalid input for field/attribute name: {bad.group()!r} is not a "
+                         "printable character.")
+    return value
 
 
 def dict_field(body: dict, key: str, what: str) -> dict:

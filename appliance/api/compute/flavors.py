@@ -11,7 +11,7 @@ from aiohttp import web
 
 from appliance.api.compute.common import component
 from appliance.api.compute.views import flavor_view, keypair_view
-from appliance.api.util import auth_of, authorize, json_body, query_bool
+from appliance.api.util import auth_of, authorize, json_body, json_object, object_field, query_bool
 from appliance.compute.records import Flavor, KeyPair
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
 
@@ -141,7 +141,9 @@ async def delete_flavor(request: web.Request) -> web.Response:
 
 async def get_extra_specs(request: web.Request) -> web.Response:
     authorize(request, "compute:get_flavor")
-    f = component(request).flavors.require(request.match_info["id"])
+    f = component(request).flavors.get(request.match_info["id"])
+    if f is None or not _may_use(request, f):  # a private flavor is invisible, specs too
+        raise NotFound(f"Flavor {request.match_info['id']} could not be found.")
     key = request.match_info.get("key")
     if key is not None:
         if key not in f.extra_specs:
@@ -154,7 +156,7 @@ async def set_extra_specs(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
     comp = component(request)
     f = comp.flavors.require(request.match_info["id"])
-    body = await json_body(request)
+    body = await json_object(request)
     key = request.match_info.get("key")
     specs = body.get("extra_specs") if key is None else body
     if not isinstance(specs, dict) or not all(isinstance(k, str) for k in specs):
@@ -191,14 +193,16 @@ async def flavor_action(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor_access")
     comp = component(request)
     f = comp.flavors.require(request.match_info["id"])
-    body = await json_body(request)
-    if "addTenantAccess" in body:
-        p = body["addTenantAccess"].get("tenant")
+    body = await json_object(request)
+    action = next((k for k in ("addTenantAccess", "removeTenantAccess") if k in body), None)
+    p = object_field(body, action).get("tenant") if action else None
+    if action and (not isinstance(p, str) or not p):
+        raise BadRequest(f"{action} needs a 'tenant' (a project id).")
+    if action == "addTenantAccess":
         if p in f.projects:
             raise Conflict(f"Flavor access already exists for flavor {f.id} and project {p}")
         f.projects.append(p)
-    elif "removeTenantAccess" in body:
-        p = body["removeTenantAccess"].get("tenant")
+    elif action == "removeTenantAccess":
         if p not in f.projects:
             raise NotFound(f"Flavor access not found for {f.id} / {p}")
         f.projects.remove(p)

@@ -16,11 +16,14 @@ from appliance.api.compute.common import (
     check_not_locked,
     component,
     require_instance,
+    server_name,
     str_map,
 )
 from appliance.api.compute.flavors import find_flavor
 from appliance.api.compute.views import server_detail, server_summary
-from appliance.api.util import auth_of, authorize, ctx_of, json_body, public, query_bool
+from appliance.api.util import (
+    auth_of, authorize, ctx_of, json_body, json_object, public, query_bool,
+)
 from appliance.compute.manager import hostname_of
 from appliance.compute.records import Instance, TaskState, VmState
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
@@ -44,10 +47,7 @@ async def create_server(request: web.Request) -> web.Response:
     comp = component(request)
     manager = comp.manager
 
-    name = srv.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise BadRequest("Invalid input for field/attribute name: a name of 1-255 characters "
-                         "is required.")
+    name = server_name(srv.get("name"))
     flavor_ref = srv.get("flavorRef")
     if not flavor_ref:
         raise BadRequest("Missing flavorRef attribute")
@@ -142,6 +142,12 @@ async def create_server(request: web.Request) -> web.Response:
             requested.append({k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n})
     else:
         raise BadRequest("networks must be a list, 'auto' or 'none'")
+    net_seam = ctx_of(request).components.get("network")
+    if requested and hasattr(net_seam, "check_requested_networks"):
+        try:  # refused here, as Nova does, not by a build that ends in ERROR
+            net_seam.check_requested_networks(auth.project_id, requested)
+        except NotFound as exc:
+            raise BadRequest(str(exc)) from exc
     tags = srv.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise BadRequest("tags must be a list of strings")
@@ -300,9 +306,7 @@ async def update_server(request: web.Request) -> web.Response:
     body = await json_body(request, "server")
     changes: dict[str, Any] = {}
     if "name" in body:
-        if not isinstance(body["name"], str) or not body["name"].strip():
-            raise BadRequest("name must be a non-empty string")
-        changes["name"] = body["name"][:255]
+        changes["name"] = server_name(body["name"])
     if "description" in body:
         changes["description"] = body["description"]
     for key, attr in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
@@ -399,7 +403,7 @@ async def _rebuild(request, inst, args):
         await image_seam.boot_source(image_id, inst.project_id)
     except NotFound as exc:
         raise BadRequest(f"Image {image_id} could not be found.") from exc
-    name = args.get("name")
+    name = server_name(args["name"]) if args.get("name") is not None else None
     metadata = str_map(args["metadata"], "metadata") if "metadata" in args else None
     manager = component(request).manager
     await manager.rebuild(inst.id, image_id, name, metadata)
@@ -495,8 +499,8 @@ async def get_metadata(request: web.Request) -> web.Response:
 async def set_metadata(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:update_server")
     check_not_locked(request, inst)
-    body = await json_body(request)
-    meta = str_map((body or {}).get("metadata"), "metadata")
+    body = await json_object(request)
+    meta = str_map(body.get("metadata"), "metadata")
     new = meta if request.method == "PUT" else {**inst.metadata, **meta}
     manager = component(request).manager
     if len(new) > manager.quota_limits(inst.project_id)["metadata_items"]:
