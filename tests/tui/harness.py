@@ -131,3 +131,14 @@ async def settle(pilot, rounds: int = 3) -> None:
                 break
             await pilot.pause(0.02)
         await pilot.pause(0.05)
+
+
+async def wait_for_table(pilot, selector: str, timeout: float = 10.0) -> None:
+    """Until the current screen's table has rows (its load worker has shown data)."""
+    from textual.widgets import DataTable
+    for _ in range(int(timeout / 0.02)):
+        tables = pilot.app.screen.query(selector)
+        if tables and tables.first(DataTable).row_count:
+            break
+        await pilot.pause(0.02)
+    await settle(pilot)
