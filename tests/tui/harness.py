@@ -29,11 +29,13 @@ FROZEN = 1767268800.0
 
 
 class ThreadDaemon:
-    def __init__(self, base: Path, components: list[str] | None = None) -> None:
+    def __init__(self, base: Path, components: list[str] | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.base = base
         self.components = components or []
         _, self.config = write_config(base, components=[c.split(":")[0].split(".")[1]
-                                                        for c in self.components] or ["core"])
+                                                        for c in self.components] or ["core"],
+                                      extra=extra)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.daemon: InProcessDaemon | None = None
