@@ -122,7 +122,7 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.set_interval(min(2.0, self.monostack.refresh_seconds), self._poll_stats)
+        self.set_interval(self.monostack.refresh_seconds / 7.5, self._poll_stats)  # 2 s by default
 
     @work(exclusive=True, group="sample", exit_on_error=False)
     async def _poll_stats(self) -> None:

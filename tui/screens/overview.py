@@ -92,7 +92,7 @@ class OverviewScreen(CloudScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.set_interval(min(3.0, self.monostack.refresh_seconds), self._sample_host)
+        self.set_interval(self.monostack.refresh_seconds / 5, self._sample_host)  # 3 s by default
 
     @work(exclusive=True, group="sample", exit_on_error=False)
     async def _sample_host(self) -> None:
