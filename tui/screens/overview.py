@@ -172,7 +172,7 @@ class OverviewScreen(CloudScreen):
             if name and message.startswith(name + ": "):
                 message = message[len(name) + 2:]
             table.add_row(clock.ago(e.time), Text(name or e.resource_type, style="bold"),
-                          Text(f"{kind:<8} ", style=style or "cyan") + Text(message, style=style))
+                          Text.assemble((f"{kind:<8} ", style or "cyan"), (message, style)))
         if not data.events:
             table.add_row("", "", Text("no events yet", style="dim"))
         self.query_one("#recent-events", Static).update(table)
