@@ -122,6 +122,12 @@ class MonostackClient:
         _, _, answer = await self._send(method, path, body, headers=headers)
         return answer
 
+    async def head(self, path: str, *, headers: dict[str, str] | None = None) -> dict[str, str]:
+        """HEAD a resource and return its response headers (Swift metadata, counts, ACLs),
+        as a plain case-preserving dict; errors raise like every other call."""
+        _, answer_headers, _ = await self._send("HEAD", path, headers=headers)
+        return dict(answer_headers)
+
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.request("GET", path, **kw)
 

@@ -34,6 +34,19 @@ class Clock:
             return f"{int(delta // 3600)}h ago"
         return f"{int(delta // 86400)}d ago"
 
+    def until(self, when: float | None) -> str:
+        """'in 23h 50m' for a future time (a lease's expiry), 'expired' once past."""
+        if not when:
+            return "—"
+        delta = when - self.now()
+        if delta <= 0:
+            return "expired"
+        if delta < 3600:
+            return f"in {int(delta // 60)}m"
+        if delta < 86400:
+            return f"in {int(delta // 3600)}h {int(delta % 3600 // 60)}m"
+        return f"in {int(delta // 86400)}d {int(delta % 86400 // 3600)}h"
+
 
 def parse_iso(value: str | None) -> float | None:
     """OpenStack timestamps ('2026-01-01T00:00:00Z', with or without fraction) → epoch."""

@@ -243,6 +243,7 @@ class Hypervisor:
     ram_ratio: float
     disk_ratio: float
     cpu_percent: float | None
+    id: str = ""
 
     @classmethod
     def from_api(cls, h: dict) -> "Hypervisor":
@@ -274,7 +275,46 @@ class Hypervisor:
                    ram_ratio=num("ram_allocation_ratio", 1.0),
                    disk_ratio=num("disk_allocation_ratio", 1.0),
                    cpu_percent=(num("cpu_usage_percent") if h.get("cpu_usage_percent") is not None
-                                else None))
+                                else None),
+                   id=str(h.get("id") or ""))
+
+
+@dataclass
+class HostUsage:
+    """Live host load (GET os-hypervisors/{id}/monostack-usage): what the sparklines draw."""
+
+    cpu_percent: float | None
+    memory_mb: int
+    memory_used_mb: int | None
+
+    @property
+    def memory_percent(self) -> float | None:
+        if self.memory_used_mb is None or not self.memory_mb:
+            return None
+        return 100.0 * self.memory_used_mb / self.memory_mb
+
+
+@dataclass
+class ServerStats:
+    """One sample of a server's counters (Nova diagnostics, 2.48 shape): cumulative CPU time,
+    disk and network bytes; memory in use now."""
+
+    cpu_time_ns: int
+    memory_used_mb: int
+    memory_max_mb: int
+    disk_bytes: int
+    net_bytes: int
+
+    @classmethod
+    def from_api(cls, d: dict) -> "ServerStats":
+        def total(items: list | None, *keys: str) -> int:
+            return sum(int(i.get(k) or 0) for i in items or [] for k in keys)
+        mem = d.get("memory_details") or {}
+        return cls(cpu_time_ns=total(d.get("cpu_details"), "time"),
+                   memory_used_mb=int(mem.get("used") or 0),
+                   memory_max_mb=int(mem.get("maximum") or 0),
+                   disk_bytes=total(d.get("disk_details"), "read_bytes", "write_bytes"),
+                   net_bytes=total(d.get("nic_details"), "rx_octets", "tx_octets"))
 
 
 @dataclass
@@ -447,6 +487,22 @@ class Cloud:
         body = await self.client.get("/compute/v2.1/os-hypervisors/detail", headers=NOVA_HEADERS)
         return [Hypervisor.from_api(h) for h in body.get("hypervisors", [])]
 
+    async def host_usage(self, hypervisor_id: str) -> HostUsage:
+        """Live CPU % and memory of the host (admin; a monostack extension of os-hypervisors)."""
+        self.require("compute")
+        body = await self.client.get(
+            f"/compute/v2.1/os-hypervisors/{hypervisor_id}/monostack-usage", headers=NOVA_HEADERS)
+        u = body.get("usage") or {}
+        return HostUsage(cpu_percent=u.get("cpu_percent"), memory_mb=int(u.get("memory_mb") or 0),
+                         memory_used_mb=u.get("memory_used_mb"))
+
+    async def server_stats(self, server_id: str) -> ServerStats:
+        """Nova diagnostics (admin; 409 unless the server runs)."""
+        self.require("compute")
+        body = await self.client.get(f"/compute/v2.1/servers/{server_id}/diagnostics",
+                                     headers=NOVA_HEADERS)
+        return ServerStats.from_api(body or {})
+
     async def console_log(self, server_id: str, length: int = 40) -> str:
         body = await self.server_action(server_id, "os-getConsoleOutput", {"length": length})
         return (body or {}).get("output", "") if isinstance(body, dict) else ""
@@ -565,18 +621,12 @@ class Cloud:
         await self.client.delete(f"/network/v2.0/{collection}/{item_id}")
 
     async def dhcp_leases(self) -> list[dict]:
-        """The appliance's own lease table if it serves one, else ports with addresses."""
+        """The DHCP server's lease records (admin): GET /network/v2.0/monostack-dhcp-leases,
+        rows {id, network_id, port_id, mac, ip, state, hostname, granted_at, expires_at …}."""
         self.require("network")
-        try:
-            body = await self.client.get("/monostack/dhcp/leases")
-            return body.get("leases", [])
-        except NotFound:
-            ports = await self.neutron("ports")
-            return [{"mac": p.get("mac_address", ""), "ip": ip.get("ip_address", ""),
-                     "hostname": p.get("name") or "", "network_id": p.get("network_id", ""),
-                     "expires": None}
-                    for p in ports for ip in p.get("fixed_ips") or []
-                    if str(p.get("device_owner", "")).startswith("compute")]
+        body = await self.client.get("/network/v2.0/monostack-dhcp-leases")
+        return sorted(body.get("leases", []), key=lambda r: tuple(
+            int(x) if x.isdigit() else 0 for x in str(r.get("ip", "")).split(".")))
 
     # object storage
     def _swift(self, rest: str = "") -> str:
@@ -626,9 +676,12 @@ class Cloud:
     async def upload_object(self, container: str, name: str, path: str,
                             progress: ProgressCallback | None = None) -> None:
         self.require("object")
+        import mimetypes
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         await self.client.upload("PUT", self._swift(f"/{quote(container)}/{quote(name)}"),
                                  file_chunks(path, progress),
-                                 headers={"Content-Length": str(os.path.getsize(path))})
+                                 headers={"Content-Length": str(os.path.getsize(path)),
+                                          "Content-Type": ctype})
 
     async def download_object(self, container: str, name: str, path: str,
                               progress: ProgressCallback | None = None) -> int:
@@ -650,7 +703,7 @@ class Cloud:
         """HEAD a container or object: its X-*-Meta-*, counts, sizes, ACLs."""
         self.require("object")
         rest = f"/{quote(container)}" + (f"/{quote(name)}" if name else "")
-        _, headers, _ = await self.client._send("HEAD", self._swift(rest))
+        headers = await self.client.head(self._swift(rest))
         return {k: v for k, v in headers.items()
                 if k.lower().startswith(("x-container", "x-object", "content-", "etag",
                                          "last-modified", "x-timestamp"))}

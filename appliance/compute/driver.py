@@ -178,6 +178,19 @@ class DomainStats:
 
 
 @dataclass(frozen=True)
+class HostUsage:
+    """Live host load for the operator's sparklines (not the scheduler's allocations).
+
+    `cpu_percent` is busy time over all host CPUs since the previous sample (None when the
+    driver cannot tell, e.g. the test driver's frozen counters); memory is what the kernel
+    reports in use, without buffers and page cache (None when unsupported)."""
+
+    cpu_percent: float | None
+    memory_total_kib: int
+    memory_used_kib: int | None
+
+
+@dataclass(frozen=True)
 class DomainSummary:
     uuid: str
     name: str
@@ -325,6 +338,10 @@ class ComputeDriver(Protocol):
     async def state(self, uuid: str) -> DomainState: ...
 
     async def stats(self, uuid: str) -> DomainStats: ...
+
+    async def host_usage(self) -> HostUsage:
+        """Host CPU busy % (since the previous call) and memory in use, read live."""
+        ...
 
     async def list_domains(self) -> list[DomainSummary]: ...
 

@@ -62,6 +62,8 @@ RULES: dict[str, str] = {
     "compute:list_hypervisors": "admin",
     "compute:get_hypervisor": "admin",
     "compute:get_hypervisor_statistics": "admin",
+    "compute:get_hypervisor_usage": "admin",
+    "compute:get_server_diagnostics": "admin",
     "compute:update_quotas": "admin",
     "compute:list_flavors": "any",
     "compute:get_flavor": "any",

@@ -29,11 +29,13 @@ FROZEN = 1767268800.0
 
 
 class ThreadDaemon:
-    def __init__(self, base: Path, components: list[str] | None = None) -> None:
+    def __init__(self, base: Path, components: list[str] | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.base = base
         self.components = components or []
         _, self.config = write_config(base, components=[c.split(":")[0].split(".")[1]
-                                                        for c in self.components] or ["core"])
+                                                        for c in self.components] or ["core"],
+                                      extra=extra)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.daemon: InProcessDaemon | None = None
@@ -98,11 +100,11 @@ async def log_in(pilot, password: str = ADMIN_PASSWORD, user: str | None = None,
         screen.query_one("#project").value = project
     screen.query_one("#password").value = password
     await pilot.press("enter")
-    for _ in range(200):
-        await pilot.pause(0.05)
+    for _ in range(500):
         if app.logged_in and app.screen.__class__.__name__ == "OverviewScreen" \
                 and getattr(app.screen, "loaded", False):
             break
+        await pilot.pause(0.02)
     await settle(pilot)
 
 
@@ -121,13 +123,41 @@ async def login_screen(pilot):
     raise TimeoutError("login screen did not mount")
 
 
-async def settle(pilot, rounds: int = 3) -> None:
-    """Let workers finish: wait until no worker of the app is running, a few times over."""
+def _busy(app) -> bool:
+    """A short worker still runs, or a DataTable has rows whose column widths it has not
+    measured yet (it does that on its next idle; a frame taken before shows cut cells)."""
+    from textual.widgets import DataTable
+    if any(w.is_running and w.group in SHORT_GROUPS for w in app.workers):
+        return True
+    try:
+        tables = app.screen.query(DataTable)
+    except Exception:
+        return False
+    return any(getattr(t, "_require_update_dimensions", False) for t in tables)
+
+
+async def settle(pilot, timeout: float = 10.0) -> None:
+    """Let workers finish: return as soon as no short-lived worker runs and the message
+    queues are drained, checked twice across an idle pause (a finished load may post a
+    message that starts the next one). No fixed sleeps: a quiet app settles in ~2 frames."""
     app = pilot.app
-    for _ in range(rounds):
-        for _ in range(200):
-            busy = [w for w in app.workers if w.is_running and w.group in SHORT_GROUPS]
-            if not busy:
-                break
-            await pilot.pause(0.02)
-        await pilot.pause(0.05)
+    for _ in range(int(timeout / 0.01)):
+        if not _busy(app):
+            await pilot.pause()
+            if not _busy(app):
+                return
+        else:
+            await pilot.pause(0.01)
+    raise TimeoutError("workers still running: " + ", ".join(
+        f"{w.group}:{w.name}" for w in app.workers if w.is_running))
+
+
+async def wait_for_table(pilot, selector: str, timeout: float = 10.0) -> None:
+    """Until the current screen's table has rows (its load worker has shown data)."""
+    from textual.widgets import DataTable
+    for _ in range(int(timeout / 0.02)):
+        tables = pilot.app.screen.query(selector)
+        if tables and tables.first(DataTable).row_count:
+            break
+        await pilot.pause(0.02)
+    await settle(pilot)

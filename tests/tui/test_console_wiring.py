@@ -22,7 +22,8 @@ async def test_open_console_type_and_detach(tui_daemon, tmp_path):
         await log_in(pilot)
         overview = app.screen
         app.open_console("srv-1", "web-1")
-        await _wait(pilot, lambda: isinstance(app.screen, ConsoleScreen) and "srv-1" in links)
+        await _wait(pilot, lambda: isinstance(app.screen, ConsoleScreen) and "srv-1" in links
+                    and app.screen.active_console is not None)
         console = app.screen.active_console
         await _wait(pilot, lambda: "tinyguest login:" in "\n".join(console.screen_lines))
         await pilot.press("r", "o", "o", "t", "enter")

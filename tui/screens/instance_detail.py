@@ -3,21 +3,24 @@ tail, and sparklines of CPU/memory/disk/network from the server's diagnostics wh
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Log, Sparkline, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Log, Static
 
 from appliance.errors import MonostackError
-from tui.cloud import Server
+from tui.cloud import Server, ServerStats
 from tui.screens.base import CloudScreen
 from tui.screens.instances import SERVER_BINDINGS, ServerActions
 from tui.widgets.badge import status_text
+from tui.widgets.spark import Spark
 
 
 @dataclass
@@ -25,11 +28,7 @@ class Detail:
     server: Server
     volumes: list[str] = field(default_factory=list)
     console: str = ""
-    diagnostics: dict = field(default_factory=dict)
-
-
-def _sum(diag: dict, test) -> float:
-    return float(sum(v for k, v in diag.items() if isinstance(v, (int, float)) and test(k)))
+    stats: ServerStats | None = None
 
 
 class InstanceDetailScreen(ServerActions, CloudScreen):
@@ -43,22 +42,25 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
         self.server_id = server_id
         self.name_hint = name
         self.server: Server | None = None
-        self.history: dict[str, deque[float]] = {k: deque([0.0, 0.0], maxlen=40)
+        self.history: dict[str, deque[float]] = {k: deque(maxlen=200)
                                                  for k in ("cpu", "mem", "disk", "net")}
         self._last: dict[str, float] = {}
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="detail"):
+        with Vertical(id="detail"):
             yield Static(self.name_hint, id="detail-title", classes="toolbar-title")
             with Horizontal(id="detail-top"):
                 yield Static("loading…", id="detail-facts", classes="panel")
                 with Vertical(id="detail-sparks", classes="panel") as box:
                     box.border_title = "Activity"
-                    for key, label in (("cpu", "CPU "), ("mem", "Mem "), ("disk", "Disk"),
-                                       ("net", "Net ")):
+                    for key, label in (("cpu", "CPU"), ("mem", "Mem"), ("disk", "Disk"),
+                                       ("net", "Net")):
                         with Horizontal(classes="spark-row"):
                             yield Static(label, classes="spark-label")
-                            yield Sparkline([0, 0], id=f"spark-{key}")
+                            yield Spark(scale=100.0 if key == "cpu" else None,
+                                        floor=1024.0 if key in ("disk", "net") else 1.0,
+                                        id=f"spark-{key}")
+                            yield Static("", id=f"now-{key}", classes="spark-now")
             yield Static("", id="detail-fault")
             log = Log(id="console-log", max_lines=200, auto_scroll=True)
             log.border_title = "Console log (tail)"
@@ -86,11 +88,8 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
             detail.console = await c.console_log(self.server_id, 30)
         except MonostackError:
             detail.console = ""
-        try:
-            body = await c.client.get(f"/compute/v2.1/servers/{self.server_id}/diagnostics")
-            detail.diagnostics = body if isinstance(body, dict) else {}
-        except MonostackError:
-            detail.diagnostics = {}
+        if c.is_admin and detail.server.status == "ACTIVE":
+            detail.stats = await c._quiet(lambda: c.server_stats(self.server_id), None)
         return detail
 
     def show(self, d: Detail) -> None:
@@ -118,22 +117,51 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
         log = self.query_one("#console-log", Log)
         log.clear()
         log.write_lines((d.console or "(no console output)").splitlines()[-30:])
-        self._sample(d.diagnostics)
+        if d.stats is not None:
+            self._sample(d.stats)
 
-    def _sample(self, diag: dict) -> None:
-        if not diag:
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(self.monostack.refresh_seconds / 7.5, self._poll_stats)  # 2 s by default
+
+    @work(exclusive=True, group="sample", exit_on_error=False)
+    async def _poll_stats(self) -> None:
+        """Between reloads, only the counters: the sparklines move every couple of seconds."""
+        s = self.server
+        if not (self.is_current and s and s.status == "ACTIVE" and self.cloud.is_admin):
             return
-        now = {
-            "cpu": _sum(diag, lambda k: k.startswith("cpu") and k.endswith("_time")),
-            "mem": float(diag.get("memory-actual") or diag.get("memory") or 0)
-            - float(diag.get("memory-unused") or 0),
-            "disk": _sum(diag, lambda k: k.endswith(("_read", "_write"))),
-            "net": _sum(diag, lambda k: k.endswith(("_rx", "_tx"))),
-        }
-        for key, value in now.items():
-            if key == "mem":
-                self.history[key].append(value)
-            elif key in self._last:
-                self.history[key].append(max(value - self._last[key], 0.0))
-            self._last[key] = value
-            self.query_one(f"#spark-{key}", Sparkline).data = list(self.history[key])
+        try:
+            self._sample(await self.cloud.server_stats(self.server_id))
+        except MonostackError:
+            return
+
+    def _sample(self, st: ServerStats) -> None:
+        """Counters are cumulative: plot per-second rates (CPU as % of one vCPU)."""
+        now = time.monotonic()
+        counters = {"cpu": float(st.cpu_time_ns), "disk": float(st.disk_bytes),
+                    "net": float(st.net_bytes)}
+        last_at = self._last.get("at")
+        if last_at is not None and now > last_at:
+            dt = now - last_at
+            for key, value in counters.items():
+                rate = max(value - self._last[key], 0.0) / dt
+                self.history[key].append(rate / 1e7 if key == "cpu" else rate)
+        self.history["mem"].append(float(st.memory_used_mb))
+        self.query_one("#spark-mem", Spark).scale = float(st.memory_max_mb or 0) or None
+        self._last = {**counters, "at": now}
+        for key in self.history:
+            self.query_one(f"#spark-{key}", Spark).set_samples(self.history[key])
+        cpu = self.history["cpu"][-1] if self.history["cpu"] else 0.0
+        self.query_one("#now-cpu", Static).update(f"{cpu:3.0f}%")
+        self.query_one("#now-mem", Static).update(f"{st.memory_used_mb}M")
+        for key in ("disk", "net"):
+            h = self.history[key]
+            self.query_one(f"#now-{key}", Static).update(_rate(h[-1]) if h else "—")
+
+
+def _rate(bps: float) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if bps < 1000 or unit == "G":
+            return f"{bps:.0f}{unit}"
+        bps /= 1024
+    return ""

@@ -49,7 +49,34 @@ class NeutronTab:
 
 
 def _name(r: Row, _: Names) -> str:
-    return r.get("name") or r.get("id", "")[:8]
+    return r.get("name") or "—"
+
+
+def _port_name(r: Row, n: Names) -> str:
+    """A port is known by its name, else by what it plugs in (the server's name)."""
+    if r.get("name"):
+        return r["name"]
+    device = n.get(r.get("device_id") or "")
+    owner = str(r.get("device_owner") or "")
+    if device:
+        return f"({device})"
+    return f"({owner.split(':')[-1]})" if owner else "—"
+
+
+def _ip_key(ip: str) -> tuple[int, ...]:
+    return tuple(int(x) if x.isdigit() else 0 for x in ip.split("."))
+
+
+#: Rows sort by what an operator reads, never by the daemon's random ids.
+SORT_KEYS: dict[str, Callable[[Row], Any]] = {
+    "ports": lambda r: (_ip_key((r.get("fixed_ips") or [{}])[0].get("ip_address", "")),
+                        r.get("mac_address", "")),
+    "security-group-rules": lambda r: (r.get("_group", ""), r.get("direction", ""),
+                                       r.get("ethertype", ""), r.get("protocol") or "",
+                                       r.get("port_range_min") or 0),
+    "floatingips": lambda r: _ip_key(r.get("floating_ip_address", "")),
+    "leases": lambda r: _ip_key(r.get("ip", "")),
+}
 
 
 TABS: list[NeutronTab] = [
@@ -74,7 +101,7 @@ TABS: list[NeutronTab] = [
         create_body=lambda v: {"name": v["name"], "network_id": v["network_id"],
                                "ip_version": 4, "cidr": v["cidr"]}),
     NeutronTab("ports", "Ports", "ports", "port", [
-        ("Name", _name), ("Network", lambda r, n: n.get(r.get("network_id", ""), "")),
+        ("Name", _port_name), ("Network", lambda r, n: n.get(r.get("network_id", ""), "")),
         ("Fixed IPs", lambda r, n: _fixed_ips(r)), ("MAC", lambda r, n: r.get("mac_address", "")),
         ("Owner", lambda r, n: r.get("device_owner") or "—"),
         ("Status", lambda r, n: status_text(r.get("status") or ""))],
@@ -84,7 +111,7 @@ TABS: list[NeutronTab] = [
                   options=s.options("networks"))],
         create_body=lambda v: {"name": v["name"], "network_id": v["network_id"],
                                "admin_state_up": True}),
-    NeutronTab("security-groups", "Sec. groups", "security-groups", "security_group", [
+    NeutronTab("security-groups", "Groups", "security-groups", "security_group", [
         ("Name", _name), ("Description", lambda r, n: r.get("description") or ""),
         ("Rules", lambda r, n: str(len(r.get("security_group_rules") or [])))],
         create_fields=lambda s: [Field("name", "Name", required=True),
@@ -119,7 +146,7 @@ TABS: list[NeutronTab] = [
                                                   .get("network_id") or ""), "—"))],
         create_fields=lambda s: [Field("name", "Name", required=True)],
         create_body=lambda v: {"name": v["name"], "admin_state_up": True}),
-    NeutronTab("floatingips", "Floating IPs", "floatingips", "floatingip", [
+    NeutronTab("floatingips", "FIPs", "floatingips", "floatingip", [
         ("Address", lambda r, n: r.get("floating_ip_address", "")),
         ("Fixed IP", lambda r, n: r.get("fixed_ip_address") or "—"),
         ("Pool", lambda r, n: n.get(r.get("floating_network_id", ""), "")),
@@ -128,11 +155,14 @@ TABS: list[NeutronTab] = [
                                        kind="select", required=True,
                                        options=s.options("networks", external=True))],
         create_body=lambda v: {"floating_network_id": v["floating_network_id"]}),
-    NeutronTab("leases", "DHCP leases", "", "", [
-        ("IP", lambda r, n: r.get("ip") or r.get("ip_address", "")),
-        ("MAC", lambda r, n: r.get("mac") or r.get("mac_address", "")),
-        ("Host", lambda r, n: r.get("hostname") or "—"),
-        ("Network", lambda r, n: n.get(r.get("network_id", ""), ""))], deletable=False),
+    NeutronTab("leases", "Leases", "", "", [
+        ("IP", lambda r, n: r.get("ip", "")),
+        ("MAC", lambda r, n: r.get("mac", "")),
+        ("Host", lambda r, n: r.get("hostname") or n.get(r.get("_device") or "", "") or "—"),
+        ("Network", lambda r, n: n.get(r.get("network_id", ""), "")),
+        ("State", lambda r, n: status_text("active" if r.get("state") == "active"
+                                           else r.get("state") or "")),
+        ("Expires", lambda r, n: r.get("_expires", "—"))], deletable=False),
 ]
 
 
@@ -164,6 +194,9 @@ class NetworksScreen(TabbedScreen):
     async def fetch(self) -> dict[str, list[Row]]:
         c = self.cloud
         out: dict[str, list[Row]] = {}
+        if c.has("compute"):
+            out["_servers"] = [{"id": s.id, "name": s.name}
+                               for s in await c._quiet(c.servers, [])]
         for t in self.tabs.values():
             if t.id == "leases":
                 out[t.id] = await c._quiet(c.dhcp_leases, [])
@@ -180,8 +213,17 @@ class NetworksScreen(TabbedScreen):
                 if r.get("id") and r.get("name"):
                     names[r["id"]] = r["name"]
         self.names = names
+        clock = self.monostack.clock
+        ports = {p.get("id"): p for p in data.get("ports", [])}
+        for lease in data.get("leases", []):
+            lease["_expires"] = clock.until(lease.get("expires_at")) \
+                if lease.get("state") == "active" else "—"
+            lease["_device"] = (ports.get(lease.get("port_id")) or {}).get("device_id", "")
+        for rule in data.get("security-group-rules", []):
+            rule["_group"] = names.get(rule.get("security_group_id", ""), "")
         for t in self.tabs.values():
-            t.rows = data.get(t.id, [])
+            key = SORT_KEYS.get(t.id, lambda r: (r.get("name") or "", r.get("id") or ""))
+            t.rows = sorted(data.get(t.id, []), key=key)
             sync_rows(self.query_one(f"#t-{t.id}", DataTable), [
                 (r.get("id") or f"{t.id}-{i}", tuple(fn(r, names) for _, fn in t.columns))
                 for i, r in enumerate(t.rows)])

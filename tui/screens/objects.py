@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from rich.table import Table
+from email.utils import parsedate_to_datetime
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -16,11 +17,46 @@ from textual.widgets import DataTable, Static
 
 from tui.cloud import ObjectEntry
 from tui.dialogs.confirm import ConfirmDialog
-from tui.dialogs.error import ErrorDialog
+from tui.dialogs.details import DetailsDialog
 from tui.dialogs.form import Field, FormDialog
 from tui.screens.base import CloudScreen
 from tui.widgets.table import selected_key, sync_rows
 from tui.widgets.transfer import TransferBar, human_bytes
+
+
+#: Metadata sheet order: what the operator asks first, then user metadata, then the rest.
+FIRST = ("Content-Type", "Content-Length", "Etag", "Last-Modified", "X-Container-Object-Count",
+         "X-Container-Bytes-Used", "X-Container-Read", "X-Container-Write")
+
+
+def metadata_rows(meta: dict[str, str], clock) -> list[tuple[str, str]]:
+    """HEAD headers as readable rows: sizes in units, times relative, meta keys short."""
+    rows: list[tuple[str, str]] = []
+    seen = set()
+    for key in FIRST:
+        if key in meta:
+            value = meta[key]
+            if key in ("Content-Length", "X-Container-Bytes-Used") and value.isdigit():
+                value = f"{human_bytes(int(value))} ({value} bytes)"
+            elif key == "Last-Modified":
+                try:
+                    value = clock.ago(parsedate_to_datetime(value).timestamp())
+                except (TypeError, ValueError):
+                    pass
+            label = {"X-Container-Object-Count": "Objects", "X-Container-Bytes-Used": "Bytes",
+                     "X-Container-Read": "Read ACL", "X-Container-Write": "Write ACL",
+                     "Last-Modified": "Modified"}.get(key, key)
+            rows.append((label, value))
+            seen.add(key)
+    for key, value in sorted(meta.items()):
+        lower = key.lower()
+        if key in seen or lower in ("x-timestamp", "content-type"):
+            continue
+        for prefix in ("x-object-meta-", "x-container-meta-"):
+            if lower.startswith(prefix):
+                key = "meta: " + key[len(prefix):].lower()
+        rows.append((key, value))
+    return rows
 
 
 class ObjectsScreen(CloudScreen):
@@ -80,11 +116,12 @@ class ObjectsScreen(CloudScreen):
         self.entries = {e.name: e for e in entries}
         rows = []
         if self.prefix:
-            rows.append(("..", (Text("⮤ ..", style="bold"), "", "")))
+            rows.append(("..", (Text("↑ ..", style="bold"), "", "")))
         for e in entries:
             label = e.name[len(self.prefix):]
             if e.is_folder:
-                rows.append((e.name, (Text("▸ " + label, style="bold cyan"), "", "folder")))
+                rows.append((e.name, (Text("▸ " + label, style="bold cyan"), "", Text(
+                    "folder", style="dim"))))
             else:
                 rows.append((e.name, (label, human_bytes(e.bytes), e.content_type or "—")))
         sync_rows(self.query_one("#objects", DataTable), rows)
@@ -185,14 +222,8 @@ class ObjectsScreen(CloudScreen):
             return await self.cloud.object_metadata(container, entry.name if entry else None)
 
         def show(meta: dict[str, str]) -> None:
-            grid = Table.grid(padding=(0, 1))
-            grid.add_column(style="bold")
-            grid.add_column()
-            for k, v in sorted(meta.items()):
-                grid.add_row(k, v)
             title = f"/{container}/{entry.name}" if entry else f"/{container}"
-            lines = "\n".join(f"{k}: {v}" for k, v in sorted(meta.items())) or "(no metadata)"
-            self.app.push_screen(ErrorDialog(title, lines))
+            self.app.push_screen(DetailsDialog(title, metadata_rows(meta, self.monostack.clock)))
         self.call(head, then=show, reload=False)
 
     def action_acl(self) -> None:

@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Static
 
 from appliance.errors import MonostackError
-from tui.cloud import CloudEvent, Hypervisor, Server, Volume, unavailable
+from tui.cloud import CloudEvent, HostUsage, Hypervisor, Server, Volume, unavailable
 from tui.screens.base import CloudScreen
 from tui.widgets.badge import status_text
-from tui.widgets.table import sync_rows
+from tui.widgets.spark import Spark
 
 STATE_ORDER = ["ACTIVE", "BUILD", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR"]
 
@@ -27,6 +28,7 @@ STATE_ORDER = ["ACTIVE", "BUILD", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "E
 @dataclass
 class OverviewData:
     hypervisors: list[Hypervisor] | None = None
+    usage: HostUsage | None = None
     host_note: str = ""
     servers: list[Server] | None = None
     servers_note: str = ""
@@ -60,8 +62,9 @@ class OverviewScreen(CloudScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cpu_history: deque[float] = deque([0.0] * 2, maxlen=40)
-        self.mem_history: deque[float] = deque([0.0] * 2, maxlen=40)
+        self.cpu_history: deque[float] = deque(maxlen=200)
+        self.mem_history: deque[float] = deque(maxlen=200)
+        self.hv_id = ""
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="overview-top"):
@@ -70,10 +73,12 @@ class OverviewScreen(CloudScreen):
                 yield Static("loading…", id="host-bars")
                 with Horizontal(classes="spark-row"):
                     yield Static("CPU ", classes="spark-label")
-                    yield Sparkline(list(self.cpu_history), id="cpu-spark")
+                    yield Spark(scale=100.0, id="cpu-spark")
+                    yield Static("", id="cpu-now", classes="spark-now")
                 with Horizontal(classes="spark-row"):
                     yield Static("Mem ", classes="spark-label")
-                    yield Sparkline(list(self.mem_history), id="mem-spark")
+                    yield Spark(scale=100.0, id="mem-spark")
+                    yield Static("", id="mem-now", classes="spark-now")
             with Vertical(id="side-panels"):
                 with Vertical(id="instances-panel", classes="panel") as inst:
                     inst.border_title = "Instances"
@@ -83,15 +88,31 @@ class OverviewScreen(CloudScreen):
                     yield Static("loading…", id="storage")
         with Vertical(id="events-panel", classes="panel") as ev:
             ev.border_title = "Recent events"
-            yield DataTable(id="recent-events", cursor_type="none", show_header=False)
+            yield Static("", id="recent-events")
 
     def on_mount(self) -> None:
-        table = self.query_one("#recent-events", DataTable)
-        table.add_column("when", key="when", width=7)
-        table.add_column("what", key="what", width=18)
-        table.add_column("kind", key="kind")
-        table.add_column("message", key="message")
         super().on_mount()
+        self.set_interval(self.monostack.refresh_seconds / 5, self._sample_host)  # 3 s by default
+
+    @work(exclusive=True, group="sample", exit_on_error=False)
+    async def _sample_host(self) -> None:
+        """Between full reloads, one cheap call feeds the CPU/memory sparklines."""
+        if not (self.is_current and self.hv_id and self.cloud.is_admin):
+            return
+        try:
+            usage = await self.cloud.host_usage(self.hv_id)
+        except MonostackError:
+            return
+        if usage.cpu_percent is not None:
+            self._push("cpu", usage.cpu_percent)
+        if usage.memory_percent is not None:
+            self._push("mem", usage.memory_percent)
+
+    def _push(self, which: str, value: float) -> None:
+        history = self.cpu_history if which == "cpu" else self.mem_history
+        history.append(value)
+        self.query_one(f"#{which}-spark", Spark).set_samples(history)
+        self.query_one(f"#{which}-now", Static).update(f"{value:3.0f}%")
 
     async def fetch(self) -> OverviewData:
         c = self.cloud
@@ -104,6 +125,9 @@ class OverviewScreen(CloudScreen):
                     data.hypervisors = await c.hypervisors()
                 except MonostackError as exc:
                     data.host_note = str(exc)
+                if data.hypervisors and data.hypervisors[0].id:
+                    hv_id = data.hypervisors[0].id
+                    data.usage = await c._quiet(lambda: c.host_usage(hv_id), None)
             else:
                 data.host_note = "Host statistics need the admin role."
             try:
@@ -134,15 +158,24 @@ class OverviewScreen(CloudScreen):
         self._show_storage(data)
         clock = self.monostack.clock
         names = {s.id: s.name for s in data.servers or []}
-        rows = []
+        # A Rich table, not a DataTable: the message column takes what is left and ends in
+        # an ellipsis, so a row never wraps or scrolls sideways.
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True, style="dim", width=6)
+        table.add_column(no_wrap=True, max_width=12, overflow="ellipsis")
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         for e in data.events:
             style = "bold red" if e.failed else ""
-            rows.append((e.id, (clock.ago(e.time), names.get(e.resource_id, e.resource_name),
-                                Text(e.kind, style=style or "cyan"),
-                                Text(e.message, style=style))))
-        if not rows:
-            rows = [("none", ("", "", Text("no events yet", style="dim"), ""))]
-        sync_rows(self.query_one("#recent-events", DataTable), rows)
+            kind = e.kind.split(".", 1)[-1] if "." in e.kind else e.kind
+            message = e.message
+            name = names.get(e.resource_id, e.resource_name)
+            if name and message.startswith(name + ": "):
+                message = message[len(name) + 2:]
+            table.add_row(clock.ago(e.time), Text(name or e.resource_type, style="bold"),
+                          Text.assemble((f"{kind:<8} ", style or "cyan"), (message, style)))
+        if not data.events:
+            table.add_row("", "", Text("no events yet", style="dim"))
+        self.query_one("#recent-events", Static).update(table)
 
     def _show_host(self, data: OverviewData) -> None:
         target = self.query_one("#host-bars", Static)
@@ -164,13 +197,15 @@ class OverviewScreen(CloudScreen):
         grid.add_row("Disk", bar(h.local_gb_used, cap_disk),
                      f"{h.local_gb_used}/{cap_disk:g} GiB")
         target.update(grid)
-        cpu = h.cpu_percent if h.cpu_percent is not None else (
-            100.0 * h.vcpus_used / cap_cpu if cap_cpu else 0.0)
-        mem = 100.0 * h.memory_mb_used / h.memory_mb if h.memory_mb else 0.0
-        self.cpu_history.append(cpu)
-        self.mem_history.append(mem)
-        self.query_one("#cpu-spark", Sparkline).data = list(self.cpu_history)
-        self.query_one("#mem-spark", Sparkline).data = list(self.mem_history)
+        # Live load when the driver reports it (monostack-usage), else the allocation.
+        u = data.usage
+        cpu = u.cpu_percent if u and u.cpu_percent is not None else h.cpu_percent \
+            if h.cpu_percent is not None else (100.0 * h.vcpus_used / cap_cpu if cap_cpu else 0.0)
+        mem = u.memory_percent if u and u.memory_percent is not None else (
+            100.0 * h.memory_mb_used / h.memory_mb if h.memory_mb else 0.0)
+        self.hv_id = h.id
+        self._push("cpu", cpu)
+        self._push("mem", mem)
 
     def _show_instances(self, data: OverviewData) -> None:
         target = self.query_one("#instance-counts", Static)
@@ -178,15 +213,22 @@ class OverviewScreen(CloudScreen):
             target.update(Text(data.servers_note or "—", style="dim"))
             return
         counts = Counter(s.status for s in data.servers)
-        text = Text()
         order = STATE_ORDER + sorted(set(counts) - set(STATE_ORDER))
-        for status in order:
-            if counts.get(status):
-                text += status_text(status) + Text(f" {counts[status]}  ")
-        if not counts:
-            text = Text("no instances", style="dim")
-        text += Text(f"\n{len(data.servers)} total", style="dim")
-        target.update(text)
+        present = [s for s in order if counts.get(s)]
+        if not present:
+            target.update(Text("no instances", style="dim"))
+            return
+        # Two states a row, counts right-aligned: reads the same at 80 and 160 columns.
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(2):
+            grid.add_column(no_wrap=True, min_width=10)
+            grid.add_column(no_wrap=True, justify="right", min_width=3)
+        cells = [c for st in present for c in (status_text(st), str(counts[st]))]
+        cells += [""] * (-len(cells) % 4)
+        for i in range(0, len(cells), 4):
+            grid.add_row(*cells[i:i + 4])
+        grid.add_row(Text(f"{len(data.servers)} total", style="dim"), "", "", "")
+        target.update(grid)
 
     def _show_storage(self, data: OverviewData) -> None:
         parts = []

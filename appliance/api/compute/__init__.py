@@ -41,6 +41,7 @@ def routes() -> list[web.RouteDef]:
         ("POST", P + "/servers/{id}/os-interface", servers.attach_interface),
         ("DELETE", P + "/servers/{id}/os-interface/{port_id}", servers.detach_interface),
         ("POST", P + "/servers/{id}/remote-consoles", servers.remote_console),
+        ("GET", P + "/servers/{id}/diagnostics", servers.server_diagnostics),
         # flavors
         ("GET", P + "/flavors", flavors.list_flavors),
         ("GET", P + "/flavors/detail", flavors.list_flavors_detail),
@@ -71,6 +72,7 @@ def routes() -> list[web.RouteDef]:
         ("GET", P + "/os-hypervisors/detail", misc.list_hypervisors),
         ("GET", P + "/os-hypervisors/statistics", misc.hypervisor_statistics),
         ("GET", P + "/os-hypervisors/{id}", misc.show_hypervisor),
+        ("GET", P + "/os-hypervisors/{id}/monostack-usage", misc.hypervisor_usage),
         ("GET", P + "/os-availability-zone", misc.availability_zones),
         ("GET", P + "/os-availability-zone/detail", misc.availability_zones),
         ("GET", P + "/os-server-groups", misc.list_server_groups),

@@ -1,5 +1,9 @@
 """Version discovery, /limits, os-quota-sets, os-hypervisors, os-availability-zone,
-os-server-groups."""
+os-server-groups.
+
+Monostack extension (admin): GET /compute/v2.1/os-hypervisors/{id}/monostack-usage →
+{"usage": {"cpu_percent": float|null, "memory_mb": int, "memory_used_mb": int|null}}, the live
+host load (CPU busy since the previous call), which Nova's hypervisor views do not carry."""
 from __future__ import annotations
 
 import uuid
@@ -182,6 +186,19 @@ async def show_hypervisor(request: web.Request) -> web.Response:
     if request.match_info["id"] not in (hv["id"], hv["hypervisor_hostname"]):
         raise NotFound(f"Hypervisor {request.match_info['id']} could not be found.")
     return web.json_response({"hypervisor": hv})
+
+
+async def hypervisor_usage(request: web.Request) -> web.Response:
+    """Monostack extension: live host load (CPU busy %, memory in use) read from the driver,
+    for the operator console's sparklines; os-hypervisors only reports allocations."""
+    authorize(request, "compute:get_hypervisor_usage")
+    hv = _hypervisor(request, False)
+    if request.match_info["id"] not in (hv["id"], hv["hypervisor_hostname"]):
+        raise NotFound(f"Hypervisor {request.match_info['id']} could not be found.")
+    u = await component(request).manager.driver.host_usage()
+    return web.json_response({"usage": {
+        "cpu_percent": u.cpu_percent, "memory_mb": u.memory_total_kib // 1024,
+        "memory_used_mb": None if u.memory_used_kib is None else u.memory_used_kib // 1024}})
 
 
 async def hypervisor_statistics(request: web.Request) -> web.Response:

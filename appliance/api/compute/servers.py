@@ -25,7 +25,7 @@ from appliance.api.util import (
     auth_of, authorize, ctx_of, json_body, json_object, public, query_bool,
 )
 from appliance.compute.manager import hostname_of
-from appliance.compute.records import Instance, TaskState, VmState
+from appliance.compute.records import Instance, PowerState, TaskState, VmState
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 
 _STATUS_FILTER = {"BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR",
@@ -299,6 +299,37 @@ async def list_servers_detail(request: web.Request) -> web.Response:
 async def show_server(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
     return web.json_response({"server": server_detail(request, inst)})
+
+
+async def server_diagnostics(request: web.Request) -> web.Response:
+    """Nova's admin diagnostics from the driver's domain stats: the 2.48 standard shape, or
+    the legacy flat keys (cpu0_time, memory, vda_read, vnet0_rx …) below 2.48."""
+    inst = require_instance(request, request.match_info["id"], "compute:get_server_diagnostics")
+    if inst.power_state != PowerState.RUNNING:
+        raise Conflict(f"Cannot 'get_diagnostics' instance {inst.id} while it is in "
+                       f"vm_state {inst.vm_state.value}")
+    st = await component(request).manager.driver.stats(inst.id)
+    vcpus = int(inst.flavor.get("vcpus") or 1)
+    mem_used_mb = (st.memory_rss_kib or st.memory_actual_kib) // 1024
+    if not at_least(request, 48):
+        return web.json_response({
+            "cpu0_time": st.cpu_time_ns, "memory": st.memory_actual_kib,
+            "memory-actual": st.memory_actual_kib, "memory-rss": st.memory_rss_kib,
+            "vda_read": st.disk_read_bytes, "vda_write": st.disk_write_bytes,
+            "vnet0_rx": st.net_rx_bytes, "vnet0_tx": st.net_tx_bytes})
+    return web.json_response({
+        "state": "running", "driver": "libvirt", "hypervisor": "qemu",
+        "hypervisor_os": "linux", "uptime": None, "config_drive": bool(inst.config_drive),
+        "num_cpus": vcpus, "num_disks": 1, "num_nics": len(inst.ports),
+        "memory_details": {"maximum": int(inst.flavor.get("ram") or 0), "used": mem_used_mb},
+        "cpu_details": [{"id": None, "time": st.cpu_time_ns, "utilisation": None}],
+        "nic_details": [{"mac_address": None, "rx_octets": st.net_rx_bytes,
+                         "tx_octets": st.net_tx_bytes, "rx_drop": None, "rx_errors": None,
+                         "rx_packets": None, "rx_rate": None, "tx_drop": None,
+                         "tx_errors": None, "tx_packets": None, "tx_rate": None}],
+        "disk_details": [{"read_bytes": st.disk_read_bytes, "read_requests": None,
+                          "write_bytes": st.disk_write_bytes, "write_requests": None,
+                          "errors_count": None}]})
 
 
 async def update_server(request: web.Request) -> web.Response:

@@ -42,6 +42,7 @@ from appliance.compute.driver import (
     DomainSummary,
     DriverCapabilities,
     HostInfo,
+    HostUsage,
     HostNumaCell,
     HypervisorType,
     LifecycleEvent,
@@ -394,6 +395,7 @@ class LibvirtDriver:
         self._probe_kernel = probe_kernel
         self._probe_timeout = probe_timeout
         self._detach_timeout = detach_timeout
+        self._last_cpu_sample: tuple[int, int] | None = None
         self._conn: libvirt.virConnect | None = None
         self._callback_ids: list[int] = []
         self._subscribers: set[_EventSubscription] = set()
@@ -862,6 +864,38 @@ class LibvirtDriver:
                                disk_write_bytes=wr, net_rx_bytes=rx, net_tx_bytes=tx)
 
         return await self._on_domain("stats", uuid, read)
+
+    async def host_usage(self) -> HostUsage:
+        """Host CPU % from the delta of node CPU times since the previous call (the first call
+        takes two samples 0.1 s apart), memory from node memory stats minus buffers/cache."""
+        conn = self._c()
+
+        def cpu_times() -> tuple[int, int]:
+            t = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+            idle = int(t.get("idle", 0)) + int(t.get("iowait", 0))
+            total = sum(int(v) for k, v in t.items() if k in ("user", "kernel", "idle", "iowait"))
+            return total - idle, total
+
+        def read() -> HostUsage:
+            if self._last_cpu_sample is None:
+                self._last_cpu_sample = cpu_times()
+                time.sleep(0.1)
+            busy, total = cpu_times()
+            busy0, total0 = self._last_cpu_sample
+            self._last_cpu_sample = (busy, total)
+            percent = 100.0 * (busy - busy0) / (total - total0) if total > total0 else None
+            mem_total = int(conn.getInfo()[1]) * 1024
+            try:
+                m = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+                mem_total = int(m.get("total", mem_total))
+                used: int | None = mem_total - sum(int(m.get(k, 0))
+                                                   for k in ("free", "buffers", "cached"))
+            except libvirt.libvirtError:
+                used = None
+            return HostUsage(cpu_percent=None if percent is None else round(percent, 1),
+                             memory_total_kib=mem_total, memory_used_kib=used)
+
+        return await self._run("host usage", read)
 
     async def list_domains(self) -> list[DomainSummary]:
         conn = self._c()
