@@ -91,6 +91,12 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest("Flavor's memory is too small for requested image.")
         if boot_image.min_disk and flavor.disk and flavor.disk < boot_image.min_disk:
             raise BadRequest("Flavor's disk is too small for requested image.")
+        if boot_image.virtual_size and flavor.disk and \
+                flavor.disk * (1 << 30) < boot_image.virtual_size:
+            # the root overlay cannot be smaller than the image (say so now, not as a fault)
+            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk "
+                             f"is {flavor.disk * (1 << 30)} bytes, image is "
+                             f"{boot_image.virtual_size} bytes.")
 
     volume_attachment = None
     if root_volume is not None:
