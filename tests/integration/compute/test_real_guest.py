@@ -186,8 +186,10 @@ async def status(e: Env, sid: str, *wanted: str, timeout: float = BOOT_TIMEOUT) 
     try:
         return await wait_for(check, timeout=timeout, interval=0.25)
     except TimeoutError:
+        inst = e.manager.instances.get(sid)  # the fault is shown by the API only on ERROR
         raise AssertionError(f"{sid} not {wanted} after {timeout} s: {last.get('status')} "
-                             f"{last.get('OS-EXT-STS:task_state')} {last.get('fault')}") from None
+                             f"{last.get('OS-EXT-STS:task_state')} "
+                             f"{inst.fault if inst else None}") from None
 
 
 async def act(e: Env, sid: str, body: dict):
