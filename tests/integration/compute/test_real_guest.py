@@ -433,3 +433,41 @@ async def test_delete_leaves_no_domain_disk_claim_or_attachment(env: Env):
     if vol is not None:
         v = await volume_status(e, vol, "available")
         assert v["attachments"] == []
+
+
+async def test_boot_from_new_volume_reaches_the_prompt(env: Env):
+    """Source image → destination volume: the root disk is a Cinder volume (one guest only:
+    the earlier ones are gone)."""
+    e = env
+    name = "guest-bfv-" + e.suffix
+    sid = await create(e, "bfv", name, config_drive=True, block_device_mapping_v2=[{
+        "uuid": e.image_id, "source_type": "image", "destination_type": "volume",
+        "boot_index": 0, "volume_size": 1, "delete_on_termination": True}])
+    s = await status(e, sid, "ACTIVE")
+    [vid] = [v["id"] for v in s["os-extended-volumes:volumes_attached"]]
+    assert (await volume(e, vid))["status"] == "in-use"
+    import xml.etree.ElementTree as ET
+    roots = [d.find("source").get("file") for d in ET.fromstring(domain_of(sid)).iter("disk")
+             if d.find("target").get("dev") == "vda"]
+    assert len(roots) == 1 and vid in roots[0], roots
+    text = await wait_booted(e, sid)
+    assert f"instance-name: {name}" in text
+    await e.client.delete(f"{C}/servers/{sid}")
+
+    async def gone():
+        try:
+            await server(e, sid)
+        except NotFound:
+            return True
+    await wait_for(gone, timeout=90)
+    e.servers.pop("bfv")
+    with pytest.raises(libvirt.libvirtError):
+        domain_of(sid)
+    assert not (e.manager.instances_dir / sid).exists()
+
+    async def volume_gone():
+        try:
+            await volume(e, vid)
+        except NotFound:
+            return True
+    await wait_for(volume_gone, timeout=60)  # delete_on_termination
