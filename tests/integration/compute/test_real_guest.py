@@ -187,9 +187,10 @@ async def status(e: Env, sid: str, *wanted: str, timeout: float = BOOT_TIMEOUT) 
         return await wait_for(check, timeout=timeout, interval=0.25)
     except TimeoutError:
         inst = e.manager.instances.get(sid)  # the fault is shown by the API only on ERROR
+        tail = (await console(e, sid))[-1200:]
         raise AssertionError(f"{sid} not {wanted} after {timeout} s: {last.get('status')} "
                              f"{last.get('OS-EXT-STS:task_state')} "
-                             f"{inst.fault if inst else None}") from None
+                             f"{inst.fault if inst else None}\nconsole:\n{tail}") from None
 
 
 async def act(e: Env, sid: str, body: dict):
