@@ -91,6 +91,10 @@ class DaemonProcess:
     config_path: Path
     config: Config
     proc: subprocess.Popen | None = None
+    #: extra environment (e.g. tests.serve_slow's MONOSTACK_TEST_* delays)
+    env: dict[str, str] | None = None
+    #: run this module instead of `monostack serve` (it takes the config path as argv[1])
+    serve_module: str | None = None
 
     @property
     def url(self) -> str:
@@ -98,8 +102,11 @@ class DaemonProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.config_path.parent / "daemon.log", "ab")
-        self.proc = subprocess.Popen(monostack_cmd("--config", str(self.config_path), "serve"),
-                                     cwd=ROOT, env=_env(), stdout=log, stderr=log)
+        cmd = (monostack_cmd("--config", str(self.config_path), "serve")
+               if self.serve_module is None
+               else [sys.executable, "-m", self.serve_module, str(self.config_path)])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**_env(), **(self.env or {})},
+                                     stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -488,7 +488,9 @@ class ComputeManager:
             assert self.scheduler is not None
             spec = RequestSpec.for_flavor(
                 inst.id, inst.flavor, boot.properties if boot else {},
-                boot.min_ram if boot else 0, boot.min_disk if boot else 0)
+                boot.min_ram if boot else 0, boot.min_disk if boot else 0,
+                # a volume-backed root takes no local disk
+                root_gb=0 if inst.root_volume_id or task.params.get("boot_volume") else None)
 
             async def persist(claim: Claim) -> None:
                 inst.claim = claim.to_dict()
@@ -502,6 +504,8 @@ class ComputeManager:
             await self._step(inst, TaskState.NETWORKING)
         await self._allocate_network(inst)
         await self._step(inst, TaskState.BLOCK_DEVICE_MAPPING)
+        if task.params.get("boot_volume"):
+            await self._prepare_boot_volume(inst, task.params["boot_volume"])
         await self._prepare_disks(inst, boot, fresh=True)
         await self._step(inst, TaskState.SPAWNING)
         await self._spawn(inst)
@@ -511,6 +515,28 @@ class ComputeManager:
         inst.launched_at = now()
         inst.fault = None
         await self._save(inst, finishing=task)
+
+    async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
+        """Boot from image onto a new volume. The volume id is recorded before its copy is
+        waited for, so a build re-driven after a crash reuses it instead of making another."""
+        if any(a.get("boot") for a in inst.volume_attachments):
+            return  # done before a crash
+        vol_seam = self.seam("volume")
+        if vol_seam is None:
+            raise BadRequest("Cannot boot from a new volume: no volume service is running.")
+        if inst.root_volume_id is None:
+            inst.root_volume_id = await vol_seam.begin_boot_volume(
+                image_id=request["image_id"], project_id=inst.project_id,
+                size_gb=int(request["size"]), name=f"{inst.name}-root")
+            await self._save(inst)
+        await vol_seam.wait_available(inst.root_volume_id)
+        vol = await vol_seam.root_volume_for_boot(inst.root_volume_id, inst.project_id)
+        await vol_seam.mark_attached(inst.root_volume_id, inst.id, "/dev/vda")
+        inst.volume_attachments.insert(0, {
+            "id": inst.root_volume_id, "volume_id": inst.root_volume_id, "device": "/dev/vda",
+            "path": str(vol.path), "format": vol.format, "boot": True,
+            "delete_on_termination": bool(request.get("delete_on_termination"))})
+        await self._save(inst)
 
     async def _allocate_network(self, inst: Instance) -> None:
         net = self.seam("network")
@@ -660,6 +686,18 @@ class ComputeManager:
             for att in inst.volume_attachments:
                 with contextlib.suppress(NotFound):
                     await vol.mark_detached(att["volume_id"])
+                if att.get("delete_on_termination") and hasattr(vol, "delete_volume"):
+                    try:
+                        await vol.delete_volume(att["volume_id"], inst.project_id)
+                    except MonostackError as exc:  # the volume stays; the delete goes on
+                        log.warning("root volume %s not deleted: %s", att["volume_id"], exc,
+                                    extra={"instance": inst.id})
+            if inst.root_volume_id and not any(a["volume_id"] == inst.root_volume_id
+                                               for a in inst.volume_attachments):
+                # a boot volume the build made but never attached: give its reservation
+                # back; the volume stays the project's (visible, available), never leaked
+                with contextlib.suppress(NotFound):
+                    await vol.mark_detached(inst.root_volume_id)
         await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
         await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id)])
         assert self.scheduler is not None
@@ -870,10 +908,15 @@ class ComputeManager:
         used = {a["device"].rsplit("/", 1)[-1] for a in inst.volume_attachments} | {"vda"}
         target = next(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"vd{c}" not in used)
         device = f"/dev/{target}"
-        if await self._power_of(inst.id) != PowerState.NOSTATE:
-            await self.driver.attach_disk(inst.id, DiskSpec(
-                path=str(vol.path), format=DiskFormat(vol.format), target=target,
-                serial=volume_id[:20]))
+        try:
+            if await self._power_of(inst.id) != PowerState.NOSTATE:
+                await self.driver.attach_disk(inst.id, DiskSpec(
+                    path=str(vol.path), format=DiskFormat(vol.format), target=target,
+                    serial=volume_id[:20]))
+        except BaseException:
+            # the hypervisor refused: the volume is available again, not stuck attaching
+            await asyncio.shield(vol_seam.mark_detached(volume_id))
+            raise
         await vol_seam.mark_attached(volume_id, inst.id, device)
         att = {"id": volume_id, "volume_id": volume_id, "device": device,
                "path": str(vol.path), "format": vol.format}

@@ -83,6 +83,24 @@ class VolumeSeam(Protocol):
 
     async def mark_detached(self, volume_id: str) -> None: ...
 
+    async def root_volume_for_boot(self, volume_id: str, project_id: str) -> AttachableVolume:
+        """Boot from an existing volume: reserved like an attach (then mark_attached)."""
+        ...
+
+    async def begin_boot_volume(self, *, image_id: str, project_id: str,
+                                size_gb: int | None, name: str = "") -> str:
+        """Boot from image onto a new volume: its id at once (status creating), so compute
+        records it before waiting; then wait_available. Raises BadRequest/QuotaExceeded."""
+        ...
+
+    async def wait_available(self, volume_id: str, timeout: float = 3600.0) -> None:
+        """Until the new volume is built; MonostackError if its build failed."""
+        ...
+
+    async def delete_volume(self, volume_id: str, project_id: str) -> None:
+        """Delete a detached volume (a root volume with delete_on_termination). Idempotent."""
+        ...
+
 
 @runtime_checkable
 class NetworkSeam(Protocol):

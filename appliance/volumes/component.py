@@ -63,3 +63,18 @@ class VolumeComponent:
         """Boot from image onto a new volume: build it and wait until available; its id."""
         return await self.service.create_boot_volume(image_id=image_id, project_id=project_id,
                                                      size_gb=size_gb, name=name)
+
+    async def begin_boot_volume(self, *, image_id: str, project_id: str,
+                                size_gb: int | None, name: str = "") -> str:
+        """Boot from image onto a new volume, in two steps a crash cannot split badly: the id
+        at once (status creating; the caller records it), then wait_available."""
+        return await self.service.begin_boot_volume(image_id=image_id, project_id=project_id,
+                                                    size_gb=size_gb, name=name)
+
+    async def wait_available(self, volume_id: str, timeout: float = 3600.0) -> None:
+        """Wait until a volume being built is no longer creating (MonostackError on error)."""
+        await self.service.wait_available(volume_id, timeout)
+
+    async def delete_volume(self, volume_id: str, project_id: str) -> None:
+        """Delete a detached volume of the project (root volume, delete_on_termination)."""
+        await self.service.delete_for_project(volume_id, project_id)

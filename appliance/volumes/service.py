@@ -749,22 +749,50 @@ class VolumeService:
                                  name: str = "", timeout: float = 3600.0) -> str:
         """Boot-from-volume with source image: create the volume and wait until available.
         Raises BadRequest (image unusable, size), QuotaExceeded, or MonostackError (build failed)."""
-        from appliance.identity.policy import AuthContext as _Auth
-        caller = _Auth(user_id="", user_name="monostack", project_id=project_id,
-                       project_name=None, roles=frozenset({"member"}), token_id="")
-        vol = await self.create(caller, {"name": name or None, "size": size_gb,
-                                         "imageRef": image_id})
+        volume_id = await self.begin_boot_volume(image_id=image_id, project_id=project_id,
+                                                 size_gb=size_gb, name=name)
+        await self.wait_available(volume_id, timeout)
+        return volume_id
+
+    async def begin_boot_volume(self, *, image_id: str, project_id: str, size_gb: int | None,
+                                name: str = "") -> str:
+        """Record a volume built from an image (status creating) and return its id at once, so
+        the caller can record the id durably before waiting (wait_available)."""
+        vol = await self.create(service_caller(project_id), {"name": name or None,
+                                                             "size": size_gb,
+                                                             "imageRef": image_id})
+        return vol.id
+
+    async def wait_available(self, volume_id: str, timeout: float = 3600.0) -> None:
+        """Wait until a volume being built is available. Raises NotFound (gone),
+        MonostackError (its build failed) or ServiceUnavailable (timeout)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            current = self.volumes.get(vol.id)
-            if current is None or current.status == VolumeStatus.ERROR:
-                raise MonostackError(f"volume {vol.id} could not be built from image "
-                                     f"{image_id}: {current.last_error if current else 'gone'}")
-            if current.status == VolumeStatus.AVAILABLE:
-                return vol.id
+            current = self.volumes.get(volume_id)
+            if current is None:
+                raise NotFound(f"Volume {volume_id} could not be found.")
+            if current.status == VolumeStatus.ERROR:
+                raise MonostackError(f"volume {volume_id} could not be built: "
+                                     f"{current.last_error}")
+            if current.status != VolumeStatus.CREATING:
+                return
             await asyncio.sleep(0.1)
-        raise ServiceUnavailable(f"volume {vol.id} was not built within {timeout} s")
+        raise ServiceUnavailable(f"volume {volume_id} was not built within {timeout} s")
+
+    async def delete_for_project(self, volume_id: str, project_id: str) -> None:
+        """Delete a detached volume of the project (a root volume with delete_on_termination).
+        Idempotent: a volume already gone is fine."""
+        try:
+            await self.delete(service_caller(project_id), volume_id)
+        except NotFound:
+            pass
+
+
+def service_caller(project_id: str) -> AuthContext:
+    """The identity a seam call acts as: a member of `project_id`, never admin."""
+    return AuthContext(user_id="", user_name="monostack", project_id=project_id,
+                       project_name=None, roles=frozenset({"member"}), token_id="")
 
 
 def _glance_format(qemu_driver: str) -> str:

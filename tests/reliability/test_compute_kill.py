@@ -3,43 +3,16 @@ is in a final, truthful state and no claim leaks (test:///default: the store sid
 real-libvirt version, no leaked domain or disk, is tests/integration/compute)."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from appliance.errors import NotFound
-from tests.api.compute.fakes import FAKE_IMAGE_ID
-from tests.daemon import ROOT, DaemonProcess, wait_for, write_config
+from tests.compute_support import CONFIG_COMPONENTS, TEST_IMAGE_ID, seed_test_image
+from tests.daemon import DaemonProcess, run_init, wait_for, write_config
 
 C = "/compute/v2.1"
 H = {"OpenStack-API-Version": "compute 2.60"}
-
-
-@dataclass
-class FakesDaemon(DaemonProcess):
-    env: dict | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        log = open(self.config_path.parent / "daemon.log", "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **(self.env or {}))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.api.compute.serve_fakes", str(self.config_path)],
-            cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.config_path.parent / "daemon.log").read_text()[-3000:])
-            try:
-                with socket.create_connection(self.config.api.listen_host_port, timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("daemon did not start")
 
 
 async def _client(daemon):
@@ -55,15 +28,22 @@ async def _state(c, sid):
 
 @pytest.fixture
 def setup(tmp_path):
-    path, config = write_config(tmp_path, components=["images", "compute"],
+    """start(**env) → a `tests.serve_slow` daemon (real images/volumes/compute components);
+    the first start seeds the test image through the Glance API."""
+    path, config = write_config(tmp_path, components=CONFIG_COMPONENTS,
                                 extra={"compute": {"graceful_shutdown_timeout": 1}})
-    subprocess.run([sys.executable, "-m", "tests.api.compute.serve_fakes", str(path), "init"],
-                   check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
-    daemons: list[FakesDaemon] = []
+    run_init(path)
+    daemons: list[DaemonProcess] = []
 
-    def start(**env):
-        d = FakesDaemon(path, config, env=env)
+    async def start(**env):
+        d = DaemonProcess(path, config, env=env, serve_module="tests.serve_slow")
         d.start()
+        if not daemons:
+            c = await _client(d)
+            try:
+                await seed_test_image(c, Path(tmp_path))
+            finally:
+                await c.close()
         daemons.append(d)
         return d
 
@@ -75,17 +55,17 @@ def setup(tmp_path):
 
 
 async def test_kill_during_build_and_delete_then_restart_is_truthful(setup):
-    d = setup(MONOSTACK_TEST_SPAWN_DELAY="30")
+    d = await setup(MONOSTACK_TEST_SPAWN_DELAY="30")
     c = await _client(d)
     try:
         building = (await c.post(f"{C}/servers", {"server": {
-            "name": "halfbuilt", "imageRef": FAKE_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
+            "name": "halfbuilt", "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
         await wait_for(lambda: _is(c, building, "spawning"), timeout=20)
     finally:
         await c.close()
     d.kill()  # SIGKILL in the middle of spawn
 
-    d = setup()
+    d = await setup()
     c = await _client(d)
     try:
         s = await wait_for(lambda: _final(c, building), timeout=20)
@@ -96,7 +76,7 @@ async def test_kill_during_build_and_delete_then_restart_is_truthful(setup):
         await c.close()
     d.stop()
 
-    d = setup(MONOSTACK_TEST_DESTROY_DELAY="30")
+    d = await setup(MONOSTACK_TEST_DESTROY_DELAY="30")
     c = await _client(d)
     try:
         await c.delete(f"{C}/servers/{building}")
@@ -105,7 +85,7 @@ async def test_kill_during_build_and_delete_then_restart_is_truthful(setup):
         await c.close()
     d.kill()  # SIGKILL in the middle of the delete (destroy is slowed)
 
-    d = setup()
+    d = await setup()
     c = await _client(d)
     try:
         async def gone():
@@ -122,16 +102,16 @@ async def test_kill_during_build_and_delete_then_restart_is_truthful(setup):
 
 
 async def test_active_instance_survives_restart_and_is_running_again(setup):
-    d = setup()
+    d = await setup()
     c = await _client(d)
     try:
         sid = (await c.post(f"{C}/servers", {"server": {
-            "name": "steady", "imageRef": FAKE_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
+            "name": "steady", "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
         await wait_for(lambda: _is_status(c, sid, "ACTIVE"), timeout=20)
     finally:
         await c.close()
     d.kill()
-    d = setup()
+    d = await setup()
     c = await _client(d)
     try:
         s = await _state(c, sid)

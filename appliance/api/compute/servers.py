@@ -57,6 +57,8 @@ async def create_server(request: web.Request) -> web.Response:
     if isinstance(image_id, str):
         image_id = image_id.rstrip("/").rsplit("/", 1)[-1] or None
     root_volume: dict[str, Any] | None = None
+    #: boot from image onto a new volume (source image, destination volume, boot_index 0)
+    image_volume: dict[str, Any] | None = None
     for bdm in srv.get("block_device_mapping_v2") or []:
         if not isinstance(bdm, dict):
             raise BadRequest("Invalid block_device_mapping_v2 entry")
@@ -66,18 +68,23 @@ async def create_server(request: web.Request) -> web.Response:
             image_id = image_id or bdm.get("uuid")
         elif src == "volume" and boot:
             root_volume = bdm
+        elif src == "image" and dest == "volume" and boot:
+            if not isinstance(bdm.get("uuid"), str) or not bdm["uuid"]:
+                raise BadRequest("block_device_mapping_v2: source_type image needs a uuid")
+            image_volume = bdm
+            image_id = None
         elif src in ("blank", "image", "snapshot") and dest == "volume":
             raise BadRequest(f"block device mapping {src} -> volume is not supported; create "
                              "the volume first and boot from it (source_type volume)")
         elif src == "volume":
             raise BadRequest("Only the root volume may be given at create; attach others "
                              "with os-volume_attachments")
-    if image_id is None and root_volume is None:
+    if image_id is None and root_volume is None and image_volume is None:
         raise BadRequest("An image (imageRef) or a bootable volume (block_device_mapping_v2 "
                          "with source_type volume and boot_index 0) is required.")
 
     boot_image = None
-    if root_volume is None:
+    if root_volume is None and image_volume is None:
         image_seam = ctx_of(request).components.get("image")
         if image_seam is None:
             raise BadRequest("Cannot boot from an image: no image service is running.")
@@ -91,7 +98,17 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest("Flavor's memory is too small for requested image.")
         if boot_image.min_disk and flavor.disk and flavor.disk < boot_image.min_disk:
             raise BadRequest("Flavor's disk is too small for requested image.")
+        if boot_image.virtual_size and flavor.disk and \
+                flavor.disk * (1 << 30) < boot_image.virtual_size:
+            # the root overlay cannot be smaller than the image (say so now, not as a fault)
+            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk "
+                             f"is {flavor.disk * (1 << 30)} bytes, image is "
+                             f"{boot_image.virtual_size} bytes.")
 
+    build_params: dict[str, Any] = {}
+    if image_volume is not None:
+        build_params["boot_volume"] = await _boot_volume_request(request, auth.project_id,
+                                                                 image_volume, flavor)
     volume_attachment = None
     if root_volume is not None:
         vol_seam = ctx_of(request).components.get("volume")
@@ -99,11 +116,15 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest("Cannot boot from a volume: no volume service is running.")
         vid = root_volume.get("uuid")
         try:
-            vol = await vol_seam.volume_for_attach(vid, auth.project_id)
+            vol = await vol_seam.root_volume_for_boot(vid, auth.project_id)
         except NotFound as exc:
             raise BadRequest(f"Volume {vid} could not be found.") from exc
+        except Conflict as exc:  # Nova: InvalidVolume → 400
+            raise BadRequest(f"Invalid volume: {exc}") from exc
         volume_attachment = {"id": vid, "volume_id": vid, "device": "/dev/vda",
-                             "path": str(vol.path), "format": vol.format, "boot": True}
+                             "path": str(vol.path), "format": vol.format, "boot": True,
+                             "delete_on_termination": _flag(root_volume.get(
+                                 "delete_on_termination"))}
         image_id = None
 
     key_name = srv.get("key_name")
@@ -181,10 +202,13 @@ async def create_server(request: web.Request) -> web.Response:
             volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
             server_group_id=group_id, launch_index=i, reservation_id=reservation,
             hostname=hostname_of(display)))
-    if boot_image is not None:
-        # the image's own size and limits were checked above; the build reads it again
-        pass
-    await manager.create(instances, {})
+    try:
+        await manager.create(instances, build_params)
+    except BaseException:
+        if volume_attachment is not None:  # give the reserved root volume back
+            await ctx_of(request).components["volume"].mark_detached(
+                volume_attachment["volume_id"])
+        raise
     if volume_attachment is not None:
         await ctx_of(request).components["volume"].mark_attached(
             volume_attachment["volume_id"], instances[0].id, "/dev/vda")
@@ -201,6 +225,46 @@ async def create_server(request: web.Request) -> web.Response:
               "adminPass": secrets.token_urlsafe(9)}
     return web.json_response({"server": answer}, status=202,
                              headers={"Location": f"{base_url(request)}/servers/{first.id}"})
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+async def _boot_volume_request(request: web.Request, project_id: str, bdm: dict[str, Any],
+                               flavor: Any) -> dict[str, Any]:
+    """Check a source-image → destination-volume root disk now (400s at the API, like Nova);
+    the build creates the volume (its id is recorded before it waits for the copy)."""
+    ctx = ctx_of(request)
+    vol_seam, image_seam = ctx.components.get("volume"), ctx.components.get("image")
+    if vol_seam is None or not hasattr(vol_seam, "begin_boot_volume"):
+        raise BadRequest("Cannot boot from a new volume: no volume service is running.")
+    if image_seam is None:
+        raise BadRequest("Cannot boot from an image: no image service is running.")
+    image_id = bdm["uuid"]
+    try:
+        img = await image_seam.boot_source(image_id, project_id)
+    except NotFound as exc:
+        raise BadRequest(f"Image {image_id} could not be found.") from exc
+    except Conflict as exc:
+        raise BadRequest(f"Image {image_id} is not active: {exc}") from exc
+    if img.min_ram and flavor.ram < img.min_ram:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    gib = 1 << 30
+    needed = max(-(-(img.virtual_size or 0) // gib), int(img.min_disk or 0), 1)
+    size = bdm.get("volume_size")
+    if size is None:
+        size = max(int(flavor.disk or 0), needed)
+    try:
+        size = int(size)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("block_device_mapping_v2: volume_size must be an integer") from exc
+    if size < needed:
+        raise BadRequest(f"Volume size {size} GiB is smaller than the image ({needed} GiB).")
+    return {"image_id": image_id, "size": size,
+            "delete_on_termination": _flag(bdm.get("delete_on_termination"))}
 
 
 # -- list / show ------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def server_detail(request: web.Request, inst: Instance) -> dict[str, Any]:
         "OS-EXT-STS:vm_state": str(inst.vm_state),
         "OS-EXT-STS:power_state": int(inst.power_state),
         "os-extended-volumes:volumes_attached": [
-            {"id": a["volume_id"], "delete_on_termination": False}
+            {"id": a["volume_id"], "delete_on_termination": bool(a.get("delete_on_termination"))}
             for a in inst.volume_attachments],
     }
     if inst.fault and inst.status in ("ERROR", "DELETED"):

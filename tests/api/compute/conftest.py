@@ -1,15 +1,40 @@
+"""A compute daemon over libvirt test:///default with the real image and volume components;
+the small test image (TEST_IMAGE_ID) is uploaded through the Glance API at start."""
 from __future__ import annotations
 
 import pytest
 
-from tests.api.compute.fakes import COMPONENTS
+from tests.compute_support import COMPONENTS, CONFIG_COMPONENTS, TEST_IMAGE_ID, seed_test_image
 from tests.daemon import InProcessDaemon, wait_for, write_config
 
+__all__ = ["TEST_IMAGE_ID", "make_daemon", "manager_of", "wait_status"]
 
-async def make_daemon(tmp_path, compute: dict | None = None):
-    _, config = write_config(tmp_path, components=["images", "compute"],
+
+class ComputeDaemon(InProcessDaemon):
+    """InProcessDaemon that also seeds the public test image (as admin, through Glance)."""
+
+    def __init__(self, config, scratch) -> None:
+        super().__init__(config, components=COMPONENTS)
+        self.scratch = scratch
+
+    async def __aenter__(self) -> "ComputeDaemon":
+        await super().__aenter__()
+        try:
+            client = await self.admin_client()
+            try:
+                await seed_test_image(client, self.scratch)
+            finally:
+                await client.close()
+        except BaseException:
+            await super().__aexit__(None, None, None)
+            raise
+        return self
+
+
+async def make_daemon(tmp_path, compute: dict | None = None) -> ComputeDaemon:
+    _, config = write_config(tmp_path, components=CONFIG_COMPONENTS,
                              extra={"compute": {"graceful_shutdown_timeout": 1, **(compute or {})}})
-    return InProcessDaemon(config, components=COMPONENTS)
+    return ComputeDaemon(config, tmp_path)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The real `openstack` CLI against the compute API (in-process daemon over TCP; the CLI runs
-as an asyncio subprocess so the daemon keeps serving). The image comes from the test image
-component (tests/api/compute/fakes.py) until the real image service is merged."""
+as an asyncio subprocess so the daemon keeps serving). The image is the real image component's
+(uploaded through Glance by the fixture); `image list` shows it as the CLI sees it."""
 import asyncio
 import json
 import os
@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.api.compute.fakes import FAKE_IMAGE_ID
+from tests.compute_support import TEST_IMAGE_NAME
 from tests.daemon import ADMIN_PASSWORD
 
 OPENSTACK = shutil.which("openstack") or str(Path(sys.executable).parent / "openstack")
@@ -37,9 +37,10 @@ async def test_openstack_cli_server_lifecycle(compute_daemon):
     kp = await openstack(d, "keypair", "create", "cli-key")
     assert "PRIVATE KEY" in kp
     s = json.loads(await openstack(d, "server", "create", "--flavor", "cli-flavor", "--image",
-                                   FAKE_IMAGE_ID, "--key-name", "cli-key", "--wait", "cli-vm",
+                                   TEST_IMAGE_NAME, "--key-name", "cli-key", "--wait", "cli-vm",
                                    "-f", "json"))
     assert s["status"] == "ACTIVE" and s["key_name"] == "cli-key"
+    assert TEST_IMAGE_NAME in s["image"]  # the CLI found the image by name through Glance
     listed = json.loads(await openstack(d, "server", "list", "-f", "json"))
     row = next(r for r in listed if r["Name"] == "cli-vm")
     assert row["Status"] == "ACTIVE" and row["Flavor"] == "cli-flavor"

@@ -4,7 +4,7 @@ Dedicated CPUs are pinned without double-booking; hw:numa_nodes spreads over hos
 import asyncio
 
 from tests.api.compute.conftest import make_daemon, manager_of, wait_status
-from tests.api.compute.fakes import FAKE_IMAGE_ID
+from tests.compute_support import TEST_IMAGE_ID
 from tests.daemon import wait_for
 
 C = "/compute/v2.1"
@@ -23,7 +23,7 @@ async def test_twenty_concurrent_creates_fit_exactly_ten(tmp_path):
                 "name": "quarter", "ram": 256, "vcpus": 1, "disk": 1, "id": None}}))["flavor"]
 
             async def create(i):
-                body = {"server": {"name": f"c{i}", "imageRef": FAKE_IMAGE_ID,
+                body = {"server": {"name": f"c{i}", "imageRef": TEST_IMAGE_ID,
                                    "flavorRef": f["id"]}}
                 return (await nova.post(f"{C}/servers", body))["server"]["id"]
 
@@ -61,7 +61,7 @@ async def test_dedicated_cpus_pinned_never_double_booked(tmp_path):
                             {"extra_specs": {"hw:cpu_policy": "dedicated"}})
             ids = []
             for i in range(4):  # 16 pCPUs - 2 reserved = 14 → three 4-vCPU guests fit
-                body = {"server": {"name": f"p{i}", "imageRef": FAKE_IMAGE_ID,
+                body = {"server": {"name": f"p{i}", "imageRef": TEST_IMAGE_ID,
                                    "flavorRef": f["id"]}}
                 ids.append((await nova.post(f"{C}/servers", body))["server"]["id"])
             final = [await wait_status(nova, i, "ACTIVE", "ERROR") for i in ids]
@@ -91,7 +91,7 @@ async def test_numa_nodes_spread_over_host_cells(tmp_path):
                 "name": "numa2", "ram": 512, "vcpus": 2, "disk": 1, "id": None}}))["flavor"]
             await nova.post(f"{C}/flavors/{f['id']}/os-extra_specs",
                             {"extra_specs": {"hw:numa_nodes": "2"}})
-            body = {"server": {"name": "n", "imageRef": FAKE_IMAGE_ID, "flavorRef": f["id"]}}
+            body = {"server": {"name": "n", "imageRef": TEST_IMAGE_ID, "flavorRef": f["id"]}}
             sid = (await nova.post(f"{C}/servers", body))["server"]["id"]
             assert (await wait_status(nova, sid, "ACTIVE", "ERROR"))["status"] == "ACTIVE"
             claim = manager_of(daemon).instances.require(sid).claim

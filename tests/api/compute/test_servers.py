@@ -7,7 +7,7 @@ import pytest
 
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
 from tests.api.compute.conftest import manager_of, wait_status
-from tests.api.compute.fakes import FAKE_IMAGE_ID
+from tests.compute_support import TEST_IMAGE_ID
 from tests.daemon import wait_for
 
 C = "/compute/v2.1"
@@ -15,7 +15,7 @@ H = {"OpenStack-API-Version": "compute 2.60"}
 
 
 async def boot(nova, name="vm", flavor="1", **extra):
-    body = {"server": {"name": name, "imageRef": FAKE_IMAGE_ID, "flavorRef": flavor,
+    body = {"server": {"name": name, "imageRef": TEST_IMAGE_ID, "flavorRef": flavor,
                        "min_count": 1, "max_count": 1, **extra}}
     created = (await nova.post(f"{C}/servers", body, headers=H))["server"]
     assert created["id"] and created["adminPass"]
@@ -27,9 +27,9 @@ async def action(nova, sid, body):
 
 
 async def test_create_answers_202_build_then_active_with_nova_shape(nova, compute_daemon):
-    body = {"server": {"name": "shape", "imageRef": FAKE_IMAGE_ID, "flavorRef": "1",
+    body = {"server": {"name": "shape", "imageRef": TEST_IMAGE_ID, "flavorRef": "1",
                        "metadata": {"a": "b"}, "networks": "auto",
-                       "block_device_mapping_v2": [{"uuid": FAKE_IMAGE_ID, "boot_index": 0,
+                       "block_device_mapping_v2": [{"uuid": TEST_IMAGE_ID, "boot_index": 0,
                                                     "source_type": "image",
                                                     "destination_type": "local",
                                                     "delete_on_termination": True}]}}
@@ -37,7 +37,7 @@ async def test_create_answers_202_build_then_active_with_nova_shape(nova, comput
     first = (await nova.get(f"{C}/servers/{created['id']}", headers=H))["server"]
     assert first["status"] in ("BUILD", "ACTIVE")
     s = await wait_status(nova, created["id"], "ACTIVE")
-    assert s["image"]["id"] == FAKE_IMAGE_ID
+    assert s["image"]["id"] == TEST_IMAGE_ID
     assert s["flavor"] == {"vcpus": 1, "ram": 128, "disk": 1, "ephemeral": 0, "swap": 0,
                            "original_name": "m1.tiny", "extra_specs": {}}
     assert s["addresses"] == {} and s["security_groups"] == [{"name": "default"}]
@@ -153,7 +153,7 @@ async def test_resize_confirm_and_revert(nova, compute_daemon):
 async def test_rebuild_rescue_snapshot_lock_console(nova, compute_daemon):
     s = await boot(nova, "misc", key_name=None)
     sid = s["id"]
-    await action(nova, sid, {"rebuild": {"imageRef": FAKE_IMAGE_ID, "name": "misc2"}})
+    await action(nova, sid, {"rebuild": {"imageRef": TEST_IMAGE_ID, "name": "misc2"}})
     r = await wait_status(nova, sid, "ACTIVE")
     assert r["name"] == "misc2"
     rescue = await action(nova, sid, {"rescue": None})
@@ -162,8 +162,10 @@ async def test_rebuild_rescue_snapshot_lock_console(nova, compute_daemon):
     await action(nova, sid, {"unrescue": None})
     await wait_status(nova, sid, "ACTIVE")
     snap = await action(nova, sid, {"createImage": {"name": "snap1"}})
-    images = compute_daemon.appliance.ctx.components["image"].images
-    assert images[snap["image_id"]].name == "snap1"
+    image = await nova.get(f"/image/v2/images/{snap['image_id']}")
+    assert image["name"] == "snap1" and image["status"] == "active"
+    assert image["image_type"] == "snapshot" and image["instance_uuid"] == sid
+    assert image["visibility"] == "private" and image["disk_format"] == "qcow2"
     # the snapshot boots
     s2 = await boot(nova, "from-snap", imageRef=snap["image_id"])
     assert s2["status"] == "ACTIVE"
@@ -220,7 +222,7 @@ async def test_delete_during_build_wins(nova, compute_daemon):
 
     manager.driver.spawn = slow_spawn
     try:
-        body = {"server": {"name": "racy", "imageRef": FAKE_IMAGE_ID, "flavorRef": "1"}}
+        body = {"server": {"name": "racy", "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}
         sid = (await nova.post(f"{C}/servers", body))["server"]["id"]
         await wait_for(lambda: manager.instances.require(sid).task_state == "spawning", 10)
         await nova.delete(f"{C}/servers/{sid}")

@@ -1,0 +1,52 @@
+"""`monostack serve` with a slowed compute driver, so a test can kill -9 the daemon in the middle
+of a build or a delete (the components are the real ones named in the config).
+
+    python -m tests.serve_slow <config.toml>
+
+Seconds from the environment:
+  MONOSTACK_TEST_SPAWN_DELAY    sleep before the driver's spawn (no domain yet)
+  MONOSTACK_TEST_SPAWN_HOLD     sleep after spawn returned (the domain runs, the build has not
+                                recorded it: the worst moment to die)
+  MONOSTACK_TEST_DESTROY_DELAY  sleep before the driver's destroy (domain and disks still there)
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from appliance.compute.libvirt.driver import LibvirtDriver
+from appliance.config import Config
+from appliance.logging_setup import setup_logging
+from appliance.service import Appliance
+
+
+def _seconds(env: str) -> float:
+    return float(os.environ.get(env, "0") or 0)
+
+
+def _slow(name: str, before: float, after: float = 0.0) -> None:
+    if not before and not after:
+        return
+    real = getattr(LibvirtDriver, name)
+
+    async def slowed(self, *args, **kwargs):
+        await asyncio.sleep(before)
+        result = await real(self, *args, **kwargs)
+        await asyncio.sleep(after)
+        return result
+
+    setattr(LibvirtDriver, name, slowed)
+
+
+def main() -> None:
+    config = Config.load(Path(sys.argv[1]))
+    setup_logging(config.log.level, "text")
+    _slow("spawn", _seconds("MONOSTACK_TEST_SPAWN_DELAY"), _seconds("MONOSTACK_TEST_SPAWN_HOLD"))
+    _slow("destroy", _seconds("MONOSTACK_TEST_DESTROY_DELAY"))
+    asyncio.run(Appliance(config).run())
+
+
+if __name__ == "__main__":
+    main()
