@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from appliance.config import Config
 from appliance.errors import MonostackError
+from appliance.operators import OPERATORS_GROUP
 
 DEFAULT_CONFIG = Path("/etc/monostack/monostack.toml")
 
@@ -77,6 +78,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    # Over `ssh host cmd` (no -t) the ForceCommand still runs us, with pipes instead of a
+    # terminal: say so and exit at once rather than drawing into a pipe or waiting forever.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("monostack tui: needs an interactive terminal "
+              "(over SSH: ssh -t)", file=sys.stderr)
+        return 2
     try:
         from tui.app import run_tui
     except ModuleNotFoundError as exc:
@@ -285,7 +292,7 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     if not password:
         password = getpass.getpass(f"Appliance password for {args.name}: ")
     config = _config(args)
-    keys = add_unix_operator(args.name, key)
+    keys = add_unix_operator(args.name, key, group=args.group)
     asyncio.run(_operator_add(config, args.name, password, args.project, args.role))
     print(f"operator {args.name}: ssh key in {keys}; appliance user with role {args.role} "
           f"on project {args.project}. `ssh {args.name}@<host>` opens the TUI.")
@@ -410,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--password", help="appliance password (or MONOSTACK_OPERATOR_PASSWORD, or a prompt)")
     q.add_argument("--project", default="admin")
     q.add_argument("--role", default="member", choices=["reader", "member", "admin"])
+    q.add_argument("--group", default=OPERATORS_GROUP,
+                   help="unix group whose members land in the TUI (must match the sshd snippet's "
+                        "Match Group and [api] socket_group)")
     q.set_defaults(func=cmd_operator_add)
 
     p = sub.add_parser("network", help="the guest data plane")
