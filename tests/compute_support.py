@@ -59,5 +59,11 @@ async def upload_image(client: MonostackClient, path: Path, *, name: str,
 
 async def seed_test_image(client: MonostackClient, scratch: Path) -> str:
     """The small public test image every test:///default compute test boots (TEST_IMAGE_ID)."""
+    from appliance.errors import NotFound
+    try:
+        if (await client.get(f"/image/v2/images/{TEST_IMAGE_ID}"))["status"] == "active":
+            return TEST_IMAGE_ID  # a restarted daemon on the same state keeps it
+    except NotFound:
+        pass
     path = make_tiny_qcow2(Path(scratch) / "cirros-test.qcow2")
     return await upload_image(client, path, name=TEST_IMAGE_NAME, image_id=TEST_IMAGE_ID)

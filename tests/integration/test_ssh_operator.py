@@ -28,13 +28,12 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.api.compute.fakes import FAKE_IMAGE_ID
-from tests.daemon import ADMIN_PASSWORD, ROOT, DaemonProcess, free_port, write_config
+from tests.compute_support import TEST_IMAGE_ID, seed_test_image
+from tests.daemon import ADMIN_PASSWORD, ROOT, DaemonProcess, free_port, run_init, write_config
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,31 +46,6 @@ pytestmark = [
 SNIPPET = ROOT / "packaging" / "ssh" / "monostack.conf"
 TEST_ROOT = Path("/var/lib/monostack-test")
 OPERATOR_PASSWORD = "operator-Pa55-word"
-
-
-@dataclass
-class FakesDaemon(DaemonProcess):
-    """`monostack serve` (tests.api.compute.serve_fakes: the real Appliance with the fake image
-    component) so the compute API on test:///default can boot an instance to list."""
-
-    def start(self, timeout: float = 60.0) -> None:
-        log = open(self.config_path.parent / "daemon.log", "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.api.compute.serve_fakes", str(self.config_path)],
-            cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.config_path.parent / "daemon.log").read_text()[-3000:])
-            if Path(self.config.api.socket).exists():
-                try:
-                    with socket.create_connection(self.config.api.listen_host_port, 0.5):
-                        return
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        raise TimeoutError("daemon did not start")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -203,12 +177,13 @@ def _userdel(name: str) -> None:
     subprocess.run(["userdel", "-r", name], capture_output=True, timeout=30)
 
 
-async def _boot_instance(daemon: DaemonProcess, name: str) -> None:
+async def _boot_instance(daemon: DaemonProcess, name: str, scratch: Path) -> None:
     client = daemon.client()
     await client.login("admin", ADMIN_PASSWORD, "admin")
     try:
+        await seed_test_image(client, scratch)
         sid = (await client.post("/compute/v2.1/servers", {"server": {
-            "name": name, "imageRef": FAKE_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
+            "name": name, "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
         for _ in range(300):
             status = (await client.get(f"/compute/v2.1/servers/{sid}"))["server"]["status"]
             if status in ("ACTIVE", "ERROR"):
@@ -233,7 +208,7 @@ def test_operator_lands_in_tui_and_others_keep_their_shell(tmp_path):
     group, op, nonop = f"msg{tag}", f"mso{tag}", f"msn{tag}"
     base = TEST_ROOT / uuid.uuid4().hex[:12]
     tmux = Tmux(f"mso{tag}", tmp_path / "tmux.conf")
-    daemon: FakesDaemon | None = None
+    daemon: DaemonProcess | None = None
     sshd: subprocess.Popen | None = None
     try:
         # -- the appliance: socket in a 0755 directory the operator's account can traverse --
@@ -245,15 +220,14 @@ def test_operator_lands_in_tui_and_others_keep_their_shell(tmp_path):
                                          extra={"api": {"socket_group": group}})
         cfg_path.chmod(0o644)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        _run([sys.executable, "-m", "tests.api.compute.serve_fakes", str(cfg_path), "init"],
-             cwd=ROOT, env=env)
-        daemon = FakesDaemon(cfg_path, config)
+        run_init(cfg_path)
+        daemon = DaemonProcess(cfg_path, config)
         daemon.start()
         sock = Path(config.api.socket)
         assert sock.stat().st_gid == grp.getgrnam(group).gr_gid
         assert sock.stat().st_mode & 0o777 == 0o660
         vm_name = f"sshvm-{tag}"
-        asyncio.run(_boot_instance(daemon, vm_name))
+        asyncio.run(_boot_instance(daemon, vm_name, tmp_path))
 
         # -- keys and accounts: the operator through the product's own command --
         key = tmp_path / "id_ed25519"

@@ -13,7 +13,7 @@ import libvirt
 import pytest
 
 from tests.api.compute.conftest import make_daemon, manager_of, wait_status
-from tests.api.compute.fakes import FAKE_IMAGE_ID
+from tests.compute_support import TEST_IMAGE_ID as FAKE_IMAGE_ID
 
 C = "/compute/v2.1"
 

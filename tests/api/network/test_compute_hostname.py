@@ -4,7 +4,7 @@ not from compute's records read directly: a server named "Web Server_1" is offer
 from __future__ import annotations
 
 from tests.api.compute.conftest import wait_status
-from tests.api.compute.fakes import COMPONENTS as FAKE_IMAGE_COMPONENTS, FAKE_IMAGE_ID
+from tests.compute_support import COMPONENTS as IMAGE_COMPONENTS, TEST_IMAGE_ID, seed_test_image
 from tests.api.network.conftest import needs_root
 from tests.daemon import InProcessDaemon, write_config
 
@@ -14,12 +14,13 @@ NETWORK = "appliance.network.component:NetworkComponent"
 
 async def test_dhcp_hostname_is_the_instance_hostname(tmp_path):
     _, config = write_config(tmp_path, components=["images", "network", "compute"])
-    async with InProcessDaemon(config, components=[FAKE_IMAGE_COMPONENTS[0], NETWORK,
-                                                   *FAKE_IMAGE_COMPONENTS[1:]]) as daemon:
+    async with InProcessDaemon(config, components=[IMAGE_COMPONENTS[0], NETWORK,
+                                                   *IMAGE_COMPONENTS[1:]]) as daemon:
         client = await daemon.admin_client()
         try:
+            await seed_test_image(client, tmp_path)
             sid = (await client.post("/compute/v2.1/servers", {"server": {
-                "name": "Web Server_1", "imageRef": FAKE_IMAGE_ID, "flavorRef": "1"}}))[
+                "name": "Web Server_1", "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}))[
                 "server"]["id"]
             await wait_status(client, sid, "ACTIVE")
             comps = daemon.appliance.ctx.components
