@@ -16,7 +16,6 @@ the end of an upload cannot overwrite each other's fields.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.component import ApplianceContext
+from appliance.background import BackgroundTasks
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -96,7 +96,7 @@ class ImageService:
         self.blobs = BlobStore(images_dir)
         self.staging = BlobStore(Path(images_dir) / "staging")
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._tasks: set[asyncio.Task] = set()
+        self._background = BackgroundTasks()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -105,11 +105,7 @@ class ImageService:
         await self.recover()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._background.cancel_all()
 
     async def recover(self) -> None:
         """Undo what a crash interrupted: uploads and imports in flight never finished."""
@@ -139,11 +135,8 @@ class ImageService:
                 if name not in known:  # data whose record never became durable
                     await store.delete(name)
 
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _spawn(self, coro):
+        return self._background.spawn(coro)
 
     # ------------------------------------------------------------------ reading
     def member_of(self, image_id: str, project_id: str | None) -> ImageMember | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.component import ApplianceContext
+from appliance.background import BackgroundTasks
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -103,7 +104,7 @@ class VolumeService:
         self.quotas: Repository[VolumeQuota] = Repository(ctx.store, "volume_quotas", VolumeQuota)
         self.files = VolumeFiles(volumes_dir)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._tasks: set[asyncio.Task] = set()
+        self._background = BackgroundTasks()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -111,11 +112,7 @@ class VolumeService:
         await self.recover()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._background.cancel_all()
 
     async def recover(self) -> None:
         """Settle statuses a stopped daemon left half-way, from what the files say."""
@@ -153,11 +150,8 @@ class VolumeService:
             await self.volumes.save_all(settled)
             log.warning("settled interrupted volumes", extra={"volumes": [v.id for v in settled]})
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _spawn(self, coro):
+        return self._background.spawn(coro)
 
     def _images(self):
         return self.ctx.components.get("image")
