@@ -161,3 +161,14 @@ async def wait_for_table(pilot, selector: str, timeout: float = 10.0) -> None:
             break
         await pilot.pause(0.02)
     await settle(pilot)
+
+
+async def fill_form(pilot, **values: str) -> None:
+    """Fill the open FormDialog's fields by name, submit it (ctrl+s) and let the app settle."""
+    from tui.dialogs.form import FormDialog
+    form = pilot.app.screen
+    assert isinstance(form, FormDialog)
+    for name, value in values.items():
+        form.query_one(f"#field-{name}").value = value
+    await pilot.press("ctrl+s")
+    await settle(pilot)

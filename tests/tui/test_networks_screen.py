@@ -7,9 +7,8 @@ import pytest
 from textual.widgets import DataTable
 
 from tests.tui.cloud_seed import network_possible
-from tests.tui.harness import FROZEN, ThreadDaemon, log_in, settle, wait_for_table
+from tests.tui.harness import FROZEN, ThreadDaemon, log_in, settle, wait_for_table, fill_form
 from tests.tui.test_pilot import _rows, _wait
-from tui.dialogs.form import FormDialog
 
 pytestmark = pytest.mark.skipif(not network_possible(),
                                 reason="the network component needs root, ip and nft")
@@ -23,15 +22,6 @@ def net_daemon(tmp_path_factory):
         yield daemon
     finally:
         daemon.stop()
-
-
-async def _fill(pilot, **values) -> None:
-    form = pilot.app.screen
-    assert isinstance(form, FormDialog)
-    for name, value in values.items():
-        form.query_one(f"#field-{name}").value = value
-    await pilot.press("ctrl+s")
-    await settle(pilot)
 
 
 async def test_create_network_subnet_rule_and_read_leases(net_daemon, tmp_path):
@@ -49,7 +39,7 @@ async def test_create_network_subnet_rule_and_read_leases(net_daemon, tmp_path):
         await wait_for_table(pilot, "#t-networks")
         screen = app.screen
         await pilot.press("n")
-        await _fill(pilot, name="blue")
+        await fill_form(pilot, name="blue")
         networks = screen.query_one("#t-networks", DataTable)
         await _wait(pilot, lambda: any(r[0] == "blue" for r in _rows(networks)))
 
@@ -57,7 +47,7 @@ async def test_create_network_subnet_rule_and_read_leases(net_daemon, tmp_path):
         await pilot.press("n")
         await settle(pilot)
         blue = next(n["id"] for n in screen.tabs["networks"].rows if n["name"] == "blue")
-        await _fill(pilot, name="blue-subnet", network_id=blue, cidr="10.9.0.0/24")
+        await fill_form(pilot, name="blue-subnet", network_id=blue, cidr="10.9.0.0/24")
         subnets = screen.query_one("#t-subnets", DataTable)
         await _wait(pilot, lambda: any(r[0] == "blue-subnet" and r[1] == "blue"
                                        and r[2] == "10.9.0.0/24" for r in _rows(subnets)))
@@ -67,7 +57,7 @@ async def test_create_network_subnet_rule_and_read_leases(net_daemon, tmp_path):
         await pilot.press("n")
         await settle(pilot)
         group = screen.tabs["security-groups"].rows[0]["id"]
-        await _fill(pilot, security_group_id=group, protocol="tcp", port_min="22")
+        await fill_form(pilot, security_group_id=group, protocol="tcp", port_min="22")
         rules = screen.query_one("#t-security-group-rules", DataTable)
         await _wait(pilot, lambda: any(r[3] == "tcp" and r[4] == "22" for r in _rows(rules)))
 

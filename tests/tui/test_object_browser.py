@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, ProgressBar
 
-from tests.tui.harness import ThreadDaemon, log_in, settle, wait_for_table
+from tests.tui.harness import ThreadDaemon, log_in, settle, wait_for_table, fill_form
 from tests.tui.test_pilot import _names, _wait
 from tui.dialogs.details import DetailsDialog
-from tui.dialogs.form import FormDialog
 from tui.widgets.transfer import TransferBar
 
 
@@ -23,15 +22,6 @@ def swift_daemon(tmp_path_factory):
         daemon.stop()
 
 
-async def _fill(pilot, **values) -> None:
-    form = pilot.app.screen
-    assert isinstance(form, FormDialog)
-    for name, value in values.items():
-        form.query_one(f"#field-{name}").value = value
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-
-
 async def test_upload_into_folders_browse_metadata_download(swift_daemon, tmp_path):
     data = bytes(range(256)) * 12289  # ~3 MiB: several 1 MiB chunks of progress
     src = tmp_path / "notes.txt"
@@ -42,12 +32,12 @@ async def test_upload_into_folders_browse_metadata_download(swift_daemon, tmp_pa
         await pilot.press("6")
         await settle(pilot)
         await pilot.press("n")
-        await _fill(pilot, name="docs")
+        await fill_form(pilot, name="docs")
         await wait_for_table(pilot, "#containers")
         assert _names(app.screen.query_one("#containers", DataTable)) == ["docs"]
 
         await pilot.press("u")
-        await _fill(pilot, path=str(src), name="2026/jan/notes.txt")
+        await fill_form(pilot, path=str(src), name="2026/jan/notes.txt")
         bar = app.screen.query_one(TransferBar).query_one(ProgressBar)
         await _wait(pilot, lambda: bar.progress == len(data), timeout=20)
         assert bar.total == len(data)
@@ -73,7 +63,7 @@ async def test_upload_into_folders_browse_metadata_download(swift_daemon, tmp_pa
 
         target = tmp_path / "back.txt"
         await pilot.press("w")
-        await _fill(pilot, path=str(target))
+        await fill_form(pilot, path=str(target))
         await _wait(pilot, lambda: target.exists() and target.read_bytes() == data, timeout=20)
         assert bar.progress == len(data)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, ProgressBar
 
-from tests.tui.harness import ThreadDaemon, log_in, settle
+from tests.tui.harness import ThreadDaemon, log_in, settle, fill_form
 from tests.tui.test_pilot import _names, _rows, _wait
-from tui.dialogs.form import FormDialog
 from tui.widgets.transfer import TransferBar
 
 COMPONENTS = ["appliance.images.component:ImageComponent",
@@ -23,15 +22,6 @@ def storage_daemon(tmp_path_factory):
         daemon.stop()
 
 
-async def _fill(pilot, **values) -> None:
-    form = pilot.app.screen
-    assert isinstance(form, FormDialog)
-    for name, value in values.items():
-        form.query_one(f"#field-{name}").value = value
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-
-
 async def test_upload_an_image_with_progress_then_a_volume_from_it(storage_daemon, tmp_path):
     disk = tmp_path / "tiny.raw"
     disk.write_bytes(b"\0" * (3 * 1024 * 1024 + 17))
@@ -43,7 +33,7 @@ async def test_upload_an_image_with_progress_then_a_volume_from_it(storage_daemo
         assert app.screen.query_one("#switcher").current == "body"
         await pilot.press("u")
         await settle(pilot)
-        await _fill(pilot, path=str(disk), name="tiny", disk_format="raw")
+        await fill_form(pilot, path=str(disk), name="tiny", disk_format="raw")
         table = app.screen.query_one("#images", DataTable)
         await _wait(pilot, lambda: any(r[0] == "tiny" and r[1] == "ACTIVE"
                                        for r in _rows(table)), timeout=30)
@@ -55,13 +45,13 @@ async def test_upload_an_image_with_progress_then_a_volume_from_it(storage_daemo
         await pilot.press("n")
         await settle(pilot)
         image_id = (await app.cloud.images())[0].id
-        await _fill(pilot, name="from-tiny", size="1", image=image_id)
+        await fill_form(pilot, name="from-tiny", size="1", image=image_id)
         volumes = app.screen.query_one("#volumes", DataTable)
         await _wait(pilot, lambda: any(r[0] == "from-tiny" and r[1] == "AVAILABLE"
                                        for r in _rows(volumes)), timeout=60)
         volumes.move_cursor(row=_names(volumes).index("from-tiny"))
         await pilot.press("e")
         await settle(pilot)
-        await _fill(pilot, size="2")
+        await fill_form(pilot, size="2")
         await _wait(pilot, lambda: any(r[0] == "from-tiny" and r[2] == "2 GiB"
                                        for r in _rows(volumes)), timeout=60)
