@@ -33,36 +33,8 @@ from storage.objects import ObjectEngine  # noqa: E402
 from storage.objects.index import ObjectRow  # noqa: E402
 from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, write_config  # noqa: E402
 
-CHUNK = 1 << 20
-
-
-def drop_cache(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def raw_write(path: Path, size: int) -> float:
-    buf = os.urandom(CHUNK)
-    t0 = time.perf_counter()
-    with open(path, "wb") as f:
-        for _ in range(size // CHUNK):
-            f.write(buf)
-        f.flush()
-        os.fsync(f.fileno())
-    return time.perf_counter() - t0
-
-
-def raw_read(path: Path) -> float:
-    drop_cache(path)
-    t0 = time.perf_counter()
-    with open(path, "rb") as f:
-        while f.read(CHUNK):
-            pass
-    return time.perf_counter() - t0
+# The raw-disk baselines are the object-engine bench's, so both compare against one yardstick.
+from tests.bench.bench_objects import CHUNK, drop_cache, raw_read, raw_write  # noqa: E402
 
 
 async def _token(http: aiohttp.ClientSession, url: str) -> tuple[str, str]:
