@@ -5,7 +5,7 @@ clients print our messages instead of a parse failure.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import uuid
 
@@ -84,18 +84,13 @@ async def error_middleware(request: web.Request, handler):
             err.status, err.title = exc.status, exc.reason
             return error_response(request.path, err)
         raise
-    except (ConnectionResetError, asyncio_cancelled()):
+    except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception:  # the one place a bug becomes a 500 instead of a dropped connection
         log.exception("unexpected error", extra={"path": request.path,
                                                  "request_id": request.get("request_id")})
         return error_response(request.path, MonostackError(
             "An unexpected error prevented the server from fulfilling your request."))
-
-
-def asyncio_cancelled():
-    import asyncio
-    return asyncio.CancelledError
 
 
 @web.middleware
@@ -109,7 +104,3 @@ async def auth_middleware(request: web.Request, handler):
     token = request.headers.get("X-Auth-Token")
     request["auth"] = ctx_of(request).identity.validate(token)
     return await handler(request)
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))
