@@ -107,27 +107,11 @@ async def _rescope(request: web.Request, body: dict) -> web.Response:
     ident = ctx_of(request).identity
     old = _str_or_none(object_field(object_field(body, "identity"), "token").get("id"),
                        "token.id") or request.headers.get("X-Auth-Token")
-    auth = ident.validate(old)
     project = object_field(object_field(body, "scope"), "project")
     _str_or_none(project.get("id"), "project.id")
     _str_or_none(project.get("name"), "project.name")
-    target = (ident.projects.get(project["id"]) if project.get("id")
-              else ident.project_by_name(project.get("name") or ""))
-    if target is None or not ident.roles_of(auth.user_id, target.id):
-        raise Unauthorized("The request you have made requires authentication.")
-    import secrets
-    import time
-
-    from appliance.identity.records import Token
-    from appliance.identity.service import token_key
-    secret = secrets.token_urlsafe(32)
-    old_rec = ident.tokens.require(auth.token_id)
-    token = Token(id=token_key(secret), user_id=auth.user_id, project_id=target.id,
-                  roles=[r.name for r in ident.roles_of(auth.user_id, target.id)],
-                  issued_at=time.time(), expires_at=old_rec.expires_at,
-                  audit_id=secrets.token_urlsafe(16)[:22],
-                  password_changed_at=old_rec.password_changed_at)
-    await ident.tokens.save(token)
+    secret, token = await ident.rescope(old, project_id=project.get("id"),
+                                        project_name=project.get("name"))
     return web.json_response(_token_body(request, token, ("token",)), status=201,
                              headers={"X-Subject-Token": secret})
 

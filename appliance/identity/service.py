@@ -241,14 +241,31 @@ class IdentityService:
                 raise Unauthorized(f"User {user.id} has no access to project {project.id}")
         else:
             roles = []
-        secret = secrets.token_urlsafe(32)
         issued = time.time()
-        token = Token(id=token_key(secret), user_id=user.id,
-                      project_id=project.id if project else None,
-                      roles=[r.name for r in roles], issued_at=issued,
-                      expires_at=issued + self.config.token_ttl,
+        return await self._mint(user.id, project.id if project else None,
+                                [r.name for r in roles], issued + self.config.token_ttl,
+                                user.password_changed_at)
+
+    async def rescope(self, secret: str, *, project_id: str | None = None,
+                      project_name: str | None = None) -> tuple[str, Token]:
+        """A token for another project of the same user, expiring with the one it came from."""
+        auth = self.validate(secret)
+        target = (self.projects.get(project_id) if project_id
+                  else self.project_by_name(project_name or ""))
+        roles = self.roles_of(auth.user_id, target.id) if target and target.enabled else []
+        if not roles:
+            raise Unauthorized("The request you have made requires authentication.")
+        old = self.tokens.require(auth.token_id)
+        return await self._mint(auth.user_id, target.id, [r.name for r in roles],
+                                old.expires_at, old.password_changed_at)
+
+    async def _mint(self, user_id: str, project_id: str | None, roles: list[str],
+                    expires_at: float, password_changed_at: float) -> tuple[str, Token]:
+        secret = secrets.token_urlsafe(32)
+        token = Token(id=token_key(secret), user_id=user_id, project_id=project_id,
+                      roles=roles, issued_at=time.time(), expires_at=expires_at,
                       audit_id=secrets.token_urlsafe(16)[:22],
-                      password_changed_at=user.password_changed_at)
+                      password_changed_at=password_changed_at)
         await self.tokens.save(token)
         return secret, token
 
