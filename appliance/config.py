@@ -6,7 +6,8 @@ Every key has a default, so an empty file (or none) gives a working single-host 
     components = []   (names to run; empty runs every component that is installed)
     [api]       socket, listen ("127.0.0.1:5000", optional), public_url, tls_cert, tls_key
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
-                reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start
+                reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start,
+                graceful_shutdown_timeout, disk_gb
     [network]   namespace, external_cidr
     [storage]   images_dir, volumes_dir, object_devices, object_replicas,
                 object_auditor_bytes_per_second, object_auditor_interval,
@@ -67,6 +68,9 @@ class ComputeConfig:
     reserved_host_cpus: int = 0
     resume_guests_on_start: bool = True
     graceful_shutdown_timeout: float = 30.0
+    #: Disk offered to instances (GiB) before the allocation ratio; 0 = the size of the
+    #: filesystem holding instances_dir. Set it when that filesystem is shared with other uses.
+    disk_gb: int = 0
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,17 @@ if ! .venv/bin/python -c "import appliance, libvirt, textual, openstackclient" 2
 fi
 
 # libvirt without systemd (containers, CI): start the daemons ourselves when not running.
+# A libvirtd started here belongs to the test suite, which may then restart it (the
+# libvirtd-restart fault test); one someone else started is never touched.
+OWNED=/run/monostack-tests-libvirtd.pid
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   echo "== starting virtlogd and libvirtd"
   pgrep -x virtlogd >/dev/null || virtlogd -d
-  pgrep -x libvirtd >/dev/null || libvirtd -d
+  if ! pgrep -x libvirtd >/dev/null; then
+    libvirtd -d
+    for _ in $(seq 1 50); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
+    cp /run/libvirtd.pid "$OWNED"
+  fi
   for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 

@@ -26,7 +26,10 @@ async def health(request: web.Request) -> web.Response:
     failed = request.app.get("failed_components", {})
     for name, why in failed.items():
         components[name] = f"failed: {why}"
-    status = "ok" if not failed else "degraded"
+    # A component that runs but cannot do its job (its hypervisor or disk is away) says
+    # "degraded: why" in its health line; the appliance is then degraded too.
+    hurt = failed or any(h.startswith(("degraded", "failed")) for h in components.values())
+    status = "ok" if not hurt else "degraded"
     return web.json_response({"status": status, "components": components,
                               "uptime": time.time() - request.app["started_at"]})
 

@@ -85,5 +85,7 @@ class ComputeComponent:
         m = self.manager
         if m.scheduler is None:
             return "starting"
+        if not m.driver.connected:
+            return f"degraded: the connection to {m.config.libvirt_uri} is lost; reconnecting"
         return (f"ok ({m.host_info.hypervisor_type}, {len(m.instances.list())} instances, "
                 f"{len(m._running)} tasks)")

@@ -18,7 +18,7 @@ Duties every driver has (after Nova's virt driver contract, without its size):
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -272,8 +272,19 @@ class ComputeDriver(Protocol):
     @property
     def capabilities(self) -> DriverCapabilities: ...
 
+    # Called (on the event loop) after a lost connection was made again: lifecycle events of
+    # the gap are gone, so the owner re-reads power states.
+    on_reconnect: Callable[[], None] | None
+
+    @property
+    def connected(self) -> bool:
+        """False while the hypervisor connection is lost and being re-made (calls answer
+        ServiceUnavailable meanwhile)."""
+        ...
+
     async def connect(self) -> None:
-        """Open the hypervisor connection and detect the domain type. Idempotent."""
+        """Open the hypervisor connection and detect the domain type. Idempotent; once
+        called, a connection that dies is re-made in the background until `close`."""
         ...
 
     async def close(self) -> None: ...

@@ -127,6 +127,7 @@ class ComputeManager:
     # -- lifecycle of the manager -----------------------------------------------------------
 
     async def start(self) -> None:
+        self.driver.on_reconnect = self._after_reconnect
         await self.driver.connect()
         self.host_info = await self.driver.host_info()
         self.scheduler = Scheduler(self.config, self.host_info, self.instances_dir)
@@ -301,10 +302,16 @@ class ComputeManager:
             await self._settle(inst)
         await self._save(inst, finishing=task, deleting=True)
 
-    async def _power_of(self, instance_id: str) -> PowerState:
+    async def _power_of(self, instance_id: str, *, observed: bool = False) -> PowerState:
+        """`observed`: the caller records what it learns, so an unreachable hypervisor must
+        not read as "no domain" (a libvirtd restart would turn running guests off on paper)."""
         try:
             return _POWER[await self.driver.state(instance_id)]
         except NotFound:
+            return PowerState.NOSTATE
+        except ServiceUnavailable:
+            if observed:
+                raise
             return PowerState.NOSTATE
         except MonostackError:
             return PowerState.NOSTATE
@@ -1080,7 +1087,7 @@ class ComputeManager:
                     inst = self.instances.get(ev.uuid)
                     if inst is None or inst.task_state is not None:
                         continue
-                    power = await self._power_of(inst.id)
+                    power = await self._power_of(inst.id, observed=True)
                     if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
                             and power == PowerState.RUNNING:
                         # A qemu started behind our back (virsh start, a restore) has fresh
@@ -1096,12 +1103,21 @@ class ComputeManager:
     async def _power_sync_forever(self) -> None:
         while True:
             await asyncio.sleep(POWER_SYNC_INTERVAL)
-            try:
-                await self.sync_power_states()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("power state sync failed")
+            await self._sync_power_logged()
+
+    async def _sync_power_logged(self) -> None:
+        try:
+            await self.sync_power_states()
+        except asyncio.CancelledError:
+            raise
+        except ServiceUnavailable as exc:
+            log.warning("power state sync skipped: %s", exc)
+        except Exception:
+            log.exception("power state sync failed")
+
+    def _after_reconnect(self) -> None:
+        if not self._stopping:
+            self._background.append(asyncio.create_task(self._sync_power_logged()))
 
     async def sync_power_states(self) -> None:
         for inst in self.instances.list(lambda i: i.task_state is None):
@@ -1111,7 +1127,7 @@ class ComputeManager:
                     continue
                 if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
                     continue
-                await self._apply_power(fresh, await self._power_of(fresh.id))
+                await self._apply_power(fresh, await self._power_of(fresh.id, observed=True))
 
 
 def addresses_of(ports: list[PortBinding]) -> dict[str, list[dict[str, Any]]]:

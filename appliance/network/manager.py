@@ -1044,8 +1044,8 @@ class NetworkManager:
                 if port.device_id or port.device_owner:
                     raise Conflict(f"Port {port.id} is in use by {port.device_owner or 'a device'}.")
                 if not port.fixed_ips:
-                    raise BadRequest(f"Bad router request: Router port must have at least "
-                                     f"one fixed IP")
+                    raise BadRequest("Bad router request: Router port must have at least "
+                                     "one fixed IP")
                 sn = self.subnets.require(port.fixed_ips[0]["subnet_id"])
                 port.device_id, port.device_owner = router.id, PortOwner.ROUTER_INTERFACE
                 port.port_security_enabled, port.security_groups = False, []

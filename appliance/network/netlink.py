@@ -23,7 +23,7 @@ import ipaddress
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError

@@ -26,6 +26,8 @@ T = TypeVar("T")
 #: 2026-01-01 12:00:00 UTC: the frozen clock every TUI test sees (header 12:00:00). Events made
 #: by the tests are "in the future" of it and read as "now".
 FROZEN = 1767268800.0
+#: The instance store's size every TUI test sees (what the overview snapshots were taken with).
+SNAPSHOT_DISK_GB = 251
 
 
 class ThreadDaemon:
@@ -33,6 +35,9 @@ class ThreadDaemon:
                  extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.base = base
         self.components = components or []
+        # A fixed disk size: the overview's disk bar must not depend on the test machine.
+        extra = {**(extra or {})}
+        extra["compute"] = {"disk_gb": SNAPSHOT_DISK_GB, **extra.get("compute", {})}
         _, self.config = write_config(base, components=[c.split(":")[0].split(".")[1]
                                                         for c in self.components] or ["core"],
                                       extra=extra)

@@ -1,6 +1,9 @@
 """The console end to end against a real TCG guest on qemu:///system: the TUI's `c` on the
 instance opens its serial console over the daemon's websocket, typed keys reach the guest's
 shell, its answer lands in the SerialConsole's screen, and Ctrl+] gives the keyboard back.
+Then, on the same guest, a volume is attached from the Volumes screen (`a`, pick the
+instance, Attach): the row shows it in use at /dev/vdb and the running domain has the disk;
+`x` + confirm hot-unplugs it again.
 
 Bounded: the guest boots in ~20-40 s under TCG; the whole test gives up after ~90 s. The
 domain is deleted (and its disks with it) even when the test fails."""
@@ -15,12 +18,15 @@ from textual.widgets import DataTable
 
 from tests.guest_image import PROMPT, READY_MARKER, ensure_guest_image
 from tests.tui.harness import ThreadDaemon, log_in, settle, wait_for_table
-from tests.tui.test_pilot import _names, _wait
+from tests.tui.test_pilot import _names, _rows, _wait
+from tests.tui.test_volume_attach import _attach_with_keys
+from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.console import ConsoleScreen
 
 pytestmark = pytest.mark.integration
 
 COMPONENTS = ["appliance.images.component:ImageComponent",
+              "appliance.volumes.component:VolumeComponent",
               "appliance.compute.component:ComputeComponent"]
 NOVA = {"OpenStack-API-Version": "compute 2.60"}
 BOOT_TIMEOUT = 75.0
@@ -43,7 +49,8 @@ def guest_cloud(tmp_path, qemu_dir):
     daemon = ThreadDaemon(tmp_path, COMPONENTS, extra={
         "compute": {"libvirt_uri": "qemu:///system", "instances_dir": str(qemu_dir / "inst"),
                     "reserved_host_memory_mb": 0},
-        "storage": {"images_dir": str(qemu_dir / "images")}}).start()
+        "storage": {"images_dir": str(qemu_dir / "images"),
+                    "volumes_dir": str(qemu_dir / "volumes")}}).start()
     name = f"tui-guest-{uuid.uuid4().hex[:6]}"
     made: list[str] = []
 
@@ -57,6 +64,8 @@ def guest_cloud(tmp_path, qemu_dir):
             "name": name, "imageRef": body["id"], "flavorRef": flavor["id"],
             "networks": "none"}}, headers=NOVA))["server"]
         made.append(server["id"])
+        await admin.post(f"/volume/v3/{admin.session.project_id}/volumes",
+                         {"volume": {"name": "data-1", "size": 1}})
 
     try:
         daemon.admin_do(boot)
@@ -121,3 +130,36 @@ async def test_console_types_into_a_real_guest_and_gives_the_keyboard_back(guest
         await pilot.press("ctrl+right_square_bracket", "q")
         await settle(pilot)
         assert app.screen is instances
+
+        # attach a volume from the Volumes screen: a real hot-plug into the running domain
+        await pilot.press("4")
+        await settle(pilot)
+        vols = app.screen.query_one("#volumes", DataTable)
+        await _wait(pilot, lambda: any(r[0] == "data-1" and r[1] == "AVAILABLE"
+                                       for r in _rows(vols)), timeout=30)
+        await _attach_with_keys(pilot, vols, sid, name)
+        await _wait(pilot, lambda: any(r[0] == "data-1" and r[1] == "IN-USE"
+                                       and r[4] == f"{name} /dev/vdb" for r in _rows(vols)),
+                    timeout=60)
+        assert "vdb" in _domain_targets(sid)
+        assert not [n for n in app._notifications if n.severity == "error"]
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot)
+        await _wait(pilot, lambda: any(r[0] == "data-1" and r[1] == "AVAILABLE" and r[4] == "—"
+                                       for r in _rows(vols)), timeout=90)
+        assert "vdb" not in _domain_targets(sid)
+
+
+def _domain_targets(sid: str) -> list[str]:
+    import xml.etree.ElementTree as ET
+
+    import libvirt
+    conn = libvirt.open("qemu:///system")
+    try:
+        xml = conn.lookupByUUIDString(sid).XMLDesc(0)
+    finally:
+        conn.close()
+    return [t.get("dev") for t in ET.fromstring(xml).iter("target") if t.get("dev")]

@@ -132,7 +132,7 @@ async def create_server(request: web.Request) -> web.Response:
     if key_name:
         kp = comp.keypairs.get(f"{auth.user_id}/{key_name}")
         if kp is None:
-            raise BadRequest(f"Invalid key_name provided.")
+            raise BadRequest("Invalid key_name provided.")
         key_data = kp.public_key
 
     user_data = srv.get("user_data")

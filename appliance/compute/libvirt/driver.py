@@ -73,6 +73,18 @@ def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; we raise them as exceptions instead."""
 
 
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.close()
+
+
 def ensure_event_loop() -> None:
     """Register libvirt's default event implementation and run it in a daemon thread (once)."""
     global _event_thread
@@ -100,6 +112,10 @@ _NOT_FOUND = {libvirt.VIR_ERR_NO_DOMAIN}
 _CONFLICT = {libvirt.VIR_ERR_OPERATION_INVALID}
 _UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_UNSUPPORTED}
 _INVALID = {libvirt.VIR_ERR_XML_ERROR, libvirt.VIR_ERR_XML_DETAIL}
+# libvirtd went away (restart, crash): the caller may retry once we have reconnected.
+_CONNECTION_LOST = {libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT,
+                    libvirt.VIR_ERR_INVALID_CONN}
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s until libvirtd is back
 
 
 def translate(err: libvirt.libvirtError, what: str) -> MonostackError:
@@ -110,7 +126,7 @@ def translate(err: libvirt.libvirtError, what: str) -> MonostackError:
         return NotFound(msg)
     if code in _CONFLICT:
         return Conflict(msg)
-    if code in _UNSUPPORTED:
+    if code in _UNSUPPORTED or code in _CONNECTION_LOST:
         return ServiceUnavailable(msg)
     if code in _INVALID:
         return Invalid(msg)
@@ -401,6 +417,11 @@ class LibvirtDriver:
         self._subscribers: set[_EventSubscription] = set()
         self._is_test = uri.startswith("test:")
         self._connect_lock = asyncio.Lock()
+        self._wanted = False  # between connect() and close(): a lost connection is re-made
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self.connections = 0  # how many times a connection was made (1 = never lost)
+        self.on_reconnect: Callable[[], None] | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -417,7 +438,13 @@ class LibvirtDriver:
             raise ServiceUnavailable("compute driver is not connected")
         return self._domain_type
 
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
     async def connect(self) -> None:
+        self._wanted = True
+        self._loop = asyncio.get_running_loop()
         async with self._connect_lock:
             if self._conn is not None:
                 return
@@ -430,14 +457,58 @@ class LibvirtDriver:
             if not self._is_test:
                 with contextlib.suppress(libvirt.libvirtError):
                     await asyncio.to_thread(conn.setKeepAlive, 5, 3)
-            self._callback_ids.append(await asyncio.to_thread(
+                    await asyncio.to_thread(conn.registerCloseCallback, self._on_close, None)
+            self._callback_ids = [await asyncio.to_thread(
                 conn.domainEventRegisterAny, None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                self._on_lifecycle, None))
+                self._on_lifecycle, None)]
             self._conn = conn
-            self._domain_type = self._forced_type or await self.detect_domain_type()
+            self.connections += 1
+            if self._domain_type is None:  # detection boots a probe: once per process
+                self._domain_type = self._forced_type or await self.detect_domain_type()
             log.info("connected to %s, domain type %s", self.uri, self._domain_type)
+        if self.connections > 1 and self.on_reconnect is not None:
+            self.on_reconnect()  # events were lost while we were away
+
+    def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        """libvirt event thread: libvirtd closed our connection (restart, crash, keepalive)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._lost, conn, f"closed (reason {reason})")
+
+    def _lost(self, conn: libvirt.virConnect | None, why: str) -> None:
+        """Forget a dead connection and keep trying to make a new one in the background; calls
+        meanwhile answer 503 (ServiceUnavailable) rather than act on stale state."""
+        if conn is not None and conn is not self._conn and self._conn is not None:
+            return  # an old connection's late close
+        dead, self._conn = self._conn, None
+        if dead is None and (self._reconnecting is not None and not self._reconnecting.done()):
+            return
+        log.warning("lost the connection to %s: %s; reconnecting", self.uri, why)
+        if dead is not None:
+            self._callback_ids.clear()
+            threading.Thread(target=_close_quietly, args=(dead,), daemon=True).start()
+        if self._wanted and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while self._wanted and self._conn is None:
+            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+            try:
+                await self.connect()
+            except ServiceUnavailable as e:
+                log.debug("reconnect attempt %d failed: %s", attempt, e)
+        if self._conn is not None:
+            log.info("reconnected to %s after %d attempt(s)", self.uri, attempt)
 
     async def close(self) -> None:
+        self._wanted = False
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reconnecting
+            self._reconnecting = None
         conn, self._conn = self._conn, None
         for sub in list(self._subscribers):
             sub.deliver(None)
@@ -460,10 +531,18 @@ class LibvirtDriver:
         return self._conn
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking libvirt call in a thread, translating its errors."""
+        """Run a blocking libvirt call in a thread, translating its errors. A connection found
+        dead is dropped (the background reconnect makes a new one); the call is not retried,
+        since it may have taken effect before the connection died."""
+        if self._conn is None and self._wanted:
+            await self.connect()
         try:
             return await asyncio.to_thread(fn, *args)
         except libvirt.libvirtError as e:
+            if e.get_error_code() in _CONNECTION_LOST:
+                conn = self._conn
+                if conn is not None and not await asyncio.to_thread(_alive, conn):
+                    self._lost(conn, str(e))
             raise translate(e, what) from e
 
     def _lookup(self, uuid: str) -> libvirt.virDomain:

@@ -53,7 +53,7 @@ class Scheduler:
         self.enabled = True
 
     async def refresh_disk(self) -> None:
-        self.disk_gb = await asyncio.to_thread(disk_gb_of, self.instances_dir)
+        self.disk_gb = self.config.disk_gb or await asyncio.to_thread(disk_gb_of, self.instances_dir)
 
     # -- usage --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import pytest
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.driver import HostInfo, HostNumaCell, HypervisorType
 from appliance.compute.records import Instance, TaskState, VmState, derive_status
-from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
+from appliance.compute.scheduler import Claim, RequestSpec, Scheduler, disk_gb_of
 from appliance.config import ComputeConfig
 from appliance.errors import NoValidHost, Unauthorized
 
@@ -76,6 +76,17 @@ def _scheduler(**cfg):
 def _spec(**kw):
     flavor = {"name": "f", "vcpus": 1, "ram": 512, "disk": 1, **kw.pop("flavor", {})}
     return RequestSpec.for_flavor("x", flavor, **kw)
+
+
+async def test_configured_disk_overrides_the_filesystem_size(tmp_path):
+    measured = _scheduler()
+    measured.instances_dir = tmp_path
+    await measured.refresh_disk()
+    fixed = _scheduler(disk_gb=7)
+    await fixed.refresh_disk()
+    assert fixed.disk_gb == 7 and measured.disk_gb == disk_gb_of(tmp_path) > 0
+    with pytest.raises(NoValidHost, match=r"DiskFilter: 8 GiB asked, 7 free"):
+        fixed.select(_spec(flavor={"disk": 8}))
 
 
 def test_filters_name_themselves_and_say_why():
