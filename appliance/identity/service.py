@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -21,6 +22,10 @@ from appliance.identity.records import (
     DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ROLE_NAMES, Assignment, Project, Role, Token, User,
 )
 from appliance.state import Repository, Store
+
+
+#: How long a password scrypt accepted is recognised without deriving it again (seconds).
+VERIFIED_TTL = 300.0
 
 
 def now_iso() -> str:
@@ -44,6 +49,12 @@ class IdentityService:
         self.assignments = Repository(store, "assignments", Assignment)
         self.tokens = Repository(store, "tokens", Token)
         self._locks: dict[str, asyncio.Lock] = {}
+        # user id → (keyed digest of stored hash + password, expiry): a password that scrypt
+        # accepted a moment ago is not re-derived. Logins of one user are serialised (exact
+        # lockout counting), so without this 50 clients logging in at once as the same user
+        # waited for 50 scrypt runs in a row. Wrong passwords always pay full scrypt.
+        self._verified: dict[str, tuple[bytes, float]] = {}
+        self._verified_key = secrets.token_bytes(32)
 
     # -- bootstrap ---------------------------------------------------------------------------
 
@@ -101,6 +112,7 @@ class IdentityService:
     async def set_password(self, user_id: str, password: str) -> User:
         user = self.users.require(user_id)
         user.password_hash = await _hash(password)
+        self._verified.pop(user_id, None)
         user.password_changed_at = time.time()
         user.failed_logins = 0
         user.locked_until = 0.0
@@ -217,7 +229,7 @@ class IdentityService:
             now = time.time()
             if user.locked_until > now:
                 raise Unauthorized("The account is locked for user: %s." % user.id)
-            ok = await asyncio.to_thread(verify_password, password, user.password_hash)
+            ok = await self._check_password(user, password, now)
             if not ok:
                 user.failed_logins += 1
                 if user.failed_logins >= self.config.lockout_failures > 0:
@@ -245,6 +257,19 @@ class IdentityService:
         return await self._mint(user.id, project.id if project else None,
                                 [r.name for r in roles], issued + self.config.token_ttl,
                                 user.password_changed_at)
+
+    async def _check_password(self, user: User, password: str, now: float) -> bool:
+        mark = hmac.new(self._verified_key, user.password_hash.encode() + b"\0"
+                        + password.encode(), hashlib.sha256).digest()
+        seen = self._verified.get(user.id)
+        if seen is not None and seen[1] > now and hmac.compare_digest(seen[0], mark):
+            return True
+        ok = await asyncio.to_thread(verify_password, password, user.password_hash)
+        if ok:
+            self._verified[user.id] = (mark, now + VERIFIED_TTL)
+        else:
+            self._verified.pop(user.id, None)
+        return ok
 
     async def rescope(self, secret: str, *, project_id: str | None = None,
                       project_name: str | None = None) -> tuple[str, Token]:

@@ -89,6 +89,33 @@ async def test_lockout_after_repeated_failures_even_with_right_password(core_dae
     await c.close()
 
 
+async def test_concurrent_logins_of_one_user_derive_the_password_once(core_daemon, admin,
+                                                                       monkeypatch):
+    """Logins of one user are serialised for exact lockout counting; a password scrypt just
+    accepted is recognised without deriving it again, so a burst of logins does not queue
+    behind one scrypt each. A wrong password still pays (and counts) in full."""
+    import appliance.identity.service as service
+    await admin.post("/v3/users", {"user": {"name": "dave", "password": "d-pw"}})
+    calls = []
+    real = service.verify_password
+
+    def counting(password, stored):
+        calls.append(password)
+        return real(password, stored)
+    monkeypatch.setattr(service, "verify_password", counting)
+    clients = [MonostackClient(socket_path=core_daemon.config.api.socket) for _ in range(20)]
+    try:
+        await asyncio.gather(*(c.login("dave", "d-pw") for c in clients))
+        assert calls == ["d-pw"]
+        with pytest.raises(Unauthorized):
+            await clients[0].login("dave", "d-pw-wrong")
+        assert calls == ["d-pw", "d-pw-wrong"]
+        await clients[0].login("dave", "d-pw")  # a failure forgets the remembered success
+        assert calls == ["d-pw", "d-pw-wrong", "d-pw"]
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
 async def test_password_change_and_disable_invalidate_tokens(core_daemon, admin):
     project = (await admin.post("/v3/projects", {"project": {"name": "p2"}}))["project"]
     user = (await admin.post("/v3/users", {"user": {"name": "carol", "password": "c-pw"}}))["user"]
@@ -100,6 +127,8 @@ async def test_password_change_and_disable_invalidate_tokens(core_daemon, admin)
     await admin.patch(f"/v3/users/{user['id']}", {"user": {"password": "new-pw"}})
     with pytest.raises(Unauthorized):
         await carol.get("/v3/auth/projects")
+    with pytest.raises(Unauthorized):  # the old password is not remembered as good
+        await carol.login("carol", "c-pw", "p2")
     await carol.login("carol", "new-pw", "p2")
     await admin.patch(f"/v3/users/{user['id']}", {"user": {"enabled": False}})
     with pytest.raises(Unauthorized):

@@ -1,5 +1,5 @@
 """Boot cost: API create → domain running, divided by a raw libvirt createXML of the same
-domain XML; and the total time of 10 concurrent boots divided by one boot.
+domain XML; and the total time of 10 and of 20 concurrent boots divided by one boot.
 
 Runs over libvirt test:///default (what the overhead of our API, store, scheduler and task
 queue costs next to libvirt itself) and, whenever qemu:///system is reachable, on real TCG
@@ -100,13 +100,15 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                 await manager.wait_idle()
                 raw.append(await asyncio.to_thread(_raw_create, uri, xml))
             one = sorted(api)[len(api) // 2]
-            t0 = time.perf_counter()
-            many = await asyncio.gather(*(_boot(client, manager, f"c{i}", image_id, f, created)
-                                          for i in range(10)))
-            total10 = time.perf_counter() - t0
-            for _, sid in many:
-                await manager.delete(sid)
-            await manager.wait_idle()
+            totals = {}
+            for n in (10, 20):
+                t0 = time.perf_counter()
+                many = await asyncio.gather(*(_boot(client, manager, f"c{n}-{i}", image_id, f,
+                                                    created) for i in range(n)))
+                totals[n] = time.perf_counter() - t0
+                for _, sid in many:
+                    await manager.delete(sid)
+                await manager.wait_idle()
         finally:  # never leave a domain behind, even when a boot failed
             for sid in created:
                 if manager.instances.get(sid) is not None:
@@ -117,7 +119,8 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
     raw_med = sorted(raw)[len(raw) // 2]
     return {"api_to_running_s": api_med, "raw_createXML_s": raw_med,
             "ratio_api_vs_raw": api_med / raw_med, "one_boot_s": one,
-            "ten_concurrent_total_s": total10, "ratio_10_concurrent_vs_1": total10 / one}
+            "ten_concurrent_total_s": totals[10], "ratio_10_concurrent_vs_1": totals[10] / one,
+            "twenty_concurrent_total_s": totals[20], "ratio_20_concurrent_vs_1": totals[20] / one}
 
 
 def _print(label: str, r: dict) -> None:
@@ -125,6 +128,8 @@ def _print(label: str, r: dict) -> None:
           f"{r['raw_createXML_s'] * 1000:.1f} ms → ratio {r['ratio_api_vs_raw']:.1f}")
     print(f"   [{label}] 10 concurrent boots {r['ten_concurrent_total_s'] * 1000:.0f} ms vs one "
           f"{r['one_boot_s'] * 1000:.0f} ms → ratio {r['ratio_10_concurrent_vs_1']:.2f}")
+    print(f"   [{label}] 20 concurrent boots {r['twenty_concurrent_total_s'] * 1000:.0f} ms → "
+          f"ratio {r['ratio_20_concurrent_vs_1']:.2f}")
 
 
 def _real_libvirt() -> bool:

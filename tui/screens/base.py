@@ -164,3 +164,4 @@ class TabbedScreen(CloudScreen):
         table = event.pane.query(DataTable).first() if event.pane.query(DataTable) else None
         if table is not None:
             table.focus()
+        self.refresh_bindings()  # the footer shows only what the new tab can do

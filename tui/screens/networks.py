@@ -234,6 +234,19 @@ class NetworksScreen(TabbedScreen):
             rows = [r for r in rows if r.get("router:external")]
         return [(r.get("name") or r["id"][:8], r["id"]) for r in rows]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide New/Delete on tabs that have no such thing (the DHCP leases are the DHCP
+        server's, not the operator's to make or remove)."""
+        if action not in ("create", "delete") or not self.is_mounted:
+            return True
+        try:
+            t = self.active
+        except Exception:  # before the tabs exist
+            return True
+        if action == "create":
+            return t.create_fields is not None
+        return t.deletable
+
     @property
     def active(self) -> NeutronTab:
         tab = self.query_one("#network-tabs", TabbedContent).active or "tab-networks"

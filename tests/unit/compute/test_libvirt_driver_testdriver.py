@@ -266,3 +266,33 @@ async def test_snapshot_of_missing_disk_file_is_not_found(driver, tmp_path):
     with pytest.raises(NotFound):
         await driver.snapshot_disk(spec.uuid, str(tmp_path / "snap.qcow2"))
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_lost_connection_is_made_again_in_the_background(driver):
+    """What the close callback does when libvirtd goes away, driven by hand (the test driver
+    never closes): calls answer 503 until the background reconnect succeeds, lifecycle events
+    flow on the new connection, and the owner is told so it can re-read power states."""
+    told = []
+    driver.on_reconnect = lambda: told.append(driver.connections)
+    spec = new_spec(driver)
+    events = driver.events()
+    driver._lost(driver._conn, "simulated: libvirtd closed the connection")
+    assert not driver.connected
+    with pytest.raises(ServiceUnavailable):
+        driver._c()
+    for _ in range(100):
+        if driver.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert driver.connected and told == [2]
+    await driver.spawn(spec)  # a verb on the new connection, and its event arrives
+    async with asyncio.timeout(5):
+        async for ev in events:
+            if ev.uuid == spec.uuid and ev.event == LifecycleEventKind.STARTED:
+                break
+    await events.aclose()
+    await driver.close()
+    assert not driver.connected
+    await asyncio.sleep(0.6)
+    assert not driver.connected, "closed on purpose: no reconnect"
+    await driver.connect()  # the fixture's teardown destroys what we made
