@@ -201,9 +201,9 @@ class ComputeManager:
         return {**DEFAULT_QUOTAS, **(qs.limits if qs else {})}
 
     def quota_usage(self, project_id: str) -> dict[str, int]:
-        mine = self.instances.list(lambda i: i.project_id == project_id)
-        return {"instances": len(mine), "cores": sum(int(i.flavor["vcpus"]) for i in mine),
-                "ram": sum(int(i.flavor["ram"]) for i in mine)}
+        mine = self.instances.docs(project_id=project_id)
+        return {"instances": len(mine), "cores": sum(int(d["flavor"]["vcpus"]) for d in mine),
+                "ram": sum(int(d["flavor"]["ram"]) for d in mine)}
 
     def _check_quota(self, project_id: str, count: int, flavor: dict[str, Any]) -> None:
         limits, used = self.quota_limits(project_id), self.quota_usage(project_id)
