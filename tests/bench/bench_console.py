@@ -1,6 +1,6 @@
 """Serial console throughput and UI stall, side by side with raw pyte.
 
-    cd /work/wt/console && /root/venv/bin/python -m tests.bench.bench_console [--mb 4]
+    python -m tests.bench.bench_console [--mb 4] [--rate 200000] [--seconds 8]
 
 Prints:
   1. raw parse speed: pyte.ByteStream + pyte.Screen / pyte.HistoryScreen, and our
@@ -93,12 +93,14 @@ async def flood_stall(rate: float, seconds: float, size: tuple[int, int]) -> dic
         }
 
 
-def main() -> None:
+def run(argv: list[str] | None = None) -> dict:
+    """Also what `python -m tests.bench` calls (with the defaults)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=4.0, help="payload size for throughput")
     parser.add_argument("--rate", type=float, default=200_000, help="flood rate, bytes/s")
     parser.add_argument("--seconds", type=float, default=8.0, help="flood duration")
-    args = parser.parse_args()
+    args = parser.parse_args(argv or [])
+    out: dict = {}
 
     payload, last_line = flood_payload(int(args.mb * 1024 * 1024))
     mb = len(payload) / 1e6
@@ -109,8 +111,12 @@ def main() -> None:
     print(f"raw pyte.ByteStream + pyte.Screen        : {screen_speed:6.2f} MB/s")
     print(f"raw pyte.ByteStream + pyte.HistoryScreen : {history_speed:6.2f} MB/s")
     print(f"raw XtermByteStream + ScrollbackScreen   : {ours_speed:6.2f} MB/s")
+    out["raw_mb_s"] = {"pyte_screen": screen_speed, "pyte_history": history_speed,
+                       "ours": ours_speed}
     for size in ((80, 24), (160, 48)):
         rendered = asyncio.run(rendered_speed(payload, last_line, size))
+        out[f"rendered_mb_s_{size[0]}x{size[1]}"] = rendered
+        out[f"ratio_rendered_vs_pyte_{size[0]}x{size[1]}"] = rendered / screen_speed
         print(
             f"rendered by SerialConsole {size[0]}x{size[1]:<3}        : {rendered:6.2f} MB/s"
             f"  = {rendered / screen_speed:4.2f}x raw pyte.Screen,"
@@ -118,6 +124,7 @@ def main() -> None:
         )
     for size in ((80, 24), (160, 48)):
         stats = asyncio.run(flood_stall(args.rate, args.seconds, size))
+        out[f"flood_{size[0]}x{size[1]}"] = stats
         verdict = "OK" if stats["max_gap_ms"] < 50 else "OVER 50 ms"
         print(
             f"flood {args.rate / 1000:.0f} KB/s for {args.seconds:.0f}s at {size[0]}x{size[1]}: "
@@ -125,7 +132,10 @@ def main() -> None:
             f"p99 {stats['p99_gap_ms']:.1f} ms, median tick {stats['median_gap_ms']:.1f} ms, "
             f"key→guest {stats['key_ms']:.1f} ms, drained {stats['drain_lag_s']:.2f}s after the flood"
         )
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    run(sys.argv[1:])

@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -198,7 +197,7 @@ async def measure(client: Client, macs: list[str], latency_n: int, window: int) 
     }
 
 
-async def main(args) -> None:
+async def main(args) -> dict:
     tag = uuid.uuid4().hex[:6]
     dp = DataPlane(f"msbench-{tag}")
     cl = DataPlane(f"msbenchc-{tag}")
@@ -250,6 +249,25 @@ async def main(args) -> None:
                        ("leases_per_s", "leases per second")):
         print(f"{label:<28}{ours[key]:>12.3f}{theirs[key]:>12.3f}{ours[key] / theirs[key]:>14.2f}")
     print(f"{'failures (timeouts)':<28}{ours['failures']:>12}{theirs['failures']:>12}")
+    return results
+
+
+def run() -> dict:
+    """`python -m tests.bench`: the defaults below, in namespaces of its own (root only)."""
+    if os.geteuid() != 0:
+        print("   needs root (network namespaces): skipped")
+        return {"skipped": True}
+    return asyncio.run(main(_parser().parse_args([])))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leases", type=int, default=2000)
+    parser.add_argument("--latency", type=int, default=300, help="sequential exchanges for latency")
+    parser.add_argument("--window", type=int, default=32, help="exchanges in flight for throughput")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--order", nargs="+", default=["monostack", "dnsmasq"])
+    return parser
 
 
 if __name__ == "__main__":
@@ -260,10 +278,4 @@ if __name__ == "__main__":
         sys.exit("needs root (network namespaces)")
     # `timeout`/kill -TERM: unwind through the finally blocks so the namespaces go away.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leases", type=int, default=2000)
-    parser.add_argument("--latency", type=int, default=300, help="sequential exchanges for latency")
-    parser.add_argument("--window", type=int, default=32, help="exchanges in flight for throughput")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--order", nargs="+", default=["monostack", "dnsmasq"])
-    asyncio.run(main(parser.parse_args()))
+    asyncio.run(main(_parser().parse_args()))

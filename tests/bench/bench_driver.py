@@ -43,7 +43,7 @@ def raw_run(conn: libvirt.virConnect, xml: str) -> float:
     return elapsed
 
 
-async def main(uri: str, runs: int) -> None:
+async def main(uri: str, runs: int) -> dict:
     dtype = HypervisorType.TEST if uri.startswith("test:") else HypervisorType.QEMU
     driver = LibvirtDriver(uri, domain_type=dtype)
     await driver.connect()
@@ -72,6 +72,12 @@ async def main(uri: str, runs: int) -> None:
     print(f"raw createXML -> running: median {r * 1000:.1f} ms")
     print(f"driver.spawn  -> running: median {s * 1000:.1f} ms")
     print(f"ratio spawn/raw: {s / r:.2f}")
+    return {"uri": uri, "raw_createXML_ms": r * 1000, "spawn_ms": s * 1000, "ratio": s / r}
+
+
+def run() -> dict:
+    """`python -m tests.bench`: the driver's own overhead on test:///default."""
+    return asyncio.run(main("test:///default", 20))
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ async def _measure(tmp: Path) -> dict:
     from tests.guest_image import ensure_guest_image
     image = ensure_guest_image().qcow2
     base = new_test_dir()
-    path, config = write_config(tmp, components=["images", "network", "compute"],
-                                extra=real_config_extra(base))
+    extra = real_config_extra(base)
+    extra["compute"]["cpu_allocation_ratio"] = 16.0  # 10 one-vCPU guests on a 2-core host
+    path, config = write_config(tmp, components=["images", "network", "compute"], extra=extra)
     made: list[str] = []
     daemon = DaemonProcess(path, config)
     client = None

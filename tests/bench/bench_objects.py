@@ -140,12 +140,13 @@ async def listing(root: Path) -> list[tuple[str, float]]:
     return out
 
 
-async def main() -> None:
+async def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default="/var/tmp")
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--small-ops", type=int, default=2000)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    out: dict = {}
     root = Path(tempfile.mkdtemp(prefix="bench-objects-", dir=args.dir))
     size = args.size_mib << 20
     try:
@@ -157,10 +158,12 @@ async def main() -> None:
         print(f"\n# {mib:.0f} MiB streams on {root} (same filesystem)")
         print(f"{'operation':44} {'MiB/s':>9} {'vs raw':>8}")
         print(f"{'raw sequential write + fsync':44} {mib / w:9.1f} {1.0:8.2f}")
+        out["raw_write_mib_s"], out["raw_read_mib_s"] = mib / w, mib / r
         for reps in (3, 1):
             p, g = await engine_big(root, reps, size)
             print(f"{f'engine PUT, {reps} replica(s)':44} {mib / p:9.1f} {w / p:8.2f}")
             print(f"{f'engine GET, {reps} replica(s) (md5 verified)':44} {mib / g:9.1f} {r / g:8.2f}")
+            out[f"engine_put_mib_s_{reps}"], out[f"engine_get_mib_s_{reps}"] = mib / p, mib / g
         print(f"{'raw sequential read (cache dropped)':44} {mib / r:9.1f} {1.0:8.2f}")
 
         print("\n# 4 KiB objects, 3 replicas (fsync per replica + index group commit)")
@@ -170,6 +173,7 @@ async def main() -> None:
             p, g = await small_ops(root, conc, args.small_ops if conc > 1 else args.small_ops // 2)
             base = base or (p, g)
             print(f"{conc:8d} {p:10.0f} {g:10.0f} {p / base[0]:9.2f} {g / base[1]:9.2f}")
+            out[f"small_ops_{conc}_clients"] = {"put_ops_s": p, "get_ops_s": g}
 
         print("\n# listings (sqlite index range scans)")
         res = await listing(root)
@@ -177,9 +181,18 @@ async def main() -> None:
         half = len(res) // 2
         for (label, ms), (_, base_ms) in zip(res, res[:half] * 2):
             print(f"{label:52} {ms:8.1f} {ms / base_ms:8.2f}")
+        out["listings_ms"] = dict(res)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def run() -> dict:
+    """`python -m tests.bench`: the defaults (1 GiB streams under /var/tmp)."""
+    return asyncio.run(main([]))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import sys
+
+    asyncio.run(main(sys.argv[1:]))
