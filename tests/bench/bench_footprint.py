@@ -16,10 +16,17 @@ from pathlib import Path
 
 from tests.bench.bench_api import rss_mib
 from tests.bench.bench_boot import _real_libvirt
-from tests.daemon import ADMIN_PASSWORD, DaemonProcess, remove_namespace, run_init, write_config
+from tests.daemon import (
+    ADMIN_PASSWORD,
+    DaemonProcess,
+    remove_namespace,
+    run_init,
+    write_config,
+)
 from tests.integration.realguest import (
     C,
     boot,
+    delete_servers_quietly,
     destroy_domains,
     make_flavor,
     new_test_dir,
@@ -95,11 +102,7 @@ async def _measure(tmp: Path) -> dict:
                 "ratio_daemon_vs_guests": loaded / qemu if qemu else None}
     finally:
         if client is not None:
-            for sid in made:
-                try:
-                    await client.delete(f"{C}/servers/{sid}")
-                except Exception:
-                    pass
+            await delete_servers_quietly(client, made)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 servers = (await client.get(f"{C}/servers"))["servers"]

@@ -9,6 +9,7 @@ fixtures' `finally` blocks remove both, and `destroy_domains` removes every doma
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import uuid
@@ -35,6 +36,22 @@ H = {"OpenStack-API-Version": "compute 2.60"}
 URI = "qemu:///system"
 TEST_ROOT = Path("/var/lib/monostack-test")
 LEASE_RE = re.compile(r"lease: (\S+) router (\S+) dns (\S+)")
+
+
+#: Marks for a module of tests that boot real guests: integration tier, root only.
+REAL_GUEST_MARKS = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, qemu:///system)"),
+]
+
+
+async def delete_servers_quietly(client: MonostackClient, sids: list[str]) -> None:
+    """Cleanup: ask the daemon to delete each server, whatever state the test left."""
+    for sid in sids:
+        try:
+            await client.delete(f"{C}/servers/{sid}")
+        except Exception:
+            pass
 
 
 def libvirt_reachable() -> bool:

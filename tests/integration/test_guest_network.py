@@ -12,20 +12,19 @@ ingress), typed on the serial console websocket. A qemu restarted behind compute
 from __future__ import annotations
 
 import asyncio
-import os
 
 import libvirt
-
 import pytest
 
 from appliance.errors import NotFound
 from appliance.network.netlink import DataPlane
 from tests.daemon import InProcessDaemon, remove_namespace, wait_for, write_config
 from tests.integration.realguest import (
-    C,
-    N,
+    REAL_GUEST_MARKS,
     URI,
+    C,
     Console,
+    N,
     boot,
     destroy_domains,
     fixed_ip,
@@ -40,10 +39,7 @@ from tests.integration.realguest import (
     wait_status,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, qemu:///system)"),
-]
+pytestmark = REAL_GUEST_MARKS
 COMPONENTS = ["images", "network", "compute"]
 
 

@@ -17,17 +17,24 @@ the daemon starts again — on a new API address, as after a host address change
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
 from appliance.network.firewall import list_ruleset
 from appliance.network.netlink import DataPlane, list_namespaces
-from tests.daemon import ADMIN_PASSWORD, DaemonProcess, remove_namespace, run_init, write_config
+from tests.daemon import (
+    ADMIN_PASSWORD,
+    DaemonProcess,
+    remove_namespace,
+    run_init,
+    write_config,
+)
 from tests.integration.realguest import (
+    REAL_GUEST_MARKS,
     C,
     Console,
     boot,
+    delete_servers_quietly,
     destroy_domains,
     domain_active,
     fixed_ip,
@@ -43,10 +50,7 @@ from tests.integration.realguest import (
     wait_status,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, qemu:///system)"),
-]
+pytestmark = REAL_GUEST_MARKS
 COMPONENTS = ["images", "network", "compute"]
 
 
@@ -130,11 +134,7 @@ async def test_host_reboot_resumes_active_guests_with_same_addresses_and_console
         assert [s["type"] for s in catalog] == [s["type"] for s in old_catalog]
     finally:
         if client is not None:
-            for sid in made:
-                try:
-                    await client.delete(f"{C}/servers/{sid}")
-                except Exception:
-                    pass
+            await delete_servers_quietly(client, made)
             await client.close()
         daemon.stop()
         await asyncio.to_thread(destroy_domains, made)

@@ -33,9 +33,11 @@ from tests.daemon import (
     write_config,
 )
 from tests.integration.realguest import (
+    REAL_GUEST_MARKS,
     URI,
     Console,
     boot,
+    delete_servers_quietly,
     destroy_domains,
     domain_active,
     guest_image_or_skip,
@@ -51,10 +53,7 @@ from tests.integration.realguest import (
 )
 from tests.reliability.support import raw
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, qemu:///system)"),
-]
+pytestmark = REAL_GUEST_MARKS
 OWNED = Path("/run/monostack-tests-libvirtd.pid")
 PIDFILE = Path("/run/libvirtd.pid")
 C = "/compute/v2.1"
@@ -167,11 +166,7 @@ async def test_daemon_rides_out_a_libvirtd_crash_and_reconnects(tmp_path):
     finally:
         await asyncio.to_thread(start_libvirtd)  # never leave the machine without libvirtd
         if client is not None:
-            for sid in made:
-                try:
-                    await client.delete(f"{C}/servers/{sid}")
-                except Exception:
-                    pass
+            await delete_servers_quietly(client, made)
             await client.close()
         if daemon is not None:
             daemon.stop()
