@@ -387,7 +387,10 @@ class SerialConsole(Widget, can_focus=True):
         strip = raw.apply_style(base)
         if cursor_x is not None:
             strip = self._draw_cursor(strip, cursor_x, focused)
-        strip = strip.crop_extend(0, width, base)
+        if strip.cell_length != width:
+            # Not when it fits already: Strip.crop_extend would cache the strip in itself, a
+            # reference cycle per row per frame that only a (UI-stalling) GC pass frees.
+            strip = strip.crop_extend(0, width, base)
         self._line_cache[y] = (raw, key, strip)
         return strip
 
