@@ -47,7 +47,7 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   if ! pgrep -x libvirtd >/dev/null; then
     libvirtd -d
     for _ in $(seq 1 50); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
-    cp /run/libvirtd.pid "$OWNED"
+    cp /run/libvirtd.pid "$OWNED" 2>/dev/null || true
   fi
   for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
