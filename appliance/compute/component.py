@@ -87,5 +87,5 @@ class ComputeComponent:
             return "starting"
         if not m.driver.connected:
             return f"degraded: the connection to {m.config.libvirt_uri} is lost; reconnecting"
-        return (f"ok ({m.host_info.hypervisor_type}, {len(m.instances.list())} instances, "
+        return (f"ok ({m.host_info.hypervisor_type}, {m.instances.count()} instances, "
                 f"{len(m._running)} tasks)")

@@ -56,7 +56,6 @@ from tests.reliability.support import raw
 pytestmark = REAL_GUEST_MARKS
 OWNED = Path("/run/monostack-tests-libvirtd.pid")
 PIDFILE = Path("/run/libvirtd.pid")
-C = "/compute/v2.1"
 
 
 def owned_libvirtd() -> int | None:

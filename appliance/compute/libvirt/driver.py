@@ -475,18 +475,15 @@ class LibvirtDriver:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._lost, conn, f"closed (reason {reason})")
 
-    def _lost(self, conn: libvirt.virConnect | None, why: str) -> None:
+    def _lost(self, conn: libvirt.virConnect, why: str) -> None:
         """Forget a dead connection and keep trying to make a new one in the background; calls
         meanwhile answer 503 (ServiceUnavailable) rather than act on stale state."""
-        if conn is not None and conn is not self._conn and self._conn is not None:
-            return  # an old connection's late close
+        if self._conn is None or conn is not self._conn:
+            return  # already dropped, or an old connection's late close
         dead, self._conn = self._conn, None
-        if dead is None and (self._reconnecting is not None and not self._reconnecting.done()):
-            return
         log.warning("lost the connection to %s: %s; reconnecting", self.uri, why)
-        if dead is not None:
-            self._callback_ids.clear()
-            threading.Thread(target=_close_quietly, args=(dead,), daemon=True).start()
+        self._callback_ids.clear()
+        threading.Thread(target=_close_quietly, args=(dead,), daemon=True).start()
         if self._wanted and (self._reconnecting is None or self._reconnecting.done()):
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
