@@ -7,7 +7,10 @@ resource carries tags, created_at/updated_at, revision_number, project_id and te
 
 Filters: any attribute of a resource may be given as a query parameter, repeated for several
 values (`?name=a&name=b`); `fixed_ips=ip_address=…`/`fixed_ips=subnet_id=…` filter ports;
-`fields`, `sort_key` and `sort_dir` are accepted and ignored; `limit`/`marker` page.
+`fields` (repeatable) picks the attributes returned by GETs; `sort_key` and `sort_dir` are
+accepted and ignored; `limit`/`marker` page. Collections take Neutron's bulk form
+(`{"networks": [{…}, {…}]}`: all or nothing), and every resource has Neutron's tag
+sub-resource (`/{collection}/{id}/tags[/{tag}]`, the standard-attr-tag extension).
 
 Monostack extension (admin only):
     GET /network/v2.0/monostack-dhcp-leases   {"leases": [{id, network_id, port_id, project_id,
@@ -17,11 +20,21 @@ Monostack extension (admin only):
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from appliance.api.util import auth_of, authorize, ctx_of, json_body, paginate, public
+from appliance.api.network_tags import Tagged, tag_routes
+from appliance.api.util import (
+    BODY_OVERRIDE,
+    auth_of,
+    authorize,
+    ctx_of,
+    json_body,
+    paginate,
+    public,
+)
 from appliance.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from appliance.identity.policy import AuthContext
 from appliance.network.manager import UNSET, NetworkManager
@@ -56,11 +69,8 @@ EXTENSIONS = [
     ("binding", "Port Binding", "Expose port bindings of a virtual port"),
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
-    ("agent", "agent", "The agent management extension."),
-    ("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"),
     ("project-id", "project_id field enabled", "Extension that indicates project_id is enabled."),
     ("stateful-security-group", "Stateful security group", "stateful attribute"),
-    ("multi-provider", "Multi Provider Network", "Expose mapping of virtual networks"),
     ("monostack-dhcp-leases", "DHCP leases", "The in-process DHCP server's lease records."),
 ]
 
@@ -210,7 +220,33 @@ def _filtered(request: web.Request, items: list[dict[str, Any]]) -> list[dict[st
         values = request.query.getall(key)
         items = [i for i in items if _matches(i, key, values)]
     items.sort(key=lambda i: (i.get("created_at") or "", i["id"]))
-    return paginate(items, request, key=lambda i: i["id"])
+    items = paginate(items, request, key=lambda i: i["id"])
+    fields = _fields(request)
+    return [_pick(i, fields) for i in items] if fields else items
+
+
+def _fields(request: web.Request) -> list[str]:
+    """`?fields=a&fields=b` (or `fields=a,b`): the attributes a GET answers with, as Neutron."""
+    return [f for v in request.query.getall("fields", []) for f in v.split(",") if f]
+
+
+def _pick(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return {k: item[k] for k in fields if k in item}
+
+
+def _with_fields(getter: Callable[[web.Request], Awaitable[web.Response]]
+                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A single-resource GET honours `fields` too; only then is its answer re-shaped."""
+    async def handler(request: web.Request) -> web.Response:
+        response = await getter(request)
+        fields = _fields(request)
+        if not fields or response.status != 200 or response.text is None:
+            return response
+        body = json.loads(response.text)
+        key = next(iter(body))
+        return _json(key, _pick(body[key], fields))
+    handler.__name__ = getattr(getter, "__name__", "get")
+    return handler
 
 
 # ---- policy helpers -----------------------------------------------------------------------------
@@ -374,23 +410,24 @@ async def delete_network(request: web.Request) -> web.Response:
 
 # ---- subnets ------------------------------------------------------------------------------------
 
+def _subnet_visible(auth: AuthContext, net: Network | None) -> bool:
+    """Neutron's get_subnet rule: admin, owner or a shared network. An external network is
+    visible to all (to pick it for a gateway or a floating IP), its subnets are not."""
+    return net is not None and (auth.is_admin or net.project_id == auth.project_id or net.shared)
+
+
 def _visible_subnet(request: web.Request, subnet_id: str) -> Subnet:
     mgr = _mgr(request)
     sn = mgr.subnets.get(subnet_id)
-    if sn is None:
+    if sn is None or not _subnet_visible(auth_of(request), mgr.networks.get(sn.network_id)):
         raise NotFound(f"Subnet {subnet_id} could not be found.")
-    try:
-        _visible_network(request, sn.network_id)
-    except NotFound as exc:
-        raise NotFound(f"Subnet {subnet_id} could not be found.") from exc
     return sn
 
 
 async def list_subnets(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_subnets")
     mgr = _mgr(request)
-    visible = {n.id for n in mgr.networks.list(
-        lambda n: mgr.network_visible(n, auth.project_id, auth.is_admin))}
+    visible = {n.id for n in mgr.networks.list(lambda n: _subnet_visible(auth, n))}
     subnets = mgr.subnets.list(lambda s: s.network_id in visible)
     return _json("subnets", _filtered(request, [subnet_view(s) for s in subnets]))
 
@@ -760,7 +797,19 @@ async def update_quota(request: web.Request) -> web.Response:
     pid = request.match_info["project_id"]
     authorize(request, "network:update_quota")
     body = await json_body(request, "quota")
-    body = {k: v for k, v in body.items() if k not in ("rbac_policy", "subnetpool", "force")}
+    # `openstack quota set` sends check_limit (and force): with check_limit a limit below what
+    # the project already uses is refused, as Neutron's quota driver does.
+    check_limit = body.get("check_limit", False)
+    if not isinstance(check_limit, bool):
+        raise BadRequest("Invalid input for check_limit: it must be a boolean.")
+    body = {k: v for k, v in body.items()
+            if k not in ("rbac_policy", "subnetpool", "force", "check_limit")}
+    if check_limit:
+        used = _mgr(request).usage(pid)
+        for k, v in body.items():
+            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < used.get(k, 0):
+                raise BadRequest(f"Quota limit {v} for {k} must be greater than or equal to "
+                                 f"already used and reserved {used[k]}.")
     await _mgr(request).set_quota(pid, body)
     return _json("quota", _quota_body(_mgr(request), pid))
 
@@ -787,11 +836,65 @@ async def dhcp_stats(request: web.Request) -> web.Response:
 
 # ---- routes -------------------------------------------------------------------------------------
 
+#: Most items one bulk create takes: the whole list is read before anything is made.
+MAX_BULK = 500
+
+#: collection → (singular body key, plural body key, undo of one create for a failed bulk)
+_BULK: dict[str, tuple[str, str, Callable[[NetworkManager, str], Awaitable[Any]]]] = {
+    "networks": ("network", "networks", lambda m, i: m.delete_network(i)),
+    "subnets": ("subnet", "subnets", lambda m, i: m.delete_subnet(i)),
+    "ports": ("port", "ports", lambda m, i: m.delete_port(i)),
+    "security-groups": ("security_group", "security_groups",
+                        lambda m, i: m.delete_security_group(i, is_admin=True)),
+    "security-group-rules": ("security_group_rule", "security_group_rules",
+                             lambda m, i: m.delete_security_group_rule(i)),
+    "routers": ("router", "routers", lambda m, i: m.delete_router(i)),
+    "floatingips": ("floatingip", "floatingips", lambda m, i: m.delete_floatingip(i)),
+}
+
+
+def _bulk(collection: str, creator: Callable[[web.Request], Awaitable[web.Response]]
+          ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Neutron's bulk create: `{"<plural>": [...]}` makes each item through the ordinary create
+    handler (same policy, checks and quota), and undoes the ones made if any fails."""
+    singular, plural, undo = _BULK[collection]
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not (isinstance(body, dict) and plural in body and singular not in body):
+            return await creator(request)
+        items = body[plural]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise BadRequest(f"Invalid input for {plural}: it must be a list of objects.")
+        if not 1 <= len(items) <= MAX_BULK:
+            raise BadRequest(f"Invalid input for {plural}: between 1 and {MAX_BULK} items.")
+        made: list[dict[str, Any]] = []
+        try:
+            for item in items:
+                # one item at a time through the same request (its body is already read)
+                request[BODY_OVERRIDE] = {singular: item}
+                response = await creator(request)
+                made.append(json.loads(response.text or "{}")[singular])
+        except BaseException:
+            mgr = _mgr(request)
+            for created in reversed(made):
+                try:
+                    await undo(mgr, created["id"])
+                except Exception:  # noqa: BLE001 — undo what can be undone, report the cause
+                    pass
+            raise
+        finally:
+            request.pop(BODY_OVERRIDE, None)
+        return _json(plural, made, 201)
+    handler.__name__ = getattr(creator, "__name__", "create")
+    return handler
+
+
 def _crud(collection: str, lister: Callable, creator: Callable, getter: Callable,
           updater: Callable | None, deleter: Callable) -> list[web.RouteDef]:
     base = f"{PREFIX}/{collection}"
-    out = [web.get(base, lister), web.post(base, creator), web.get(base + "/{id}", getter),
-           web.delete(base + "/{id}", deleter)]
+    out = [web.get(base, lister), web.post(base, _bulk(collection, creator)),
+           web.get(base + "/{id}", _with_fields(getter)), web.delete(base + "/{id}", deleter)]
     if updater is not None:
         out.append(web.put(base + "/{id}", updater))
     return out
@@ -826,4 +929,42 @@ def routes() -> list[web.RouteDef]:
         web.delete(PREFIX + "/quotas/{project_id}", delete_quota),
         web.get(PREFIX + "/monostack-dhcp-leases", list_leases),
         web.get(PREFIX + "/monostack-dhcp-stats", dhcp_stats),
+        *tag_routes(PREFIX, _tagged()),
     ]
+
+
+def _owned_network(request: web.Request) -> Network:
+    net = _visible_network(request, request.match_info["id"])
+    _check_owner(auth_of(request), net.project_id, True, f"Network {net.id}")
+    return net
+
+
+def _owned_subnet(request: web.Request) -> Subnet:
+    sn = _visible_subnet(request, request.match_info["id"])
+    _check_owner(auth_of(request), sn.project_id, True, f"Subnet {sn.id}")
+    return sn
+
+
+def _actions(resource: str) -> tuple[str, str]:
+    return f"network:get_{resource}", f"network:update_{resource}"
+
+
+def _tagged() -> dict[str, Tagged]:
+    """Who may tag what: the rules of each collection's update."""
+    def admin(request: web.Request) -> bool:
+        return auth_of(request).is_admin
+    return {
+        "networks": Tagged(_owned_network, lambda rq, r, t: _mgr(rq).update_network(
+            r, {"tags": t}), *_actions("network")),
+        "subnets": Tagged(_owned_subnet, lambda rq, r, t: _mgr(rq).update_subnet(
+            r, {"tags": t}), *_actions("subnet")),
+        "ports": Tagged(_port, lambda rq, r, t: _mgr(rq).update_port(
+            r, {"tags": t}, is_admin=admin(rq)), *_actions("port")),
+        "security-groups": Tagged(_sg, lambda rq, r, t: _mgr(rq).update_security_group(
+            r, {"tags": t}), *_actions("security_group")),
+        "routers": Tagged(_router, lambda rq, r, t: _mgr(rq).update_router(
+            r, {"tags": t}, is_admin=admin(rq)), *_actions("router")),
+        "floatingips": Tagged(_fip, lambda rq, r, t: _mgr(rq).update_floatingip(
+            r, {"tags": t}, project_id=r.project_id, is_admin=admin(rq)),
+            *_actions("floatingip")),
+    }

@@ -1012,6 +1012,22 @@ class NetworkManager:
         return self.ports.list(lambda p: p.device_id == router_id
                                and p.device_owner == PortOwner.ROUTER_INTERFACE)
 
+    def _check_router_overlap(self, router: Router, sn: Subnet) -> None:
+        """One router routes between its subnets, so no two of them (its gateway's included) may
+        overlap: the README's rule, and Neutron's (a router can't tell which side owns an address)."""
+        mine = ipaddress.IPv4Network(sn.cidr)
+        ports = self.router_interfaces(router.id)
+        if router.gateway_port_id and (gw := self.ports.get(router.gateway_port_id)):
+            ports.append(gw)
+        for p in ports:
+            for f in p.fixed_ips:
+                other = self.subnets.get(f["subnet_id"])
+                if other is None or other.id == sn.id:
+                    continue
+                if ipaddress.IPv4Network(other.cidr).overlaps(mine):
+                    raise BadRequest(f"Bad router request: Cidr {sn.cidr} of subnet {sn.id} "
+                                     f"overlaps with cidr {other.cidr} of subnet {other.id}.")
+
     async def add_router_interface(self, router: Router, *, subnet_id: str | None = None,
                                    port_id: str | None = None, project_id: str,
                                    is_admin: bool = False) -> tuple[Port, Subnet]:
@@ -1033,6 +1049,7 @@ class NetworkManager:
                                          f"subnet {sn.id}." if p.device_id == router.id else
                                          f"Subnet {sn.id} is already attached to router "
                                          f"{p.device_id}.")
+                self._check_router_overlap(router, sn)
                 port = await self._create_port_locked(
                     router.project_id, net.id, is_admin=True,
                     fixed_ips=[{"subnet_id": sn.id, "ip_address": sn.gateway_ip}],
@@ -1047,6 +1064,7 @@ class NetworkManager:
                     raise BadRequest("Bad router request: Router port must have at least "
                                      "one fixed IP")
                 sn = self.subnets.require(port.fixed_ips[0]["subnet_id"])
+                self._check_router_overlap(router, sn)
                 port.device_id, port.device_owner = router.id, PortOwner.ROUTER_INTERFACE
                 port.port_security_enabled, port.security_groups = False, []
                 port.allowed_address_pairs, port.status = [], "ACTIVE"

@@ -68,3 +68,20 @@ def test_openstack_network_commands(net_cli_daemon):
     openstack(d, "floating", "ip", "set", "--port", "cli-port", fip["floating_ip_address"])
     shown = os_json(d, "floating", "ip", "show", fip["floating_ip_address"])
     assert shown["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
+
+
+def test_openstack_tags_and_network_quotas(net_cli_daemon):
+    """`network set --tag` goes through the tag sub-resource; `quota set --networks/--ports`
+    sends check_limit, which once answered 400."""
+    d = net_cli_daemon
+    openstack(d, "network", "create", "--tag", "lab", "cli-tagged")
+    openstack(d, "network", "set", "--tag", "blue", "cli-tagged")
+    assert set(os_json(d, "network", "show", "cli-tagged")["tags"]) == {"lab", "blue"}
+    listed = os_json(d, "network", "list", "--tags", "blue")
+    assert [n["Name"] for n in listed] == ["cli-tagged"]
+    openstack(d, "network", "unset", "--tag", "lab", "cli-tagged")
+    assert os_json(d, "network", "show", "cli-tagged")["tags"] == ["blue"]
+    openstack(d, "quota", "set", "--networks", "17", "--ports", "90", "admin")
+    quota = os_json(d, "quota", "show", "--network", "admin")
+    shown = {q["Resource"]: q["Limit"] for q in quota} if isinstance(quota, list) else quota
+    assert shown.get("networks") == 17 and shown.get("ports") == 90, quota
