@@ -1,5 +1,5 @@
 """The `monostack` command: init, serve, tui, status, tls, backup, restore, doctor, operator,
-image-import, support-matrix."""
+image-import, support-matrix, client-config, openrc."""
 from __future__ import annotations
 
 import argparse
@@ -88,9 +88,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
         from tui.app import run_tui
     except ModuleNotFoundError as exc:
         raise SystemExit(f"the TUI is not installed: {exc}")
+    from appliance.client_config import tui_socket
     socket_path = None
     if not args.url:
-        socket_path = Path(args.socket) if args.socket else _config(args).api.socket
+        # An SSH operator runs this as their own unix account: nothing root-only is read.
+        socket_path = (Path(args.socket) if args.socket
+                       else tui_socket(args.config, daemon_config=DEFAULT_CONFIG))
     return run_tui(url=args.url, socket_path=socket_path)
 
 
@@ -285,17 +288,105 @@ async def _operator_add(config: Config, name: str, password: str, project: str, 
         return user["id"]
 
 
+def _key_arg(key: str) -> str:
+    return Path(key).read_text() if os.path.exists(key) else key
+
+
 def cmd_operator_add(args: argparse.Namespace) -> int:
-    from appliance.operators import add_unix_operator
-    key = Path(args.key).read_text() if os.path.exists(args.key) else args.key
+    from appliance.client_config import ClientConfig, openrc
+    from appliance.operators import add_unix_operator, write_openrc
+    key = _key_arg(args.key)
     password = args.password or os.environ.get("MONOSTACK_OPERATOR_PASSWORD")
     if not password:
         password = getpass.getpass(f"Appliance password for {args.name}: ")
     config = _config(args)
     keys = add_unix_operator(args.name, key, group=args.group)
     asyncio.run(_operator_add(config, args.name, password, args.project, args.role))
+    rc = ""
+    if config.api.listen:
+        rc_path = write_openrc(args.name, openrc(ClientConfig.of(config), args.name,
+                                                 args.project), group=args.group)
+        rc = f" OpenStack clients: {rc_path} (asks for the password)."
     print(f"operator {args.name}: ssh key in {keys}; appliance user with role {args.role} "
-          f"on project {args.project}. `ssh {args.name}@<host>` opens the TUI.")
+          f"on project {args.project}. `ssh -t {args.name}@<host>` opens the TUI.{rc}")
+    return 0
+
+
+async def _appliance_users(config: Config, names: list[str]) -> dict[str, dict]:
+    client = await admin_client(config)
+    async with client:
+        found = {}
+        for name in names:
+            users = (await client.get(f"/identity/v3/users?{urlencode({'name': name})}"))["users"]
+            if users:
+                user = users[0]
+                grants = (await client.get("/identity/v3/role_assignments?" + urlencode(
+                    {"user.id": user["id"], "include_names": "true"})))["role_assignments"]
+                user["grants"] = sorted(
+                    f"{g['role']['name']}@{g['scope'].get('project', {}).get('name', '?')}"
+                    for g in grants)
+                found[name] = user
+        return found
+
+
+def cmd_operator_list(args: argparse.Namespace) -> int:
+    from appliance.operators import list_unix_operators
+    ops = list_unix_operators(args.group)
+    users = asyncio.run(_appliance_users(_config(args), [o.name for o in ops])) if ops else {}
+    if not ops:
+        print(f"no operators (members of {args.group})")
+    for op in ops:
+        user = users.get(op.name)
+        who = (f"appliance user {', '.join(user['grants']) or 'without roles'}"
+               + ("" if user.get("enabled", True) else " (disabled)")) if user else \
+            "no appliance user"
+        keys = "; ".join(op.keys) or "no ssh key"
+        print(f"{op.name}: {who}; {len(op.keys)} key(s): {keys}")
+    return 0
+
+
+async def _operator_remove(config: Config, name: str) -> bool:
+    client = await admin_client(config)
+    async with client:
+        users = (await client.get(f"/identity/v3/users?{urlencode({'name': name})}"))["users"]
+        for user in users:
+            await client.delete(f"/identity/v3/users/{user['id']}")
+        return bool(users)
+
+
+def cmd_operator_remove(args: argparse.Namespace) -> int:
+    from appliance.operators import remove_unix_operator
+    config = _config(args)
+    remove_unix_operator(args.name, group=args.group)  # refuses accounts that are not operators
+    had_user = asyncio.run(_operator_remove(config, args.name))
+    print(f"operator {args.name} removed: unix account, home and ssh key"
+          + (", appliance user" if had_user else " (there was no appliance user)"))
+    return 0
+
+
+def cmd_operator_rotate_key(args: argparse.Namespace) -> int:
+    from appliance.operators import rotate_unix_key
+    keys = rotate_unix_key(args.name, _key_arg(args.key), group=args.group)
+    print(f"operator {args.name}: {keys} now holds only the new key")
+    return 0
+
+
+def cmd_client_config(args: argparse.Namespace) -> int:
+    from appliance.client_config import CLIENT_CONFIG, ClientConfig
+    client = ClientConfig.of(_config(args))
+    if not args.write:
+        print(client.to_toml(), end="")
+        return 0
+    changed = client.write(Path(args.write))
+    print(f"{args.write} {'written' if changed else 'is current; nothing changed'}")
+    return 0
+
+
+def cmd_openrc(args: argparse.Namespace) -> int:
+    from appliance.client_config import ClientConfig, openrc
+    password = _stored_admin_password() if args.with_password else None
+    print(openrc(ClientConfig.of(_config(args)), args.user, args.project, password=password),
+          end="")
     return 0
 def _stored_admin_password() -> str:
     env = os.environ.get("MONOSTACK_ADMIN_PASSWORD")
@@ -421,6 +512,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unix group whose members land in the TUI (must match the sshd snippet's "
                         "Match Group and [api] socket_group)")
     q.set_defaults(func=cmd_operator_add)
+    q = op.add_parser("list", help="operators: unix account, ssh keys, appliance roles")
+    q.add_argument("--group", default=OPERATORS_GROUP)
+    q.set_defaults(func=cmd_operator_list)
+    q = op.add_parser("remove", help="end their sessions; delete unix account, key and "
+                                     "appliance user")
+    q.add_argument("name")
+    q.add_argument("--group", default=OPERATORS_GROUP)
+    q.set_defaults(func=cmd_operator_remove)
+    q = op.add_parser("rotate-key", help="replace an operator's ssh key(s) with one new key")
+    q.add_argument("name")
+    q.add_argument("--key", required=True, help="OpenSSH public key, or a file holding it")
+    q.add_argument("--group", default=OPERATORS_GROUP)
+    q.set_defaults(func=cmd_operator_rotate_key)
+
+    p = sub.add_parser("client-config", help="what clients need to find the appliance (socket, "
+                                             "URL, CA; nothing secret)")
+    p.add_argument("--write", metavar="PATH", help="write it world-readable (the installer: "
+                                                   "/etc/monostack/client.toml)")
+    p.set_defaults(func=cmd_client_config)
+
+    p = sub.add_parser("openrc", help="an openrc for the OpenStack clients")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--project", default="admin")
+    p.add_argument("--with-password", action="store_true",
+                   help="include the stored admin password (root only); otherwise it asks")
+    p.set_defaults(func=cmd_openrc)
 
     p = sub.add_parser("network", help="the guest data plane")
     net = p.add_subparsers(dest="network_command", required=True)
