@@ -37,7 +37,9 @@ class ComputeComponent:
         self.ctx = ctx
         if driver is None:
             from appliance.compute.libvirt.driver import LibvirtDriver
-            driver = LibvirtDriver(ctx.config.compute.libvirt_uri)
+            from appliance.compute.libvirt.kvm_probe import CACHE_NAME as KVM_PROBE_CACHE
+            driver = LibvirtDriver(ctx.config.compute.libvirt_uri,
+                                   probe_cache=ctx.config.state_dir / KVM_PROBE_CACHE)
         self.driver = driver
         self.manager = ComputeManager(ctx, driver)
         self.flavors: Repository[Flavor] = Repository(ctx.store, "flavors", Flavor,

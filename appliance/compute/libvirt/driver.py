@@ -19,7 +19,6 @@ import asyncio
 import collections
 import contextlib
 import fcntl
-import glob
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import libvirt
@@ -51,6 +51,7 @@ from appliance.compute.driver import (
     SnapshotResult,
 )
 from appliance.compute.libvirt import domain_xml
+from appliance.compute.libvirt.kvm_probe import default_probe_kernel, kvm_boots_cached
 from appliance.errors import (
     Conflict,
     HypervisorError,
@@ -345,37 +346,6 @@ def kvm_device_usable(path: str = "/dev/kvm") -> bool:
         os.close(fd)
 
 
-def default_probe_kernel() -> str | None:
-    kernels = sorted(glob.glob("/boot/vmlinuz-*"), key=os.path.getmtime)
-    return kernels[-1] if kernels else None
-
-
-async def kvm_boots_kernel(qemu: str, kernel: str, timeout: float) -> bool:
-    """Boot `kernel` under qemu -accel kvm with earlyprintk on the serial port and wait for the
-    'Linux version' banner: proof that a real guest gets from firmware to the kernel."""
-    proc = await asyncio.create_subprocess_exec(
-        qemu, "-accel", "kvm", "-display", "none", "-nodefaults", "-no-user-config",
-        "-m", "128", "-no-reboot", "-serial", "stdio", "-kernel", kernel,
-        "-append", "earlyprintk=ttyS0 console=ttyS0 panic=-1",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
-    seen = b""
-    try:
-        async with asyncio.timeout(timeout):
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(4096):
-                seen = (seen + chunk)[-8192:]
-                if b"Linux version" in seen:
-                    return True
-    except TimeoutError:
-        pass
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-    return False
-
-
 # --- the driver ------------------------------------------------------------------------------
 
 _TEST_CAPABILITIES = DriverCapabilities(
@@ -404,12 +374,13 @@ class LibvirtDriver:
 
     def __init__(self, uri: str = "qemu:///system", *, domain_type: HypervisorType | None = None,
                  probe_kernel: str | None = None, probe_timeout: float = 10.0,
-                 detach_timeout: float = 30.0) -> None:
+                 probe_cache: Path | None = None, detach_timeout: float = 30.0) -> None:
         self.uri = uri
         self._forced_type = domain_type
         self._domain_type: HypervisorType | None = None
         self._probe_kernel = probe_kernel
         self._probe_timeout = probe_timeout
+        self._probe_cache = probe_cache  # the KVM probe's verdict, kept across restarts
         self._detach_timeout = detach_timeout
         self._last_cpu_sample: tuple[int, int] | None = None
         self._conn: libvirt.virConnect | None = None
@@ -624,7 +595,7 @@ class LibvirtDriver:
         if not qemu or not kernel:
             log.warning("no kernel to probe KVM with; trusting /dev/kvm and libvirt")
             return HypervisorType.KVM
-        if await kvm_boots_kernel(qemu, kernel, self._probe_timeout):
+        if await kvm_boots_cached(qemu, kernel, self._probe_timeout, self._probe_cache):
             return HypervisorType.KVM
         log.warning("KVM is present but a guest kernel does not boot under it: using TCG")
         return HypervisorType.QEMU
