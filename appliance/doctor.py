@@ -23,12 +23,37 @@ class Check:
     fix: str = ""
 
 
-def _run(*cmd: str) -> tuple[int, str]:
+#: `_run`'s return code when the command did not finish in time (timeout(1)'s convention)
+TIMED_OUT = 124
+
+
+def _run(*cmd: str, timeout: float = 15) -> tuple[int, str]:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         return out.returncode, (out.stdout + out.stderr).strip()
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except subprocess.TimeoutExpired:
+        return TIMED_OUT, f"no answer within {timeout:g} s"
+    except OSError as exc:
         return 127, str(exc)
+
+
+def systemd_is_init() -> bool:
+    """systemd runs this host (sd_booted's test); otherwise advice must not say systemctl."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def start_advice(unit: str, by_hand: str) -> str:
+    """How to start a service on this host: the unit where systemd is PID 1, else by hand."""
+    if systemd_is_init():
+        return f"systemctl start {unit}"
+    return f"{by_hand} (systemd is not PID 1 here)"
+
+
+def restart_daemon_advice() -> str:
+    if systemd_is_init():
+        return "systemctl restart monostack"
+    return ("kill $(cat /run/monostack/daemon.pid), then bash packaging/install.sh starts it "
+            "again (systemd is not PID 1 here)")
 
 
 def check_kvm() -> Check:
@@ -46,11 +71,23 @@ def check_kvm() -> Check:
 def check_libvirt(config: Config) -> Check:
     if not shutil.which("virsh"):
         return Check("libvirt", "fail", "virsh not found", "apt-get install libvirt-daemon-system")
-    rc, out = _run("virsh", "-c", config.compute.libvirt_uri, "version")
+    uri = config.compute.libvirt_uri
+    rc, out = _run("virsh", "-c", uri, "version")
     if rc == 0:
-        return Check("libvirt", "ok", f"{config.compute.libvirt_uri} answers")
-    return Check("libvirt", "fail", f"{config.compute.libvirt_uri} unreachable: {out[-200:]}",
-                 "systemctl start libvirtd (or: virtlogd -d; libvirtd -d)")
+        return Check("libvirt", "ok", f"{uri} answers")
+    if rc == TIMED_OUT:
+        # Connected or queued but slow (busy with many domains, a stuck storage pool): libvirtd
+        # is there, so "start it" would be wrong advice; give it a longer chance to say so.
+        rc, out = _run("virsh", "-c", uri, "version", timeout=60)
+        if rc == 0:
+            return Check("libvirt", "warn", f"{uri} answers, but slowly (over 15 s)",
+                         "libvirtd is busy: see its log, or wait")
+        if rc == TIMED_OUT:
+            return Check("libvirt", "warn", f"{uri} accepted no request within 75 s: libvirtd "
+                         "is hung or very busy, not down",
+                         "see libvirtd's log; restart it only if it stays this way")
+    return Check("libvirt", "fail", f"{uri} unreachable: {out[-200:]}",
+                 start_advice("libvirtd", "virtlogd -d; libvirtd -d"))
 
 
 def check_namespaces(config: Config) -> Check:
@@ -95,7 +132,7 @@ def check_tls(config: Config) -> Check | None:
     if not why:
         return Check("tls", "ok", f"{config.api.tls_cert} names this host")
     return Check("tls", "warn", f"{config.api.tls_cert}: {why}",
-                 "monostack tls init, then restart the daemon (systemctl restart monostack)")
+                 f"monostack tls init, then restart the daemon ({restart_daemon_advice()})")
 
 
 def check_daemon(config: Config) -> Check:
@@ -106,12 +143,86 @@ def check_daemon(config: Config) -> Check:
         return Check("daemon", "ok", f"answering on {config.api.socket}")
     except OSError as exc:
         return Check("daemon", "warn", f"not answering on {config.api.socket} ({exc.strerror})",
-                     "systemctl start monostack (or: monostack serve)")
+                     start_advice("monostack", "bash packaging/install.sh (it starts the daemon) "
+                                               "or: monostack serve"))
     finally:
         s.close()
 
 
 def run_checks(config: Config) -> list[Check]:
     checks = [check_kvm(), check_libvirt(config), check_namespaces(config), check_nftables(),
-              check_tls(config), *check_space(config), check_daemon(config)]
+              check_tls(config), *check_space(config), check_daemon(config),
+              check_ssh_operators(config)]
     return [c for c in checks if c is not None]
+
+
+SSHD_SNIPPET = Path("/etc/ssh/sshd_config.d/monostack.conf")
+FORCE_COMMAND = "/usr/local/bin/monostack tui"
+
+
+def _listening_tcp_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def check_ssh_operators(config: Config) -> Check | None:
+    """Can an operator `ssh -t op@host` and land in the TUI? sshd running and listening, the
+    snippet forcing the TUI in effect for the group, the socket open to the group. None where
+    SSH access was never set up (no snippet, no operators group)."""
+    import grp
+    from appliance.operators import OPERATORS_GROUP, list_unix_operators
+    try:
+        group = grp.getgrnam(config.api.socket_group)
+    except KeyError:
+        group = None
+    if not SSHD_SNIPPET.exists() and group is None:
+        return None
+    problems: list[tuple[str, str]] = []
+    if not SSHD_SNIPPET.exists():
+        problems.append((f"{SSHD_SNIPPET} is missing", "bash packaging/install.sh"))
+    if group is None:
+        problems.append((f"no group {config.api.socket_group}", "bash packaging/install.sh"))
+    if not Path(FORCE_COMMAND.split()[0]).exists():
+        problems.append((f"{FORCE_COMMAND.split()[0]} is missing", "bash packaging/install.sh"))
+    rc, effective = _run("sshd", "-T") if shutil.which("sshd") else (127, "")
+    ports = {int(line.split()[1]) for line in effective.splitlines()
+             if line.startswith("port ")} if rc == 0 else set()
+    if rc != 0:
+        problems.append((f"sshd's configuration does not load ({effective[-120:]})"
+                         if effective else "openssh-server is not installed",
+                         "sshd -t shows the error" if effective else "bash packaging/install.sh"))
+    elif not ports & _listening_tcp_ports():
+        problems.append((f"sshd is not running (nothing listens on port "
+                         f"{', '.join(map(str, sorted(ports)))})",
+                         start_advice("ssh", "/usr/sbin/sshd")))
+    try:
+        st = os.stat(config.api.socket)
+        if group is not None and (st.st_gid != group.gr_gid or st.st_mode & 0o060 != 0o060):
+            problems.append((f"{config.api.socket} is not open to {group.gr_name}",
+                             f"restart the daemon ({restart_daemon_advice()})"))
+    except OSError:
+        pass  # the daemon line says it is down
+    operators = list_unix_operators(config.api.socket_group if group else OPERATORS_GROUP)
+    if operators and rc == 0:
+        rc2, matched = _run("sshd", "-T", "-C",
+                            f"user={operators[0].name},host=localhost,addr=127.0.0.1")
+        if rc2 == 0 and f"forcecommand {FORCE_COMMAND}" not in matched:
+            problems.append((f"sshd does not force {operators[0].name} into the TUI",
+                             f"check {SSHD_SNIPPET} and that sshd_config includes "
+                             "sshd_config.d"))
+    if problems:
+        return Check("ssh operators", "warn", "cannot get in: " +
+                     "; ".join(p for p, _ in problems), problems[0][1])
+    names = ", ".join(o.name for o in operators) or "none yet: monostack operator add NAME --key K"
+    return Check("ssh operators", "ok", f"can get in: sshd listens on port "
+                 f"{', '.join(map(str, sorted(ports)))}, ssh -t lands in the TUI "
+                 f"(operators: {names})")

@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.doctor import (
-    Check, check_kvm, check_libvirt, check_namespaces, check_space, check_tls)
+    Check, check_kvm, check_libvirt, check_namespaces, check_space, check_ssh_operators, check_tls)
 from appliance.errors import MonostackError
 
 #: Tables worth a count on the status screen, in display order (others are bookkeeping).
@@ -29,6 +29,8 @@ class StatusReport:
     counts: dict[str, int] | None = None
     counts_note: str = ""
     checks: list[Check] = field(default_factory=list)
+    #: what guests run under, as the daemon says (os-hypervisors): "KVM", "QEMU", or None
+    hypervisor: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -70,7 +72,8 @@ def check_disk_space(config: Config) -> list[Check]:
 
 def host_checks(config: Config) -> list[Check]:
     checks = [check_kvm(), check_libvirt(config), check_namespaces(config),
-              check_object_devices(config), check_tls(config), *check_disk_space(config)]
+              check_object_devices(config), check_tls(config), *check_disk_space(config),
+              check_ssh_operators(config)]
     return [c for c in checks if c is not None]
 
 
@@ -108,11 +111,35 @@ async def collect(config: Config, *, url: str | None = None, cafile: str | None 
                     report.counts = (await client.get("/monostack/status"))["counts"]
                 except MonostackError as exc:
                     report.counts_note = f"not available ({exc})"
+                try:
+                    hvs = (await client.get("/compute/v2.1/os-hypervisors/detail"))
+                    report.hypervisor = hvs["hypervisors"][0]["hypervisor_type"]
+                except (MonostackError, KeyError, IndexError):
+                    pass  # no compute, or not admin: the host checks still say what they can
             else:
                 report.counts_note = ("not available (run as root, or set "
                                       "MONOSTACK_ADMIN_PASSWORD)")
     report.checks = await asyncio.to_thread(host_checks, config)
     return report
+
+
+def hypervisor_in_use(config: Config, device: Check, daemon_says: str | None) -> Check:
+    """What guests run under, not only whether /dev/kvm opens: a nested host opens it and the
+    daemon's probe still picks TCG."""
+    if daemon_says == "KVM":
+        return Check("hypervisor", "ok", "guests run under KVM")
+    if daemon_says == "QEMU":
+        why = device.detail if device.level != "ok" else "KVM cannot run guests here"
+        from appliance.compute.libvirt.kvm_probe import CACHE_NAME, read_verdict
+        verdict = read_verdict(Path(config.state_dir) / CACHE_NAME)
+        if device.level == "ok" and verdict is not None and not verdict.kvm_boots:
+            why = verdict.detail
+        return Check("hypervisor", "ok", f"guests run under QEMU/TCG, several times slower "
+                                         f"than KVM ({why})")
+    if device.level == "ok":
+        return Check("hypervisor", "ok", "/dev/kvm opens; whether guests run under KVM or "
+                                         "QEMU/TCG the daemon says (run as root, daemon up)")
+    return device
 
 
 def _duration(seconds: float) -> str:
@@ -146,9 +173,8 @@ def render(config: Config, report: StatusReport, *, ca_path: Path | None = None)
             api += f" (clients: export OS_CACERT={ca_path})"
         lines.append(("api", api))
     for check in report.checks:
-        if check.name == "hypervisor" and check.level == "ok":
-            check = Check("hypervisor", "ok", "/dev/kvm usable (a probe guest at daemon start "
-                                              "confirms KVM, else QEMU/TCG)")
+        if check.name == "hypervisor":
+            check = hypervisor_in_use(config, check, report.hypervisor)
         mark = "" if check.level == "ok" else f"{check.level.upper()}: "
         text = mark + check.detail
         if check.fix:

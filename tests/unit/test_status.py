@@ -41,3 +41,47 @@ def test_disk_space_is_one_line_per_filesystem(tmp_path):
     checks = check_disk_space(_config(tmp_path))
     assert len(checks) == 1  # everything under tmp_path: one file system
     assert "state, images, volumes, instances" in checks[0].detail
+
+
+def test_status_says_what_guests_run_under(tmp_path):
+    import json
+
+    from appliance.compute.libvirt.kvm_probe import CACHE_NAME
+    config = _config(tmp_path)
+    usable = Check("hypervisor", "ok", "/dev/kvm opens; …")
+    report = StatusReport(daemon={"status": "ok", "uptime": 1}, checks=[usable],
+                          hypervisor="KVM")
+    assert "hypervisor  guests run under KVM" in render(config, report)
+    # /dev/kvm opens, but the probe guest did not boot: TCG, and why
+    Path(config.state_dir).mkdir(parents=True)
+    (Path(config.state_dir) / CACHE_NAME).write_text(json.dumps(
+        {"key": "k", "kvm_boots": False, "detail": "a guest kernel did not boot under KVM"}))
+    report.hypervisor = "QEMU"
+    text = render(config, report)
+    assert "guests run under QEMU/TCG" in text and "did not boot under KVM" in text
+    assert "/dev/kvm usable" not in text
+    report.checks = [Check("hypervisor", "warn", "KVM not usable (No such file or directory)")]
+    assert "QEMU/TCG, several times slower than KVM (KVM not usable" in render(config, report)
+
+
+def test_doctor_advice_fits_the_host(monkeypatch, tmp_path):
+    """A slow libvirtd is slow, not down; no systemctl advice where systemd is not PID 1."""
+    from appliance import doctor
+    config = _config(tmp_path)
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: f"/usr/bin/{name}")
+    calls = []
+
+    def slow_then_answers(*cmd, timeout=15):
+        calls.append(timeout)
+        return (doctor.TIMED_OUT, "no answer") if len(calls) == 1 else (0, "Compiled against")
+
+    monkeypatch.setattr(doctor, "_run", slow_then_answers)
+    check = doctor.check_libvirt(config)
+    assert check.level == "warn" and "slowly" in check.detail and "start" not in check.fix
+    monkeypatch.setattr(doctor, "_run", lambda *cmd, timeout=15: (1, "Failed to connect socket"))
+    monkeypatch.setattr(doctor, "systemd_is_init", lambda: False)
+    down = doctor.check_libvirt(config)
+    assert down.level == "fail" and "systemctl" not in down.fix and "libvirtd -d" in down.fix
+    assert "systemctl" not in doctor.check_daemon(config).fix
+    monkeypatch.setattr(doctor, "systemd_is_init", lambda: True)
+    assert doctor.check_libvirt(config).fix == "systemctl start libvirtd"
