@@ -13,6 +13,7 @@ from aiohttp import web
 
 from appliance.api.util import ctx_of, is_public
 from appliance.errors import MonostackError, PayloadTooLarge
+from appliance.objects.swift import trans_id
 
 log = logging.getLogger("monostack.api")
 
@@ -23,7 +24,8 @@ _NOVA_KEYS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "it
 def _service_of(path: str) -> str:
     head = path.lstrip("/").split("/", 1)[0]
     return {"compute": "compute", "volume": "volume", "network": "network", "image": "image",
-            "swift": "object", "identity": "identity", "v3": "identity"}.get(head, "monostack")
+            "swift": "object", "v1": "object", "info": "object", "identity": "identity",
+            "v3": "identity"}.get(head, "monostack")
 
 
 def error_response(path: str, exc: MonostackError) -> web.Response:
@@ -51,17 +53,21 @@ def _html(text: str) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler):
-    request_id = "req-" + str(uuid.uuid4())
+    swift = _service_of(request.path) == "object"
+    # Swift's clients and operators read the time back out of a `tx…` transaction id.
+    request_id = trans_id() if swift else "req-" + str(uuid.uuid4())
     request["request_id"] = request_id
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["x-openstack-request-id"] = request_id
+        if swift:
+            exc.headers["X-Trans-Id"] = request_id
         raise
     response.headers["x-openstack-request-id"] = request_id
     if request.path.startswith("/compute"):
         response.headers["X-Compute-Request-Id"] = request_id
-    if request.path.startswith("/swift"):
+    if swift:
         response.headers["X-Trans-Id"] = request_id
         response.headers["X-Openstack-Request-Id"] = request_id
     return response

@@ -2,6 +2,8 @@
 
     /info                                   capabilities and limits (public)
     /swift/v1/AUTH_<project>                account: GET listing, HEAD, POST metadata
+                                            (everything below also under /v1/AUTH_…, as
+                                            Swift itself; the catalog names /swift/v1)
     /swift/v1/AUTH_<project>/<container>    PUT, GET listing, HEAD, POST, DELETE
     /swift/v1/AUTH_<project>/<c>/<object>   PUT (stream, copy, SLO manifest), GET (ranges,
                                             large objects), HEAD, POST, DELETE, COPY
@@ -52,8 +54,6 @@ from storage.objects.diskfile import format_timestamp
 
 log = logging.getLogger("monostack.api.objects")
 
-V1 = "/swift/v1"
-
 # ------------------------------------------------------------------------------ errors
 
 _ERRORS: dict[type[Exception], type[MonostackError]] = {
@@ -79,8 +79,11 @@ def _translate(exc: so.ObjectStorageError) -> MonostackError:
 
 
 def swift_errors(handler: Callable) -> Callable:
+    """Engine errors → appliance errors; a write's headers must be UTF-8 before anything runs."""
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        if request.method in ("PUT", "POST", "COPY"):
+            swift.check_headers_utf8(request.headers)
         try:
             return await handler(request)
         except so.ObjectStorageError as exc:
@@ -144,12 +147,20 @@ async def _allow(request: web.Request, engine: ObjectEngine, path: SwiftPath, op
 
 
 def _path(request: web.Request) -> SwiftPath:
-    return swift.parse_path(request.raw_path, V1 + "/")
+    return swift.parse_path(request.raw_path)
 
 
 def _base_headers(request: web.Request) -> dict[str, str]:
     rid = request.get("request_id", "")
     return {"X-Trans-Id": rid, "X-Openstack-Request-Id": rid}
+
+
+#: What swob gives a response with no body of its own (a POST's 202, a DELETE's 204).
+HTML = "text/html; charset=UTF-8"
+
+
+def _no_content(request: web.Request, status: int = 204) -> web.Response:
+    return web.Response(status=status, headers={"Content-Type": HTML, **_base_headers(request)})
 
 
 # ------------------------------------------------------------------------------ /info
@@ -215,15 +226,15 @@ class _Listing:
     @classmethod
     def of(cls, request: web.Request) -> "_Listing":
         q = request.query
-        try:
-            limit = int(q.get("limit", swift.MAX_LISTING))
-        except ValueError:
-            raise PreconditionFailed("limit must be an integer") from None
-        if not 0 <= limit <= swift.MAX_LISTING:
-            raise PreconditionFailed(f"Maximum limit is {swift.MAX_LISTING}")
+        # As Swift: only a plain decimal limit counts ("1.5", "-1", "x" list the default
+        # page); above the maximum is a 412. A delimiter may be any string.
+        limit = swift.MAX_LISTING
+        given = q.get("limit", "")
+        if given.isascii() and given.isdigit():
+            limit = int(given)
+            if limit > swift.MAX_LISTING:
+                raise PreconditionFailed(f"Maximum limit is {swift.MAX_LISTING}")
         delimiter = q.get("delimiter", "")
-        if len(delimiter) > 1:
-            raise PreconditionFailed("Bad delimiter")
         reverse = (q.get("reverse") or "").lower() in ("1", "true", "yes", "on", "t", "y")
         return cls(q.get("prefix", ""), delimiter, q.get("marker", ""), q.get("end_marker", ""),
                    limit, reverse)
@@ -236,6 +247,10 @@ class _Listing:
 def _listing_response(request: web.Request, entries: list, headers: dict[str, str],
                       root_tag: str, root_name: str) -> web.Response:
     fmt = swift.listing_format(request.query, request.headers.get("Accept"))
+    headers = {**headers, **_base_headers(request),
+               "Content-Type": f"{swift.CONTENT_TYPES[fmt]}; charset=utf-8"}
+    if request.method == "HEAD":
+        return web.Response(status=204, headers=headers)
     if fmt == "json":
         body = json.dumps([swift.entry_json(e) for e in entries]).encode()
     elif fmt == "xml":
@@ -243,11 +258,8 @@ def _listing_response(request: web.Request, entries: list, headers: dict[str, st
     else:
         body = swift.render_plain(entries)
         if not entries:
-            return web.Response(status=204, headers={**headers, **_base_headers(request)})
-    if request.method == "HEAD":
-        return web.Response(status=204, headers={**headers, **_base_headers(request)})
-    return web.Response(status=200, body=body, headers={**headers, **_base_headers(request)},
-                        content_type=swift.CONTENT_TYPES[fmt], charset="utf-8")
+            return web.Response(status=204, headers=headers)
+    return web.Response(status=200, body=body, headers=headers)
 
 
 # ------------------------------------------------------------------------------ account
@@ -258,6 +270,12 @@ async def _account_headers(engine: ObjectEngine, account: str) -> dict[str, str]
                "X-Account-Object-Count": str(ai.object_count),
                "X-Account-Bytes-Used": str(ai.bytes_used),
                "X-Timestamp": format_timestamp(0), "Accept-Ranges": "bytes"}
+    if ai.container_count:
+        # Swift's per-policy usage, for each policy that holds containers (there is one).
+        pol = f"X-Account-Storage-Policy-{swift.STORAGE_POLICY}-"
+        headers.update({pol + "Container-Count": str(ai.container_count),
+                        pol + "Object-Count": str(ai.object_count),
+                        pol + "Bytes-Used": str(ai.bytes_used)})
     headers.update(swift.metadata_headers(_strip(ai.meta, "x-account-meta-"), "account"))
     return headers
 
@@ -277,7 +295,7 @@ async def account_get(request: web.Request) -> web.Response:
     await _allow(request, engine, path, "read")
     headers = await _account_headers(engine, path.account)
     if request.method == "HEAD":
-        return web.Response(status=204, headers={**headers, **_base_headers(request)})
+        return _listing_response(request, [], headers, "account", path.account)
     entries = await engine.list_containers(path.account, **_Listing.of(request).kwargs())
     return _listing_response(request, entries, headers, "account", path.account)
 
@@ -293,7 +311,7 @@ async def account_post(request: web.Request) -> web.Response:
         enforce(auth, "object:set_account_quota", target_project_id=path.project_id)
         _check_int(meta["quota-bytes"], "X-Account-Meta-Quota-Bytes")
     await engine.post_account_metadata(path.account, _prefixed(meta, "x-account-meta-"))
-    return web.Response(status=204, headers=_base_headers(request))
+    return _no_content(request)
 
 
 def _check_int(value: str, header: str) -> None:
@@ -335,7 +353,7 @@ async def container_get(request: web.Request) -> web.Response:
             if ci.meta.get(h):
                 headers["-".join(p.title() for p in h.split("-"))] = ci.meta[h]
     if request.method == "HEAD":
-        return web.Response(status=204, headers={**headers, **_base_headers(request)})
+        return _listing_response(request, [], headers, "container", path.container or "")
     entries = await engine.list_objects(path.account, path.container, **_Listing.of(request).kwargs())
     return _listing_response(request, entries, headers, "container", path.container or "")
 
@@ -363,7 +381,7 @@ async def container_post(request: web.Request) -> web.Response:
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
     await engine.post_container_metadata(path.account, path.container, _container_meta(request))
-    return web.Response(status=204, headers=_base_headers(request))
+    return _no_content(request)
 
 
 @swift_errors
@@ -372,7 +390,7 @@ async def container_delete(request: web.Request) -> web.Response:
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
     await engine.delete_container(path.account, path.container)
-    return web.Response(status=204, headers=_base_headers(request))
+    return _no_content(request)
 
 
 # ------------------------------------------------------------------------------ object reads
@@ -388,6 +406,7 @@ class _Resolved:
     pinned: bool = True
     body: Any = None  # the engine's ObjectBody for plain objects
     manifest: bool = False  # ?multipart-manifest=get of an SLO
+    unsatisfiable: bool = False  # a plain object none of whose requested ranges exist
 
 
 async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
@@ -402,8 +421,7 @@ async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
         except so.RangeNotSatisfiable:
             info = await engine.head_object(a, c, o)
             if not (large.is_slo(info) or large.dlo_manifest(info)):
-                _check_conditions(request, info.etag, info)
-                raise
+                return _Resolved(info, info.size, info.etag, unsatisfiable=True)
             info, body = await engine.get_object(a, c, o)
     want_manifest = request.query.get("multipart-manifest") == "get"
     if large.is_slo(info) and not want_manifest:
@@ -425,12 +443,17 @@ async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
     return _Resolved(info, info.size, info.etag, body=body)
 
 
-def _check_conditions(request: web.Request, etag: str, info: ObjectInfo) -> int | None:
-    status = swift.evaluate_conditions(request.headers, etag, info.last_modified,
-                                       safe=request.method in ("GET", "HEAD"))
-    if status == 412:
-        raise PreconditionFailed("A precondition for this request was not met.")
-    return status
+def _conditions(request: web.Request, etag: str, info: ObjectInfo) -> int | None:
+    """304, 412 or None (proceed): If-Match and friends against what a GET would serve."""
+    return swift.evaluate_conditions(request.headers, etag, info.last_modified,
+                                     safe=request.method in ("GET", "HEAD"))
+
+
+def _unsatisfiable(headers: dict[str, str], size: int) -> web.Response:
+    """416 as swob answers it: the object's headers plus `Content-Range: bytes */<size>`."""
+    return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"},
+                        body=b"<html><h1>Requested Range Not Satisfiable</h1>"
+                             b"<p>The Range requested is not available.</p></html>")
 
 
 def _object_headers(request: web.Request, r: _Resolved) -> dict[str, str]:
@@ -463,9 +486,13 @@ async def object_get(request: web.Request) -> web.StreamResponse:
     specs = None if head else swift.parse_range(request.headers.get("Range"))
     r = await _resolve(request, engine, path, specs, head=head)
     headers = _object_headers(request, r)
-    if _check_conditions(request, r.etag, r.info) == 304:
-        headers.pop("Content-Type", None)
-        return web.Response(status=304, headers=headers)
+    status = _conditions(request, r.etag, r.info)
+    if status is not None:  # 304 or 412, both carrying the object's ETag as Swift's do
+        if status == 304:
+            headers.pop("Content-Type", None)
+        return web.Response(status=status, headers=headers)
+    if r.unsatisfiable:
+        return _unsatisfiable(headers, r.size)
     if head:
         resp = web.StreamResponse(status=200, headers=headers)
         resp.content_length = r.size
@@ -473,7 +500,10 @@ async def object_get(request: web.Request) -> web.StreamResponse:
         await resp.write_eof()
         return resp
     if r.segments is not None:
-        ranges = resolve_ranges(specs, r.size) if specs else None
+        try:
+            ranges = resolve_ranges(specs, r.size) if specs else None
+        except so.RangeNotSatisfiable:
+            return _unsatisfiable(headers, r.size)
         parts = [(s, e, large.stream_segments(engine, path.account, r.segments, s, e, pinned=r.pinned))
                  for s, e in (ranges or [(0, r.size)])]
     else:
@@ -585,7 +615,7 @@ async def object_put(request: web.Request) -> web.Response:
     if "X-Copy-From" in headers:
         src_c, src_o = swift.split_container_object(headers["X-Copy-From"], "X-Copy-From")
         return await _copy(request, comp, SwiftPath(path.account, src_c, src_o), path)
-    meta = {k: v for k, v in swift.user_metadata(headers, "object").items() if v != ""}
+    meta = swift.user_metadata(headers, "object")
     content_type = headers.get("Content-Type") or swift.guess_content_type(path.object or "")
     sysmeta = {k: v for k, v in _object_sysmeta(headers, post=False).items() if v != ""}
     delete_at = swift.delete_at_from(headers)
@@ -623,7 +653,7 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
     await _allow(request, engine, src, "read")
     await _allow(request, engine, dst, "write")
     headers = request.headers
-    meta = {k: v for k, v in swift.user_metadata(headers, "object").items() if v != ""}
+    meta = swift.user_metadata(headers, "object")
     fresh = (headers.get("X-Fresh-Metadata") or "").lower() in ("1", "true", "yes", "on")
     content_type = headers.get("Content-Type") or None
     src_info = await engine.head_object(src.account, src.container, src.object)
@@ -666,12 +696,12 @@ async def object_post(request: web.Request) -> web.Response:
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
     headers = request.headers
-    meta = {k: v for k, v in swift.user_metadata(headers, "object").items() if v != ""}
+    meta = swift.user_metadata(headers, "object")
     await engine.post_metadata(path.account, path.container, path.object, meta,
                                content_type=headers.get("Content-Type") or None,
                                delete_at=swift.delete_at_from(headers),
                                sysmeta=_object_sysmeta(headers, post=True))
-    return web.Response(status=202, content_type="text/html", headers=_base_headers(request))
+    return _no_content(request, 202)
 
 
 @swift_errors
@@ -700,15 +730,12 @@ async def object_delete(request: web.Request) -> web.Response:
                                   "Errors": errors, "Response Status": "200 OK",
                                   "Response Body": ""}, headers=_base_headers(request))
     await engine.delete_object(path.account, path.container, path.object)
-    return web.Response(status=204, headers=_base_headers(request))
+    return _no_content(request)
 
 
 # ------------------------------------------------------------------------------ routes
 
 def routes() -> list[web.RouteDef]:
-    account = V1 + "/{account}"
-    container = account + "/{container}"
-    obj = container + "/{object:.+}"
     out = [
         web.get("/info", info), web.get("/swift/info", info),
         web.get("/swift/monostack/auditor", auditor_status, allow_head=False),
@@ -716,11 +743,15 @@ def routes() -> list[web.RouteDef]:
         web.post("/swift/monostack/expirer", expirer_run),
         web.post("/swift/monostack/rebuild", rebuild_index),
     ]
-    for p in (account, account + "/"):
-        out += [web.get(p, account_get), web.post(p, account_post)]
-    for p in (container, container + "/"):
-        out += [web.get(p, container_get), web.put(p, container_put), web.post(p, container_post),
-                web.delete(p, container_delete)]
-    out += [web.get(obj, object_get), web.put(obj, object_put), web.post(obj, object_post),
-            web.delete(obj, object_delete), web.route("COPY", obj, object_copy)]
+    for prefix in swift.PATH_PREFIXES:
+        account = prefix + "{account}"
+        container = account + "/{container}"
+        obj = container + "/{object:.+}"
+        for p in (account, account + "/"):
+            out += [web.get(p, account_get), web.post(p, account_post)]
+        for p in (container, container + "/"):
+            out += [web.get(p, container_get), web.put(p, container_put),
+                    web.post(p, container_post), web.delete(p, container_delete)]
+        out += [web.get(obj, object_get), web.put(obj, object_put), web.post(obj, object_post),
+                web.delete(obj, object_delete), web.route("COPY", obj, object_copy)]
     return out

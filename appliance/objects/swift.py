@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import mimetypes
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,7 +21,14 @@ from appliance.errors import BadRequest, NotFound, PreconditionFailed
 from storage.objects import ContainerEntry, ObjectEntry, Subdir
 
 ACCOUNT_PREFIX = "AUTH_"
+#: Where the API answers: Swift's own `/v1/AUTH_…` (what most tooling assumes on the
+#: object-store endpoint's host) and `/swift/v1/AUTH_…` (what the catalog advertises).
+PATH_PREFIXES = ("/swift/v1/", "/v1/")
 MAX_LISTING = 10_000
+MAX_META_NAME = 128
+MAX_META_VALUE = 256
+MAX_META_COUNT = 90
+MAX_META_OVERALL = 4096
 MAX_RANGES = 100
 STORAGE_POLICY = "Policy-0"
 
@@ -58,10 +66,21 @@ def _decode(segment: str, what: str) -> str:
         raise BadRequest(f"{what} name is not valid UTF-8") from None
 
 
-def parse_path(raw_path: str, prefix: str = "/swift/v1/") -> SwiftPath:
+def trans_id() -> str:
+    """A transaction id in Swift's form (`tx` + 21 hex + `-` + the epoch in 10 hex digits):
+    tooling parses the time back out of it."""
+    return f"tx{uuid.uuid4().hex[:21]}-{int(time.time()):010x}"
+
+
+def path_prefix(raw_path: str) -> str | None:
+    return next((p for p in PATH_PREFIXES if raw_path.startswith(p)), None)
+
+
+def parse_path(raw_path: str, prefix: str | None = None) -> SwiftPath:
     """Split the raw request path exactly as the router did (on '/' before decoding)."""
     path = raw_path.split("?", 1)[0]
-    if not path.startswith(prefix):
+    prefix = prefix or path_prefix(path)
+    if prefix is None or not path.startswith(prefix):
         raise NotFound("not a Swift path")
     parts = path[len(prefix):].split("/", 2)
     account = _decode(parts[0], "account")
@@ -84,22 +103,56 @@ def split_container_object(value: str, what: str) -> tuple[str, str]:
 # ------------------------------------------------------------------------------ metadata
 
 def user_metadata(headers: Mapping[str, str], kind: str) -> dict[str, str]:
-    """X-<Kind>-Meta-Foo: v → {"foo": "v"}; X-Remove-<Kind>-Meta-Foo → {"foo": ""}."""
+    """X-<Kind>-Meta-Foo: v → {"foo": "v"}; X-Remove-<Kind>-Meta-Foo → {"foo": ""}.
+
+    For accounts and containers "" removes the item; an object keeps it (Swift stores an
+    object's empty values and a POST replaces the whole set). Swift's limits apply, and
+    names and values must be UTF-8: aiohttp hands other bytes over as surrogates, which
+    would fail later, when the trailer is encoded, as a 500.
+    """
     out: dict[str, str] = {}
     set_prefix, remove_prefix = f"x-{kind}-meta-", f"x-remove-{kind}-meta-"
     for key, value in headers.items():
         k = key.lower()
         if k.startswith(set_prefix) and len(k) > len(set_prefix):
-            out[k[len(set_prefix):]] = value.strip()
+            name, value = k[len(set_prefix):], value.strip()
         elif k.startswith(remove_prefix) and len(k) > len(remove_prefix):
-            out[k[len(remove_prefix):]] = ""
-    if sum(len(k) + len(v) for k, v in out.items()) > 4096 or len(out) > 90:
-        raise BadRequest("metadata is limited to 90 items and 4096 bytes")
+            name, value = k[len(remove_prefix):], ""
+        else:
+            continue
+        _check_utf8(key, value)
+        if len(name.encode()) > MAX_META_NAME:
+            raise BadRequest(f"Metadata name too long; max {MAX_META_NAME}: {key}")
+        if len(value.encode()) > MAX_META_VALUE:
+            raise BadRequest(f"Metadata value longer than {MAX_META_VALUE}: {key}")
+        out[name] = value
+    if len(out) > MAX_META_COUNT:
+        raise BadRequest(f"Too many metadata items; max {MAX_META_COUNT}")
+    if sum(len(k.encode()) + len(v.encode()) for k, v in out.items()) > MAX_META_OVERALL:
+        raise BadRequest(f"Total metadata too large; max {MAX_META_OVERALL}")
     return out
 
 
+def _check_utf8(header: str, value: str, what: str = "Metadata") -> None:
+    try:
+        header.encode("utf-8")
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = header.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise BadRequest(f"{what} must be valid UTF-8: {shown}") from None
+
+
+def check_headers_utf8(headers: Mapping[str, str]) -> None:
+    """Every header a write may store (X-*, Content-*, Destination) must be UTF-8: 400 else."""
+    for key, value in headers.items():
+        if key.lower().startswith(("x-", "content-")) or key.lower() == "destination":
+            _check_utf8(key, value, "Header")
+
+
 def metadata_headers(meta: Mapping[str, str], kind: str) -> dict[str, str]:
-    return {f"X-{kind.title()}-Meta-{_title(k)}": v for k, v in meta.items() if v != ""}
+    """Stored metadata as response headers; an object's empty values are shown, as Swift does."""
+    return {f"X-{kind.title()}-Meta-{_title(k)}": v for k, v in meta.items()
+            if v != "" or kind == "object"}
 
 
 def _title(key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import time
 from email.utils import formatdate
 
@@ -160,7 +161,8 @@ async def test_put_get_head_metadata_and_headers(sw):
     assert h["X-Object-Meta-Color"] == "red" and h["Content-Disposition"] == 'attachment; filename="f.txt"'
     assert h["Content-Encoding"] == "gzip" and h["Content-Type"] == "text/plain"
     assert h["Accept-Ranges"] == "bytes" and h["X-Timestamp"] and h["Last-Modified"].endswith("GMT")
-    assert h["X-Trans-Id"].startswith("req-")
+    assert re.fullmatch(r"tx[0-9a-f]{21}-[0-9a-f]{10}", h["X-Trans-Id"])
+    assert h["X-Openstack-Request-Id"] == h["X-Trans-Id"]
     st, h, body = await sw.request("HEAD", "/o/file.txt")
     assert st == 200 and h["Content-Length"] == str(len(data)) and body == b""
     # POST replaces the user metadata

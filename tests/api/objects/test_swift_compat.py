@@ -1,0 +1,213 @@
+"""Swift behaviours tooling written against a real Swift relies on (issue 14), over raw HTTP:
+both URL layouts, transaction ids, headers on bodiless answers, policy usage, conditional and
+range failures, empty metadata, listing parameters and non-UTF-8 headers."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from tests.api.objects.conftest import Swift
+
+TX = re.compile(r"tx[0-9a-f]{21}-[0-9a-f]{10}")
+
+
+async def put(sw: Swift, path: str, data: bytes | None = None, headers=None, status: int = 201):
+    st, h, body = await sw.request("PUT", path, data=data, headers=headers)
+    assert st == status, (st, body)
+    return h
+
+
+def at_v1(sw: Swift) -> Swift:
+    """The same account under Swift's own `/v1/AUTH_…` layout."""
+    class V1(Swift):
+        @property
+        def url(self) -> str:
+            return f"{self.base}/v1/{self.account}"
+    return V1(sw.http, sw.base, sw.token, sw.account)
+
+
+async def test_v1_and_swift_v1_serve_the_same_account(sw):
+    v1 = at_v1(sw)
+    await put(v1, "/both")
+    await put(v1, "/both/o", b"payload", headers={"X-Object-Meta-Who": "v1"})
+    st, h, body = await sw.request("GET", "/both/o")
+    assert st == 200 and body == b"payload" and h["X-Object-Meta-Who"] == "v1"
+    st, _, body = await v1.request("GET", "", headers={"Accept": "application/json"})
+    assert st == 200 and [c["name"] for c in json.loads(body)] == ["both"]
+    st, h, body = await v1.request("GET", "/both/missing")
+    assert st == 404 and b"<h1>Not Found</h1>" in body and TX.fullmatch(h["X-Trans-Id"])
+    assert (await v1.request("GET", "/both/o", token=None))[0] == 401
+    async with sw.http.get(sw.base + "/info") as r:
+        assert r.status == 200 and "swift" in await r.json()
+
+
+async def test_trans_id_is_swifts_form_and_unique(sw):
+    await put(sw, "/tx")
+    seen = set()
+    for method, path in (("HEAD", ""), ("HEAD", "/tx"), ("GET", "/tx/none"), ("POST", "/tx")):
+        st, h, _ = await sw.request(method, path)
+        assert TX.fullmatch(h["X-Trans-Id"]), (method, path, h.get("X-Trans-Id"))
+        assert h["X-Openstack-Request-Id"] == h["X-Trans-Id"]
+        seen.add(h["X-Trans-Id"])
+    assert len(seen) == 4
+
+
+async def test_bodiless_answers_carry_content_type(sw):
+    await put(sw, "/ct")
+    await put(sw, "/ct/o", b"x", headers={"Content-Type": "image/png"})
+    for path in ("", "/ct"):
+        st, h, _ = await sw.request("HEAD", path)
+        assert st == 204 and h["Content-Type"] == "text/plain; charset=utf-8", path
+        st, h, _ = await sw.request("HEAD", path + "?format=json")
+        assert h["Content-Type"] == "application/json; charset=utf-8"
+    st, h, _ = await sw.request("HEAD", "/ct/o")
+    assert st == 200 and h["Content-Type"] == "image/png"
+    for method, path, want in (("POST", "", 204), ("POST", "/ct", 204), ("POST", "/ct/o", 202),
+                               ("DELETE", "/ct/o", 204), ("DELETE", "/ct", 204)):
+        st, h, _ = await sw.request(method, path)
+        assert st == want and h["Content-Type"] == "text/html; charset=UTF-8", (method, path)
+    st, h, _ = await sw.request("GET", "")  # an empty plain listing is a 204 too
+    assert st == 204 and h["Content-Type"] == "text/plain; charset=utf-8"
+
+
+async def test_storage_policy_usage_headers(sw):
+    st, h, _ = await sw.request("HEAD")
+    assert not [k for k in h if k.lower().startswith("x-account-storage-policy-")]
+    await put(sw, "/p1")
+    await put(sw, "/p2")
+    await put(sw, "/p1/o", b"12345")
+    st, h, _ = await sw.request("HEAD")
+    assert (h["X-Account-Storage-Policy-Policy-0-Container-Count"],
+            h["X-Account-Storage-Policy-Policy-0-Object-Count"],
+            h["X-Account-Storage-Policy-Policy-0-Bytes-Used"]) == ("2", "1", "5")
+    st, h, _ = await sw.request("HEAD", "/p1")
+    assert h["X-Storage-Policy"] == "Policy-0"
+
+
+async def test_412_carries_etag_and_416_the_length(sw):
+    await put(sw, "/pre")
+    h = await put(sw, "/pre/o", b"0123456789", headers={"X-Object-Meta-K": "v"})
+    etag = h["ETag"]
+    for method in ("GET", "HEAD"):
+        st, rh, body = await sw.request(method, "/pre/o", headers={"If-Match": "other"})
+        assert st == 412 and rh["ETag"] == etag and rh["Last-Modified"] and body == b""
+        assert rh["X-Object-Meta-K"] == "v"
+    st, rh, body = await sw.request("GET", "/pre/o", headers={"Range": "bytes=50-60"})
+    assert st == 416 and rh["Content-Range"] == "bytes */10" and rh["ETag"] == etag
+    # a failed precondition wins over an unsatisfiable range, as in Swift
+    st, rh, _ = await sw.request("GET", "/pre/o", headers={"Range": "bytes=50-", "If-Match": "x"})
+    assert st == 412
+    # large objects too: a quoted ETag on 412, their whole length in the 416
+    await put(sw, "/pre/s1", b"a" * 4)
+    await put(sw, "/pre/s2", b"b" * 3)
+    manifest = json.dumps([{"path": "/pre/s1"}, {"path": "/pre/s2"}]).encode()
+    h = await put(sw, "/pre/slo?multipart-manifest=put", manifest)
+    st, rh, _ = await sw.request("GET", "/pre/slo", headers={"If-None-Match": "*", "Range": "bytes=0-1"})
+    assert st == 304 and rh["ETag"] == h["ETag"]
+    st, rh, _ = await sw.request("GET", "/pre/slo", headers={"If-Match": "nope"})
+    assert st == 412 and rh["ETag"] == h["ETag"] and rh["ETag"].startswith('"')
+    st, rh, _ = await sw.request("GET", "/pre/slo", headers={"Range": "bytes=7-"})
+    assert st == 416 and rh["Content-Range"] == "bytes */7"
+
+
+async def test_empty_object_metadata_is_kept_container_and_account_remove(sw):
+    await put(sw, "/em", headers={"X-Container-Meta-Keep": "1", "X-Container-Meta-Gone": "1"})
+    await put(sw, "/em/o", b"x", headers={"X-Object-Meta-Empty": "", "X-Object-Meta-Full": "1"})
+    st, h, _ = await sw.request("HEAD", "/em/o")
+    assert h["X-Object-Meta-Empty"] == "" and h["X-Object-Meta-Full"] == "1"
+    # a POST replaces the set: X-Remove-… is an empty value, as Swift's proxy sends it on
+    st, _, _ = await sw.request("POST", "/em/o", headers={"X-Remove-Object-Meta-Full": "x",
+                                                          "X-Object-Meta-New": ""})
+    assert st == 202
+    st, h, _ = await sw.request("GET", "/em/o")
+    metas = {k: v for k, v in h.items() if k.lower().startswith("x-object-meta-")}
+    assert metas == {"X-Object-Meta-Full": "", "X-Object-Meta-New": ""}
+    # a copy keeps empty values too
+    st, _, _ = await sw.request("COPY", "/em/o", headers={"Destination": "em/o2"})
+    st, h, _ = await sw.request("HEAD", "/em/o2")
+    assert h["X-Object-Meta-New"] == ""
+    # containers and accounts: an empty value removes the item
+    await sw.request("POST", "/em", headers={"X-Container-Meta-Gone": ""})
+    st, h, _ = await sw.request("HEAD", "/em")
+    assert h["X-Container-Meta-Keep"] == "1" and "X-Container-Meta-Gone" not in h
+    await sw.request("POST", "", headers={"X-Account-Meta-A": "1", "X-Account-Meta-B": "2"})
+    await sw.request("POST", "", headers={"X-Account-Meta-A": "", "X-Remove-Account-Meta-B": "x"})
+    st, h, _ = await sw.request("HEAD")
+    assert "X-Account-Meta-A" not in h and "X-Account-Meta-B" not in h
+
+
+async def test_multi_character_delimiter_and_lenient_limit(sw):
+    await put(sw, "/dl")
+    for name in ("a::b::c", "a::d", "a:e", "b", "c::"):
+        await put(sw, f"/dl/{name}", b"x")
+    st, _, body = await sw.request("GET", "/dl?format=json&delimiter=::")
+    assert st == 200
+    assert [e.get("name") or e["subdir"] for e in json.loads(body)] == ["a::", "a:e", "b", "c::"]
+    st, _, body = await sw.request("GET", "/dl?format=json&delimiter=::&prefix=a::")
+    assert [e.get("name") or e["subdir"] for e in json.loads(body)] == ["a::b::", "a::d"]
+    for limit in ("1.5", "-1", "abc", "", "1e3"):
+        st, _, body = await sw.request("GET", f"/dl?format=json&limit={limit}")
+        assert st == 200 and len(json.loads(body)) == 5, limit  # not a number: Swift's default page
+    st, _, body = await sw.request("GET", "/dl?format=json&limit=2")
+    assert len(json.loads(body)) == 2
+    assert (await sw.request("GET", "/dl?limit=10001"))[0] == 412
+    st, _, body = await sw.request("GET", "?format=json&limit=0.5")
+    assert st == 200 and [c["name"] for c in json.loads(body)] == ["dl"]
+
+
+async def _raw(sw: Swift, method: str, path: str, headers: list[tuple[bytes, bytes]],
+               body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte for byte (aiohttp's client will not send non-UTF-8 headers)."""
+    url = urlsplit(sw.base)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        lines = [f"{method} /swift/v1/{sw.account}{path} HTTP/1.1".encode(), b"Host: x",
+                 b"X-Auth-Token: " + sw.token.encode(), b"Connection: close",
+                 b"Content-Length: " + str(len(body)).encode()]
+        lines += [k + b": " + v for k, v in headers]
+        writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        response = await reader.read()
+    finally:
+        writer.close()
+    status = int(response.split(b" ", 2)[1])
+    return status, response
+
+
+async def test_non_utf8_metadata_is_a_400_and_nothing_is_stored(sw):
+    await put(sw, "/u8")
+    bad = b"caf\xe9"  # latin-1, not UTF-8
+    for method, path, header in (
+            ("PUT", "/u8/o", b"X-Object-Meta-Name"), ("PUT", "/u8/o", b"Content-Type"),
+            ("PUT", "/u8/o", b"Content-Disposition"), ("POST", "/u8", b"X-Container-Meta-Name"),
+            ("POST", "", b"X-Account-Meta-Name"), ("PUT", "/u8c", b"X-Container-Read")):
+        status, response = await _raw(sw, method, path, [(header, bad)], b"data" if path == "/u8/o" else b"")
+        assert status == 400, (method, path, header, response[:300])
+        assert b"UTF-8" in response
+    assert (await sw.request("HEAD", "/u8/o"))[0] == 404
+    assert (await sw.request("HEAD", "/u8c"))[0] == 404
+    st, h, _ = await sw.request("HEAD", "/u8")
+    assert "X-Container-Meta-Name" not in h
+    # an object that exists: a bad POST leaves its metadata as it was
+    await put(sw, "/u8/kept", b"x", headers={"X-Object-Meta-Name": "ok"})
+    status, _ = await _raw(sw, "POST", "/u8/kept", [(b"X-Object-Meta-Name", bad)])
+    assert status == 400
+    st, h, body = await sw.request("GET", "/u8/kept")
+    assert h["X-Object-Meta-Name"] == "ok" and body == b"x"
+    # proper UTF-8 is fine
+    status, _ = await _raw(sw, "POST", "/u8/kept", [(b"X-Object-Meta-Name", "café".encode())])
+    assert status == 202
+    st, h, _ = await sw.request("HEAD", "/u8/kept")
+    assert h["X-Object-Meta-Name"] == "café"  # sent back as the same UTF-8 bytes
+
+
+async def test_metadata_limits_as_swift(sw):
+    await put(sw, "/lim")
+    assert (await sw.request("PUT", "/lim/o", data=b"x", headers={"X-Object-Meta-" + "k" * 129: "v"}))[0] == 400
+    assert (await sw.request("PUT", "/lim/o", data=b"x", headers={"X-Object-Meta-K": "v" * 257}))[0] == 400
+    await put(sw, "/lim/o", b"x", headers={"X-Object-Meta-" + "k" * 128: "v" * 256})
+    assert hashlib.md5(b"x").hexdigest() == (await sw.request("HEAD", "/lim/o"))[1]["ETag"]
