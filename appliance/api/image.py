@@ -46,6 +46,15 @@ async def versions(request: web.Request) -> web.Response:
     return web.json_response({"versions": values})
 
 
+@public
+async def root_versions(request: web.Request) -> web.Response:
+    """The unversioned root: 300 Multiple Choices with the same list, as Glance answers (its
+    /versions is the 200 form)."""
+    response = await versions(request)
+    response.set_status(300)
+    return response
+
+
 # -- views --------------------------------------------------------------------------------------
 
 def image_view(img: Image) -> dict[str, Any]:
@@ -437,7 +446,7 @@ def routes() -> list[web.RouteDef]:
     v2 = "/image/v2"
     img = v2 + "/images/{image_id}"
     return [
-        web.get("/image", versions), web.get("/image/", versions),
+        web.get("/image", root_versions), web.get("/image/", root_versions),
         web.get("/image/versions", versions), web.get(v2, versions), web.get(v2 + "/", versions),
         web.get(v2 + "/schemas/image", schema_image),
         web.get(v2 + "/schemas/images", schema_images),

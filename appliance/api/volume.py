@@ -1,6 +1,12 @@
 """Cinder v3 over HTTP at /volume/v3/{project_id}: volumes, actions, snapshots, types, limits,
 quota sets, and version discovery (with and without the project id, as clients probe both).
 
+Microversions 3.0–3.70 (`OpenStack-API-Version: volume X`, none = 3.0): every answer names its
+version, and fields that later microversions added appear only from theirs (group_id 3.13,
+group_snapshot_id 3.14, snapshot user_id 3.41, backup_id 3.47, shared_targets and service_uuid
+3.48, cluster_name 3.61, volume_type_id 3.63, consumes_quota 3.65). The unversioned root is a
+300 Multiple Choices, as Cinder's.
+
 Handlers check policy (with the path's project as the target) before reading the body, then
 call `VolumeService`, which owns the status machine.
 """
@@ -11,6 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from appliance.api.microversions import Microversions
 from appliance.api.util import authorize, ctx_of, json_body, public, query_bool, query_int
 from appliance.errors import BadRequest
 from appliance.volumes.records import (
@@ -22,6 +29,9 @@ from appliance.volumes.records import (
 )
 from appliance.volumes.service import VolumeService
 
+CINDER = Microversions("volume", (3, 0), (3, 70))
+#: the one volume service's id (service_uuid from 3.48): stable, derived from nothing secret
+SERVICE_UUID = "6f1c2a54-8f0e-5b8e-9c43-6d6f6e6f7374"
 MAX_VERSION = "3.70"
 DEFAULT_LIMIT = 1000
 SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "bootable")
@@ -40,6 +50,18 @@ def _pid(request: web.Request) -> str:
 
 
 # -- discovery ----------------------------------------------------------------------------------
+
+def _from(request: web.Request, minor: int) -> bool:
+    return CINDER.of(request) >= (3, minor)
+
+
+@public
+async def root_versions(request: web.Request) -> web.Response:
+    """The unversioned root lists the versions to choose from: 300, as Cinder answers."""
+    response = await versions(request)
+    response.set_status(300)
+    return response
+
 
 @public
 async def versions(request: web.Request) -> web.Response:
@@ -63,15 +85,27 @@ def volume_view(request: web.Request, vol: Volume, admin: bool) -> dict[str, Any
         "id": vol.id, "name": vol.name, "description": vol.description,
         "size": vol.size, "status": str(vol.status), "availability_zone": vol.availability_zone,
         "bootable": "true" if vol.bootable else "false", "encrypted": False,
-        "multiattach": False, "volume_type": vol.volume_type, "volume_type_id": DEFAULT_TYPE_ID,
+        "multiattach": False, "volume_type": vol.volume_type,
         "snapshot_id": vol.source_snapshot_id, "source_volid": vol.source_volume_id,
         "attachments": [dict(a) for a in vol.attachments], "metadata": dict(vol.metadata),
         "user_id": vol.user_id, "created_at": _seconds(vol.created_at),
         "updated_at": _seconds(vol.updated_at), "replication_status": None,
-        "consistencygroup_id": None, "group_id": None, "migration_status": None,
-        "backup_id": None, "shared_targets": False, "cluster_name": None,
+        "consistencygroup_id": None, "migration_status": None,
         "links": [{"rel": "self", "href": href}, {"rel": "bookmark", "href": href}],
     }
+    if _from(request, 13):
+        body["group_id"] = None
+    if _from(request, 47):
+        body["backup_id"] = None
+    if _from(request, 48):
+        body["shared_targets"] = False
+        body["service_uuid"] = SERVICE_UUID
+    if _from(request, 61) and admin:
+        body["cluster_name"] = None
+    if _from(request, 63):
+        body["volume_type_id"] = DEFAULT_TYPE_ID
+    if _from(request, 65):
+        body["consumes_quota"] = True
     if vol.image_metadata:
         body["volume_image_metadata"] = dict(vol.image_metadata)
     if vol.last_error:
@@ -84,15 +118,20 @@ def volume_view(request: web.Request, vol: Volume, admin: bool) -> dict[str, Any
     return body
 
 
-def snapshot_view(snap: Snapshot, admin: bool) -> dict[str, Any]:
+def snapshot_view(request: web.Request, snap: Snapshot, admin: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": snap.id, "volume_id": snap.volume_id, "name": snap.name,
         "description": snap.description, "status": str(snap.status), "size": snap.size,
         "metadata": dict(snap.metadata), "created_at": _seconds(snap.created_at),
-        "updated_at": _seconds(snap.updated_at), "user_id": None, "progress": "100%"
-        if snap.status == "available" else "0%", "group_snapshot_id": None,
-        "consumes_quota": True,
+        "updated_at": _seconds(snap.updated_at), "progress": "100%"
+        if snap.status == "available" else "0%",
     }
+    if _from(request, 14):
+        body["group_snapshot_id"] = None
+    if _from(request, 41):
+        body["user_id"] = None
+    if _from(request, 65):
+        body["consumes_quota"] = True
     if admin:
         body["os-extended-snapshot-attributes:project_id"] = snap.project_id
         body["os-extended-snapshot-attributes:progress"] = body["progress"]
@@ -288,7 +327,7 @@ async def list_snapshots(request: web.Request) -> web.Response:
                                                                 _all_projects(request)))
     page, links = _sort_and_page(request, snaps, "snapshots")
     detail = request.path.endswith("/detail")
-    body: dict[str, Any] = {"snapshots": [snapshot_view(s, auth.is_admin and detail)
+    body: dict[str, Any] = {"snapshots": [snapshot_view(request, s, auth.is_admin and detail)
                                           for s in page]}
     if links:
         body["snapshots_links"] = links
@@ -299,20 +338,20 @@ async def create_snapshot(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:create_snapshot", target_project_id=_pid(request))
     body = await json_body(request, "snapshot")
     snap = await _service(request).create_snapshot(auth, body)
-    return web.json_response({"snapshot": snapshot_view(snap, auth.is_admin)}, status=202)
+    return web.json_response({"snapshot": snapshot_view(request, snap, auth.is_admin)}, status=202)
 
 
 async def show_snapshot(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:get_snapshot", target_project_id=_pid(request))
     snap = _service(request).get_snapshot(auth, request.match_info["snapshot_id"])
-    return web.json_response({"snapshot": snapshot_view(snap, auth.is_admin)})
+    return web.json_response({"snapshot": snapshot_view(request, snap, auth.is_admin)})
 
 
 async def update_snapshot(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:update_snapshot", target_project_id=_pid(request))
     body = await json_body(request, "snapshot")
     snap = await _service(request).update_snapshot(auth, request.match_info["snapshot_id"], body)
-    return web.json_response({"snapshot": snapshot_view(snap, auth.is_admin)})
+    return web.json_response({"snapshot": snapshot_view(request, snap, auth.is_admin)})
 
 
 async def delete_snapshot(request: web.Request) -> web.Response:
@@ -412,8 +451,7 @@ def routes() -> list[web.RouteDef]:
     vol = p + "/volumes/{volume_id}"
     snap = p + "/snapshots/{snapshot_id}"
     quota = p + "/os-quota-sets/{target_project_id}"
-    return [
-        web.get("/volume", versions), web.get("/volume/", versions),
+    table = [
         web.get("/volume/v3", versions), web.get("/volume/v3/", versions),
         web.get(p, versions), web.get(p + "/", versions),
         web.get(p + "/volumes", list_volumes),
@@ -443,3 +481,5 @@ def routes() -> list[web.RouteDef]:
         web.delete(quota, delete_quota_set),
         web.get(p + "/os-availability-zone", availability_zones),
     ]
+    versioned = [web.route(r.method, r.path, CINDER.wrap(r.handler)) for r in table]
+    return [web.get("/volume", root_versions), web.get("/volume/", root_versions), *versioned]

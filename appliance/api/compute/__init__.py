@@ -16,6 +16,7 @@ def routes() -> list[web.RouteDef]:
     table = [
         ("GET", "/compute", misc.versions), ("GET", "/compute/", misc.versions),
         ("GET", P, misc.version_v21), ("GET", P + "/", misc.version_v21),
+        ("GET", "/compute/v2", misc.version_v20), ("GET", "/compute/v2/", misc.version_v20),
         # servers
         ("POST", P + "/servers", servers.create_server),
         ("GET", P + "/servers", servers.list_servers),

@@ -12,66 +12,30 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance.api.microversions import Microversions, fmt_version
 from appliance.api.util import auth_of, ctx_of
-from appliance.errors import BadRequest, Conflict, MonostackError, NotFound
+from appliance.errors import BadRequest, Conflict, NotFound
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 60)
-
-
-class NotAcceptable(MonostackError):
-    status = 406
-    title = "Not Acceptable"
-
-
-def fmt_version(v: tuple[int, int]) -> str:
-    return f"{v[0]}.{v[1]}"
+NOVA = Microversions("compute", MIN_VERSION, MAX_VERSION,
+                     legacy_header="X-OpenStack-Nova-API-Version")
 
 
 def parse_version(request: web.Request) -> tuple[int, int]:
-    raw = None
-    header = request.headers.get("OpenStack-API-Version")
-    if header:
-        for part in header.split(","):
-            service, _, value = part.strip().partition(" ")
-            if service.lower() == "compute" and value:
-                raw = value.strip()
-    if raw is None:
-        raw = request.headers.get("X-OpenStack-Nova-API-Version")
-    if not raw:
-        return MIN_VERSION
-    if raw.lower() == "latest":
-        return MAX_VERSION
-    try:
-        major, minor = (int(x) for x in raw.split("."))
-    except ValueError as exc:
-        raise BadRequest(f"Invalid API version request: {raw!r}") from exc
-    v = (major, minor)
-    if v < MIN_VERSION or v > MAX_VERSION:
-        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is "
-                            f"{fmt_version(MIN_VERSION)} and maximum is {fmt_version(MAX_VERSION)}.")
-    return v
-
+    return NOVA.parse(request)
 
 
 def versioned(handler: Any) -> Any:
     """Wrap a handler: parse the microversion into request["mv"], echo it in the answer."""
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        v = parse_version(request)
-        request["mv"] = v
-        response = await handler(request)
-        if isinstance(response, web.Response) or isinstance(response, web.StreamResponse):
-            if not response.prepared:
-                text = fmt_version(v)
-                response.headers["OpenStack-API-Version"] = f"compute {text}"
-                response.headers["X-OpenStack-Nova-API-Version"] = text
-                response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-        return response
-    wrapper.__name__ = getattr(handler, "__name__", "handler")
-    wrapper.__doc__ = handler.__doc__
+    async def keep_mv(request: web.Request) -> web.StreamResponse:
+        request["mv"] = NOVA.of(request)
+        return await handler(request)
+    keep_mv.__name__ = getattr(handler, "__name__", "handler")
+    keep_mv.__doc__ = handler.__doc__
     if getattr(handler, "__monostack_public__", False):
-        wrapper.__monostack_public__ = True  # type: ignore[attr-defined]
-    return wrapper
+        keep_mv.__monostack_public__ = True  # type: ignore[attr-defined]
+    return NOVA.wrap(keep_mv)
 
 
 def mv(request: web.Request) -> tuple[int, int]:

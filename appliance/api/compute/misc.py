@@ -30,9 +30,23 @@ def _version_entry(request: web.Request) -> dict[str, Any]:
                              "type": "application/vnd.openstack.compute+json;version=2.1"}]}
 
 
+def _legacy_entry(request: web.Request) -> dict[str, Any]:
+    """Nova still lists v2.0 (the same API without microversions), and so do we: clients and
+    conformance tests expect both entries."""
+    base = ctx_of(request).config.api.base_url
+    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": "2011-01-21T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{base}/compute/v2/"}]}
+
+
 @public
 async def versions(request: web.Request) -> web.Response:
-    return web.json_response({"versions": [_version_entry(request)]})
+    return web.json_response({"versions": [_legacy_entry(request), _version_entry(request)]})
+
+
+@public
+async def version_v20(request: web.Request) -> web.Response:
+    return web.json_response({"version": _legacy_entry(request)})
 
 
 @public

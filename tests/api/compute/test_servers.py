@@ -266,7 +266,9 @@ async def test_hypervisors_zones_groups_versions(nova, compute_daemon):
     await nova.delete(f"{C}/os-server-groups/{g['id']}")
     v = await nova.get("/compute/v2.1")
     assert v["version"]["version"] == "2.60" and v["version"]["links"][0]["rel"] == "self"
-    assert (await nova.get("/compute"))["versions"][0]["id"] == "v2.1"
+    listed = {v["id"]: v for v in (await nova.get("/compute"))["versions"]}
+    assert listed["v2.1"]["status"] == "CURRENT" and listed["v2.0"]["status"] == "SUPPORTED"
+    assert (await nova.get("/compute/v2"))["version"]["id"] == "v2.0"
 
 
 async def test_guest_power_off_reaches_state_via_lifecycle_event(nova, compute_daemon):

@@ -38,7 +38,8 @@ async def test_discovery_with_and_without_project(daemon, admin):
         for path in ("/volume/", "/volume", "/volume/v3/",
                      f"/volume/v3/{admin.session.project_id}"):
             async with http.get(daemon.url + path) as r:
-                assert r.status == 200, path
+                # the unversioned root is Cinder's 300 Multiple Choices
+                assert r.status == (300 if path in ("/volume/", "/volume") else 200), path
                 version = (await r.json())["versions"][0]
                 assert version["id"] == "v3.0" and version["min_version"] == "3.0"
                 assert version["links"][0]["href"] == daemon.url + "/volume/v3/"
@@ -269,3 +270,32 @@ async def test_restart_settles_interrupted_volumes(tmp_path):
         lost = (await admin.get(vpath(admin, "/volumes/11111111-1111-4111-8111-111111111111")))["volume"]
         assert lost["status"] == "error"
         await admin.close()
+
+
+async def test_microversions_are_negotiated_and_shape_the_answer(daemon, admin):
+    """3.0 answers carry no field of a later microversion; every answer names its version;
+    a version outside 3.0–3.70 is a 406."""
+    vol = await create_volume(admin, name="mv")
+    url = daemon.url + vpath(admin, f"/volumes/{vol['id']}")
+    token = {"X-Auth-Token": admin.session.token}
+    later = {"volume_type_id", "consumes_quota", "shared_targets", "service_uuid", "backup_id",
+             "group_id", "cluster_name"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers=token) as r:
+            assert r.headers["OpenStack-API-Version"] == "volume 3.0"
+            assert not later & set((await r.json())["volume"])
+        async with http.get(url, headers={**token, "OpenStack-API-Version": "volume 3.63"}) as r:
+            assert r.headers["OpenStack-API-Version"] == "volume 3.63"
+            body = (await r.json())["volume"]
+            assert {"volume_type_id", "shared_targets", "backup_id", "group_id"} <= set(body)
+            assert "consumes_quota" not in body
+        async with http.get(url, headers={**token, "OpenStack-API-Version": "volume latest"}) as r:
+            assert r.headers["OpenStack-API-Version"] == "volume 3.70"
+            assert (await r.json())["volume"]["consumes_quota"] is True
+        # another service's version in the same header changes nothing here
+        async with http.get(url, headers={**token,
+                                          "OpenStack-API-Version": "compute 2.60"}) as r:
+            assert r.headers["OpenStack-API-Version"] == "volume 3.0"
+        for bad, status in (("volume 3.71", 406), ("volume 2.0", 406), ("volume x.y", 400)):
+            async with http.get(url, headers={**token, "OpenStack-API-Version": bad}) as r:
+                assert r.status == status, bad
