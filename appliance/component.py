@@ -1,7 +1,8 @@
 """The seam every component plugs into.
 
 A component (compute, network, images, volumes, objects …) is a class constructed with the
-`ApplianceContext`, answering for its own routes and catalog entries. The daemon starts
+`ApplianceContext`, answering for its catalog entries; its HTTP routes belong to `appliance.api`
+(`api/app.py` adds a component's route table when the component runs). The daemon starts
 components in order and stops them in reverse; a component that fails to start is reported
 and left out (its endpoints answer 503), never taking the daemon down with it.
 """
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-
-from aiohttp import web
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -44,5 +43,3 @@ class Component(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-    def routes(self) -> list[web.AbstractRouteDef]: ...

@@ -4,10 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Callable
 
 from aiohttp import WSMsgType, web
 
-from appliance.api import identity
+from appliance.api import compute, identity, image, network, objects, volume
 from appliance.api.middleware import auth_middleware, error_middleware, request_id_middleware
 from appliance.api.util import auth_of, ctx_of, public
 from appliance.component import ApplianceContext
@@ -128,6 +129,17 @@ def build_app(ctx: ApplianceContext) -> web.Application:
         web.post("/monostack/backup", backup),
     ])
     app.router.add_routes(identity.routes())
-    for component in ctx.components.values():
-        app.router.add_routes(component.routes())
+    for name in ctx.components:
+        app.router.add_routes(ROUTES[name]())
     return app
+
+
+#: Each component's route table, by component name: the HTTP layer belongs to api/, the
+#: components know nothing of it. Only the routes of components that run are served.
+ROUTES: dict[str, Callable[[], list[web.RouteDef]]] = {
+    "image": image.routes,
+    "volume": volume.routes,
+    "network": network.routes,
+    "compute": compute.routes,
+    "object": objects.routes,
+}

@@ -2,14 +2,12 @@
 
 Owns the driver (`LibvirtDriver(config.compute.libvirt_uri)`, or one handed in by a test),
 the `ComputeManager` (durable task queue + reconciliation), flavors, key pairs, server groups
-and the serial console proxy. Routes live in `appliance.api.compute`.
+and the serial console proxy. Its routes are `appliance.api.compute`'s.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
-
-from aiohttp import web
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
@@ -68,10 +66,6 @@ class ComputeComponent:
                     lambda f, n=flavor.name: f.name == n):
                 await self.flavors.save(Flavor(**{**flavor.__dict__, "extra_specs": {},
                                                   "projects": []}))
-
-    def routes(self) -> list[web.RouteDef]:
-        from appliance.api.compute import routes
-        return routes()
 
     # ---- what other components may ask compute (appliance/compute/seams.py ComputeSeam) ----
 

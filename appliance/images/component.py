@@ -4,9 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from appliance.api import image as image_api
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.images.records import BootImage, Image
 from appliance.images.service import ImageService
@@ -26,9 +23,6 @@ class ImageComponent:
 
     async def stop(self) -> None:
         await self.service.stop()
-
-    def routes(self) -> list[web.RouteDef]:
-        return image_api.routes()
 
     def health(self) -> str:
         return "ok"

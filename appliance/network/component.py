@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.network.manager import NetworkManager
 
@@ -31,10 +29,6 @@ class NetworkComponent:
 
     async def bootstrap(self, admin_project: Any) -> None:
         await self.manager.bootstrap(admin_project.id)
-
-    def routes(self) -> list[web.RouteDef]:
-        from appliance.api.network import routes
-        return routes()
 
     def health(self) -> str:
         return self.manager.health()

@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from aiohttp import web
-
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.objects import swift
 from storage.objects import AuditFinding, Auditor, ObjectEngine, QuotaExceeded, QuotaRequest
@@ -62,10 +60,6 @@ class ObjectComponent:
         if self._pending_events:
             await asyncio.wait(self._pending_events, timeout=5)
         await self.engine.close()
-
-    def routes(self) -> list[web.RouteDef]:
-        from appliance.api import objects as api
-        return api.routes()
 
     def health(self) -> str:
         st = self.auditor.status

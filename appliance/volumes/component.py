@@ -4,9 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from appliance.api import volume as volume_api
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.volumes.records import AttachableVolume
 from appliance.volumes.service import VolumeService
@@ -29,9 +26,6 @@ class VolumeComponent:
 
     async def stop(self) -> None:
         await self.service.stop()
-
-    def routes(self) -> list[web.RouteDef]:
-        return volume_api.routes()
 
     def health(self) -> str:
         return "ok"
