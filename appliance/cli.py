@@ -205,14 +205,19 @@ async def admin_client(config: Config, url: str | None = None):
     return client
 
 
-async def _backup(config: Config, path: Path) -> dict:
+async def _backup(config: Config) -> dict:
     client = await admin_client(config)
     async with client:
-        return (await client.post("/monostack/backup", {"path": str(path.resolve())}))["backup"]
+        return (await client.post("/monostack/backup", {}))["backup"]
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    meta = asyncio.run(_backup(_config(args), Path(args.path)))
+    """The daemon writes into its backup_dir; with a PATH the file moves there (host-side)."""
+    from appliance.state.backup import move_backup
+    meta = asyncio.run(_backup(_config(args)))
+    if args.path:
+        move_backup(Path(meta["path"]), Path(args.path))
+        meta["path"] = str(Path(args.path).resolve())
     counts = ", ".join(f"{v} {k}" for k, v in sorted(meta["counts"].items()))
     print(f"backup written to {meta['path']} (seq {meta['seq']}: {counts})")
     return 0
@@ -492,8 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-readme", metavar="README", help="rewrite the table in this file")
     p.set_defaults(func=cmd_support_matrix)
 
-    p = sub.add_parser("backup", help="consistent online backup of state and metadata")
-    p.add_argument("path")
+    p = sub.add_parser("backup", help="consistent online backup of state and metadata (into "
+                                      "backup_dir, or moved to PATH)")
+    p.add_argument("path", nargs="?")
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="restore a backup into the state dir (daemon stopped)")

@@ -3,6 +3,7 @@
 Every key has a default, so an empty file (or none) gives a working single-host appliance.
 
     state_dir = "/var/lib/monostack"
+    backup_dir = "<state_dir>/backups"   (where POST /monostack/backup writes; created 0700)
     components = []   (names to run; empty runs every component that is installed)
     [api]       socket, listen ("127.0.0.1:5000", optional), public_url, tls_cert, tls_key
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
@@ -112,6 +113,8 @@ class LogConfig:
 @dataclass(frozen=True)
 class Config:
     state_dir: Path = Path("/var/lib/monostack")
+    #: Where online backups are written (the API takes no path); unset: <state_dir>/backups.
+    backup_dir: Path | None = None
     #: Component names to run (images, volumes, network, compute, objects); empty = all.
     components: tuple[str, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -120,6 +123,10 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def backups(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.state_dir / "backups"
 
     @classmethod
     def load(cls, path: Path | None) -> "Config":
@@ -187,6 +194,6 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         return value
     if isinstance(default, (int, float)) and not isinstance(value, (int, float)):
         raise Invalid(f"config {name} must be a number")
-    if name.endswith(("tls_cert", "tls_key")) and value is not None:
+    if name.endswith(("tls_cert", "tls_key", "backup_dir")) and value is not None:
         return Path(value)
     return value

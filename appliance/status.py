@@ -109,6 +109,8 @@ async def collect(config: Config, *, url: str | None = None, cafile: str | None 
                                        admin_password,
                                        os.environ.get("MONOSTACK_ADMIN_PROJECT", "admin"))
                     report.counts = (await client.get("/monostack/status"))["counts"]
+                    if url:  # over TCP the component lines are shown to an admin token only
+                        report.daemon = (await client.get("/healthz")) or report.daemon
                 except MonostackError as exc:
                     report.counts_note = f"not available ({exc})"
                 try:

@@ -10,9 +10,9 @@ from aiohttp import WSMsgType, web
 
 from appliance.api import compute, identity, image, network, objects, volume
 from appliance.api.middleware import auth_middleware, error_middleware, request_id_middleware
-from appliance.api.util import auth_of, ctx_of, public
+from appliance.api.util import LOCAL_SOURCE, auth_of, client_source, ctx_of, json_body, public
 from appliance.component import ApplianceContext
-from appliance.errors import Forbidden
+from appliance.errors import Forbidden, Unauthorized
 
 
 @public
@@ -22,6 +22,8 @@ async def root(request: web.Request) -> web.Response:
 
 @public
 async def health(request: web.Request) -> web.Response:
+    """Healthy or not for anyone (a load balancer's probe); which components and why only for
+    the local socket or an admin token: the details describe the whole cloud."""
     ctx = ctx_of(request)
     components = {name: getattr(c, "health", lambda: "ok")() for name, c in ctx.components.items()}
     failed = request.app.get("failed_components", {})
@@ -31,8 +33,19 @@ async def health(request: web.Request) -> web.Response:
     # "degraded: why" in its health line; the appliance is then degraded too.
     hurt = failed or any(h.startswith(("degraded", "failed")) for h in components.values())
     status = "ok" if not hurt else "degraded"
+    if not _sees_health_details(request):
+        return web.json_response({"status": status})
     return web.json_response({"status": status, "components": components,
                               "uptime": time.time() - request.app["started_at"]})
+
+
+def _sees_health_details(request: web.Request) -> bool:
+    if client_source(request) == LOCAL_SOURCE:
+        return True
+    try:
+        return ctx_of(request).identity.validate(request.headers.get("X-Auth-Token")).is_admin
+    except Unauthorized:
+        return False
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -95,19 +108,26 @@ async def status_counts(request: web.Request) -> web.Response:
 
 
 async def backup(request: web.Request) -> web.Response:
-    """A consistent online snapshot of state (and metadata) into a path on the host."""
-    from pathlib import Path
-
-    from appliance.api.util import authorize, json_body
+    """A consistent online snapshot of state into the configured backup directory, under a
+    name the daemon makes up: the API takes no path (an admin token is not root on the host)."""
+    from appliance.api.util import authorize
     from appliance.errors import BadRequest
     from appliance.state.backup import backup_store
     authorize(request, "monostack:backup")
-    body = await json_body(request)
-    path = body.get("path") if isinstance(body, dict) else None
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise BadRequest("backup needs an absolute 'path' on the appliance host")
-    meta = await backup_store(ctx_of(request).store, Path(path))
-    return web.json_response({"backup": {"path": path, **meta}}, status=201)
+    if await request.read():
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.")
+        if "path" in body:
+            raise BadRequest("Invalid input for field 'path': backups go to the appliance's "
+                             "configured backup directory; copy them from there on the host "
+                             "(monostack backup PATH).")
+        if body:
+            raise BadRequest(f"Invalid input for field '{sorted(body)[0]}': "
+                             "a backup takes no parameters.")
+    ctx = ctx_of(request)
+    meta = await backup_store(ctx.store, ctx.config.backups)
+    return web.json_response({"backup": meta}, status=201)
 
 
 def build_app(ctx: ApplianceContext) -> web.Application:

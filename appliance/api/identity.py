@@ -9,7 +9,7 @@ from aiohttp import web
 
 from appliance.api.catalog import build_catalog
 from appliance.api.util import (
-    auth_of, authorize, ctx_of, json_body, object_field, public, query_bool,
+    auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
 )
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from appliance.identity.records import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, Role, User
@@ -58,7 +58,7 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
     }
     if token.project_id:
         project = ident.projects.require(token.project_id)
-        roles = [r for r in ident.roles.list() if r.name in token.roles]
+        roles = ident.roles_of(user.id, project.id)  # current, not as minted
         body["project"] = {"id": project.id, "name": project.name, "domain": DOMAIN}
         body["is_domain"] = False
         body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
@@ -97,7 +97,8 @@ async def issue_token(request: web.Request) -> web.Response:
         user_id=_str_or_none(user.get("id"), "user.id"), password=password,
         project_name=_str_or_none(project.get("name"), "project.name"),
         project_id=_str_or_none(project.get("id"), "project.id"),
-        domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"))
+        domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"),
+        source=client_source(request))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from appliance.component import ApplianceContext
 from appliance.errors import BadRequest, PayloadTooLarge
 from appliance.identity.policy import AuthContext, enforce
+from appliance.identity.throttle import LOCAL_SOURCE
 
 H = TypeVar("H", bound=Callable[..., Any])
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -23,6 +25,21 @@ def public(handler: H) -> H:
 
 def is_public(handler: Any) -> bool:
     return bool(getattr(handler, "__monostack_public__", False))
+
+
+def client_source(request: web.Request) -> str:
+    """Where a request came from: LOCAL_SOURCE for the unix socket, else the peer's address.
+
+    Read from the connection itself; forwarded-for headers are client input and never trusted.
+    """
+    transport = request.transport
+    if transport is None:
+        return "gone"
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        return LOCAL_SOURCE
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "unknown"
 
 
 def ctx_of(request: web.Request) -> ApplianceContext:

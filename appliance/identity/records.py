@@ -18,8 +18,6 @@ class User:
     default_project_id: str | None = None
     email: str | None = None
     description: str = ""
-    failed_logins: int = 0
-    locked_until: float = 0.0
     password_changed_at: float = 0.0
     created_at: str = ""
 

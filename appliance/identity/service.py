@@ -2,16 +2,22 @@
 
 Tokens are opaque random strings; the store keeps only their sha256, so a stolen state file
 holds no usable token. Every request is validated against the live records: a disabled user,
-a password change, a disabled project or a revoked token invalidates tokens at once.
+a password change, a disabled project or a revoked token invalidates tokens at once, and the
+roles a request carries are the user's assignments on the token's project now (as Keystone
+computes them at validation), not the ones the token was minted with: a removed role stops
+working on the next request. An in-memory index of assignments, rebuilt only when the
+assignments table changes, keeps that a dictionary lookup per request.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from appliance.config import IdentityConfig
@@ -21,6 +27,7 @@ from appliance.identity.policy import AuthContext
 from appliance.identity.records import (
     DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ROLE_NAMES, Assignment, Project, Role, Token, User,
 )
+from appliance.identity.throttle import LOCAL_SOURCE, KeyedLocks, LoginThrottle
 from appliance.state import Repository, Store
 
 
@@ -48,13 +55,21 @@ class IdentityService:
         self.roles = Repository(store, "roles", Role)
         self.assignments = Repository(store, "assignments", Assignment)
         self.tokens = Repository(store, "tokens", Token)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.throttle = LoginThrottle(config.lockout_failures, config.lockout_seconds)
+        self._login_locks = KeyedLocks()
+        self._local_pool = ThreadPoolExecutor(2, thread_name_prefix="login-local")
+        self._remote_pool = ThreadPoolExecutor(os.cpu_count() or 1,
+                                               thread_name_prefix="login-remote")
         # user id → (keyed digest of stored hash + password, expiry): a password that scrypt
-        # accepted a moment ago is not re-derived. Logins of one user are serialised (exact
-        # lockout counting), so without this 50 clients logging in at once as the same user
-        # waited for 50 scrypt runs in a row. Wrong passwords always pay full scrypt.
+        # accepted a moment ago is not re-derived. Logins of one (user, source) are serialised
+        # (exact lockout counting), so without this 50 clients logging in at once as the same
+        # user waited for 50 scrypt runs in a row. Wrong passwords always pay full scrypt.
         self._verified: dict[str, tuple[bytes, float]] = {}
         self._verified_key = secrets.token_bytes(32)
+        # (user id, project id) → role ids; valid while the assignments table's generation is
+        # the one it was built at.
+        self._assignment_index: dict[tuple[str, str], frozenset[str]] = {}
+        self._assignment_gen = -1
 
     # -- bootstrap ---------------------------------------------------------------------------
 
@@ -84,9 +99,19 @@ class IdentityService:
         return next(iter(self.roles.list(lambda r: r.name == name)), None)
 
     def roles_of(self, user_id: str, project_id: str) -> list[Role]:
-        ids = {a.role_id for a in self.assignments.list(
-            lambda a: a.user_id == user_id and a.project_id == project_id)}
-        return [r for r in self.roles.list() if r.id in ids]
+        """The roles the user holds on the project now (an index lookup, no table scan)."""
+        roles = (self.roles.get(rid) for rid in self._assignments().get((user_id, project_id), ()))
+        return sorted((r for r in roles if r is not None), key=lambda r: r.name)
+
+    def _assignments(self) -> dict[tuple[str, str], frozenset[str]]:
+        gen = self.assignments.store.generation(self.assignments.table)
+        if gen != self._assignment_gen:
+            index: dict[tuple[str, str], set[str]] = {}
+            for doc in self.assignments.docs():
+                index.setdefault((doc["user_id"], doc["project_id"]), set()).add(doc["role_id"])
+            self._assignment_index = {k: frozenset(v) for k, v in index.items()}
+            self._assignment_gen = gen
+        return self._assignment_index
 
     def projects_of(self, user_id: str) -> list[Project]:
         ids = {a.project_id for a in self.assignments.list(lambda a: a.user_id == user_id)}
@@ -113,9 +138,8 @@ class IdentityService:
         user = self.users.require(user_id)
         user.password_hash = await _hash(password)
         self._verified.pop(user_id, None)
+        self.throttle.forget_user(user_id)
         user.password_changed_at = time.time()
-        user.failed_logins = 0
-        user.locked_until = 0.0
         return await self.users.save(user)
 
     async def update_user(self, user_id: str, **changes: object) -> User:
@@ -213,41 +237,37 @@ class IdentityService:
 
     async def authenticate(self, *, user_name: str | None, user_id: str | None, password: str,
                            project_name: str | None = None, project_id: str | None = None,
-                           domain: str | None = None) -> tuple[str, Token]:
+                           domain: str | None = None,
+                           source: str = LOCAL_SOURCE) -> tuple[str, Token]:
+        """A token for a password login from `source` (LOCAL_SOURCE or a peer address).
+
+        An unknown user, a wrong password, a disabled user and a user locked out from this
+        source all get the same 401 after the same scrypt work, so none can be told apart
+        from outside. Attempts for one (user, source) are serialised, for exact counting."""
+        refused = Unauthorized("The request you have made requires authentication.")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
-            raise Unauthorized("The request you have made requires authentication.")
+            raise refused
         if domain not in (None, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME):
-            raise Unauthorized("The request you have made requires authentication.")
+            raise refused
         user = self.users.get(user_id) if user_id else (self.user_by_name(user_name or ""))
-        if user is None:
-            # Spend the same time as a real check so names cannot be probed by timing.
-            await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
-            raise Unauthorized("The request you have made requires authentication.")
-        lock = self._locks.setdefault(user.id, asyncio.Lock())
-        async with lock:
-            user = self.users.require(user.id)
-            now = time.time()
-            if user.locked_until > now:
-                raise Unauthorized("The account is locked for user: %s." % user.id)
-            ok = await self._check_password(user, password, now)
-            if not ok:
-                user.failed_logins += 1
-                if user.failed_logins >= self.config.lockout_failures > 0:
-                    user.locked_until = now + self.config.lockout_seconds
-                    user.failed_logins = 0
-                await self.users.save(user)
-                raise Unauthorized("The request you have made requires authentication.")
+        key = (user.id if user else "?" + (user_id or user_name or ""), source)
+        async with self._login_locks.hold(key):
+            user = self.users.get(user.id) if user else None
+            if user is None or self.throttle.locked(user.id, source, time.time()):
+                await self._verify(password, _DUMMY_HASH, source)
+                raise refused
+            if not await self._check_password(user, password, time.time(), source):
+                self.throttle.failed(user.id, source, time.time())
+                raise refused
             if not user.enabled:
-                raise Unauthorized("The request you have made requires authentication.")
-            if user.failed_logins:
-                user.failed_logins = 0
-                await self.users.save(user)
+                raise refused
+            self.throttle.succeeded(user.id, source)
         project = None
         if project_id or project_name:
             project = (self.projects.get(project_id) if project_id
                        else self.project_by_name(project_name or ""))
             if project is None or not project.enabled:
-                raise Unauthorized("The request you have made requires authentication.")
+                raise refused
             roles = self.roles_of(user.id, project.id)
             if not roles:
                 raise Unauthorized(f"User {user.id} has no access to project {project.id}")
@@ -258,18 +278,26 @@ class IdentityService:
                                 [r.name for r in roles], issued + self.config.token_ttl,
                                 user.password_changed_at)
 
-    async def _check_password(self, user: User, password: str, now: float) -> bool:
+    async def _check_password(self, user: User, password: str, now: float, source: str) -> bool:
         mark = hmac.new(self._verified_key, user.password_hash.encode() + b"\0"
                         + password.encode(), hashlib.sha256).digest()
         seen = self._verified.get(user.id)
         if seen is not None and seen[1] > now and hmac.compare_digest(seen[0], mark):
             return True
-        ok = await asyncio.to_thread(verify_password, password, user.password_hash)
+        ok = await self._verify(password, user.password_hash, source)
         if ok:
             self._verified[user.id] = (mark, now + VERIFIED_TTL)
         else:
             self._verified.pop(user.id, None)
         return ok
+
+    async def _verify(self, password: str, stored: str, source: str) -> bool:
+        """scrypt in a thread pool of the source's kind: logins over the local socket have
+        threads of their own, so a flood of TCP logins neither queues them nor (in the
+        default pool) the store's fsyncs."""
+        pool = self._local_pool if source == LOCAL_SOURCE else self._remote_pool
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, verify_password, password, stored)
 
     async def rescope(self, secret: str, *, project_id: str | None = None,
                       project_name: str | None = None) -> tuple[str, Token]:
@@ -305,13 +333,17 @@ class IdentityService:
         if user is None or not user.enabled or user.password_changed_at != token.password_changed_at:
             raise Unauthorized("The request you have made requires authentication.")
         project = self.projects.get(token.project_id) if token.project_id else None
-        if token.project_id and (project is None or not project.enabled):
-            raise Unauthorized("The request you have made requires authentication.")
+        roles: frozenset[str] = frozenset()
+        if token.project_id:
+            if project is None or not project.enabled:
+                raise Unauthorized("The request you have made requires authentication.")
+            roles = frozenset(r.name for r in self.roles_of(user.id, project.id))
+            if not roles:  # every role on the project removed: the token is dead (Keystone)
+                raise Unauthorized("The request you have made requires authentication.")
         return AuthContext(user_id=user.id, user_name=user.name,
                            project_id=token.project_id,
                            project_name=project.name if project else None,
-                           roles=frozenset(token.roles), token_id=token.id,
-                           expires_at=token.expires_at)
+                           roles=roles, token_id=token.id, expires_at=token.expires_at)
 
     def token_record(self, secret: str) -> Token:
         self.validate(secret)

@@ -121,6 +121,9 @@ class Store:
         self.directory = Path(directory)
         self.compact_min_bytes = compact_min_bytes
         self._tables: dict[str, dict[str, Any]] = {}
+        #: table → how many changes it has seen since open, so a reader can keep an index of
+        #: a table and rebuild it only when the table changed.
+        self._generations: dict[str, int] = {}
         self._db: TinyDB | None = None
         self._seq = 0
         self._schema_version = SCHEMA_VERSION
@@ -225,6 +228,10 @@ class Store:
     def count(self, table: str) -> int:
         return len(self._tables.get(table, {}))
 
+    def generation(self, table: str) -> int:
+        """A number that changes whenever `table` does (an in-memory index's freshness key)."""
+        return self._generations.get(table, 0)
+
     def search(self, table: str, cond: Any) -> list[dict[str, Any]]:
         return [dict(d) for d in self.table(table).search(cond)]
 
@@ -319,6 +326,7 @@ class Store:
     def _apply(self, ops: list[Op]) -> None:
         for op in ops:
             table = self._tables.setdefault(op.table, {})
+            self._generations[op.table] = self._generations.get(op.table, 0) + 1
             if isinstance(op, Put):
                 # Fresh dict: readers and the compactor never see a document change in place.
                 table[op.id] = json.loads(json.dumps(op.doc))

@@ -84,8 +84,16 @@ async def test_lockout_after_repeated_failures_even_with_right_password(core_dae
     for _ in range(core_daemon.config.identity.lockout_failures):
         with pytest.raises(Unauthorized):
             await c.login("bob", "wrong")
-    with pytest.raises(Unauthorized, match="locked"):
+    with pytest.raises(Unauthorized) as locked:
         await c.login("bob", "bob-pw")
+    with pytest.raises(Unauthorized) as unknown:
+        await c.login("nobody-at-all", "bob-pw")
+    # a locked account says nothing an unknown user would not
+    assert str(locked.value) == str(unknown.value) and "locked" not in str(locked.value)
+    # an admin's password reset unlocks
+    bob = (await admin.get("/v3/users?name=bob"))["users"][0]
+    await admin.patch(f"/v3/users/{bob['id']}", {"user": {"password": "bob-pw2"}})
+    await c.login("bob", "bob-pw2")
     await c.close()
 
 
