@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from appliance.quota import Quotas
+
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.events import EventBus
@@ -33,6 +35,8 @@ class ApplianceContext:
     store: "Store"
     identity: "IdentityService"
     events: "EventBus"
+    #: the one quota ledger every service reserves through
+    quotas: Quotas = field(default_factory=Quotas)
     components: dict[str, Any] = field(default_factory=dict)
 
 

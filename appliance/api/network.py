@@ -789,7 +789,8 @@ async def get_quota_details(request: web.Request) -> web.Response:
     authorize(request, "network:get_quota", target_project_id=pid)
     mgr = _mgr(request)
     limits, used = _quota_body(mgr, pid), mgr.usage(pid)
-    return _json("quota", {k: {"limit": v, "used": used.get(k, 0), "reserved": 0}
+    return _json("quota", {k: {"limit": v, "used": used.get(k, 0),
+                               "reserved": mgr.ctx.quotas.reserved(pid, k)}
                            for k, v in limits.items()})
 
 

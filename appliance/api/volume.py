@@ -404,7 +404,9 @@ def _quota_set(service: VolumeService, project_id: str, usage: bool) -> dict[str
                               f"snapshots_{DEFAULT_TYPE_NAME}": -1}
     if usage:
         used = service.usage(project_id)
-        values = {k: {"limit": v, "in_use": used.get(k, 0), "reserved": 0, "allocated": 0}
+        ledger = service.ctx.quotas
+        values = {k: {"limit": v, "in_use": used.get(k, 0),
+                      "reserved": ledger.reserved(project_id, k), "allocated": 0}
                   for k, v in values.items()}
     return {"id": project_id, **values}
 

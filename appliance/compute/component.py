@@ -13,6 +13,8 @@ from appliance.component import ApplianceContext, CatalogEntry
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.manager import ComputeManager, hostname_of
 from appliance.compute.records import Flavor, KeyPair, ServerGroup
+from appliance.errors import Forbidden
+from appliance.quota import QuotaSource
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.compute")
@@ -46,6 +48,11 @@ class ComputeComponent:
                                                         kind="Keypair")
         self.server_groups: Repository[ServerGroup] = Repository(
             ctx.store, "server_groups", ServerGroup, kind="Server group")
+        ctx.quotas.register(QuotaSource(
+            ("server_groups",), self.manager.quota_limits,
+            lambda project_id: {"server_groups": len(self.server_groups.list(
+                lambda g: g.project_id == project_id))},
+            lambda *_: Forbidden("Quota exceeded, too many server groups.")))
         self.console_tokens = ConsoleTokens()
         self.console_proxy = ConsoleProxy(self._open_console)
         self.manager.console_proxy = self.console_proxy  # type: ignore[attr-defined]

@@ -68,6 +68,7 @@ from appliance.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from appliance.quota import QuotaSource, Reservation
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.compute")
@@ -85,6 +86,15 @@ _SETTLE = {PowerState.RUNNING: VmState.ACTIVE, PowerState.PAUSED: VmState.PAUSED
            PowerState.SHUTDOWN: VmState.STOPPED, PowerState.SUSPENDED: VmState.SUSPENDED,
            PowerState.CRASHED: VmState.STOPPED}
 _SETTLEABLE = {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}
+
+
+INSTANCE_RESOURCES = ("instances", "cores", "ram")
+
+
+def over_quota(resource: str, asked: int, used: int, limit: int) -> Forbidden:
+    """Nova answers an overrun with 403 and this text."""
+    return Forbidden(f"Quota exceeded for {resource}: Requested {asked}, but already used "
+                     f"{used} of {limit} {resource}")
 
 
 class Aborted(Exception):
@@ -118,6 +128,8 @@ class ComputeManager:
         self._statuses: dict[str, str] = {}
         self.orphans: list[str] = []
         self._stopping = False
+        ctx.quotas.register(QuotaSource(INSTANCE_RESOURCES, self.quota_limits,
+                                        self.quota_usage, over_quota))
 
     # -- seams ----------------------------------------------------------------------------
 
@@ -205,28 +217,34 @@ class ComputeManager:
         return {"instances": len(mine), "cores": sum(int(d["flavor"]["vcpus"]) for d in mine),
                 "ram": sum(int(d["flavor"]["ram"]) for d in mine)}
 
-    def _check_quota(self, project_id: str, count: int, flavor: dict[str, Any]) -> None:
-        limits, used = self.quota_limits(project_id), self.quota_usage(project_id)
-        want = {"instances": count, "cores": count * int(flavor["vcpus"]),
-                "ram": count * int(flavor["ram"])}
-        for name, asked in want.items():
-            limit = limits[name]
-            if limit >= 0 and used[name] + asked > limit:
-                raise Forbidden(f"Quota exceeded for {name}: Requested {asked}, but already "
-                                f"used {used[name]} of {limit} {name}")
+    def reserve_instances(self, project_id: str, flavor: dict[str, Any],
+                          count: int) -> Reservation:
+        """Instances, cores and ram for `count` servers of `flavor`: take it (await or
+        `async with`) before building them, and hand it to `create`."""
+        return self.ctx.quotas.reserve(project_id, {
+            "instances": count, "cores": count * int(flavor["vcpus"]),
+            "ram": count * int(flavor["ram"])})
 
     # -- admission -------------------------------------------------------------------------
 
-    async def create(self, instances: list[Instance], params: dict[str, Any]) -> list[Instance]:
-        """Record new instances (BUILD) with their build tasks, after the quota check —
-        both under the admission lock, so concurrent creates cannot exceed the quota."""
-        async with self._admit_lock:
-            self._check_quota(instances[0].project_id, len(instances), instances[0].flavor)
+    async def create(self, instances: list[Instance], params: dict[str, Any],
+                     reservation: Reservation | None = None) -> list[Instance]:
+        """Record new instances (BUILD) with their build tasks. Their quota is `reservation`
+        (taken here when not given); it is committed once the records are stored and
+        released if storing fails, so parallel creates cannot exceed the quota."""
+        held = reservation or await self.reserve_instances(
+            instances[0].project_id, instances[0].flavor, len(instances))
+        try:
             tasks = [Task(id=i.id, instance_id=i.id, action="build", params=params)
                      for i in instances]
             ops = [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
-            await self.store.commit(ops)
+            async with self._admit_lock:
+                await self.store.commit(ops)
+        except BaseException:
+            held.release()
+            raise
+        held.commit()
         for inst, task in zip(instances, tasks):
             self.scheduler.sync(inst)  # type: ignore[union-attr]
             await self._announce(inst, f"{inst.name}: BUILD")
@@ -372,8 +390,18 @@ class ComputeManager:
                 raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
             if flavor["id"] == inst.flavor.get("id"):
                 raise BadRequest("When resizing, instances must change flavor!")
-        await self._admit(iid, "resize", TaskState.RESIZE_PREP, {VmState.ACTIVE, VmState.STOPPED},
-                          {"flavor": flavor}, check)
+        inst = self.instances.require(iid)
+        # the growth is held until the resize task has stored the new flavor (or failed)
+        held = await self.ctx.quotas.reserve(inst.project_id, {
+            "cores": int(flavor["vcpus"]) - int(inst.flavor["vcpus"]),
+            "ram": int(flavor["ram"]) - int(inst.flavor["ram"])})
+        try:
+            t = await self._admit(iid, "resize", TaskState.RESIZE_PREP,
+                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor}, check)
+        except BaseException:
+            held.release()
+            raise
+        t.add_done_callback(lambda _: held.commit())
 
     async def confirm_resize(self, iid: str) -> None:
         await self._admit(iid, "confirm_resize", TaskState.RESIZE_CONFIRMING, {VmState.RESIZED})

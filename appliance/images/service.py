@@ -53,6 +53,7 @@ from appliance.images.records import (
     MemberStatus,
     Visibility,
 )
+from appliance.quota import QuotaSource
 from appliance.state import Repository
 from storage import errors as serr
 from storage.blobs import BlobInfo, BlobStore, iter_file
@@ -97,6 +98,8 @@ class ImageService:
         self.staging = BlobStore(Path(images_dir) / "staging")
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._background = BackgroundTasks()
+        ctx.quotas.register(QuotaSource(IMAGE_RESOURCES, self.quota_limits, self.quota_usage,
+                                        _over_quota))
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -178,6 +181,14 @@ class ImageService:
                                  and i.status != ImageStatus.DELETED)
         return len(owned), sum(i.size or 0 for i in owned if i.status == ImageStatus.ACTIVE)
 
+    def quota_limits(self, project_id: str) -> dict[str, int]:
+        quota = self.quota_for(project_id)
+        return {"image_count_total": quota.images, "image_size_total": quota.bytes}
+
+    def quota_usage(self, project_id: str) -> dict[str, int]:
+        count, size = self.usage(project_id)
+        return {"image_count_total": count, "image_size_total": size}
+
     async def set_quota(self, project_id: str, **limits: Any) -> ImageQuota:
         quota = self.quota_for(project_id)
         for key, value in limits.items():
@@ -188,11 +199,9 @@ class ImageService:
             setattr(quota, key, value)
         return await self.quotas.save(quota)
 
-    def _bytes_left(self, project_id: str) -> int | None:
-        quota = self.quota_for(project_id)
-        if quota.bytes < 0:
-            return None
-        return max(0, quota.bytes - self.usage(project_id)[1])
+    async def _bytes_left(self, project_id: str) -> int | None:
+        """Bytes the project may still store, uploads in flight deducted (None: unlimited)."""
+        return await self.ctx.quotas.headroom(project_id, "image_size_total")
 
     # ------------------------------------------------------------------ create / change
     async def create(self, auth: AuthContext, body: dict[str, Any]) -> Image:
@@ -208,16 +217,14 @@ class ImageService:
         image_id = _canonical_id(body["id"]) if body.get("id") is not None else str(uuid.uuid4())
         if self.images.get(image_id) is not None:
             raise Conflict(f"Image with identifier {image_id} already exists!")
-        quota = self.quota_for(owner)
-        if quota.images >= 0 and self.usage(owner)[0] >= quota.images:
-            raise QuotaExceeded(f"The project has reached its limit of {quota.images} images.")
         stamp = now_iso()
         img = Image(id=image_id, owner=owner, created_at=stamp, updated_at=stamp)
         for key, value in body.items():
             if key in ("id", "owner"):
                 continue
             self._set_attribute(auth, img, key, value, creating=True)
-        async with self._locks[image_id]:
+        async with self._locks[image_id], self.ctx.quotas.reserve(owner,
+                                                                  {"image_count_total": 1}):
             await self.images.save(img)
         await self.ctx.events.publish("image.created", "image", img.id, img.owner,
                                       f"image {img.name or img.id} created")
@@ -342,7 +349,8 @@ class ImageService:
             img = self._modifiable(auth, image_id)
             self._begin_receiving(img, ImageStatus.SAVING, expected_size)
             await self.images.save(img)
-        return await self._receive(image_id, chunks, self.blobs, ImageStatus.SAVING)
+        return await self._receive(image_id, chunks, self.blobs, ImageStatus.SAVING,
+                                   expected_size)
 
     def _begin_receiving(self, img: Image, status: ImageStatus, expected_size: int | None) -> None:
         if img.status != ImageStatus.QUEUED:
@@ -351,17 +359,13 @@ class ImageService:
         if not img.disk_format or not img.container_format:
             raise BadRequest("Properties disk_format, container_format must be set prior "
                              "to saving data.")
-        left = self._bytes_left(img.owner)
-        if expected_size is not None and left is not None and expected_size > left:
-            raise QuotaExceeded(f"Denying attempt to upload image because it exceeds the "
-                                f"quota: {expected_size} bytes, {left} bytes left.")
         img.status = status
         img.progress_bytes = 0
         img.last_error = None
         img.updated_at = now_iso()
 
     async def _receive(self, image_id: str, chunks: AsyncIterable[bytes], store: BlobStore,
-                       receiving: ImageStatus) -> Image:
+                       receiving: ImageStatus, expected_size: int | None = None) -> Image:
         """Stream into `store`; the image record must already be in status `receiving`."""
         img = self.images.require(image_id)
         owner, disk_format = img.owner, img.disk_format or ""
@@ -372,19 +376,41 @@ class ImageService:
         async def verify(path: Path, info: BlobInfo) -> None:
             checked["info"] = await verify_async(path, disk_format, max_virtual)
 
+        # Stored bytes are held as they arrive (the whole size at once when it is known), so
+        # parallel uploads cannot pass the project's byte quota together; staged data does
+        # not count until it is imported.
+        held = self.ctx.quotas.reserve(
+            owner, {"image_size_total": expected_size or 0} if store is self.blobs else {})
+        progress = self._progress_writer(image_id, receiving)
+
+        async def on_progress(size: int) -> None:
+            have = held.deltas.get("image_size_total", 0)
+            if store is self.blobs and size > have:  # called about every MiB
+                await held.grow({"image_size_total": size - have})
+            await progress(size)
+
         try:
+            await held
             info = await store.write_stream(
-                image_id, chunks, on_progress=self._progress_writer(image_id, receiving),
-                max_bytes=self._bytes_left(owner),
+                image_id, chunks, on_progress=on_progress,
+                max_bytes=await self._bytes_left(owner) if store is self.staging else None,
                 verify=verify if store is self.blobs else None)
+            if store is self.blobs and info.size > held.deltas.get("image_size_total", 0):
+                await held.grow({"image_size_total": info.size
+                                 - held.deltas.get("image_size_total", 0)})
         except BaseException as exc:
+            held.release()
             error = _translate_upload_error(exc)
             # Shielded: a cancelled request must still put the record back.
             await asyncio.shield(self._receive_failed(image_id, receiving, str(error)))
             if error is exc:
                 raise
             raise error from exc
-        return await self._receive_done(image_id, store, receiving, info, checked.get("info"))
+        try:
+            return await self._receive_done(image_id, store, receiving, info,
+                                            checked.get("info"))
+        finally:
+            held.commit()  # the active image's size counts now (or it was refused)
 
     async def _receive_done(self, image_id: str, store: BlobStore, receiving: ImageStatus,
                             info: BlobInfo, checked: ImageInfo | None) -> Image:
@@ -451,7 +477,8 @@ class ImageService:
             self._begin_receiving(img, ImageStatus.UPLOADING, expected_size)
             img.status = ImageStatus.SAVING  # while the bytes arrive
             await self.images.save(img)
-        return await self._receive(image_id, chunks, self.staging, ImageStatus.SAVING)
+        return await self._receive(image_id, chunks, self.staging, ImageStatus.SAVING,
+                                   expected_size)
 
     async def import_image(self, auth: AuthContext, image_id: str, body: dict[str, Any]) -> None:
         method = (body.get("method") or {}) if isinstance(body, dict) else {}
@@ -473,7 +500,8 @@ class ImageService:
         try:
             reader = await self.staging.open_range(image_id)
             async with reader:
-                await self._receive(image_id, reader, self.blobs, ImageStatus.IMPORTING)
+                await self._receive(image_id, reader, self.blobs, ImageStatus.IMPORTING,
+                                    self.images.require(image_id).size)
         except Exception as exc:
             log.warning("image import failed", extra={"image": image_id, "error": str(exc)})
             await self._receive_failed(image_id, ImageStatus.IMPORTING, str(exc))
@@ -596,7 +624,8 @@ class ImageService:
             self._begin_receiving(img, ImageStatus.SAVING, size)
             await self.images.save(img)
         try:
-            return await self._receive(image_id, iter_file(path), self.blobs, ImageStatus.SAVING)
+            return await self._receive(image_id, iter_file(path), self.blobs, ImageStatus.SAVING,
+                                       size)
         except BaseException as exc:
             await asyncio.shield(self._mark_killed(image_id, str(exc)))
             raise
@@ -687,6 +716,16 @@ def _parse_patch_op(raw: Any) -> tuple[str, str, Any]:
     if op != "remove" and "value" not in raw:
         raise BadRequest(f"Operation {op} on {path} needs a value.")
     return op, segments[0], raw.get("value")
+
+
+IMAGE_RESOURCES = ("image_count_total", "image_size_total")
+
+
+def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceeded:
+    if resource == "image_count_total":
+        return QuotaExceeded(f"The project has reached its limit of {limit} images.")
+    return QuotaExceeded(f"Denying attempt to upload image because it exceeds the quota: "
+                         f"{asked} more bytes, {max(0, limit - used)} bytes left.")
 
 
 def _translate_upload_error(exc: BaseException) -> BaseException:

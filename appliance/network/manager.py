@@ -49,9 +49,15 @@ from appliance.network.records import (
     tap_name,
 )
 from appliance.network.rules import FirewallState, build_ruleset
+from appliance.quota import QuotaSource
+from appliance.quota import Reservation as QuotaReservation
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.network")
+
+
+def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"Quota exceeded for resources: ['{resource}'].")
 
 try:  # the seam's own record type, defined by compute
     from appliance.compute.seams import PortBinding
@@ -98,6 +104,8 @@ class NetworkManager:
         self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
         self.lease_time = lease_time
         self.dns_domain = dns_domain
+        ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
+                                        _over_quota))
         self._lock = asyncio.Lock()
         self._sync_lock = asyncio.Lock()
         self._dirty = False
@@ -356,15 +364,13 @@ class NetworkManager:
             "security_group_rule": len(self.sg_rules.list(lambda r: r.project_id == project_id)),
         }
 
-    def _check_quota(self, project_id: str, resource: str, repo: Repository, extra: int = 1) -> None:
-        if not project_id:
-            return
-        limit = self.quota_for(project_id).limit(resource)
-        if limit < 0:
-            return
-        used = len(repo.list(lambda r: r.project_id == project_id))
-        if used + extra > limit:
-            raise QuotaExceeded(f"Quota exceeded for resources: ['{resource}'].")
+    def quota_limits(self, project_id: str) -> dict[str, int]:
+        quota = self.quota_for(project_id)
+        return {resource: quota.limit(resource) for resource in QUOTA_DEFAULTS}
+
+    def _reserve(self, project_id: str, resource: str) -> QuotaReservation:
+        """One `resource` for the project (none for the service's own ports)."""
+        return self.ctx.quotas.reserve(project_id, {resource: 1})
 
     async def set_quota(self, project_id: str, limits: dict[str, Any]) -> QuotaSet:
         q = self.quota_for(project_id)
@@ -392,8 +398,7 @@ class NetworkManager:
         mtu = 1500 if mtu is None else int(mtu)
         if not 68 <= mtu <= 9000:
             raise Invalid("mtu must be between 68 and 9000")
-        async with self._lock:
-            self._check_quota(project_id, "network", self.networks)
+        async with self._lock, self._reserve(project_id, "network"):
             ts = now_iso()
             net = Network(id=str(uuid.uuid4()), name=name, project_id=project_id,
                           admin_state_up=admin_state_up, shared=shared, external=external,
@@ -476,14 +481,13 @@ class NetworkManager:
                 dhcp_address = str(first)
             pools = ipam.default_pools(net_addr, [gateway, dhcp_address]) if hosts is not None \
                 else [{"start": str(first + 1), "end": str(net_addr.broadcast_address - 1)}]
-        async with self._lock:
+        async with self._lock, self._reserve(project_id, "subnet"):
             net = self.networks.require(network_id)
             for other in self.subnets.list(lambda s: s.network_id == net.id):
                 if ipaddress.IPv4Network(other.cidr).overlaps(net_addr):
                     raise BadRequest(f"Invalid input for operation: Requested subnet with cidr: "
                                      f"{net_addr} for network: {net.id} overlaps with another "
                                      f"subnet.")
-            self._check_quota(project_id, "subnet", self.subnets)
             ts = now_iso()
             sn = Subnet(id=str(uuid.uuid4()), name=name, network_id=net.id, project_id=project_id,
                         cidr=str(net_addr), gateway_ip=gateway, allocation_pools=pools,
@@ -593,9 +597,8 @@ class NetworkManager:
                                     tags: list[str] | None = None) -> SecurityGroup:
         if name == "default" and self._default_sg(project_id) is not None:
             raise Conflict("Default security group already exists.")
-        async with self._lock:
+        async with self._lock, self._reserve(project_id, "security_group"):
             await self._ensure_default_sg_locked(project_id)
-            self._check_quota(project_id, "security_group", self.security_groups)
             ts = now_iso()
             sg = SecurityGroup(id=str(uuid.uuid4()), name=name, project_id=project_id,
                                description=description, stateful=stateful,
@@ -675,8 +678,7 @@ class NetworkManager:
             prefix = str(net)
         if remote_group:
             self.security_groups.require(remote_group)
-        async with self._lock:
-            self._check_quota(project_id, "security_group_rule", self.sg_rules)
+        async with self._lock, self._reserve(project_id, "security_group_rule"):
             ts = now_iso()
             rule = SecurityGroupRule(
                 id=str(uuid.uuid4()), security_group_id=sg.id, project_id=project_id,
@@ -806,7 +808,13 @@ class NetworkManager:
             await self.sync()
         return port
 
-    async def _create_port_locked(self, project_id: str, network_id: str, *, is_admin: bool,
+    async def _create_port_locked(self, project_id: str, network_id: str,
+                                  **options: Any) -> Port:
+        """Reserve the project's port quota, then make the port (committed once stored)."""
+        async with self._reserve(project_id, "port"):
+            return await self._make_port_locked(project_id, network_id, **options)
+
+    async def _make_port_locked(self, project_id: str, network_id: str, *, is_admin: bool,
                                   name: str = "", mac_address: str | None = None,
                                   fixed_ips: list | None = None, device_id: str = "",
                                   device_owner: str = "", admin_state_up: bool = True,
@@ -820,7 +828,6 @@ class NetworkManager:
                                   extra_ops: list | None = None) -> Port:
         net = self.networks.require(network_id)
         service = device_owner.startswith("network:")
-        self._check_quota(project_id, "port", self.ports)
         if mac_address:
             mac = ipam.normalize_mac(mac_address)
             if any(p.mac_address == mac for p in self.ports.list(lambda p: p.network_id == net.id)):
@@ -940,8 +947,7 @@ class NetworkManager:
     async def create_router(self, project_id: str, *, name: str = "", admin_state_up: bool = True,
                             description: str = "", external_gateway_info: dict | None = None,
                             tags: list[str] | None = None, is_admin: bool = False) -> Router:
-        async with self._lock:
-            self._check_quota(project_id, "router", self.routers)
+        async with self._lock, self._reserve(project_id, "router"):
             ts = now_iso()
             router = Router(id=str(uuid.uuid4()), name=name, project_id=project_id,
                             admin_state_up=admin_state_up, description=description,
@@ -1141,14 +1147,13 @@ class NetworkManager:
                                 fixed_ip_address: str | None = None,
                                 floating_ip_address: str | None = None, description: str = "",
                                 tags: list[str] | None = None) -> FloatingIP:
-        async with self._lock:
+        async with self._lock, self._reserve(project_id, "floatingip"):
             net = self.networks.get(floating_network_id)
             if net is None:
                 raise NotFound(f"Network {floating_network_id} could not be found.")
             if not net.external:
                 raise BadRequest(f"Bad floatingip request: Network {net.id} is not a valid "
                                  f"external network.")
-            self._check_quota(project_id, "floatingip", self.floatingips)
             await self._external_subnet_locked(net)
             if floating_ip_address and not is_admin:
                 raise Forbidden("Only admins may choose a floating IP address.")

@@ -38,6 +38,7 @@ from appliance.errors import (
 )
 from appliance.identity.policy import AuthContext
 from appliance.images.service import now_iso
+from appliance.quota import QuotaSource, Reservation
 from appliance.state import Repository
 from appliance.volumes.records import (
     DEFAULT_TYPE_ID,
@@ -105,6 +106,8 @@ class VolumeService:
         self.files = VolumeFiles(volumes_dir)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._background = BackgroundTasks()
+        ctx.quotas.register(QuotaSource(VOLUME_RESOURCES, self.quota_limits, self.usage,
+                                        _over_quota))
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -194,16 +197,12 @@ class VolumeService:
         return {"volumes": len(vols), "snapshots": len(snaps),
                 "gigabytes": sum(v.size for v in vols) + sum(s.size for s in snaps)}
 
-    def _check_quota(self, project_id: str, volumes: int = 0, gigabytes: int = 0,
-                     snapshots: int = 0) -> None:
-        quota, used = self.quota_for(project_id), self.usage(project_id)
-        for key, delta in (("volumes", volumes), ("gigabytes", gigabytes),
-                           ("snapshots", snapshots)):
-            limit = getattr(quota, key)
-            if delta and limit >= 0 and used[key] + delta > limit:
-                raise QuotaExceeded(
-                    f"Requested {key} ({delta}) exceeds the quota: {used[key]} of {limit} "
-                    f"already used for quota '{key}'.")
+    def quota_limits(self, project_id: str) -> dict[str, int]:
+        quota = self.quota_for(project_id)
+        return {key: getattr(quota, key) for key in VOLUME_RESOURCES}
+
+    def _reserve(self, project_id: str, **deltas: int) -> Reservation:
+        return self.ctx.quotas.reserve(project_id, deltas)
 
     async def set_quota(self, project_id: str, **limits: Any) -> VolumeQuota:
         quota = self.quota_for(project_id)
@@ -294,9 +293,9 @@ class VolumeService:
             vol.size = _size(size)
             volume_id, size_bytes = vol.id, vol.size * GiB
             build = lambda: self.files.create_empty(volume_id, size_bytes)  # noqa: E731
-        self._check_quota(vol.project_id, volumes=1, gigabytes=vol.size)
         vol.updated_at = vol.created_at
-        await self.volumes.save(vol)
+        async with self._reserve(vol.project_id, volumes=1, gigabytes=vol.size):
+            await self.volumes.save(vol)
         await self._event("volume.creating", vol, f"volume {vol.name or vol.id} creating")
         self._spawn(self._run(vol.id, build, VolumeStatus.CREATING, VolumeStatus.AVAILABLE,
                               VolumeStatus.ERROR, "created"))
@@ -442,15 +441,26 @@ class VolumeService:
         if new <= vol.size:
             raise Invalid(f"Invalid input received: New size for extend must be greater than "
                           f"current size. (current: {vol.size}, extended: {new}).")
-        self._check_quota(vol.project_id, gigabytes=new - vol.size)
-        vol = await self._transition(auth, volume_id, {VolumeStatus.AVAILABLE},
-                                     VolumeStatus.EXTENDING, "extend")
+        # held until the task records the new size (or fails)
+        held = await self._reserve(vol.project_id, gigabytes=new - vol.size)
+        try:
+            vol = await self._transition(auth, volume_id, {VolumeStatus.AVAILABLE},
+                                         VolumeStatus.EXTENDING, "extend")
+        except BaseException:
+            held.release()
+            raise
 
         def grown(v: Volume) -> None:
             v.size = new
-        self._spawn(self._run(volume_id, lambda: self.files.extend(volume_id, new * GiB),
-                              VolumeStatus.EXTENDING, VolumeStatus.AVAILABLE,
-                              VolumeStatus.ERROR_EXTENDING, "extended", grown))
+
+        async def extend_then_settle() -> None:
+            try:
+                await self._run(volume_id, lambda: self.files.extend(volume_id, new * GiB),
+                                VolumeStatus.EXTENDING, VolumeStatus.AVAILABLE,
+                                VolumeStatus.ERROR_EXTENDING, "extended", grown)
+            finally:
+                held.commit()  # the size is stored, or the extend failed: nothing is held
+        self._spawn(extend_then_settle())
         return vol
 
     async def set_bootable(self, auth: AuthContext, volume_id: str, bootable: Any) -> Volume:
@@ -629,7 +639,6 @@ class VolumeService:
                         "first." if vol.status == VolumeStatus.IN_USE else "")
                 raise Invalid(f"Invalid volume: volume {volume_id} must be available to "
                               f"snapshot (it is {vol.status}).{hint}")
-            self._check_quota(vol.project_id, snapshots=1, gigabytes=vol.size)
             stamp = now_iso()
             snap = Snapshot(id=str(uuid.uuid4()), volume_id=volume_id,
                             project_id=vol.project_id, size=vol.size,
@@ -637,7 +646,8 @@ class VolumeService:
                             description=_text(body.get("description"), "description", 65535),
                             metadata=_metadata(body.get("metadata")),
                             created_at=stamp, updated_at=stamp)
-            await self.snapshots.save(snap)
+            async with self._reserve(vol.project_id, snapshots=1, gigabytes=vol.size):
+                await self.snapshots.save(snap)
         self._spawn(self._snapshot_step(snap.id, self.files.snapshot_create(volume_id, snap.id),
                                         SnapshotStatus.CREATING, SnapshotStatus.AVAILABLE,
                                         SnapshotStatus.ERROR))
@@ -781,6 +791,15 @@ class VolumeService:
             await self.delete(service_caller(project_id), volume_id)
         except NotFound:
             pass
+
+
+VOLUME_RESOURCES = ("volumes", "gigabytes", "snapshots")
+
+
+def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceeded:
+    """Cinder's VolumeLimitExceeded / VolumeSizeExceedsAvailableQuota (413)."""
+    return QuotaExceeded(f"Requested {resource} ({asked}) exceeds the quota: {used} of "
+                         f"{limit} already used for quota '{resource}'.")
 
 
 def service_caller(project_id: str) -> AuthContext:

@@ -84,7 +84,8 @@ def _quota_body(request: web.Request, project_id: str, detail: bool = False) -> 
     body: dict[str, Any] = {"id": project_id}
     for key in SHOWN_QUOTAS:
         if detail:
-            body[key] = {"limit": lim[key], "in_use": used.get(key, 0), "reserved": 0}
+            body[key] = {"limit": lim[key], "in_use": used.get(key, 0),
+                         "reserved": manager.ctx.quotas.reserved(project_id, key)}
         else:
             body[key] = lim[key]
     return body
@@ -265,13 +266,10 @@ async def create_server_group(request: web.Request) -> web.Response:
         raise BadRequest("server_group needs exactly one policy: affinity, anti-affinity, "
                          "soft-affinity or soft-anti-affinity")
     comp = component(request)
-    limit = comp.manager.quota_limits(auth.project_id or "")["server_groups"]
-    if limit >= 0 and _group_count(request, auth.project_id or "") >= limit:
-        from appliance.errors import Forbidden
-        raise Forbidden("Quota exceeded, too many server groups.")
     g = ServerGroup(id=str(uuid.uuid4()), name=name, project_id=auth.project_id or "",
                     user_id=auth.user_id, policy=policies[0])
-    await comp.server_groups.save(g)
+    async with ctx_of(request).quotas.reserve(g.project_id, {"server_groups": 1}):
+        await comp.server_groups.save(g)
     return web.json_response({"server_group": _group_view(g)})
 
 

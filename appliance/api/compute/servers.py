@@ -186,25 +186,31 @@ async def create_server(request: web.Request) -> web.Response:
     if group_id and comp.server_groups.get(group_id) is None:
         raise BadRequest(f"Invalid server group {group_id}")
 
-    reservation = "r-" + secrets.token_hex(4)
-    instances = []
-    for i in range(max_count):
-        display = name if max_count == 1 else f"{name}-{i + 1}"
-        instances.append(Instance(
-            id=str(uuid.uuid4()), name=display, project_id=auth.project_id,
-            user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
-            root_volume_id=volume_attachment["volume_id"] if volume_attachment else None,
-            key_name=key_name or None, key_data=key_data,
-            requested_networks=requested, metadata=dict(metadata), tags=list(tags),
-            config_drive=bool(srv.get("config_drive")), user_data=user_data,
-            description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
-            access_ipv6=srv.get("accessIPv6") or "", security_groups=sgs,
-            volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
-            server_group_id=group_id, launch_index=i, reservation_id=reservation,
-            hostname=hostname_of(display)))
+    # the quota is reserved before any instance object is built: a count beyond it costs
+    # nothing, and parallel creates cannot pass it together
+    held = None
     try:
-        await manager.create(instances, build_params)
+        held = await manager.reserve_instances(auth.project_id, flavor.snapshot(), max_count)
+        reservation = "r-" + secrets.token_hex(4)
+        instances = []
+        for i in range(max_count):
+            display = name if max_count == 1 else f"{name}-{i + 1}"
+            instances.append(Instance(
+                id=str(uuid.uuid4()), name=display, project_id=auth.project_id,
+                user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
+                root_volume_id=volume_attachment["volume_id"] if volume_attachment else None,
+                key_name=key_name or None, key_data=key_data,
+                requested_networks=requested, metadata=dict(metadata), tags=list(tags),
+                config_drive=bool(srv.get("config_drive")), user_data=user_data,
+                description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
+                access_ipv6=srv.get("accessIPv6") or "", security_groups=sgs,
+                volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
+                server_group_id=group_id, launch_index=i, reservation_id=reservation,
+                hostname=hostname_of(display)))
+        await manager.create(instances, build_params, held)
     except BaseException:
+        if held is not None:
+            held.release()
         if volume_attachment is not None:  # give the reserved root volume back
             await ctx_of(request).components["volume"].mark_detached(
                 volume_attachment["volume_id"])
@@ -473,14 +479,7 @@ async def _resize(request, inst, args):
     if not ref:
         raise BadRequest("Resize requests require 'flavorRef' attribute.")
     flavor = find_flavor(request, str(ref).rstrip("/").rsplit("/", 1)[-1])
-    manager = component(request).manager
-    limits, used = manager.quota_limits(inst.project_id), manager.quota_usage(inst.project_id)
-    for name, delta in (("cores", flavor.vcpus - int(inst.flavor["vcpus"])),
-                        ("ram", flavor.ram - int(inst.flavor["ram"]))):
-        if delta > 0 and limits[name] >= 0 and used[name] + delta > limits[name]:
-            raise Forbidden(f"Quota exceeded for {name}: Requested {delta}, but already used "
-                            f"{used[name]} of {limits[name]} {name}")
-    await manager.resize(inst.id, flavor.snapshot())
+    await component(request).manager.resize(inst.id, flavor.snapshot())
     return _accepted()
 
 
