@@ -477,6 +477,22 @@ class ComputeManager:
             inst.locked, inst.locked_reason = locked, (reason if locked else None)
             await self._save(inst, deleting=True)
 
+    async def change_security_group(self, iid: str, *, add: str | None = None,
+                                    remove: str | None = None) -> list[str]:
+        """add/removeSecurityGroup: the network component changes the ports (and so the
+        firewall); the instance record keeps the names its view shows."""
+        net = self.seam("network")
+        if net is None:
+            raise BadRequest("The network service is not running: no security groups.")
+        inst = self.instances.require(iid)
+        names = await net.change_instance_security_group(inst.id, inst.project_id,
+                                                         add=add, remove=remove)
+        async with self._admit_lock:
+            inst = self.instances.require(iid)
+            inst.security_groups = names
+            await self._save(inst, deleting=True)
+        return names
+
     async def update(self, iid: str, changes: dict[str, Any]) -> Instance:
         async with self._admit_lock:
             inst = self.instances.require(iid)
@@ -577,8 +593,8 @@ class ComputeManager:
         net = self.seam("network")
         if net is None:
             return
-        ports: list[PortBinding] = await net.allocate_ports(inst.id, inst.project_id,
-                                                            inst.requested_networks)
+        ports: list[PortBinding] = await net.allocate_ports(
+            inst.id, inst.project_id, inst.requested_networks, inst.security_groups)
         inst.ports = [p.to_dict() for p in ports]
         inst.addresses = addresses_of(ports)
         await self._save(inst)

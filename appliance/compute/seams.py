@@ -107,10 +107,28 @@ class NetworkSeam(Protocol):
     """The network component (`name = "network"`)."""
 
     async def allocate_ports(self, instance_id: str, project_id: str,
-                             requested_networks: list[dict[str, Any]]) -> list[PortBinding]:
+                             requested_networks: list[dict[str, Any]],
+                             security_groups: list[str] | None = None) -> list[PortBinding]:
         """Ports for the instance: each request is {"uuid": net} | {"port": port_id} |
         {"fixed_ip": …} as in the Nova API; [] means the project's default network (or none).
+        Ports made here hold `security_groups` (names or ids; None: the project's default).
         Idempotent per instance: calling again returns the ports already bound."""
+        ...
+
+    async def change_instance_security_group(self, instance_id: str, project_id: str, *,
+                                             add: str | None = None,
+                                             remove: str | None = None) -> list[str]:
+        """Put a group (name or id) on, or take it off, every port of the instance; returns
+        the group names its ports now hold. NotFound / Conflict (ambiguous name) / BadRequest
+        (already there, not there, port security off, no ports)."""
+        ...
+
+    def instance_security_groups(self, instance_id: str) -> list[str]:
+        """The names of the groups the instance's ports hold."""
+        ...
+
+    def floating_addresses(self) -> dict[str, dict[str, list[str]]]:
+        """port id → fixed address → the floating addresses NATed to it."""
         ...
 
     async def plug(self, tap_name: str, port_id: str) -> None:

@@ -40,8 +40,22 @@ class NetworkComponent:
         self.manager.check_requested_networks(project_id, requested_networks)
 
     async def allocate_ports(self, instance_id: str, project_id: str,
-                             requested_networks: list[dict[str, Any]]) -> list:
-        return await self.manager.allocate_ports(instance_id, project_id, requested_networks)
+                             requested_networks: list[dict[str, Any]],
+                             security_groups: list[str] | None = None) -> list:
+        return await self.manager.allocate_ports(instance_id, project_id, requested_networks,
+                                                 security_groups)
+
+    async def change_instance_security_group(self, instance_id: str, project_id: str, *,
+                                             add: str | None = None,
+                                             remove: str | None = None) -> list[str]:
+        return await self.manager.change_instance_security_group(
+            instance_id, project_id, add=add, remove=remove)
+
+    def instance_security_groups(self, instance_id: str) -> list[str]:
+        return self.manager.instance_security_groups(instance_id)
+
+    def floating_addresses(self) -> dict[str, dict[str, list[str]]]:
+        return self.manager.floating_addresses()
 
     async def plug(self, tap_name: str, port_id: str) -> None:
         await self.manager.plug(tap_name, port_id)

@@ -1236,8 +1236,12 @@ class NetworkManager:
                     raise NotFound(f"Network {net_id} could not be found.")
 
     async def allocate_ports(self, instance_id: str, project_id: str,
-                             requested_networks: list[dict[str, Any]]) -> list:
+                             requested_networks: list[dict[str, Any]],
+                             security_groups: list[str] | None = None) -> list:
         requests = list(requested_networks or [])
+        # the server's groups (names or ids) go on every port made for it, as Nova asks Neutron
+        wanted = [g for g in security_groups or [] if g != "default"]
+        groups = self._check_groups(security_groups, project_id, False) if wanted else None
         if not requests:
             default = self._default_network(project_id)
             requests = [{"uuid": default.id}] if default is not None else []
@@ -1276,6 +1280,7 @@ class NetworkManager:
                      if fixed_ips else None)
             await self.create_port(project_id, net.id, device_id=instance_id,
                                    device_owner="compute:nova", fixed_ips=fixed,
+                                   security_groups=groups,
                                    binding_host_id=socket.gethostname(), binding_request=key,
                                    auto_delete=True, bound_at=time.time(), sync=False)
             made = True
@@ -1291,6 +1296,71 @@ class NetworkManager:
                                    network_name=net.name if net else "", mac=port.mac_address,
                                    tap_name=port.tap_name, mtu=net.mtu if net else None,
                                    fixed_ips=port.ips()))
+        return out
+
+    def _instance_ports(self, instance_id: str) -> list[Port]:
+        return self.ports.list(lambda p: p.device_id == instance_id
+                               and p.device_owner.startswith("compute:"))
+
+    def _group_named(self, name: str, project_id: str) -> SecurityGroup:
+        """A group by id, else by name within the project; several of one name is a 409, as
+        Nova answers when a name is ambiguous."""
+        sg = self.security_groups.get(name)
+        if sg is not None and sg.project_id == project_id:
+            return sg
+        found = self.security_groups.list(lambda s: s.name == name and s.project_id == project_id)
+        if not found:
+            raise NotFound(f"Security group {name} not found.")
+        if len(found) > 1:
+            raise Conflict(f"Multiple security_group matches found for name '{name}', use an "
+                           f"ID to be more specific.")
+        return found[0]
+
+    async def change_instance_security_group(self, instance_id: str, project_id: str, *,
+                                             add: str | None = None,
+                                             remove: str | None = None) -> list[str]:
+        """Nova's add/removeSecurityGroup: the group goes on (or off) every port of the server,
+        so the firewall follows at once. Returns the names of the groups the ports now hold."""
+        async with self._lock:
+            ports = self._instance_ports(instance_id)
+            if not ports:
+                raise BadRequest(f"Server {instance_id} has no ports to hold security groups.")
+            sg = self._group_named(add or remove or "", project_id)
+            if add:
+                if all(sg.id in p.security_groups for p in ports):
+                    raise BadRequest(f"Security group {sg.name} is already associated with "
+                                     f"the instance {instance_id}")
+                for p in ports:
+                    if not p.port_security_enabled:
+                        raise BadRequest(f"Cannot add security group {sg.name} to port {p.id}: "
+                                         f"port security is disabled on it.")
+            elif not any(sg.id in p.security_groups for p in ports):
+                raise BadRequest(f"Security group {sg.name} not associated with the instance "
+                                 f"{instance_id}")
+            ts = now_iso()
+            for p in ports:
+                groups = [g for g in p.security_groups if g != sg.id]
+                p.security_groups = groups + [sg.id] if add else groups
+                p.updated_at, p.revision_number = ts, p.revision_number + 1
+            await self.ctx.store.commit([self.ports.put_op(p) for p in ports])
+            names = self._group_names(ports)
+        await self.sync()
+        return names
+
+    def _group_names(self, ports: list[Port]) -> list[str]:
+        ids = list(dict.fromkeys(g for p in ports for g in p.security_groups))
+        return [sg.name for g in ids if (sg := self.security_groups.get(g)) is not None]
+
+    def instance_security_groups(self, instance_id: str) -> list[str]:
+        return self._group_names(self._instance_ports(instance_id))
+
+    def floating_addresses(self) -> dict[str, dict[str, list[str]]]:
+        """port id → fixed address → the floating addresses NATed to it (the server view lists
+        them as `OS-EXT-IPS:type: floating`); one pass for a whole server listing."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for f in self.floatingips.list(lambda f: bool(f.port_id and f.fixed_ip_address)):
+            out.setdefault(f.port_id, {}).setdefault(f.fixed_ip_address, []).append(
+                f.floating_ip_address)
         return out
 
     async def plug(self, tap_name: str, port_id: str) -> None:

@@ -38,6 +38,8 @@ def routes() -> list[web.RouteDef]:
          servers.show_volume_attachment),
         ("DELETE", P + "/servers/{id}/os-volume_attachments/{volume_id}",
          servers.detach_volume),
+        ("GET", P + "/servers/{id}/ips", servers.list_ips),
+        ("GET", P + "/servers/{id}/ips/{network}", servers.show_ips),
         ("GET", P + "/servers/{id}/os-interface", servers.list_interfaces),
         ("POST", P + "/servers/{id}/os-interface", servers.attach_interface),
         ("DELETE", P + "/servers/{id}/os-interface/{port_id}", servers.detach_interface),

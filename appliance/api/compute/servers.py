@@ -20,7 +20,7 @@ from appliance.api.compute.common import (
     str_map,
 )
 from appliance.api.compute.flavors import find_flavor
-from appliance.api.compute.views import server_detail, server_summary
+from appliance.api.compute.views import addresses_view, server_detail, server_summary
 from appliance.api.util import (
     auth_of, authorize, ctx_of, json_body, json_object, public, query_bool,
 )
@@ -556,7 +556,24 @@ async def _get_serial_console(request, inst, args):
     return web.json_response({"console": {"type": "serial", "url": url}})
 
 
-async def _security_group(request, inst, args):
+def _group_name(args: dict) -> str:
+    name = args.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255 \
+            or any(ord(c) < 32 for c in name):
+        raise BadRequest("Invalid input for field/attribute name: a security group name or id "
+                         "(1 to 255 characters) is required.")
+    return name
+
+
+async def _add_security_group(request, inst, args):
+    """Nova's addSecurityGroup: the group goes on every port of the server (the firewall
+    follows at once); removeSecurityGroup takes it off."""
+    await component(request).manager.change_security_group(inst.id, add=_group_name(args))
+    return _accepted()
+
+
+async def _remove_security_group(request, inst, args):
+    await component(request).manager.change_security_group(inst.id, remove=_group_name(args))
     return _accepted()
 
 
@@ -577,8 +594,8 @@ _ACTIONS = {
     "revertResize": _simple("revert_resize"), "rebuild": _rebuild,
     "rescue": _rescue, "unrescue": _simple("unrescue"), "createImage": _create_image,
     "lock": _lock, "unlock": _unlock, "os-getConsoleOutput": _console_output,
-    "os-getSerialConsole": _get_serial_console, "addSecurityGroup": _security_group,
-    "removeSecurityGroup": _security_group, "migrate": _not_here,
+    "os-getSerialConsole": _get_serial_console, "addSecurityGroup": _add_security_group,
+    "removeSecurityGroup": _remove_security_group, "migrate": _not_here,
     "os-migrateLive": _not_here, "forceDelete": _force_delete,
 }
 
@@ -679,6 +696,26 @@ def _interface_view(inst: Instance, p: dict[str, Any]) -> dict[str, Any]:
     return {"port_id": p["port_id"], "net_id": p["network_id"], "mac_addr": p["mac"],
             "port_state": "ACTIVE",
             "fixed_ips": [{"ip_address": ip, "subnet_id": None} for ip in p.get("fixed_ips", [])]}
+
+
+async def list_ips(request: web.Request) -> web.Response:
+    """GET /servers/{id}/ips: the addresses by network, Nova's basic form (version, addr)."""
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"addresses": _basic_addresses(request, inst)})
+
+
+async def show_ips(request: web.Request) -> web.Response:
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    label = request.match_info["network"]
+    addresses = _basic_addresses(request, inst)
+    if label not in addresses:
+        raise NotFound("Network not found")
+    return web.json_response({label: addresses[label]})
+
+
+def _basic_addresses(request: web.Request, inst: Any) -> dict[str, list[dict[str, Any]]]:
+    return {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+            for net, addrs in addresses_view(request, inst).items()}
 
 
 async def list_interfaces(request: web.Request) -> web.Response:

@@ -22,6 +22,30 @@ def host_id(inst: Instance) -> str:
     return hashlib.sha224((inst.project_id + inst.host).encode()).hexdigest()
 
 
+def _floating(request: web.Request) -> dict[str, dict[str, list[str]]]:
+    """Floating IPs by port, read once per request (a listing of many servers asks once)."""
+    if "monostack.floating" not in request:
+        net = ctx_of(request).components.get("network")
+        request["monostack.floating"] = net.floating_addresses() if net is not None else {}
+    return request["monostack.floating"]
+
+
+def addresses_view(request: web.Request, inst: Instance) -> dict[str, list[dict[str, Any]]]:
+    """Fixed addresses, each followed by the floating ones NATed to it, as Nova shows them."""
+    floating = _floating(request)
+    by_ip = {ip: p for p in inst.ports for ip in p.get("fixed_ips", [])} if floating else {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, addrs in inst.addresses.items():
+        listed = out.setdefault(name, [])
+        for a in addrs:
+            listed.append(a)
+            port = by_ip.get(a["addr"])
+            for f in floating.get(port["port_id"], {}).get(a["addr"], []) if port else []:
+                listed.append({"version": 4, "addr": f, "OS-EXT-IPS:type": "floating",
+                               "OS-EXT-IPS-MAC:mac_addr": a.get("OS-EXT-IPS-MAC:mac_addr")})
+    return out
+
+
 def server_summary(request: web.Request, inst: Instance) -> dict[str, Any]:
     return {"id": inst.id, "name": inst.name, "links": links(request, "servers", inst.id)}
 
@@ -54,7 +78,7 @@ def server_detail(request: web.Request, inst: Instance) -> dict[str, Any]:
         "flavor": flavor,
         "created": iso(inst.created_at),
         "updated": iso(inst.updated_at),
-        "addresses": {k: list(v) for k, v in inst.addresses.items()},
+        "addresses": addresses_view(request, inst),
         "accessIPv4": inst.access_ipv4,
         "accessIPv6": inst.access_ipv6,
         "links": links(request, "servers", inst.id),

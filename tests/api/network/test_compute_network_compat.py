@@ -1,0 +1,101 @@
+"""Nova's view of Neutron: a server's security groups are its ports' (add/removeSecurityGroup
+change the ports, so the firewall follows), and its floating IPs appear in `addresses` and in
+`GET /servers/{id}/ips`, as upstream Nova shows them."""
+from __future__ import annotations
+
+import pytest
+
+from appliance.errors import BadRequest, NotFound
+from tests.api.compute.conftest import wait_status
+from tests.api.network.conftest import needs_root
+from tests.compute_support import COMPONENTS as IMAGE_COMPONENTS, TEST_IMAGE_ID, seed_test_image
+from tests.daemon import InProcessDaemon, write_config
+
+pytestmark = needs_root
+NETWORK = "appliance.network.component:NetworkComponent"
+C, N = "/compute/v2.1", "/network/v2.0"
+
+
+@pytest.fixture
+async def cloud(tmp_path):
+    _, config = write_config(tmp_path, components=["images", "network", "compute"])
+    async with InProcessDaemon(config, components=[IMAGE_COMPONENTS[0], NETWORK,
+                                                   *IMAGE_COMPONENTS[1:]]) as daemon:
+        client = await daemon.admin_client()
+        try:
+            await seed_test_image(client, tmp_path)
+            yield daemon, client
+        finally:
+            await client.close()
+
+
+async def _boot(client, name, **extra):
+    sid = (await client.post(f"{C}/servers", {"server": {
+        "name": name, "imageRef": TEST_IMAGE_ID, "flavorRef": "1", **extra}}))["server"]["id"]
+    await wait_status(client, sid, "ACTIVE")
+    return sid
+
+
+def _port_groups(daemon, sid):
+    net = daemon.appliance.ctx.components["network"].manager
+    (port,) = net.ports.list(lambda p: p.device_id == sid)
+    return {net.security_groups.require(g).name for g in port.security_groups}
+
+
+async def test_security_groups_follow_the_ports(cloud):
+    daemon, client = cloud
+    await client.post(f"{N}/security-groups", {"security_group": {"name": "web"}})
+    sid = await _boot(client, "sg-vm", security_groups=[{"name": "web"}])
+    assert _port_groups(daemon, sid) == {"web"}
+    action = f"{C}/servers/{sid}/action"
+    await client.post(action, {"addSecurityGroup": {"name": "default"}})
+    assert _port_groups(daemon, sid) == {"web", "default"}
+    shown = (await client.get(f"{C}/servers/{sid}"))["server"]
+    assert {g["name"] for g in shown["security_groups"]} == {"web", "default"}
+    with pytest.raises(BadRequest, match="already associated"):
+        await client.post(action, {"addSecurityGroup": {"name": "web"}})
+    await client.post(action, {"removeSecurityGroup": {"name": "web"}})
+    assert _port_groups(daemon, sid) == {"default"}
+    assert [g["name"] for g in (await client.get(f"{C}/servers/{sid}"))["server"][
+        "security_groups"]] == ["default"]
+    with pytest.raises(BadRequest, match="not associated"):
+        await client.post(action, {"removeSecurityGroup": {"name": "web"}})
+    with pytest.raises(NotFound):
+        await client.post(action, {"addSecurityGroup": {"name": "no-such-group"}})
+    for bad in ({}, {"name": ""}, {"name": 5}, {"name": "x" * 256}):
+        with pytest.raises(BadRequest, match="name"):
+            await client.post(action, {"addSecurityGroup": bad})
+
+
+async def test_floating_ips_appear_in_addresses_and_ips(cloud):
+    daemon, client = cloud
+    sid = await _boot(client, "fip-vm")
+    private = (await client.get(f"{N}/networks?name=private"))["networks"][0]
+    ext = (await client.post(f"{N}/networks", {"network": {
+        "name": "public", "router:external": True}}))["network"]
+    await client.post(f"{N}/subnets", {"subnet": {"network_id": ext["id"], "ip_version": 4,
+                                                  "cidr": "203.0.113.0/24"}})
+    router = (await client.post(f"{N}/routers", {"router": {
+        "name": "r", "external_gateway_info": {"network_id": ext["id"]}}}))["router"]
+    await client.put(f"{N}/routers/{router['id']}/add_router_interface",
+                     {"subnet_id": private["subnets"][0]})
+    (port,) = (await client.get(f"{N}/ports?device_id={sid}"))["ports"]
+    fip = (await client.post(f"{N}/floatingips", {"floatingip": {
+        "floating_network_id": ext["id"], "port_id": port["id"]}}))["floatingip"]
+    fixed = port["fixed_ips"][0]["ip_address"]
+    addrs = (await client.get(f"{C}/servers/{sid}"))["server"]["addresses"]["private"]
+    assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in addrs] == [
+        (fixed, "fixed"), (fip["floating_ip_address"], "floating")]
+    assert addrs[1]["OS-EXT-IPS-MAC:mac_addr"] == port["mac_address"]
+    detail = (await client.get(f"{C}/servers/detail"))["servers"]
+    assert [a["addr"] for s in detail if s["id"] == sid for a in s["addresses"]["private"]] == [
+        fixed, fip["floating_ip_address"]]
+    ips = (await client.get(f"{C}/servers/{sid}/ips"))["addresses"]
+    assert ips == {"private": [{"version": 4, "addr": fixed},
+                               {"version": 4, "addr": fip["floating_ip_address"]}]}
+    assert (await client.get(f"{C}/servers/{sid}/ips/private"))["private"] == ips["private"]
+    with pytest.raises(NotFound):
+        await client.get(f"{C}/servers/{sid}/ips/no-such-network")
+    await client.put(f"{N}/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
+    addrs = (await client.get(f"{C}/servers/{sid}"))["server"]["addresses"]["private"]
+    assert [a["OS-EXT-IPS:type"] for a in addrs] == ["fixed"]
