@@ -88,6 +88,8 @@ def swift_errors(handler: Callable) -> Callable:
             return await handler(request)
         except so.ObjectStorageError as exc:
             raise _translate(exc) from exc
+        except large.SegmentError as exc:  # before any byte was sent: Swift's 409
+            raise Conflict(f"There was a conflict when trying to complete your request: {exc}") from exc
     return wrapper
 
 
@@ -114,6 +116,16 @@ def _caller(request: web.Request) -> AuthContext | None:
 
 def _owns(auth: AuthContext | None, path: SwiftPath) -> bool:
     return auth is not None and (auth.is_admin or auth.project_id == path.project_id)
+
+
+def _swift_owner(auth: AuthContext | None, path: SwiftPath) -> bool:
+    """Swift's `swift_owner` (keystoneauth's operator roles: member or admin here): only it
+    sees ACLs and temp-URL keys. A reader of the project reads, but not those."""
+    return _owns(auth, path) and auth is not None and (auth.is_admin or auth.rank >= ROLE_RANK["member"])
+
+
+#: Metadata only the owner sees (Swift strips them for everyone else).
+_OWNER_ONLY_META = ("temp-url-key", "temp-url-key-2")
 
 
 async def _allow(request: web.Request, engine: ObjectEngine, path: SwiftPath, op: str) -> AuthContext | None:
@@ -264,7 +276,7 @@ def _listing_response(request: web.Request, entries: list, headers: dict[str, st
 
 # ------------------------------------------------------------------------------ account
 
-async def _account_headers(engine: ObjectEngine, account: str) -> dict[str, str]:
+async def _account_headers(engine: ObjectEngine, account: str, *, owner: bool) -> dict[str, str]:
     ai = await engine.account_info(account)
     headers = {"X-Account-Container-Count": str(ai.container_count),
                "X-Account-Object-Count": str(ai.object_count),
@@ -276,8 +288,13 @@ async def _account_headers(engine: ObjectEngine, account: str) -> dict[str, str]
         headers.update({pol + "Container-Count": str(ai.container_count),
                         pol + "Object-Count": str(ai.object_count),
                         pol + "Bytes-Used": str(ai.bytes_used)})
-    headers.update(swift.metadata_headers(_strip(ai.meta, "x-account-meta-"), "account"))
+    meta = _strip(ai.meta, "x-account-meta-")
+    headers.update(swift.metadata_headers(meta if owner else _public_meta(meta), "account"))
     return headers
+
+
+def _public_meta(meta: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in meta.items() if k not in _OWNER_ONLY_META}
 
 
 def _strip(meta: dict[str, str], prefix: str) -> dict[str, str]:
@@ -292,8 +309,8 @@ def _prefixed(meta: dict[str, str], prefix: str) -> dict[str, str]:
 async def account_get(request: web.Request) -> web.Response:
     path = _path(request)
     engine = _component(request).engine
-    await _allow(request, engine, path, "read")
-    headers = await _account_headers(engine, path.account)
+    auth = await _allow(request, engine, path, "read")
+    headers = await _account_headers(engine, path.account, owner=_swift_owner(auth, path))
     if request.method == "HEAD":
         return _listing_response(request, [], headers, "account", path.account)
     entries = await engine.list_containers(path.account, **_Listing.of(request).kwargs())
@@ -347,8 +364,10 @@ async def container_get(request: web.Request) -> web.Response:
                "X-Storage-Policy": swift.STORAGE_POLICY,
                "X-Timestamp": format_timestamp(ci.created),
                "Last-Modified": swift.http_date(ci.last_modified), "Accept-Ranges": "bytes"}
-    headers.update(swift.metadata_headers(_strip(ci.meta, "x-container-meta-"), "container"))
-    if _owns(auth, path):
+    owner = _swift_owner(auth, path)
+    meta = _strip(ci.meta, "x-container-meta-")
+    headers.update(swift.metadata_headers(meta if owner else _public_meta(meta), "container"))
+    if owner:
         for h in swift.SYS_CONTAINER_HEADERS:
             if ci.meta.get(h):
                 headers["-".join(p.title() for p in h.split("-"))] = ci.meta[h]
@@ -428,7 +447,7 @@ async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
         if body is None or body.ranges is not None:
             _, body = await engine.get_object(a, c, o)
         segs = large.slo_segments(await body.read())
-        return _Resolved(info, int(info.sysmeta.get(swift.SYS_SLO_SIZE, 0)), f'"{info.etag}"', segs)
+        return _Resolved(info, large.slo_size(info), f'"{info.etag}"', segs)
     manifest = large.dlo_manifest(info)
     if manifest and not want_manifest:
         seg_container = manifest.partition("/")[0]
@@ -460,7 +479,8 @@ def _object_headers(request: web.Request, r: _Resolved) -> dict[str, str]:
     info = r.info
     h = {"ETag": r.etag, "Last-Modified": swift.http_date(info.last_modified),
          "X-Timestamp": info.meta_timestamp or info.timestamp, "Accept-Ranges": "bytes",
-         "Content-Type": "application/json; charset=utf-8" if r.manifest else info.content_type}
+         "Content-Type": "application/json; charset=utf-8" if r.manifest
+         else swift.split_swift_bytes(info.content_type)[0]}
     h.update(swift.metadata_headers(info.metadata, "object"))
     if info.sysmeta.get(swift.SYS_DISPOSITION):
         h["Content-Disposition"] = info.sysmeta[swift.SYS_DISPOSITION]
@@ -512,6 +532,19 @@ async def object_get(request: web.Request) -> web.StreamResponse:
     return await _send(request, headers, r.size, parts, ranged=ranges is not None)
 
 
+async def _primed(it: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        first = await anext(it)
+    except StopAsyncIteration:
+        return aiter_bytes(b"")
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in it:
+            yield chunk
+    return chained()
+
+
 async def _send(request: web.Request, headers: dict[str, str], size: int,
                 parts: list[tuple[int, int, AsyncIterator[bytes]]], *, ranged: bool) -> web.StreamResponse:
     """Stream the whole object, one range (206 + Content-Range) or several
@@ -540,6 +573,9 @@ async def _send(request: web.Request, headers: dict[str, str], size: int,
     else:
         resp.content_length = size
         frames.append((b"", parts[0][2]))
+    # The first bytes are read before the status goes out, so a large object whose first
+    # segment is gone or nests too deep is a 409 (as Swift's), not a truncated 200.
+    frames[0] = (frames[0][0], await _primed(frames[0][1]))
     await resp.prepare(request)
     try:
         for head, it in frames:
@@ -616,7 +652,8 @@ async def object_put(request: web.Request) -> web.Response:
         src_c, src_o = swift.split_container_object(headers["X-Copy-From"], "X-Copy-From")
         return await _copy(request, comp, SwiftPath(path.account, src_c, src_o), path)
     meta = swift.user_metadata(headers, "object")
-    content_type = headers.get("Content-Type") or swift.guess_content_type(path.object or "")
+    content_type = swift.split_swift_bytes(
+        headers.get("Content-Type") or swift.guess_content_type(path.object or ""))[0]
     sysmeta = {k: v for k, v in _object_sysmeta(headers, post=False).items() if v != ""}
     delete_at = swift.delete_at_from(headers)
     limit = comp.config.object_max_file_size
@@ -638,8 +675,9 @@ async def object_put(request: web.Request) -> web.Response:
             raise Unprocessable(f"manifest ETag {etag} does not match the one sent")
         sysmeta.update({swift.SYS_SLO: "1", swift.SYS_SLO_SIZE: str(total)})
         info = await engine.put_object(path.account, path.container, path.object, aiter_bytes(manifest),
-                                       content_type, meta, delete_at=delete_at, sysmeta=sysmeta,
-                                       etag=etag, content_length=total)
+                                       swift.with_swift_bytes(content_type, total), meta,
+                                       delete_at=delete_at, sysmeta=sysmeta, etag=etag,
+                                       content_length=total)
         return _written(request, info, f'"{etag}"')
     info = await engine.put_object(
         path.account, path.container, path.object, request.content.iter_any(), content_type, meta,
@@ -649,24 +687,48 @@ async def object_put(request: web.Request) -> web.Response:
 
 
 async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> web.Response:
+    """Swift copies what a GET of the source with this request's Range and conditions would
+    return: a large object assembled into one plain object, a Range only those bytes."""
     engine: ObjectEngine = comp.engine
     await _allow(request, engine, src, "read")
     await _allow(request, engine, dst, "write")
     headers = request.headers
     meta = swift.user_metadata(headers, "object")
     fresh = (headers.get("X-Fresh-Metadata") or "").lower() in ("1", "true", "yes", "on")
-    content_type = headers.get("Content-Type") or None
+    content_type = swift.split_swift_bytes(headers.get("Content-Type") or "")[0] or None
     src_info = await engine.head_object(src.account, src.container, src.object)
-    if (large.is_slo(src_info) or large.dlo_manifest(src_info)) and \
-            request.query.get("multipart-manifest") != "get":
-        # Swift copies what a GET would return: the assembled bytes, as one plain object.
-        r = await _resolve(request, engine, src, None, head=False)
-        stream = large.stream_segments(engine, src.account, r.segments or [], 0, r.size, pinned=r.pinned)
+    specs = swift.parse_range(headers.get("Range"))
+    want_manifest = request.query.get("multipart-manifest") == "get"
+    assemble = (large.is_slo(src_info) or large.dlo_manifest(src_info)) and not want_manifest
+    if specs or assemble:
+        r = await _resolve(request, engine, src, None, head=True)
+        if _conditions(request, r.etag, r.info) is not None:
+            raise PreconditionFailed("A precondition for this request was not met.")
+        start, end = 0, r.size
+        if specs:
+            if len(specs) > 1:
+                raise BadRequest("a copy takes a single byte range")
+            try:
+                [(start, end)] = resolve_ranges(specs, r.size)
+            except so.RangeNotSatisfiable:
+                raise RangeNotSatisfiable(f"bytes */{r.size}") from None
+        if r.segments is not None:
+            stream = large.stream_segments(engine, src.account, r.segments, start, end, pinned=r.pinned)
+        else:
+            _, body = await engine.get_object(src.account, src.container, src.object, [(start, end - 1)])
+            stream = aiter(body)
         merged = dict(meta) if fresh else {**src_info.metadata, **meta}
+        sysmeta = {k: v for k, v in src_info.sysmeta.items()
+                   if k in (swift.SYS_DISPOSITION, swift.SYS_ENCODING)}
         info = await engine.put_object(dst.account, dst.container, dst.object, stream,
-                                       content_type or src_info.content_type, merged,
-                                       content_length=r.size, max_bytes=comp.config.object_max_file_size)
+                                       content_type or swift.split_swift_bytes(src_info.content_type)[0],
+                                       merged, sysmeta=sysmeta, content_length=end - start,
+                                       max_bytes=comp.config.object_max_file_size)
     else:
+        if _conditions(request, src_info.etag, src_info) is not None:
+            raise PreconditionFailed("A precondition for this request was not met.")
+        if content_type and large.is_slo(src_info):  # the manifest keeps its whole length
+            content_type = swift.with_swift_bytes(content_type, large.slo_size(src_info))
         info = await engine.copy_object(src.account, src.container, src.object,
                                         dst.account, dst.container, dst.object,
                                         metadata=meta, fresh_metadata=fresh, content_type=content_type)
@@ -697,11 +759,39 @@ async def object_post(request: web.Request) -> web.Response:
     await _allow(request, engine, path, "write")
     headers = request.headers
     meta = swift.user_metadata(headers, "object")
+    content_type = swift.split_swift_bytes(headers.get("Content-Type") or "")[0] or None
+    if content_type:
+        info = await engine.head_object(path.account, path.container, path.object)
+        if large.is_slo(info):  # the manifest keeps its whole length for listings
+            content_type = swift.with_swift_bytes(content_type, large.slo_size(info))
     await engine.post_metadata(path.account, path.container, path.object, meta,
-                               content_type=headers.get("Content-Type") or None,
+                               content_type=content_type,
                                delete_at=swift.delete_at_from(headers),
                                sysmeta=_object_sysmeta(headers, post=True))
     return _no_content(request, 202)
+
+
+async def _delete_segments(request: web.Request, engine: ObjectEngine, account: str,
+                           segs: list[large.Segment], tally: dict[str, int], errors: list[list[str]],
+                           *, depth: int) -> None:
+    """A manifest's segments, and a sub-SLO's own segments before it (as Swift's
+    multipart-manifest=delete), each only where the caller may write."""
+    for seg in segs:
+        seg_path = SwiftPath(account, seg.container, seg.name)
+        try:
+            await _allow(request, engine, seg_path, "write")
+            if seg.sub_slo and depth < large.MAX_DEPTH:
+                try:
+                    inner = await large.sub_manifest(engine, account, seg)
+                except large.SegmentError:
+                    inner = []
+                await _delete_segments(request, engine, account, inner, tally, errors, depth=depth + 1)
+            await engine.delete_object(account, seg.container, seg.name)
+            tally["deleted"] += 1
+        except so.ObjectNotFound:
+            tally["not_found"] += 1
+        except (MonostackError, so.ObjectStorageError) as exc:
+            errors.append([f"/{seg.container}/{seg.name}", str(exc)])
 
 
 @swift_errors
@@ -711,22 +801,14 @@ async def object_delete(request: web.Request) -> web.Response:
     await _allow(request, engine, path, "write")
     if request.query.get("multipart-manifest") == "delete":
         info, body = await engine.get_object(path.account, path.container, path.object)
-        deleted = not_found = 0
+        tally = {"deleted": 0, "not_found": 0}
         errors: list[list[str]] = []
         if large.is_slo(info):
-            for seg in large.slo_segments(await body.read()):
-                seg_path = SwiftPath(path.account, seg.container, seg.name)
-                try:
-                    await _allow(request, engine, seg_path, "write")
-                    await engine.delete_object(path.account, seg.container, seg.name)
-                    deleted += 1
-                except so.ObjectNotFound:
-                    not_found += 1
-                except (MonostackError, so.ObjectStorageError) as exc:
-                    errors.append([f"/{seg.container}/{seg.name}", str(exc)])
+            await _delete_segments(request, engine, path.account, large.slo_segments(await body.read()),
+                                   tally, errors, depth=1)
         await engine.delete_object(path.account, path.container, path.object)
-        deleted += 1
-        return web.json_response({"Number Deleted": deleted, "Number Not Found": not_found,
+        tally["deleted"] += 1
+        return web.json_response({"Number Deleted": tally["deleted"], "Number Not Found": tally["not_found"],
                                   "Errors": errors, "Response Status": "200 OK",
                                   "Response Body": ""}, headers=_base_headers(request))
     await engine.delete_object(path.account, path.container, path.object)

@@ -6,6 +6,9 @@ Swift's rules kept here:
   its `etag`/`size_bytes` (when given) match what is stored; the manifest object's ETag is the
   md5 of the segments' etags concatenated, presented *quoted*;
 - a DLO's ETag is the quoted md5 of its current segments' etags;
+- a segment may itself be an SLO (`sub_slo` in the stored manifest, with the sub-SLO's ETag
+  and whole length); reads descend at most MAX_DEPTH manifests deep — deeper is a 409 —
+  and fetch a sub-manifest only when the requested bytes reach into it;
 - reading a segment whose ETag no longer matches the manifest aborts the stream (the client
   sees a short body, never wrong bytes).
 """
@@ -23,6 +26,8 @@ from storage.objects import ObjectEngine, ObjectEntry, ObjectInfo, ObjectNotFoun
 
 MAX_SEGMENTS = 1000
 MAX_MANIFEST_BYTES = 2 << 20
+#: Swift's max_slo_recursion_depth: a chain of this many manifests reads, one more is a 409.
+MAX_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,15 @@ class Segment:
     name: str
     size: int
     etag: str | None  # None: DLO segments are not pinned to an etag
+    sub_slo: bool = False  # the segment is itself a static large object
 
 
 class SegmentError(Exception):
     """A segment vanished or changed under a manifest: the stream must be aborted."""
+
+
+class TooDeep(SegmentError):
+    """Manifests nest deeper than MAX_DEPTH."""
 
 
 def is_slo(info: ObjectInfo) -> bool:
@@ -43,6 +53,11 @@ def is_slo(info: ObjectInfo) -> bool:
 
 def dlo_manifest(info: ObjectInfo) -> str | None:
     return info.sysmeta.get(swift.SYS_DLO) or None
+
+
+def slo_size(info: ObjectInfo) -> int:
+    """An SLO's whole length (the bytes its manifest presents)."""
+    return int(info.sysmeta.get(swift.SYS_SLO_SIZE, 0))
 
 
 def slo_etag(etags: list[str]) -> str:
@@ -92,18 +107,23 @@ async def build_slo_manifest(engine: ObjectEngine, account: str, body: bytes) ->
         if isinstance(info, str):
             problems.append(f"{where}: {info}")
             continue
-        if is_slo(info) or dlo_manifest(info):
-            problems.append(f"{where}: nested large objects are not supported")
+        if dlo_manifest(info):
+            problems.append(f"{where}: a dynamic large object cannot be a segment")
             continue
+        sub = is_slo(info)  # a sub-SLO: its ETag and whole length stand for it, as in Swift
+        seg_size = slo_size(info) if sub else info.size
         if etag is not None and etag.strip('"').lower() != info.etag:
             problems.append(f"{where}: Etag Mismatch")
-        if size is not None and size != info.size:
+        if size is not None and size != seg_size:
             problems.append(f"{where}: Size Mismatch")
-        if info.size == 0 and i < len(parsed) - 1:
+        if seg_size == 0 and i < len(parsed) - 1:
             problems.append(f"{where}: Too Small; each segment must be at least 1 byte")
-        out.append({"name": where, "hash": info.etag, "bytes": info.size,
-                    "content_type": info.content_type,
-                    "last_modified": swift.listing_time(info.last_modified)})
+        entry = {"name": where, "hash": info.etag, "bytes": seg_size,
+                 "content_type": swift.split_swift_bytes(info.content_type)[0],
+                 "last_modified": swift.listing_time(info.last_modified)}
+        if sub:
+            entry["sub_slo"] = True
+        out.append(entry)
     if problems:
         raise BadRequest("Errors:\n" + "\n".join(problems))
     total = sum(s["bytes"] for s in out)
@@ -114,7 +134,8 @@ def slo_segments(manifest: bytes) -> list[Segment]:
     segs = []
     for item in json.loads(manifest):
         container, _, name = item["name"].lstrip("/").partition("/")
-        segs.append(Segment(container, name, int(item["bytes"]), item["hash"]))
+        segs.append(Segment(container, name, int(item["bytes"]), item["hash"],
+                            bool(item.get("sub_slo"))))
     return segs
 
 
@@ -136,13 +157,32 @@ def dlo_etag(segs: list[Segment]) -> str:
     return slo_etag([s.etag or "" for s in segs])
 
 
+async def sub_manifest(engine: ObjectEngine, account: str, seg: Segment) -> list[Segment]:
+    """The segments of a sub-SLO, which must still be the SLO the parent manifest pinned."""
+    try:
+        info, body = await engine.get_object(account, seg.container, seg.name)
+    except ObjectNotFound:
+        raise SegmentError(f"segment /{seg.container}/{seg.name} is gone") from None
+    if not is_slo(info) or info.etag != seg.etag or slo_size(info) != seg.size:
+        raise SegmentError(f"segment /{seg.container}/{seg.name} changed")
+    return slo_segments(await body.read())
+
+
 async def stream_segments(engine: ObjectEngine, account: str, segs: list[Segment],
-                          start: int, end: int, *, pinned: bool) -> AsyncIterator[bytes]:
-    """Bytes [start, end) of the concatenation of `segs`."""
+                          start: int, end: int, *, pinned: bool, depth: int = 1) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of the concatenation of `segs`; `depth` counts the manifests
+    above them (the object read is 1)."""
     offset = 0
     for seg in segs:
         s, e = max(start, offset), min(end, offset + seg.size)
-        if s < e:
+        if s < e and seg.sub_slo:
+            if depth >= MAX_DEPTH:
+                raise TooDeep(f"manifests nest deeper than {MAX_DEPTH}")
+            inner = await sub_manifest(engine, account, seg)
+            async for chunk in stream_segments(engine, account, inner, s - offset, e - offset,
+                                               pinned=pinned, depth=depth + 1):
+                yield chunk
+        elif s < e:
             whole = s == offset and e == offset + seg.size
             try:
                 info, body = await engine.get_object(

@@ -170,6 +170,20 @@ def container_settings(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def split_swift_bytes(content_type: str) -> tuple[str, int | None]:
+    """`type;swift_bytes=N` → (type, N). Swift keeps a static large object's whole length in
+    its manifest's stored Content-Type, so listings show that length while the container's
+    bytes-used counts the manifest; clients never see the parameter."""
+    base, sep, tail = content_type.rpartition(";swift_bytes=")
+    if sep and tail.isascii() and tail.isdigit():
+        return base, int(tail)
+    return content_type, None
+
+
+def with_swift_bytes(content_type: str, total: int) -> str:
+    return f"{split_swift_bytes(content_type)[0]};swift_bytes={total}"
+
+
 def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -343,7 +357,9 @@ def entry_json(e: ObjectEntry | ContainerEntry | Subdir) -> dict:
     if isinstance(e, ContainerEntry):
         return {"name": e.name, "count": e.count, "bytes": e.bytes,
                 "last_modified": listing_time(e.last_modified)}
-    return {"name": e.name, "hash": e.hash, "bytes": e.bytes, "content_type": e.content_type,
+    content_type, total = split_swift_bytes(e.content_type)
+    return {"name": e.name, "hash": e.hash, "bytes": e.bytes if total is None else total,
+            "content_type": content_type,
             "last_modified": listing_time(e.last_modified)}
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.api.objects.conftest import Swift
+from tests.api.objects.conftest import Swift, login, make_user
 
 TX = re.compile(r"tx[0-9a-f]{21}-[0-9a-f]{10}")
 
@@ -211,3 +211,134 @@ async def test_metadata_limits_as_swift(sw):
     assert (await sw.request("PUT", "/lim/o", data=b"x", headers={"X-Object-Meta-K": "v" * 257}))[0] == 400
     await put(sw, "/lim/o", b"x", headers={"X-Object-Meta-" + "k" * 128: "v" * 256})
     assert hashlib.md5(b"x").hexdigest() == (await sw.request("HEAD", "/lim/o"))[1]["ETag"]
+
+
+async def _slo(sw: Swift, name: str, parts: list[str]) -> dict:
+    manifest = json.dumps([{"path": p} for p in parts]).encode()
+    return await put(sw, f"{name}?multipart-manifest=put", manifest)
+
+
+async def test_slo_of_slos_reads_ranges_lists_and_deletes(sw):
+    await put(sw, "/n")
+    await put(sw, "/n/a", b"A" * 5)
+    await put(sw, "/n/b", b"B" * 3)
+    await put(sw, "/n/c", b"C" * 4)
+    inner = await _slo(sw, "/n/inner", ["/n/a", "/n/b"])
+    # the parent names the sub-SLO by its (unquoted) ETag and whole length, as Swift checks them
+    manifest = json.dumps([{"path": "/n/inner", "etag": inner["ETag"].strip('"'), "size_bytes": 8},
+                           {"path": "/n/c"}]).encode()
+    outer = await put(sw, "/n/outer?multipart-manifest=put", manifest)
+    whole = b"A" * 5 + b"B" * 3 + b"C" * 4
+    st, h, body = await sw.request("GET", "/n/outer")
+    assert st == 200 and body == whole and h["Content-Length"] == "12" and h["ETag"] == outer["ETag"]
+    for rng, want in (("bytes=4-8", whole[4:9]), ("bytes=-6", whole[-6:]), ("bytes=8-", whole[8:])):
+        st, _, body = await sw.request("GET", "/n/outer", headers={"Range": rng})
+        assert st == 206 and body == want, rng
+    st, _, body = await sw.request("GET", "/n/outer?multipart-manifest=get")
+    assert [e.get("sub_slo", False) for e in json.loads(body)] == [True, False]
+    # listings show a large object's whole length; the container counts stored bytes
+    st, _, body = await sw.request("GET", "/n?format=json&prefix=outer")
+    [entry] = json.loads(body)
+    assert entry["bytes"] == 12 and entry["content_type"] == "application/octet-stream"
+    # a wrong size or etag for the sub-SLO is refused
+    bad = json.dumps([{"path": "/n/inner", "size_bytes": 5}, {"path": "/n/c"}]).encode()
+    st, _, body = await sw.request("PUT", "/n/bad?multipart-manifest=put", data=bad)
+    assert st == 400 and b"Size Mismatch" in body
+    # a changed sub-SLO: the parent's read is refused before any byte (409)
+    await _slo(sw, "/n/inner", ["/n/b", "/n/a"])
+    st, _, _ = await sw.request("GET", "/n/outer")
+    assert st == 409
+    # multipart-manifest=delete removes the sub-SLO's segments too
+    await _slo(sw, "/n/inner", ["/n/a", "/n/b"])
+    inner_etag = (await sw.request("HEAD", "/n/inner"))[1]["ETag"].strip('"')
+    await put(sw, "/n/outer?multipart-manifest=put",
+              json.dumps([{"path": "/n/inner", "etag": inner_etag}, {"path": "/n/c"}]).encode())
+    st, _, body = await sw.request("DELETE", "/n/outer?multipart-manifest=delete")
+    assert st == 200 and json.loads(body)["Number Deleted"] == 5
+    st, _, body = await sw.request("GET", "/n?format=json")
+    assert json.loads(body) == []
+
+
+async def test_slo_nesting_deeper_than_swifts_limit_is_a_409(sw):
+    await put(sw, "/deep")
+    await put(sw, "/deep/leaf", b"leaf-bytes")
+    previous = "/deep/leaf"
+    for level in range(10):  # ten manifests, each the only segment of the next
+        await _slo(sw, f"/deep/m{level}", [previous])
+        previous = f"/deep/m{level}"
+    st, _, body = await sw.request("GET", "/deep/m9")
+    assert st == 200 and body == b"leaf-bytes"
+    await _slo(sw, "/deep/m10", ["/deep/m9"])  # the PUT is fine, as in Swift
+    st, h, body = await sw.request("GET", "/deep/m10")
+    assert st == 409 and b"Conflict" in body
+    assert (await sw.request("HEAD", "/deep/m10"))[0] == 200
+
+
+async def test_copy_honours_range_and_conditions(sw):
+    await put(sw, "/cp")
+    h = await put(sw, "/cp/src", b"0123456789", headers={"X-Object-Meta-K": "v",
+                                                         "Content-Type": "text/x-src"})
+    st, _, _ = await sw.request("COPY", "/cp/src", headers={"Destination": "cp/part", "Range": "bytes=1-2"})
+    assert st == 201
+    st, rh, body = await sw.request("GET", "/cp/part")
+    assert body == b"12" and rh["X-Object-Meta-K"] == "v" and rh["Content-Type"] == "text/x-src"
+    assert rh["ETag"] == hashlib.md5(b"12").hexdigest()
+    st, _, _ = await sw.request("PUT", "/cp/tail", data=b"",
+                                headers={"X-Copy-From": "cp/src", "Range": "bytes=-3"})
+    assert st == 201 and (await sw.request("GET", "/cp/tail"))[2] == b"789"
+    st, _, _ = await sw.request("COPY", "/cp/src", headers={"Destination": "cp/x", "Range": "bytes=50-"})
+    assert st == 416
+    st, _, _ = await sw.request("COPY", "/cp/src", headers={"Destination": "cp/x", "If-Match": "nope"})
+    assert st == 412
+    st, _, _ = await sw.request("COPY", "/cp/src", headers={"Destination": "cp/x", "If-Match": h["ETag"]})
+    assert st == 201
+    assert (await sw.request("GET", "/cp/x"))[2] == b"0123456789"
+    # a large object's range is cut from the assembled bytes
+    await put(sw, "/cp/s1", b"abc")
+    await put(sw, "/cp/s2", b"defg")
+    await _slo(sw, "/cp/slo", ["/cp/s1", "/cp/s2"])
+    st, _, _ = await sw.request("COPY", "/cp/slo", headers={"Destination": "cp/slopart", "Range": "bytes=2-4"})
+    assert st == 201
+    st, rh, body = await sw.request("GET", "/cp/slopart")
+    assert body == b"cde" and "X-Static-Large-Object" not in rh
+
+
+async def test_reader_is_read_only_and_sees_no_acls_or_keys(swift_daemon, sw):
+    admin = await swift_daemon.admin_client()
+    pid = await make_user(admin, "ro2", "rita", "rita-pw", role="reader")
+    owner = sw.as_account(f"AUTH_{pid}")
+    await put(owner, "/c", headers={"X-Container-Read": f"{pid}:*", "X-Container-Write": f"{pid}:*",
+                                    "X-Container-Meta-Temp-URL-Key": "ckey", "X-Container-Meta-Color": "red"})
+    await put(owner, "/c/o", b"data")
+    await put(owner, "/c/s1", b"xy")
+    await _slo(owner, "/c/slo", ["/c/s1"])
+    st, _, _ = await owner.request("POST", "", headers={"X-Account-Meta-Temp-URL-Key": "akey",
+                                                        "X-Account-Meta-Color": "blue"})
+    assert st == 204
+    rita = await login(swift_daemon, "rita", "rita-pw", "ro2")
+    for v1 in (False, True):
+        as_rita = Swift(sw.http, sw.base, rita.token, f"AUTH_{pid}")
+        as_rita = at_v1(as_rita) if v1 else as_rita
+        assert (await as_rita.request("GET", "/c/o"))[2] == b"data"
+        st, h, _ = await as_rita.request("HEAD", "/c")
+        assert st == 204 and h["X-Container-Meta-Color"] == "red"
+        assert "X-Container-Read" not in h and "X-Container-Write" not in h
+        assert "X-Container-Meta-Temp-Url-Key" not in h
+        st, h, _ = await as_rita.request("HEAD")
+        assert st == 204 and h["X-Account-Meta-Color"] == "blue" and "X-Account-Meta-Temp-Url-Key" not in h
+        for method, path, headers in (
+                ("PUT", "/c/o", {}), ("PUT", "/c/new", {}), ("POST", "/c/o", {}), ("DELETE", "/c/o", {}),
+                ("COPY", "/c/o", {"Destination": "c/o2"}), ("PUT", "/c/o3", {"X-Copy-From": "c/o"}),
+                ("PUT", "/c2", {}), ("POST", "/c", {}), ("DELETE", "/c", {}),
+                ("POST", "", {"X-Account-Meta-Temp-URL-Key": "mine"}),
+                ("DELETE", "/c/slo?multipart-manifest=delete", {}),
+                ("PUT", "/c/m?multipart-manifest=put", {})):
+            st, _, _ = await as_rita.request(method, path, headers=headers, data=b"[]" if "manifest=put" in path else None)
+            assert st == 403, (v1, method, path, st)
+    st, _, body = await owner.request("GET", "/c?format=json")
+    assert sorted(e["name"] for e in json.loads(body)) == ["o", "s1", "slo"]
+    # the owner (admin here) still sees what it set
+    st, h, _ = await owner.request("HEAD", "/c")
+    assert h["X-Container-Meta-Temp-Url-Key"] == "ckey" and h["X-Container-Write"] == f"{pid}:*"
+    await rita.close()
+    await admin.close()
