@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from appliance.api import identity_catalog
 from appliance.api.catalog import build_catalog
 from appliance.api.util import (
     auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
@@ -63,9 +64,7 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
         body["is_domain"] = False
         body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
         body["catalog"] = build_catalog(ctx, project.id)
-    else:
-        body["roles"] = []
-        body["catalog"] = build_catalog(ctx, None)
+    # an unscoped token carries no roles and no catalog: it can only be rescoped (Keystone)
     return {"token": body}
 
 
@@ -91,14 +90,15 @@ async def issue_token(request: web.Request) -> web.Response:
     if not isinstance(password, str):
         raise BadRequest("Expecting to find password in user.")
     domain = object_field(user, "domain")
-    project = object_field(object_field(body, "scope"), "project")
+    unscoped = body.get("scope") == "unscoped"
+    project = {} if unscoped else object_field(object_field(body, "scope"), "project")
     secret, token = await ctx_of(request).identity.authenticate(
         user_name=_str_or_none(user.get("name"), "user.name"),
         user_id=_str_or_none(user.get("id"), "user.id"), password=password,
         project_name=_str_or_none(project.get("name"), "project.name"),
         project_id=_str_or_none(project.get("id"), "project.id"),
         domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"),
-        source=client_source(request))
+        unscoped=unscoped, source=client_source(request))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
 
@@ -159,6 +159,8 @@ async def auth_projects(request: web.Request) -> web.Response:
 
 async def auth_catalog(request: web.Request) -> web.Response:
     auth = auth_of(request)
+    if not auth.project_id:
+        raise Forbidden("A project-scoped token is required to produce a service catalog.")
     return web.json_response({"catalog": build_catalog(ctx_of(request), auth.project_id)})
 
 
@@ -420,5 +422,6 @@ def routes() -> list[web.RouteDef]:
             web.get(prefix + "/role_assignments", role_assignments),
             web.get(prefix + "/domains", list_domains),
             web.get(prefix + "/domains/{domain_id}", get_domain),
+            *identity_catalog.routes(prefix),
         ]
     return out

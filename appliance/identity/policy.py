@@ -53,6 +53,9 @@ RULES: dict[str, str] = {
     "identity:assign_role": "admin",
     "identity:list_role_assignments": "admin",
     "identity:list_user_projects": "admin:own",
+    "identity:list_services": "admin",
+    "identity:list_endpoints": "admin",
+    "identity:update_catalog": "admin",
     # compute
     "compute:create_flavor": "admin",
     "compute:update_flavor": "admin",

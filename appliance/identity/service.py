@@ -237,9 +237,12 @@ class IdentityService:
 
     async def authenticate(self, *, user_name: str | None, user_id: str | None, password: str,
                            project_name: str | None = None, project_id: str | None = None,
-                           domain: str | None = None,
+                           domain: str | None = None, unscoped: bool = False,
                            source: str = LOCAL_SOURCE) -> tuple[str, Token]:
         """A token for a password login from `source` (LOCAL_SOURCE or a peer address).
+
+        No scope asked for: the token is scoped to the user's default project when the user
+        holds a role there, else unscoped (Keystone's rule); `unscoped` asks for one outright.
 
         An unknown user, a wrong password, a disabled user and a user locked out from this
         source all get the same 401 after the same scrypt work, so none can be told apart
@@ -271,6 +274,11 @@ class IdentityService:
             roles = self.roles_of(user.id, project.id)
             if not roles:
                 raise Unauthorized(f"User {user.id} has no access to project {project.id}")
+        elif not unscoped and user.default_project_id:
+            project = self.projects.get(user.default_project_id)
+            roles = self.roles_of(user.id, project.id) if project and project.enabled else []
+            if not roles:
+                project = None
         else:
             roles = []
         issued = time.time()

@@ -61,3 +61,15 @@ def test_openstack_cli_token_project_user_role_catalog(cli_daemon):
     assert tok["project_id"] == proj["id"]
     with pytest.raises(AssertionError, match="403|Forbidden|not authorized|Policy"):
         openstack(cli_daemon, "user", "list", user="dave", password="dave-pw", project="cli-proj")
+
+
+def test_openstack_cli_catalog_resources_and_default_project(cli_daemon):
+    services = json.loads(openstack(cli_daemon, "service", "list", "-f", "json"))
+    assert "identity" in {s["Type"] for s in services}
+    endpoints = json.loads(openstack(cli_daemon, "endpoint", "list", "-f", "json"))
+    assert {e["Interface"] for e in endpoints} == {"public", "internal", "admin"}
+    regions = json.loads(openstack(cli_daemon, "region", "list", "-f", "json"))
+    assert [r["Region"] for r in regions] == ["RegionOne"]
+    # no OS_PROJECT_NAME: Keystone scopes the token to the user's default project
+    tok = json.loads(openstack(cli_daemon, "token", "issue", "-f", "json", project=""))
+    assert tok["project_id"]
