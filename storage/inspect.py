@@ -20,7 +20,8 @@ bounded reads, and decide from fixed offsets; the code is our own. Formats read:
 Other formats are recognised only to refuse them when declared as something else: qed, vdi,
 luks, and compressed archives (gzip, xz, bzip2, zstd, zip).
 
-Use `verify(path, declared_format, max_virtual_size)` after an upload lands in its temp file;
+Use `verify(path, declared_format, max_virtual_size)` after an upload lands in its temp file
+(`verify_async` on the event loop, which then also has qemu-img open the file);
 `inspect(path)` reports without judging.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from storage.errors import UnsafeImage
+from storage.errors import QemuImgError, UnsafeImage
 
 # Anything larger is a lie or an attack, whatever the caller's quota (64 TiB).
 ABSURD_VIRTUAL_SIZE = 64 << 40
@@ -575,7 +576,36 @@ def qemu_format(disk_format: str) -> str:
 async def verify_async(
     path: str | os.PathLike[str], declared_format: str, max_virtual_size: int | None = None
 ) -> ImageInfo:
-    """verify() in a worker thread, for use on the event loop (e.g. as a BlobStore verify)."""
+    """verify() in a worker thread, then qemu's own opinion: the image must also open in
+    `qemu-img info` (format given, under resource limits, through storage.qemu_img).
+
+    Why both: the inspector knows what is dangerous about a header, qemu knows what it can
+    open. A qcow2 whose L1, refcount or snapshot table is bigger than qemu allows passes the
+    inspector but can never boot; it is refused here instead of going active.
+    """
     import asyncio
 
-    return await asyncio.to_thread(verify, path, declared_format, max_virtual_size)
+    from storage import qemu_img
+
+    info = await asyncio.to_thread(verify, path, declared_format, max_virtual_size)
+    try:
+        opened = await qemu_img.info(path, qemu_format(declared_format))
+    except QemuImgError as exc:
+        raise UnsafeImage(f"qemu cannot open the image: {_qemu_reason(exc)}") from exc
+    if opened.backing_file or opened.data_file:
+        raise UnsafeImage("qemu sees a backing or data file in the image; that is not allowed")
+    if max_virtual_size is not None and opened.virtual_size > max_virtual_size:
+        raise UnsafeImage(
+            f"image virtual size {opened.virtual_size} bytes is over the limit of "
+            f"{max_virtual_size} bytes"
+        )
+    return info
+
+
+def _qemu_reason(exc: QemuImgError) -> str:
+    """The last line qemu-img wrote (its reason), without the path it names."""
+    lines = [line.strip() for line in str(exc.stderr or exc).splitlines() if line.strip()]
+    reason = lines[-1] if lines else str(exc)
+    if reason.startswith("qemu-img: Could not open ") and "': " in reason:
+        reason = reason.split("': ", 1)[1]
+    return reason[:300]

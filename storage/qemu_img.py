@@ -172,13 +172,16 @@ async def create_overlay(
 
 async def convert(
     src: str | os.PathLike[str], src_fmt: str, dst: str | os.PathLike[str], dst_fmt: str,
-    *, snapshot: str | None = None, sparse: bool = True,
+    *, snapshot: str | None = None, sparse: bool = True, force_share: bool = False,
 ) -> None:
     """Copy `src` into a new, self-contained `dst` (backing chain flattened).
 
     snapshot: read an internal qcow2 snapshot of `src` (by name) instead of its current state.
+    force_share (-U): read a disk a (stopped or test) domain still holds open.
     """
     args = ["convert", "-q", "-f", _check_format(src_fmt), "-O", _check_format(dst_fmt, _OUTPUT_FORMATS)]
+    if force_share:
+        args.append("-U")
     if snapshot is not None:
         args += ["-l", f"snapshot.name={_snapshot_name(snapshot)}"]
     if not sparse:

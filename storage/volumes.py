@@ -157,6 +157,10 @@ class VolumeFiles:
     async def _ensure_base_locked(self, image_id: str, image_path, image_fmt: str) -> Path:
         base = self.base_path(image_id)
         if not base.exists():
+            # qemu must open the image as its declared format first (an image stored before
+            # uploads were opened by qemu may hold tables qemu refuses): QemuImgError says
+            # why, and nothing is copied
+            await qemu_img.info(image_path, image_fmt)
             await self._build(
                 base, lambda tmp: qemu_img.convert(image_path, image_fmt, tmp, BASE_FORMAT)
             )

@@ -1,8 +1,7 @@
 """Instance disk files: qcow2 overlays over cached image bases, resizing, and cleanup.
 
-A minimal local qemu-img wrapper (asyncio subprocess, formats always named with -f/-F so a
-raw file can never be probed as something else). When `storage.qemu_img` is merged it can
-replace `_run`; the call sites stay the same.
+qemu-img runs only through `storage.qemu_img` (format always named, under resource limits);
+its errors become HypervisorError here, the compute side's word for "the disk tooling failed".
 
 Layout: `<instances_dir>/<instance uuid>/` (0755: qemu runs as libvirt-qemu and must traverse)
 holding `disk` (root overlay), `disk.config` (config drive), `disk.rescue`,
@@ -11,12 +10,15 @@ holding `disk` (root overlay), `disk.config` (config drive), `disk.rescue`,
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from appliance.errors import HypervisorError, Invalid
+from storage import qemu_img
+from storage.errors import QemuImgError
 
 GiB = 1 << 30
 _FORMATS = {"qcow2", "raw"}
@@ -28,34 +30,30 @@ def _fmt(fmt: str) -> str:
     return fmt
 
 
-async def _run(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "qemu-img", *args, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise HypervisorError(f"qemu-img {args[0]} failed: "
-                              f"{err.decode(errors='replace').strip()[-500:]}")
-    return out.decode()
+@contextlib.contextmanager
+def _hypervisor_errors() -> Iterator[None]:
+    try:
+        yield
+    except QemuImgError as exc:
+        raise HypervisorError(str(exc)[-500:]) from exc
 
 
 async def virtual_size(path: Path, fmt: str) -> int:
-    info = json.loads(await _run("info", "--output=json", "-U", "-f", _fmt(fmt), str(path)))
-    return int(info["virtual-size"])
+    with _hypervisor_errors():
+        return (await qemu_img.info(path, _fmt(fmt), force_share=True)).virtual_size
 
 
 async def create_overlay(path: Path, base: Path, base_fmt: str, size_bytes: int | None) -> None:
     """qcow2 overlay backed by `base` (absolute path, format named), grown to size_bytes."""
-    args = ["create", "-q", "-f", "qcow2", "-b", str(Path(base).resolve()), "-F", _fmt(base_fmt),
-            str(path)]
-    if size_bytes:
-        args.append(str(size_bytes))
-    await _run(*args)
+    with _hypervisor_errors():
+        await qemu_img.create_overlay(path, Path(base).resolve(), _fmt(base_fmt),
+                                      size_bytes or None)
     await asyncio.to_thread(os.chmod, path, 0o644)
 
 
 async def create_blank(path: Path, size_bytes: int, fmt: str = "qcow2") -> None:
-    await _run("create", "-q", "-f", _fmt(fmt), str(path), str(size_bytes))
+    with _hypervisor_errors():
+        await qemu_img.create(path, _fmt(fmt), size_bytes)
     await asyncio.to_thread(os.chmod, path, 0o644)
 
 
@@ -63,11 +61,13 @@ async def grow(path: Path, fmt: str, size_bytes: int) -> None:
     """Grow only (a shrink would destroy guest data); no-op if already big enough."""
     if await virtual_size(path, fmt) >= size_bytes:
         return
-    await _run("resize", "-q", "-f", _fmt(fmt), str(path), str(size_bytes))
+    with _hypervisor_errors():
+        await qemu_img.resize(path, _fmt(fmt), size_bytes)
 
 
 async def convert(src: Path, src_fmt: str, dest: Path, dest_fmt: str) -> None:
-    await _run("convert", "-U", "-f", _fmt(src_fmt), "-O", _fmt(dest_fmt), str(src), str(dest))
+    with _hypervisor_errors():
+        await qemu_img.convert(src, _fmt(src_fmt), dest, _fmt(dest_fmt), force_share=True)
 
 
 def instance_dir(instances_dir: Path, instance_id: str) -> Path:

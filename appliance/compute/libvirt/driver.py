@@ -60,6 +60,8 @@ from appliance.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from storage import qemu_img
+from storage.errors import QemuImgError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -980,14 +982,12 @@ def _to_kib(value: int, unit: str) -> int:
 
 async def _qemu_img_convert(src: str, src_format: str | None, dest: str,
                             format: DiskFormat) -> None:
-    args = ["qemu-img", "convert", "-U", "-O", str(format)]
-    if src_format:
-        args += ["-f", src_format]
-    proc = await asyncio.create_subprocess_exec(
-        *args, src, dest, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise HypervisorError(f"qemu-img convert failed: {err.decode(errors='replace').strip()}")
+    """Through the one qemu-img door, the format always named: a disk whose XML names no
+    driver type is what libvirt (probing disabled) hands qemu, raw; qemu never probes."""
+    try:
+        await qemu_img.convert(src, src_format or "raw", dest, str(format), force_share=True)
+    except (QemuImgError, ValueError) as exc:
+        raise HypervisorError(f"qemu-img convert failed: {exc}") from exc
 
 
 def _fsync_rename(tmp: str, dest: str) -> None:

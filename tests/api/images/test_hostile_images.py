@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,29 @@ def _absurd_size(tmp: Path) -> tuple[Path, str]:
     return path, "qcow2"
 
 
+def qcow2_beyond_qemu(tmp: Path, field_offset: int, value: int, name: str) -> Path:
+    """A real qcow2 with one header table size set past what qemu opens; the format
+    inspector has no objection to it (it checks what a header names, not qemu's limits)."""
+    path = tmp / f"{name}.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", path, "64M")
+    with open(path, "r+b") as f:
+        f.seek(field_offset)
+        f.write(struct.pack(">I", value))
+    return path
+
+
+def _huge_l1(tmp: Path) -> tuple[Path, str]:
+    return qcow2_beyond_qemu(tmp, 36, 1 << 24, "huge-l1"), "qcow2"  # l1_size: 16 Mi entries
+
+
+def _huge_refcount_table(tmp: Path) -> tuple[Path, str]:
+    return qcow2_beyond_qemu(tmp, 56, 1 << 20, "huge-refcount"), "qcow2"  # clusters
+
+
+def _huge_snapshot_table(tmp: Path) -> tuple[Path, str]:
+    return qcow2_beyond_qemu(tmp, 60, 1 << 17, "huge-snapshots"), "qcow2"  # nb_snapshots
+
+
 def _empty(tmp: Path) -> tuple[Path, str]:
     path = tmp / "empty.raw"
     path.write_bytes(b"")
@@ -78,6 +103,9 @@ HOSTILE = {
     "gzip declared as raw": (_gzip_as_raw, "gzip"),
     "absurd virtual size": (_absurd_size, "size"),
     "empty": (_empty, "empty"),
+    "qcow2 L1 table beyond qemu's limit": (_huge_l1, "l1 table too large"),
+    "qcow2 refcount table beyond qemu's limit": (_huge_refcount_table, "too large"),
+    "qcow2 snapshot table beyond qemu's limit": (_huge_snapshot_table, "too large"),
 }
 
 
@@ -124,3 +152,37 @@ async def test_hostile_staged_import_fails_and_keeps_nothing(admin, image_daemon
     assert "backing" in shown["monostack_last_error"]
     service = image_daemon.appliance.ctx.components["image"].service
     assert not service.blobs.exists(img["id"]) and not service.staging.exists(img["id"])
+
+
+async def test_image_qemu_cannot_open_fails_its_import_with_the_reason(admin, image_daemon,
+                                                                       tmp_path):
+    import asyncio
+    path, _ = _huge_l1(tmp_path)
+    img = await create_image(admin, "huge-l1-import")
+    await admin.upload("PUT", f"/image/v2/images/{img['id']}/stage", path.read_bytes())
+    await admin.post(f"/image/v2/images/{img['id']}/import", {"method": {"name": "glance-direct"}})
+    for _ in range(200):
+        shown = await admin.get(f"/image/v2/images/{img['id']}")
+        if shown["status"] not in ("importing", "uploading"):
+            break
+        await asyncio.sleep(0.02)
+    assert shown["status"] != "active"
+    assert "qemu cannot open" in shown["monostack_last_error"]
+    assert "L1 table too large" in shown["monostack_last_error"]
+    service = image_daemon.appliance.ctx.components["image"].service
+    assert not service.blobs.exists(img["id"])
+
+
+def test_a_file_qemu_img_opens_as_another_format_is_still_refused(tmp_path):
+    """The qemu check names the declared format: a qcow2 declared raw is never probed."""
+    import asyncio
+
+    from storage.errors import UnsafeImage
+    from storage.inspect import verify_async
+    path = tmp_path / "disk.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", path, "1M")
+    good = tmp_path / "good.qcow2"
+    shutil.copy(path, good)
+    assert asyncio.run(verify_async(good, "qcow2")).format == "qcow2"
+    with pytest.raises(UnsafeImage):
+        asyncio.run(verify_async(path, "raw"))

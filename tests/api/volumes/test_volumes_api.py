@@ -89,6 +89,26 @@ async def test_create_from_image_is_an_overlay_over_a_cached_base(daemon, admin,
         await create_volume(admin, imageRef="00000000-0000-4000-8000-000000000000")
 
 
+async def test_volume_from_a_stored_image_qemu_cannot_open_goes_to_error(daemon, admin,
+                                                                          tmp_path):
+    """An image stored before uploads had to open in qemu (its file now holds an L1 table
+    beyond qemu's limit) gives a volume in error that says why, and no cached base."""
+    from tests.api.images.test_hostile_images import qcow2_beyond_qemu
+    disk = make_qcow2(tmp_path / "src.qcow2", "64M")
+    img = await create_image(admin, "turned-hostile")
+    await upload(admin, img["id"], disk)
+    images = daemon.appliance.ctx.components["image"].service
+    hostile = qcow2_beyond_qemu(tmp_path, 36, 1 << 24, "stored-l1")
+    images.blobs.path(img["id"]).write_bytes(hostile.read_bytes())
+    vol = (await admin.post(vpath(admin, "/volumes"), {"volume": {
+        "size": 1, "imageRef": img["id"]}}))["volume"]
+    vol = await wait_status(admin, "volumes", vol["id"], "available", "error")
+    assert vol["status"] == "error"
+    assert "qemu-img info failed" in vol["monostack_last_error"]
+    assert "L1 table too large" in vol["monostack_last_error"]
+    assert not files(daemon).base_path(img["id"]).exists()
+
+
 async def test_snapshot_revert_clone_and_extend(daemon, admin):
     vol = await create_volume(admin, name="snapme", size=1)
     snap = (await admin.post(vpath(admin, "/snapshots"),
