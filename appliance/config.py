@@ -5,7 +5,9 @@ Every key has a default, so an empty file (or none) gives a working single-host 
     state_dir = "/var/lib/monostack"
     backup_dir = "<state_dir>/backups"   (where POST /monostack/backup writes; created 0700)
     components = []   (names to run; empty runs every component that is installed)
-    [api]       socket, listen ("127.0.0.1:5000", optional), public_url, tls_cert, tls_key
+    [api]       socket, listen ("127.0.0.1:5000", optional), public_url, tls_cert, tls_key,
+                max_body_bytes, header_timeout, keepalive_timeout, max_connections,
+                max_connections_per_address, max_line_bytes, max_header_bytes, max_headers
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
                 reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start,
                 graceful_shutdown_timeout, disk_gb
@@ -37,6 +39,20 @@ class ApiConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_body_bytes: int = 1 << 20
+    #: A TCP client must send a complete request head within this many seconds of connecting
+    #: (or of the first byte of its next request); slower ones are cut off (slowloris).
+    header_timeout: float = 10.0
+    #: An idle keep-alive connection (TCP or the unix socket) is closed after this long.
+    keepalive_timeout: float = 75.0
+    #: TCP connections held at once, in all and from one peer address; more are refused at
+    #: accept. The total is also kept below the descriptor limit, so the unix socket and the
+    #: daemon's own files always find descriptors.
+    max_connections: int = 4096
+    max_connections_per_address: int = 256
+    #: Largest request line and header field (bytes), most header fields per request.
+    max_line_bytes: int = 8190
+    max_header_bytes: int = 8190
+    max_headers: int = 128
 
     @property
     def listen_host_port(self) -> tuple[str, int] | None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from appliance.api.app import build_app
+from appliance.api.listeners import LimitedTCPSite, TcpLimits, raise_fd_limit, server_options
 from appliance.component import ApplianceContext
 from appliance.config import Config
 from appliance.errors import Conflict
@@ -88,6 +89,7 @@ class Appliance:
         self.ctx: ApplianceContext | None = None
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
+        self.tcp_site: LimitedTCPSite | None = None
         self.failed: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._started: list[Any] = []
@@ -106,7 +108,8 @@ class Appliance:
             # auto_decompress=False: request bodies are stored as sent (a Swift object PUT
             # with Content-Encoding: gzip keeps its gzip bytes, as Swift does).
             self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
-                                        shutdown_timeout=10.0, auto_decompress=False)
+                                        shutdown_timeout=10.0, auto_decompress=False,
+                                        **server_options(self.config.api))
             await self.runner.setup()
             if listen:
                 await self._listen()
@@ -156,8 +159,10 @@ class Appliance:
             if self.config.api.tls_cert:
                 ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ssl_ctx.load_cert_chain(self.config.api.tls_cert, self.config.api.tls_key)
-            await web.TCPSite(self.runner, hp[0], hp[1], ssl_context=ssl_ctx,
-                              reuse_address=True).start()
+            limits = TcpLimits.for_config(self.config.api, raise_fd_limit())
+            self.tcp_site = LimitedTCPSite(self.runner, hp[0], hp[1], limits=limits,
+                                           ssl_context=ssl_ctx)
+            await self.tcp_site.start()
         log.info("listening", extra={"socket": str(sock_path), "tcp": self.config.api.listen})
 
     async def _purge_tokens_forever(self) -> None:

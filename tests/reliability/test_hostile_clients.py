@@ -3,16 +3,20 @@
 Each test does what an attacker with an API account, or with none, would try, and checks the
 appliance holds: a removed role stops working on the very next request with the same token,
 a locked account looks exactly like an unknown one and is locked only for the address that
-failed, anonymous health probes learn nothing but healthy or not, and an admin token cannot
-make the daemon (root) write a backup anywhere but its own backup directory.
+failed, anonymous health probes learn nothing but healthy or not, an admin token cannot make
+the daemon (root) write a backup anywhere but its own backup directory, and thousands of idle
+or half-sent TCP connections neither exhaust the daemon nor shut the operators' unix socket.
 
 Every socket goes to loopback; other source addresses are other loopback addresses
 (127.0.0.2 …), which Linux routes to the same host.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import selectors
+import socket
 import statistics
 import time
 import uuid
@@ -23,20 +27,40 @@ import pytest
 
 from appliance.client import MonostackClient
 from appliance.state.backup import _write_new
-from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, write_config
+from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, wait_for, write_config
 
 TOKENS = "/identity/v3/auth/tokens"
+HEADER_TIMEOUT = 2.0
+KEEPALIVE_TIMEOUT = 3.0
+#: the flood daemon's TCP caps, and the flood: 3000 sockets in all
+FLOOD_TOTAL_CAP, FLOOD_PER_ADDRESS = 1000, 100
+
+
+def start_daemon(base: Path, api: dict) -> DaemonProcess:
+    path, config = write_config(base, components=["core"], extra={
+        "identity": {"lockout_failures": 5, "lockout_seconds": 300}, "api": api})
+    run_init(path)
+    proc = DaemonProcess(path, config)
+    proc.start()
+    return proc
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
-    path, config = write_config(base, components=["core"],
-                                extra={"identity": {"lockout_failures": 5,
-                                                    "lockout_seconds": 300}})
-    run_init(path)
-    proc = DaemonProcess(path, config)
-    proc.start()
+    proc = start_daemon(tmp_path_factory.mktemp("hostile"), {
+        "header_timeout": HEADER_TIMEOUT, "keepalive_timeout": KEEPALIVE_TIMEOUT})
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def flood_daemon(tmp_path_factory):
+    """Long header timeout (the flood is held for the whole test), small caps."""
+    proc = start_daemon(tmp_path_factory.mktemp("flood"), {
+        "header_timeout": 120, "max_connections": FLOOD_TOTAL_CAP,
+        "max_connections_per_address": FLOOD_PER_ADDRESS})
     try:
         yield proc
     finally:
@@ -246,3 +270,189 @@ def test_a_link_planted_under_the_backup_name_is_refused_not_followed(tmp_path):
         _write_new(backups, "b.json", {"x": 1})
     assert not (tmp_path / "would-be-created").exists()
     assert sorted(os.listdir(backups)) == ["b.json"]  # no partial file left behind
+
+
+# -- connection floods ---------------------------------------------------------------------------
+
+class Flood:
+    """Raw non-blocking sockets from chosen loopback addresses: idle, or with half a request."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.socks: list[socket.socket] = []
+        self.closed: set[int] = set()  # indexes the server closed or refused
+
+    def open(self, source: str, count: int, *, half_sent: bool) -> None:
+        sel = selectors.DefaultSelector()
+        fresh = []
+        for _ in range(count):
+            s = socket.socket()
+            s.setblocking(False)
+            s.bind((source, 0))
+            try:
+                s.connect(self.target)
+            except BlockingIOError:
+                pass
+            sel.register(s, selectors.EVENT_WRITE)
+            fresh.append(s)
+        pending, deadline = len(fresh), time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(1):
+                sel.unregister(key.fileobj)
+                pending -= 1
+                if half_sent:
+                    try:
+                        key.fileobj.send(b"GET /healthz HTTP/1.1\r\nHost: flood\r\nX-Slow: ")
+                    except OSError:
+                        pass
+        sel.close()
+        assert pending == 0, f"{pending} connects never completed"
+        self.socks += fresh
+
+    def poll(self) -> int:
+        """How many the server has closed so far (EOF, reset, or its 503 then EOF)."""
+        for i, s in enumerate(self.socks):
+            if i in self.closed:
+                continue
+            try:
+                while True:
+                    data = s.recv(4096)
+                    if not data:
+                        self.closed.add(i)
+                        break
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.closed.add(i)
+        return len(self.closed)
+
+    def held(self) -> int:
+        return len(self.socks) - self.poll()
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+        self.socks.clear()
+
+
+def open_fds(proc: DaemonProcess) -> int:
+    return len(os.listdir(f"/proc/{proc.proc.pid}/fd"))
+
+
+async def test_a_tcp_flood_is_capped_and_the_unix_socket_answers_throughout(flood_daemon):
+    daemon = flood_daemon
+    target = daemon.config.api.listen_host_port
+    flood = Flood(target)
+    fds_before = open_fds(daemon)
+    try:
+        # one address opens 2000 connections, half idle, half with a request head begun
+        await asyncio.to_thread(flood.open, "127.0.0.2", 1000, half_sent=False)
+        await asyncio.to_thread(flood.open, "127.0.0.2", 1000, half_sent=True)
+        await wait_for(lambda: flood.poll() >= 2000 - FLOOD_PER_ADDRESS, timeout=30)
+        assert flood.held() == FLOOD_PER_ADDRESS
+        # another TCP address is served meanwhile, and so is the unix socket
+        status, _, _, took = await http(daemon, "GET", "/healthz", source="127.0.0.1")
+        assert status == 200, status
+        async with daemon.client() as local:
+            await local.login("admin", ADMIN_PASSWORD, "admin")
+
+            # now 1000 more from 20 addresses, each under its own cap: the total cap holds
+            for n in range(1, 21):
+                await asyncio.to_thread(flood.open, f"127.0.1.{n}", 50, half_sent=n % 2 == 0)
+            await wait_for(lambda: flood.held() <= FLOOD_TOTAL_CAP, timeout=30)
+            assert flood.held() == FLOOD_TOTAL_CAP
+            fds_held = open_fds(daemon)
+            assert fds_held - fds_before <= FLOOD_TOTAL_CAP + 20, (fds_before, fds_held)
+            # TCP is full: a new client is refused at once (503 or closed), not left hanging
+            try:
+                status = (await asyncio.wait_for(
+                    http(daemon, "GET", "/healthz", source="127.0.0.1"), 10))[0]
+            except aiohttp.ClientError:
+                status = None
+            assert status in (503, None), status
+            # ... and the operators' door works: health, a fresh login, a write
+            t0 = time.monotonic()
+            _, _, health = await local._send("GET", "/healthz", token=None)
+            unix_took = time.monotonic() - t0
+            assert health["status"] == "ok"
+            async with daemon.client() as other:
+                await other.login("admin", ADMIN_PASSWORD, "admin")
+                await other.post("/v3/projects", {"project": {"name": "during-flood"}})
+            print(f"\nflood: {len(flood.socks)} sockets, {flood.held()} held by the daemon "
+                  f"({fds_held - fds_before} more fds); TCP healthz from another address "
+                  f"{took * 1000:.0f} ms, unix healthz under the full cap "
+                  f"{unix_took * 1000:.0f} ms")
+    finally:
+        flood.close()
+    # the flood gone, TCP answers again
+    async def tcp_answers() -> bool:
+        try:
+            return (await http(daemon, "GET", "/healthz"))[0] == 200
+        except aiohttp.ClientError:
+            return False
+    await wait_for(tcp_answers, timeout=30)
+
+
+async def _close_time(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, t0: float,
+                      trickle: bool, limit: float) -> float:
+    """Seconds until the server closed the connection (trickling a header byte meanwhile)."""
+    while time.monotonic() - t0 < limit:
+        try:
+            if trickle:
+                writer.write(b"a")
+                await writer.drain()
+            data = await asyncio.wait_for(reader.read(4096), 0.25)
+            if not data:
+                break
+        except asyncio.TimeoutError:
+            continue
+        except (ConnectionError, OSError):
+            break
+    took = time.monotonic() - t0
+    writer.close()
+    return took
+
+
+async def test_slowloris_and_idle_connections_are_cut_off_after_the_header_timeout(daemon):
+    host, port = daemon.config.api.listen_host_port
+
+    async def slow(kind: str) -> float:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.4", 0))
+        t0 = time.monotonic()
+        if kind != "idle":
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+            if kind == "after-a-request":  # a finished request, then a slow next one
+                writer.write(b"x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: slow\r\n")
+        return await _close_time(reader, writer, t0, trickle=kind != "idle",
+                                 limit=HEADER_TIMEOUT + 10)
+
+    kinds = ["idle", "trickle", "after-a-request"] * 10
+    times = await asyncio.gather(*(slow(k) for k in kinds))
+    print("\nslowloris cut off after %.2f-%.2f s (header_timeout %.1f s)"
+          % (min(times), max(times), HEADER_TIMEOUT))
+    assert all(HEADER_TIMEOUT - 0.3 <= t <= HEADER_TIMEOUT + 3 for t in times), times
+
+    # a slow but honest client that completes its head within the limit is served
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: ok\r\n")
+    await asyncio.sleep(HEADER_TIMEOUT / 2)
+    writer.write(b"\r\n")
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    # an idle keep-alive connection is closed after keepalive_timeout
+    t0 = time.monotonic()
+    took = await _close_time(reader, writer, t0, trickle=False, limit=KEEPALIVE_TIMEOUT + 10)
+    assert KEEPALIVE_TIMEOUT - 0.5 <= took <= KEEPALIVE_TIMEOUT + 3, took
+
+
+async def test_oversized_request_lines_and_headers_are_refused(daemon):
+    host, port = daemon.config.api.listen_host_port
+    for request in (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                    + b"".join(b"X-H%d: v\r\n" % i for i in range(300)) + b"\r\n"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        status = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status.split()[1:2] in ([b"400"], [b"431"], [b"414"]), status
+    assert (await http(daemon, "GET", "/healthz"))[0] == 200
