@@ -62,6 +62,11 @@ def authorize(request: web.Request, action: str, *, target_project_id: str | Non
 BODY_OVERRIDE = "monostack.body"
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser takes them): refused as malformed."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 async def json_body(request: web.Request, key: str | None = None) -> Any:
     """The parsed JSON body (and `body[key]` when a key is named), or a clear 400."""
     if BODY_OVERRIDE in request:
@@ -73,7 +78,7 @@ async def json_body(request: web.Request, key: str | None = None) -> Any:
     if not raw:
         raise BadRequest("The request body is empty; JSON was expected.")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
     if _SURROGATE_ESCAPE.search(raw):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import uuid
 from typing import Any
 
@@ -11,11 +10,12 @@ from aiohttp import web
 
 from appliance.api.compute.common import component
 from appliance.api.compute.views import flavor_view, keypair_view
-from appliance.api.util import auth_of, authorize, json_body, json_object, object_field, query_bool
+from appliance.api.schemas import compute as schemas
+from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
+from appliance.api.util import auth_of, authorize, query_bool
+from appliance.api.validation import valid_body, valid_query
 from appliance.compute.records import Flavor, KeyPair
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
-
-_NAME = re.compile(r"^[\w .:()\[\]@+-]{1,255}$")
 
 
 def _may_use(request: web.Request, f: Flavor) -> bool:
@@ -33,6 +33,7 @@ def find_flavor(request: web.Request, flavor_id: str) -> Flavor:
 
 
 def _listed(request: web.Request) -> list[Flavor]:
+    valid_query(request, schemas.FLAVORS_QUERY)
     q = request.query
     auth = auth_of(request)
     flavors = component(request).flavors.list()
@@ -58,7 +59,7 @@ def _listed(request: web.Request) -> list[Flavor]:
             raise BadRequest(f"marker [{marker}] not found")
         flavors = flavors[ids.index(marker) + 1:]
     if "limit" in q:
-        flavors = flavors[:int(q["limit"])]
+        flavors = flavors[:min(int(q["limit"]), MAX_LIMIT)]
     return flavors
 
 
@@ -81,26 +82,17 @@ async def show_flavor(request: web.Request) -> web.Response:
     return web.json_response({"flavor": flavor_view(request, f)})
 
 
-def _int(body: dict, key: str, default: int | None = None, minimum: int = 0) -> int:
-    value = body.get(key, default)
-    if value in (None, "") and default is not None:
-        value = default
-    try:
-        n = int(value)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(f"Invalid input for field/attribute {key}.") from exc
-    if n < minimum or n > 1 << 31:
-        raise BadRequest(f"Invalid input for field/attribute {key}: must be >= {minimum}.")
-    return n
+def _int(body: dict, key: str, default: int = 0) -> int:
+    """A size the schema bounded (an integer or a string of digits; "" is the default)."""
+    value = body.get(key)
+    return default if value in (None, "") else as_int(value)
 
 
 async def create_flavor(request: web.Request) -> web.Response:
     authorize(request, "compute:create_flavor")
-    body = await json_body(request, "flavor")
+    body = await valid_body(request, schemas.FLAVOR_CREATE)
     comp = component(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not _NAME.match(name.strip()):
-        raise BadRequest("Invalid flavor name.")
+    name = body["name"].strip()
     fid = body.get("id")
     if fid in (None, "", "auto"):
         fid = str(uuid.uuid4())
@@ -111,10 +103,10 @@ async def create_flavor(request: web.Request) -> web.Response:
         raise Conflict(f"Flavor with name {name} already exists.")
     is_public = body.get("os-flavor-access:is_public", True)
     flavor = Flavor(
-        id=fid, name=name.strip(), vcpus=_int(body, "vcpus", minimum=1),
-        ram=_int(body, "ram", minimum=1), disk=_int(body, "disk", 0),
-        ephemeral=_int(body, "OS-FLV-EXT-DATA:ephemeral", 0), swap=_int(body, "swap", 0),
-        is_public=bool(is_public), description=body.get("description"),
+        id=fid, name=name, vcpus=_int(body, "vcpus"), ram=_int(body, "ram"),
+        disk=_int(body, "disk"), ephemeral=_int(body, "OS-FLV-EXT-DATA:ephemeral"),
+        swap=_int(body, "swap"), is_public=is_public is None or nova_bool(is_public),
+        description=body.get("description"),
         rxtx_factor=float(body.get("rxtx_factor", 1.0) or 1.0))
     await comp.flavors.save(flavor)
     return web.json_response({"flavor": flavor_view(request, flavor)})
@@ -124,7 +116,7 @@ async def update_flavor(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
     comp = component(request)
     f = comp.flavors.require(request.match_info["id"])
-    body = await json_body(request, "flavor")
+    body = await valid_body(request, schemas.FLAVOR_UPDATE)
     if "description" in body:
         f.description = body["description"]
     await comp.flavors.save(f)
@@ -156,16 +148,29 @@ async def set_extra_specs(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
     comp = component(request)
     f = comp.flavors.require(request.match_info["id"])
-    body = await json_object(request)
     key = request.match_info.get("key")
-    specs = body.get("extra_specs") if key is None else body
-    if not isinstance(specs, dict) or not all(isinstance(k, str) for k in specs):
-        raise BadRequest("extra_specs must be an object")
+    body = await valid_body(request, schemas.EXTRA_SPECS if key is None
+                            else schemas.EXTRA_SPEC_ONE)
+    specs = body["extra_specs"] if key is None else body
     if key is not None and set(specs) != {key}:
         raise BadRequest("Request body and URI mismatch")
-    f.extra_specs.update({k: str(v) for k, v in specs.items()})
+    new = {**f.extra_specs, **{k: _spec_text(v) for k, v in specs.items()}}
+    if len(new) > MAX_EXTRA_SPECS:
+        raise BadRequest(f"Invalid input for field/attribute extra_specs. A flavor holds at "
+                         f"most {MAX_EXTRA_SPECS} extra specs.")
+    f.extra_specs = new
     await comp.flavors.save(f)
     return web.json_response(specs if key is not None else {"extra_specs": dict(f.extra_specs)})
+
+
+#: Nova has no bound; a flavor record with thousands of specs is copied into every server.
+MAX_EXTRA_SPECS = 128
+
+
+def _spec_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 async def delete_extra_spec(request: web.Request) -> web.Response:
@@ -193,21 +198,17 @@ async def flavor_action(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor_access")
     comp = component(request)
     f = comp.flavors.require(request.match_info["id"])
-    body = await json_object(request)
-    action = next((k for k in ("addTenantAccess", "removeTenantAccess") if k in body), None)
-    p = object_field(body, action).get("tenant") if action else None
-    if action and (not isinstance(p, str) or not p):
-        raise BadRequest(f"{action} needs a 'tenant' (a project id).")
+    body = await valid_body(request, schemas.FLAVOR_ACTION)
+    (action, args), = body.items()
+    p = args["tenant"]
     if action == "addTenantAccess":
         if p in f.projects:
             raise Conflict(f"Flavor access already exists for flavor {f.id} and project {p}")
         f.projects.append(p)
-    elif action == "removeTenantAccess":
+    else:
         if p not in f.projects:
             raise NotFound(f"Flavor access not found for {f.id} / {p}")
         f.projects.remove(p)
-    else:
-        raise BadRequest("Unsupported flavor action")
     await comp.flavors.save(f)
     return web.json_response({"flavor_access": [{"flavor_id": f.id, "tenant_id": p}
                                                 for p in f.projects]})
@@ -272,11 +273,12 @@ async def show_keypair(request: web.Request) -> web.Response:
 async def create_keypair(request: web.Request) -> web.Response:
     authorize(request, "compute:create_keypair")
     auth = auth_of(request)
-    body = await json_body(request, "keypair")
+    body = await valid_body(request, schemas.KEYPAIR_CREATE)
     comp = component(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not re.match(r"^[\w .@-]{1,255}$", name) or not name.strip():
-        raise BadRequest("Keypair name contains unsafe characters or is empty")
+    name = body["name"]
+    if not name.strip():
+        raise BadRequest(f"Invalid input for field/attribute name. Value: {name!r}. A key "
+                         "pair name is not only blanks.")
     user = body.get("user_id") or auth.user_id
     if user != auth.user_id and not auth.is_admin:
         raise Forbidden("Only an admin may create key pairs for other users.")

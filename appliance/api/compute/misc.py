@@ -12,7 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from appliance.api.compute.common import MAX_VERSION, MIN_VERSION, component, fmt_version
-from appliance.api.util import auth_of, authorize, ctx_of, json_body, public
+from appliance.api.schemas import compute as schemas
+from appliance.api.schemas.types import as_int
+from appliance.api.util import auth_of, authorize, ctx_of, public
+from appliance.api.validation import valid_body
 from appliance.compute.records import DEFAULT_QUOTAS, QuotaSet, ServerGroup
 from appliance.errors import BadRequest, NotFound
 
@@ -108,21 +111,13 @@ async def default_quotas(request: web.Request) -> web.Response:
 async def update_quotas(request: web.Request) -> web.Response:
     authorize(request, "compute:update_quotas")
     pid = request.match_info["project_id"]
-    body = await json_body(request, "quota_set")
+    body = await valid_body(request, schemas.QUOTA_UPDATE)
     manager = component(request).manager
     qs = manager.quotas.get(pid) or QuotaSet(id=pid)
     for key, value in body.items():
-        if key == "force":
-            continue
-        if key not in DEFAULT_QUOTAS:
-            raise BadRequest(f"Bad key(s) {key} in quota_set")
-        try:
-            n = int(value)
-        except (TypeError, ValueError) as exc:
-            raise BadRequest(f"Quota value for {key} must be an integer") from exc
-        if n < -1:
-            raise BadRequest(f"Quota limit {n} for {key} must be -1 or greater.")
-        qs.limits[key] = n
+        if key == "force" or key not in DEFAULT_QUOTAS:
+            continue  # Nova's network quotas (fixed_ips …) are accepted and not kept here
+        qs.limits[key] = as_int(value)  # -1 … 2^31-1 (schema)
     await manager.quotas.save(qs)
     body = _quota_body(request, pid)
     body.pop("id")
@@ -256,10 +251,8 @@ async def list_server_groups(request: web.Request) -> web.Response:
 
 async def create_server_group(request: web.Request) -> web.Response:
     auth = authorize(request, "compute:create_server_group")
-    body = await json_body(request, "server_group")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("server_group needs a name")
+    body = await valid_body(request, schemas.SERVER_GROUP_CREATE)
+    name = body["name"]
     policies = body.get("policies") or ([body["policy"]] if body.get("policy") else [])
     if len(policies) != 1 or policies[0] not in ("affinity", "anti-affinity", "soft-affinity",
                                                  "soft-anti-affinity"):

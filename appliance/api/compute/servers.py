@@ -1,8 +1,6 @@
 """/servers: create, list, show, update, delete, actions, attachments, interfaces, consoles."""
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 import uuid
@@ -17,13 +15,13 @@ from appliance.api.compute.common import (
     component,
     require_instance,
     server_name,
-    str_map,
 )
 from appliance.api.compute.flavors import find_flavor
 from appliance.api.compute.views import addresses_view, server_detail, server_summary
-from appliance.api.util import (
-    auth_of, authorize, ctx_of, json_body, json_object, public, query_bool,
-)
+from appliance.api.schemas import compute as schemas
+from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
+from appliance.api.util import auth_of, authorize, ctx_of, public, query_bool
+from appliance.api.validation import valid_body, valid_query
 from appliance.compute.manager import hostname_of
 from appliance.compute.records import Instance, PowerState, TaskState, VmState
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
@@ -40,18 +38,21 @@ async def create_server(request: web.Request) -> web.Response:
     auth = authorize(request, "compute:create_server")
     if not auth.project_id:
         raise Forbidden("A project-scoped token is needed to create servers.")
-    body = await json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
-        raise BadRequest("The request body must be an object with a 'server' object.")
+    body = await valid_body(request, schemas.SERVER_CREATE, unwrap=False)
     srv = body["server"]
     comp = component(request)
     manager = comp.manager
 
     name = server_name(srv.get("name"))
-    flavor_ref = srv.get("flavorRef")
-    if not flavor_ref:
-        raise BadRequest("Missing flavorRef attribute")
-    flavor = find_flavor(request, str(flavor_ref).rstrip("/").rsplit("/", 1)[-1])
+    min_count = as_int(srv.get("min_count", 1))
+    max_count = as_int(srv.get("max_count", min_count))
+    if max_count < min_count:
+        raise BadRequest(f"Invalid input for field/attribute min_count. Value: {min_count}. "
+                         f"min_count must be <= max_count ({max_count}).")
+    flavor = find_flavor(request, str(srv["flavorRef"]).rstrip("/").rsplit("/", 1)[-1])
+    metadata = dict(srv.get("metadata") or {})
+    if len(metadata) > manager.quota_limits(auth.project_id)["metadata_items"] >= 0:
+        raise Forbidden("Quota exceeded for metadata_items")
 
     image_id = srv.get("imageRef") or None
     if isinstance(image_id, str):
@@ -60,8 +61,6 @@ async def create_server(request: web.Request) -> web.Response:
     #: boot from image onto a new volume (source image, destination volume, boot_index 0)
     image_volume: dict[str, Any] | None = None
     for bdm in srv.get("block_device_mapping_v2") or []:
-        if not isinstance(bdm, dict):
-            raise BadRequest("Invalid block_device_mapping_v2 entry")
         src, dest = bdm.get("source_type"), bdm.get("destination_type", "volume")
         boot = str(bdm.get("boot_index", "")) == "0"
         if src == "image" and dest == "local":
@@ -69,7 +68,7 @@ async def create_server(request: web.Request) -> web.Response:
         elif src == "volume" and boot:
             root_volume = bdm
         elif src == "image" and dest == "volume" and boot:
-            if not isinstance(bdm.get("uuid"), str) or not bdm["uuid"]:
+            if not bdm.get("uuid"):
                 raise BadRequest("block_device_mapping_v2: source_type image needs a uuid")
             image_volume = bdm
             image_id = None
@@ -123,7 +122,7 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest(f"Invalid volume: {exc}") from exc
         volume_attachment = {"id": vid, "volume_id": vid, "device": "/dev/vda",
                              "path": str(vol.path), "format": vol.format, "boot": True,
-                             "delete_on_termination": _flag(root_volume.get(
+                             "delete_on_termination": nova_bool(root_volume.get(
                                  "delete_on_termination"))}
         image_id = None
 
@@ -135,54 +134,27 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest("Invalid key_name provided.")
         key_data = kp.public_key
 
-    user_data = srv.get("user_data")
-    if user_data is not None:
-        if not isinstance(user_data, str):
-            raise BadRequest("user_data must be a base64 string")
-        try:
-            base64.b64decode(user_data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest("Invalid user_data: not base64") from exc
-        if len(user_data) > 65535:
-            raise BadRequest("user_data is too large (at most 65535 bytes)")
-
-    metadata = str_map(srv.get("metadata"), "metadata")
-    limits = manager.quota_limits(auth.project_id)
-    if len(metadata) > limits["metadata_items"]:
-        raise Forbidden("Quota exceeded for metadata_items")
+    user_data = srv.get("user_data")  # base64 of ≤ 65535 characters (schema)
     networks = srv.get("networks")
     if networks in (None, "auto"):
         requested: list[dict[str, Any]] = []
     elif networks == "none":
         requested = [{"none": True}]
-    elif isinstance(networks, list):
-        requested = []
-        for n in networks:
-            if not isinstance(n, dict):
-                raise BadRequest("networks entries must be objects")
-            requested.append({k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n})
     else:
-        raise BadRequest("networks must be a list, 'auto' or 'none'")
+        requested = [{k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n}
+                     for n in networks]
     net_seam = ctx_of(request).components.get("network")
     if requested and hasattr(net_seam, "check_requested_networks"):
         try:  # refused here, as Nova does, not by a build that ends in ERROR
             net_seam.check_requested_networks(auth.project_id, requested)
         except NotFound as exc:
             raise BadRequest(str(exc)) from exc
-    tags = srv.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise BadRequest("tags must be a list of strings")
-    try:
-        min_count = int(srv.get("min_count", 1))
-        max_count = int(srv.get("max_count", min_count))
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("min_count and max_count must be integers") from exc
-    if min_count < 1 or max_count < min_count:
-        raise BadRequest("min_count must be >= 1 and max_count >= min_count")
-    sgs = [sg.get("name", "default") for sg in srv.get("security_groups") or []
-           if isinstance(sg, dict)] or ["default"]
+    tags = list(dict.fromkeys(srv.get("tags") or []))
+    sgs = [sg.get("name", "default") for sg in srv.get("security_groups") or []] or ["default"]
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
-    group_id = hints.get("group") if isinstance(hints, dict) else None
+    group_id = hints.get("group")
+    if isinstance(group_id, list):
+        group_id = group_id[0] if group_id else None
     if group_id and comp.server_groups.get(group_id) is None:
         raise BadRequest(f"Invalid server group {group_id}")
 
@@ -201,7 +173,7 @@ async def create_server(request: web.Request) -> web.Response:
                 root_volume_id=volume_attachment["volume_id"] if volume_attachment else None,
                 key_name=key_name or None, key_data=key_data,
                 requested_networks=requested, metadata=dict(metadata), tags=list(tags),
-                config_drive=bool(srv.get("config_drive")), user_data=user_data,
+                config_drive=nova_bool(srv.get("config_drive")), user_data=user_data,
                 description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
                 access_ipv6=srv.get("accessIPv6") or "", security_groups=sgs,
                 volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
@@ -223,7 +195,7 @@ async def create_server(request: web.Request) -> web.Response:
         group.members.extend(i.id for i in instances)
         await comp.server_groups.save(group)
     first = instances[0]
-    if srv.get("return_reservation_id") and max_count > 1:
+    if nova_bool(srv.get("return_reservation_id")) and max_count > 1:
         return web.json_response({"reservation_id": reservation}, status=202)
     answer = {"id": first.id, "links": server_summary(request, first)["links"],
               "OS-DCF:diskConfig": "MANUAL",
@@ -231,12 +203,6 @@ async def create_server(request: web.Request) -> web.Response:
               "adminPass": secrets.token_urlsafe(9)}
     return web.json_response({"server": answer}, status=202,
                              headers={"Location": f"{base_url(request)}/servers/{first.id}"})
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("true", "1", "yes")
-    return bool(value)
 
 
 async def _boot_volume_request(request: web.Request, project_id: str, bdm: dict[str, Any],
@@ -270,13 +236,14 @@ async def _boot_volume_request(request: web.Request, project_id: str, bdm: dict[
     if size < needed:
         raise BadRequest(f"Volume size {size} GiB is smaller than the image ({needed} GiB).")
     return {"image_id": image_id, "size": size,
-            "delete_on_termination": _flag(bdm.get("delete_on_termination"))}
+            "delete_on_termination": nova_bool(bdm.get("delete_on_termination"))}
 
 
 # -- list / show ------------------------------------------------------------------------------
 
 def _visible(request: web.Request) -> list[Instance]:
     auth = auth_of(request)
+    valid_query(request, schemas.SERVERS_QUERY)
     q = request.query
     manager = component(request).manager
     all_tenants = q.get("all_tenants") not in (None, "0", "false", "False")
@@ -288,12 +255,7 @@ def _visible(request: web.Request) -> list[Instance]:
     if query_bool(q.get("deleted")) is True:
         return []
     if "name" in q:
-        pattern = q["name"]
-        try:
-            rx = re.compile(pattern)
-            items = [i for i in items if rx.search(i.name)]
-        except re.error:
-            items = [i for i in items if i.name == pattern]
+        items = [i for i in items if name_matches(q["name"], i.name)]
     if "status" in q:
         wanted = {s.strip().upper() for s in q.getall("status")}
         bad = wanted - _STATUS_FILTER
@@ -327,6 +289,21 @@ def _visible(request: web.Request) -> list[Instance]:
     return items
 
 
+def name_matches(pattern: str, name: str) -> bool:
+    """Nova filters names by regular expression; a client's expression run on the event loop
+    could backtrack for minutes ("(a|a)*b"), so the forms clients use are kept — a literal
+    part of the name, anchored by ^ and/or $ — and every other character is literal."""
+    start, end = pattern.startswith("^"), pattern.endswith("$") and len(pattern) > 1
+    core = pattern[1 if start else 0:len(pattern) - (1 if end else 0)]
+    if start and end:
+        return name == core
+    if start:
+        return name.startswith(core)
+    if end:
+        return name.endswith(core)
+    return core in name
+
+
 def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Response:
     q = request.query
     marker = q.get("marker")
@@ -336,13 +313,8 @@ def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Resp
             raise BadRequest(f"marker [{marker}] not found")
         items = items[ids.index(marker) + 1:]
     limit = None
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError as exc:
-            raise BadRequest("limit must be an integer") from exc
-        if limit < 0:
-            raise BadRequest("limit must be >= 0")
+    if "limit" in q:  # digits only (schema); Nova caps a page silently at its max_limit
+        limit = min(int(q["limit"]), MAX_LIMIT)
         items = items[:limit]
     view = server_detail if detail else server_summary
     body: dict[str, Any] = {"servers": [view(request, i) for i in items]}
@@ -404,7 +376,7 @@ async def server_diagnostics(request: web.Request) -> web.Response:
 
 async def update_server(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:update_server")
-    body = await json_body(request, "server")
+    body = await valid_body(request, schemas.SERVER_UPDATE)
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = server_name(body["name"])
@@ -428,9 +400,7 @@ async def delete_server(request: web.Request) -> web.Response:
 
 async def server_action(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:server_action")
-    body = await json_body(request)
-    if not isinstance(body, dict) or len(body) != 1:
-        raise BadRequest("An action body names exactly one action.")
+    body = await valid_body(request, schemas.SERVER_ACTION)
     (action, args), = body.items()
     args = args if isinstance(args, dict) else {}
     handler = _ACTIONS.get(action)
@@ -460,9 +430,7 @@ async def _stop(request, inst, args):
 
 
 async def _reboot(request, inst, args):
-    kind = str(args.get("type", "")).upper()
-    if kind not in ("SOFT", "HARD"):
-        raise BadRequest("reboot type must be SOFT or HARD")
+    kind = args["type"].upper()
     await component(request).manager.reboot(inst.id, hard=kind == "HARD")
     return _accepted()
 
@@ -475,19 +443,13 @@ def _simple(method: str):
 
 
 async def _resize(request, inst, args):
-    ref = args.get("flavorRef")
-    if not ref:
-        raise BadRequest("Resize requests require 'flavorRef' attribute.")
-    flavor = find_flavor(request, str(ref).rstrip("/").rsplit("/", 1)[-1])
+    flavor = find_flavor(request, str(args["flavorRef"]).rstrip("/").rsplit("/", 1)[-1])
     await component(request).manager.resize(inst.id, flavor.snapshot())
     return _accepted()
 
 
 async def _rebuild(request, inst, args):
-    ref = args.get("imageRef")
-    if not ref:
-        raise BadRequest("Rebuild requests require 'imageRef'.")
-    image_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+    image_id = args["imageRef"].rstrip("/").rsplit("/", 1)[-1]
     image_seam = ctx_of(request).components.get("image")
     if image_seam is None:
         raise BadRequest("Cannot rebuild from an image: no image service is running.")
@@ -498,7 +460,7 @@ async def _rebuild(request, inst, args):
     except NotFound as exc:
         raise BadRequest(f"Image {image_id} could not be found.") from exc
     name = server_name(args["name"]) if args.get("name") is not None else None
-    metadata = str_map(args["metadata"], "metadata") if "metadata" in args else None
+    metadata = dict(args["metadata"]) if "metadata" in args else None
     manager = component(request).manager
     await manager.rebuild(inst.id, image_id, name, metadata)
     inst = manager.instances.require(inst.id)
@@ -513,11 +475,8 @@ async def _rescue(request, inst, args):
 
 
 async def _create_image(request, inst, args):
-    name = args.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("createImage requires a name")
     image_id = await component(request).manager.create_image(
-        inst.id, name, str_map(args.get("metadata"), "metadata"))
+        inst.id, args["name"], dict(args.get("metadata") or {}))
     root = ctx_of(request).config.api.base_url + "/image/v2/images/" + image_id
     if at_least(request, 45):
         return web.json_response({"image_id": image_id}, status=202)
@@ -537,12 +496,7 @@ async def _unlock(request, inst, args):
 async def _console_output(request, inst, args):
     length = args.get("length")
     if length is not None:
-        try:
-            length = int(length)
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("length must be an integer") from exc
-        if length < -1:
-            raise BadRequest("length must be >= -1")
+        length = as_int(length)  # -1 … 2^31-1 (schema)
         if length == -1:
             length = None
     output = await component(request).manager.console_output(inst.id, length)
@@ -610,8 +564,8 @@ async def get_metadata(request: web.Request) -> web.Response:
 async def set_metadata(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:update_server")
     check_not_locked(request, inst)
-    body = await json_object(request)
-    meta = str_map(body.get("metadata"), "metadata")
+    body = await valid_body(request, schemas.METADATA)
+    meta = dict(body["metadata"])
     new = meta if request.method == "PUT" else {**inst.metadata, **meta}
     manager = component(request).manager
     if len(new) > manager.quota_limits(inst.project_id)["metadata_items"]:
@@ -677,10 +631,8 @@ async def show_volume_attachment(request: web.Request) -> web.Response:
 async def attach_volume(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:attach_volume")
     check_not_locked(request, inst)
-    body = await json_body(request, "volumeAttachment")
-    vid = body.get("volumeId")
-    if not isinstance(vid, str) or not vid:
-        raise BadRequest("volumeAttachment needs a volumeId")
+    body = await valid_body(request, schemas.VOLUME_ATTACH)
+    vid = body["volumeId"]
     att = await component(request).manager.attach_volume(inst.id, vid, body.get("device"))
     return web.json_response({"volumeAttachment": _attachment_view(inst, att)})
 
@@ -727,7 +679,7 @@ async def list_interfaces(request: web.Request) -> web.Response:
 async def attach_interface(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:attach_interface")
     check_not_locked(request, inst)
-    body = await json_body(request, "interfaceAttachment")
+    body = await valid_body(request, schemas.INTERFACE_ATTACH)
     req: dict[str, Any] = {}
     if body.get("port_id"):
         req["port"] = body["port_id"]
@@ -764,8 +716,8 @@ def _console_url(request: web.Request, inst: Instance) -> str:
 
 async def remote_console(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:create_console")
-    body = await json_body(request, "remote_console")
-    if body.get("protocol") != "serial" or body.get("type", "serial") != "serial":
+    body = await valid_body(request, schemas.REMOTE_CONSOLE)
+    if body["protocol"] != "serial" or body["type"] != "serial":
         raise BadRequest("Only protocol 'serial' with type 'serial' is offered.")
     url = _console_url(request, inst)
     return web.json_response({"remote_console": {"protocol": "serial", "type": "serial",

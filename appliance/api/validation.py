@@ -1,0 +1,211 @@
+"""Request bodies and query strings checked against JSON schemas before a handler reads them.
+
+Why a schema and not checks in each handler: a hostile or careless client must get a 400 that
+names the field, and nothing it sends may be allocated, stored or converted (`int(1e400)`,
+`bool("no")`) before it is bounded. Hand-written checks scattered over handlers missed cases;
+one declarative schema per request (in `appliance.api.schemas`) checked by jsonschema (as Nova
+does) cannot forget a field it lists, and `additionalProperties: false` refuses the ones it
+does not.
+
+This module is the one place a schema failure becomes an error of `appliance.errors`:
+`BadRequest("Invalid input for field/attribute max_count. Value: 0. 0 is less than the minimum
+of 1")`, Nova's wording, which the error middleware then shapes per service.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import itertools
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError, best_match
+
+from appliance.api.util import json_body
+from appliance.errors import BadRequest
+
+#: JSON's integers are integers: 64.5, 1e400 (inf), 64.0 and true are not (jsonschema's
+#: 2020-12 checker would take 64.0; Nova's Draft 4 does not, and neither do we).
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("uuid", raises=ValueError)
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    return str(uuid.UUID(value)) == value.lower()
+
+
+@FORMATS.checks("ipv4", raises=ValueError)
+def _is_ipv4(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv4Address(value))
+
+
+@FORMATS.checks("ipv6", raises=ValueError)
+def _is_ipv6(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv6Address(value))
+
+
+@FORMATS.checks("ip-address", raises=ValueError)
+def _is_ip(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.ip_address(value))
+
+
+@FORMATS.checks("cidr", raises=ValueError)
+def _is_cidr(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.ip_network(value, strict=False))
+
+
+@FORMATS.checks("base64", raises=(binascii.Error, ValueError))
+def _is_base64(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    base64.b64decode(value, validate=True)
+    return True
+
+
+@FORMATS.checks("ssh-public-key", raises=ValueError)
+def _is_ssh_public_key(value: object) -> bool:
+    """One line an OpenSSH `authorized_keys` would take: a key `cryptography` can load."""
+    if not isinstance(value, str):
+        return True
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+    line = value.strip()
+    if "\n" in line or "\r" in line:
+        raise ValueError("a public key is one line")
+    try:
+        load_ssh_public_key(line.encode())
+    except Exception as exc:  # cryptography raises ValueError or UnsupportedAlgorithm
+        raise ValueError(str(exc)) from exc
+    return True
+
+
+_Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+_compiled: dict[int, Any] = {}
+
+#: How many errors are weighed to pick the one to report (a list of 10^5 bad items must not
+#: cost 10^5 error objects: the body size bounds the work, this bounds the report).
+_ERRORS_WEIGHED = 16
+_VALUE_SHOWN = 80
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """Schemas are module constants: compile each once (checked against the metaschema then,
+    so a broken schema fails the first request in tests, not silently)."""
+    key = id(schema)
+    v = _compiled.get(key)
+    if v is None:
+        _Validator.check_schema(schema)
+        v = _compiled[key] = _Validator(schema, format_checker=FORMATS)
+    return v
+
+
+def _path(error: ValidationError) -> list[str | int]:
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        missing = [p for p in error.validator_value
+                   if isinstance(error.instance, dict) and p not in error.instance]
+        path += missing[:1]
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        known = set(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        extra = [k for k in error.instance
+                 if k not in known and not any(p.search(k) for p in patterns)]
+        path += extra[:1]
+    return path
+
+
+def _render(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = part if part.isprintable() else repr(part)
+            out += ("." if out else "") + text[:_VALUE_SHOWN]
+    return out
+
+
+def _reason(error: ValidationError) -> str:
+    custom = error.schema.get("x-reason") if isinstance(error.schema, dict) else None
+    if error.validator in ("pattern", "format", "not") and custom:
+        return f"It must be {custom}."
+    if error.validator == "additionalProperties":
+        return "This attribute is not recognised."
+    if error.validator == "required":
+        return "This attribute is required."
+    if error.validator in ("maxLength", "minLength", "maxItems", "minItems", "maxProperties",
+                           "minProperties", "pattern", "format", "oneOf", "anyOf", "enum"):
+        # jsonschema's own message repeats the whole value (a 1 MB string): say it briefly
+        if error.validator == "maxLength":
+            return f"It is longer than {error.validator_value} characters."
+        if error.validator == "minLength":
+            return f"It is shorter than {error.validator_value} character(s)."
+        if error.validator == "maxItems":
+            return f"It has more than {error.validator_value} items."
+        if error.validator == "minItems":
+            return f"It has fewer than {error.validator_value} item(s)."
+        if error.validator == "maxProperties":
+            return f"It has more than {error.validator_value} entries."
+        if error.validator == "minProperties":
+            return f"It has fewer than {error.validator_value} entries."
+        if error.validator == "enum":
+            shown = ", ".join(repr(v) for v in error.validator_value[:12])
+            return f"It must be one of: {shown}."
+        if error.validator == "format":
+            return f"It is not a valid {error.validator_value}."
+        if error.validator == "pattern":
+            return "It holds characters that are not allowed here."
+        return "It matches none of the accepted forms."
+    return error.message[:300]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _VALUE_SHOWN else text[:_VALUE_SHOWN] + "…"
+
+
+def validate(schema: Mapping[str, Any], value: Any) -> Any:
+    """`value` if it matches `schema`; else BadRequest naming the field (the first, most
+    relevant failure), its value (shortened) and why."""
+    v = _validator(schema)
+    errors = list(itertools.islice(v.iter_errors(value), _ERRORS_WEIGHED))
+    if not errors:
+        return value
+    error = best_match(errors)
+    path = _path(error)
+    if schema.get("x-wrapper") and len(path) > 1:
+        path = path[1:]  # "max_count", not "server.max_count" (as Nova names it)
+    if path:
+        raise BadRequest(f"Invalid input for field/attribute {_render(path)}. "
+                         f"Value: {_shown(error.instance)}. {_reason(error)}")
+    raise BadRequest(f"Invalid request body. {_reason(error)}")
+
+
+async def valid_body(request: web.Request, schema: Mapping[str, Any], *,
+                     unwrap: bool = True) -> Any:
+    """The parsed JSON body once it matches `schema`; with an `x-wrapper` schema
+    ({"server": {...}}), the wrapped object (unless `unwrap` is false). The one door every
+    handler reads a body by."""
+    body = validate(schema, await json_body(request))
+    wrapper = schema.get("x-wrapper")
+    return body[wrapper] if unwrap and isinstance(wrapper, str) else body
+
+
+def valid_query(request: web.Request, schema: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The query string as {name: [values]} once it matches `schema` (an object schema whose
+    properties are arrays of strings): limit, marker and filters bounded before any use."""
+    query: dict[str, list[str]] = {}
+    for key in request.query:
+        query.setdefault(key, request.query.getall(key))
+    validate(schema, query)
+    return query
