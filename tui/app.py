@@ -37,6 +37,7 @@ from tui.screens.objects import ObjectsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.projects import ProjectSwitcher
 from tui.screens.volumes import VolumesScreen
+from tui.host import ScreenEntry
 from tui.settings import Settings
 
 #: Number key → (mode name, screen class), in the order of the footer and the help sheet.
@@ -51,6 +52,7 @@ SCREENS: dict[str, tuple[str, type[CloudScreen]]] = {
     "8": ("events", EventsScreen),
 }
 SCREEN_CLASSES = {mode: cls for mode, cls in SCREENS.values()}
+SCREEN_ENTRIES = tuple(ScreenEntry(key, mode, cls.TITLE) for key, (mode, cls) in SCREENS.items())
 
 ClientFactory = Callable[[], MonostackClient]
 
@@ -62,7 +64,10 @@ class MonostackApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     MODES = {mode: cls for mode, cls in SCREENS.values()}
     BINDINGS = [
-        *[Binding(key, f"switch_screen('{mode}')", cls.TITLE, show=False)
+        # The footer shows the number keys as one short hint on every screen ("1…8 Screens");
+        # the overview, with room to spare, names each one instead.
+        *[Binding(key, f"switch_screen('{mode}')", "Screens" if key == "1" else cls.TITLE,
+                  show=key == "1", key_display="1…8" if key == "1" else None)
           for key, (mode, cls) in SCREENS.items()],
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
@@ -102,20 +107,55 @@ class MonostackApp(App[int]):
         return LoginScreen(self.settings.last_user, self.settings.last_project, target)
 
     async def log_in(self, user: str, password: str, project: str) -> None:
-        """Called by the login screen's worker; raises MonostackError on refusal."""
-        session = await self.cloud.login(user, password, project or None)
+        """Called by the login screen's worker; raises MonostackError on refusal.
+
+        A token without a project (Project left empty, and the user has no default project)
+        can do almost nothing: every panel would say "policy doesn't allow". So the console
+        scopes it at once to the user's only project, or asks which one, and says why."""
+        await self.cloud.login(user, password, project or None)
         self.settings.last_user = user
         self.settings.last_project = project
         self.settings.save()
         self.logged_in = True
         self._session_changed()
         self.where = f"host {self.cloud.location}"
+        if self.cloud.session is not None and not self.cloud.session.project_id:
+            await self._scope_unscoped(user)
         await self.switch_mode("overview")
         if self.live:
             self.run_worker(self._follow_events(), group="events", exclusive=True,
                             exit_on_error=False)
         self._describe_host()
-        del session
+
+    async def _scope_unscoped(self, user: str) -> None:
+        why = f"No project was given and {user} has no default project"
+        try:
+            projects = await self.cloud.my_projects()
+        except MonostackError as exc:
+            self.report_error(exc)
+            return
+        if len(projects) == 1:
+            await self.cloud.switch_project(projects[0].id)
+            self._session_changed()
+            self.settings.last_project = projects[0].name
+            self.settings.save()
+            self.notify(f"{why}: working in {projects[0].name}, the only project {user} has "
+                        "a role in.", title="Project chosen", timeout=8)
+        elif projects:
+            chosen = await self.push_screen(
+                ProjectSwitcher(None, f"{why}: choose one of {len(projects)}."),
+                wait_for_dismiss=True)
+            if chosen:
+                await self.cloud.switch_project(chosen)
+                self._session_changed()
+                self.settings.last_project = self.cloud.session.project_name or ""
+                self.settings.save()
+            else:
+                self.notify(f"{why}: without one, little is visible. Ctrl+O picks one.",
+                            title="No project", severity="warning", timeout=12)
+        else:
+            self.notify(f"{why}, and no role in any project: an admin can grant one "
+                        "(Identity, g).", title="No project", severity="warning", timeout=12)
 
     def _session_changed(self) -> None:
         s = self.cloud.session
@@ -155,6 +195,8 @@ class MonostackApp(App[int]):
 
     def _on_cloud_event(self, event: CloudEvent) -> None:
         self.recent_events.appendleft(event)
+        for screen in list(self._screens):
+            screen.live_event(event)
         self.mark_dirty({event.resource_type, "event"})
 
     def mark_dirty(self, resource_types: set[str]) -> None:
@@ -208,6 +250,9 @@ class MonostackApp(App[int]):
                 return False
         return True
 
+    def screen_entries(self) -> tuple[ScreenEntry, ...]:
+        return SCREEN_ENTRIES
+
     def screen_allowed(self, mode: str) -> bool:
         cls = SCREEN_CLASSES.get(mode)
         return bool(cls and self.logged_in and (self.cloud.is_admin or not cls.ADMIN_ONLY))
@@ -255,9 +300,9 @@ class MonostackApp(App[int]):
         if isinstance(self.screen, CloudScreen):
             self.screen.reload()
 
-    def action_switch_project(self) -> None:
+    def action_switch_project(self, reason: str = "") -> None:
         session = self.cloud.session
-        self.push_screen(ProjectSwitcher(session.project_id if session else None),
+        self.push_screen(ProjectSwitcher(session.project_id if session else None, reason),
                          self._project_chosen)
 
     def _project_chosen(self, project_id: str | None) -> None:
@@ -277,8 +322,19 @@ class MonostackApp(App[int]):
         if isinstance(self.screen, CloudScreen) and self.screen.ADMIN_ONLY \
                 and not self.cloud.is_admin:
             await self.switch_mode("overview")
+        # What the panels said under the old scope (errors included) is no longer true.
+        self.clear_notifications()
         self.notify(f"Now working in project {self.cloud.session.project_name}.", timeout=3)
-        self.mark_dirty({"*"})
+        self._reload_all()
+
+    def _reload_all(self) -> None:
+        """Every screen now: the current one reloads, the others on their next visit."""
+        self._dirty, self._flush_pending = set(), False
+        for screen in list(self._screens):
+            if screen.is_current:
+                screen.reload()
+            else:
+                screen.stale = True
 
     async def on_unmount(self) -> None:
         await self.cloud.close()

@@ -10,17 +10,19 @@ from functools import partial
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.host import host_of
+
 
 class MonostackCommands(Provider):
     def _commands(self) -> list[tuple[str, object, str]]:
         app = self.app
+        host = host_of(self.screen)
         out: list[tuple[str, object, str]] = []
-        if getattr(app, "logged_in", False):
-            from tui.app import SCREENS
-            for key, (mode, cls) in SCREENS.items():
-                if app.screen_allowed(mode):  # type: ignore[attr-defined]
-                    out.append((f"Go to {cls.TITLE}", partial(app.run_action,
-                                f"switch_screen('{mode}')"), f"key {key}"))
+        if host.logged_in:
+            for entry in host.screen_entries():
+                if host.screen_allowed(entry.mode):
+                    out.append((f"Go to {entry.title}", partial(app.run_action,
+                                f"switch_screen('{entry.mode}')"), f"key {entry.key}"))
             out.append(("Switch project", partial(app.run_action, "switch_project"), "ctrl+o"))
             out.append(("Refresh now", partial(app.run_action, "refresh"), "ctrl+r"))
         out.append(("Toggle light/dark theme", partial(app.run_action, "toggle_theme"), "ctrl+t"))

@@ -98,3 +98,29 @@ async def test_an_action_the_daemon_refuses_is_a_notification(compute_daemon, tm
         await _wait(pilot, lambda: any(n.severity == "error" for n in app._notifications))
         note = next(n for n in app._notifications if n.severity == "error")
         assert note.title == "Conflict" and "Traceback" not in note.message
+
+
+async def test_new_instance_boot_sources_follow_images_made_while_the_form_is_open(
+        compute_daemon, tmp_path):
+    app = compute_daemon.make_app(tmp_path, live=True, refresh_seconds=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await log_in(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        source = form.query_one("#field-source")
+        chosen = source.value
+        assert all("late-image" not in str(label) for label, _ in source._options)
+
+        async def upload(admin):
+            image = await admin.post("/image/v2/images", {
+                "name": "late-image", "disk_format": "raw", "container_format": "bare"})
+            await admin.upload("PUT", f"/image/v2/images/{image['id']}/file", b"\0" * 4096)
+        compute_daemon.admin_do(upload)
+        await _wait(pilot, lambda: any("late-image" in str(label)
+                                       for label, _ in source._options), timeout=20)
+        assert source.value == chosen  # the operator's choice survives the refresh
+        await pilot.press("escape")

@@ -4,11 +4,18 @@
 values by field name (ints already parsed, selects as their value, multiselects as lists) or
 None on Escape. Validation is local (required, int bounds); the daemon's own refusal comes
 back as a notification with its OpenStack text.
+
+A form whose choices can change while it is open (an image or volume made meanwhile) names
+the event types that change them (`refresh_on`) and how to fetch them again
+(`refresh_options`): the host reloads it like a screen, and the operator's choice is kept.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from textual import work
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +23,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, TextArea
 
+from appliance.errors import MonostackError
+from tui.cloud import CloudEvent
+from tui.host import host_of
 from tui.widgets.inputs import TextBox, TextInput
+
+OptionsFetch = Callable[[], Awaitable[list[tuple[str, Any]]]]
 
 
 @dataclass
@@ -47,11 +59,16 @@ class FormDialog(ModalScreen[dict | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Save")]
 
-    def __init__(self, title: str, fields: list[Field], *, submit: str = "Create") -> None:
+    def __init__(self, title: str, fields: list[Field], *, submit: str = "Create",
+                 refresh_options: dict[str, OptionsFetch] | None = None,
+                 refresh_on: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.title_text = title
         self.fields = fields
         self.submit_label = submit
+        self.refresh_options = refresh_options or {}
+        self.refresh_on = refresh_on
+        self.stale = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -125,6 +142,38 @@ class FormDialog(ModalScreen[dict | None]):
     def on_mount(self) -> None:
         first = self.query("Input, Select, SelectionList, TextArea, Checkbox").first()
         first.focus()
+        if self.refresh_options:
+            host_of(self).register_screen(self)
+
+    # live choices: the host calls these like it does for screens
+    def affected_by(self, resource_types: set[str]) -> bool:
+        return bool(self.refresh_on & resource_types) or "*" in resource_types
+
+    def reload(self) -> None:
+        self.stale = False
+        if self.refresh_options and self.is_mounted:
+            self._refresh_choices()
+
+    def live_event(self, event: CloudEvent) -> None:
+        pass
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.reload()
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def _refresh_choices(self) -> None:
+        for name, fetch in self.refresh_options.items():
+            try:
+                options = await fetch()
+            except MonostackError:
+                continue
+            widget = self.query_one(f"#field-{name}")
+            if isinstance(widget, Select):
+                keep = widget.value
+                widget.set_options(options)
+                if any(value == keep for _, value in options):
+                    widget.value = keep
 
     def on_input_submitted(self) -> None:
         self.action_submit()

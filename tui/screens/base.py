@@ -10,7 +10,7 @@ operator comes back to it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -20,13 +20,11 @@ from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, TabbedContent
 
 from appliance.errors import MonostackError
-from tui.cloud import SERVICE_LABELS, Cloud, unavailable
+from tui.cloud import SERVICE_LABELS, Cloud, CloudEvent, unavailable
+from tui.host import ConsoleHost, host_of
 from tui.widgets.footer import KeyHints
 from tui.widgets.header import AppHeader
 from tui.widgets.unavailable import Unavailable
-
-if TYPE_CHECKING:
-    from tui.app import MonostackApp
 
 
 class CloudScreen(Screen):
@@ -43,8 +41,9 @@ class CloudScreen(Screen):
         self.loaded = False
 
     @property
-    def monostack(self) -> "MonostackApp":
-        return self.app  # type: ignore[return-value]
+    def monostack(self) -> ConsoleHost:
+        """The app, as the small protocol a screen may use (tui/host.py)."""
+        return host_of(self)
 
     @property
     def cloud(self) -> Cloud:
@@ -82,6 +81,9 @@ class CloudScreen(Screen):
     def reload(self) -> None:
         self.stale = False
         self._load()
+
+    def live_event(self, event: CloudEvent) -> None:
+        """Each event of the live stream as it arrives; screens that list events follow it."""
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def _load(self) -> None:

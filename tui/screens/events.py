@@ -1,4 +1,8 @@
-"""Events: the task history the daemon records, failures first to the eye, reasons in full."""
+"""Events: the task history the daemon records, failures first to the eye, reasons in full.
+
+The list follows the live event stream: each event the app receives is put on top at once
+(`live_event`), and a full reload (Ctrl+R, the slow timer, a reconnect) merges with it.
+"""
 from __future__ import annotations
 
 from rich.text import Text
@@ -24,8 +28,13 @@ class EventsScreen(CloudScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    events: list[CloudEvent] = []
-    failures_only = False
+    #: As many as the first fetch asks for: the live list is cut to the same length.
+    LIMIT = 500
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[CloudEvent] = []
+        self.failures_only = False
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
@@ -44,11 +53,23 @@ class EventsScreen(CloudScreen):
         table.focus()
 
     async def fetch(self) -> list[CloudEvent]:
-        return await self.cloud.events(500)
+        return await self.cloud.events(self.LIMIT)
 
     def show(self, data: list[CloudEvent]) -> None:
-        self.events = data
+        # Events that arrived live while the fetch was in flight are kept.
+        known = {e.id for e in data}
+        newer = [e for e in self.events if e.id not in known and e.seq > (data[0].seq if data
+                                                                             else 0)]
+        self.events = (newer + data)[:self.LIMIT]
         self._render_rows()
+
+    def live_event(self, event: CloudEvent) -> None:
+        if any(e.id == event.id for e in self.events[:50]):
+            return
+        self.events.insert(0, event)
+        del self.events[self.LIMIT:]
+        if self.is_mounted and self.loaded:
+            self._render_rows()
 
     def _render_rows(self) -> None:
         needle = self.query_one("#filter", Input).value.lower()
@@ -60,7 +81,7 @@ class EventsScreen(CloudScreen):
             if needle and needle not in text:
                 continue
             style = "bold red" if e.failed else ""
-            rows.append((e.id, (self.app.clock.ago(e.time),  # type: ignore[attr-defined]
+            rows.append((e.id, (self.monostack.clock.ago(e.time),
                                 Text(e.kind, style=style or "cyan"),
                                 e.resource_name, Text(e.message, style=style))))
         sync_rows(self.query_one(DataTable), rows)

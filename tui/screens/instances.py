@@ -17,6 +17,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
 from appliance.errors import MonostackError
+from tui.host import host_of
 from tui.clock import parse_iso
 from tui.cloud import Server
 from tui.dialogs.confirm import ConfirmDialog
@@ -47,6 +48,25 @@ SORT_KEYS: list[tuple[str, Callable[[Server], Any]]] = [
     ("image", lambda s: (s.image, s.name.lower())),
     ("age", lambda s: -(parse_iso(s.created) or 0)),
 ]
+
+
+def network_label(network: dict) -> str:
+    name = network.get("name") or network["id"][:8]
+    return f"{name} (external)" if network.get("router:external") else name
+
+
+def default_network(networks: list[dict], project_id: str) -> str | None:
+    """The network a new instance gets unless told otherwise, as Horizon does: the project's
+    one internal network (else the one shared internal network); never an external one, and
+    none when the choice is not obvious."""
+    internal = [n for n in networks if not n.get("router:external")]
+    own = [n for n in internal if (n.get("project_id") or n.get("tenant_id")) == project_id]
+    for group in (own, [n for n in internal if n.get("shared")]):
+        if len(group) == 1:
+            return group[0]["id"]
+        if group:
+            return None
+    return None
 
 
 class ServerActions:
@@ -135,7 +155,7 @@ class ServerActions:
         try:
             flavors = await self.cloud.flavors()  # type: ignore[attr-defined]
         except MonostackError as exc:
-            self.app.report_error(exc)  # type: ignore[attr-defined]
+            host_of(self).report_error(exc)  # type: ignore[arg-type]
             return
         options = [(f"{f.name} · {f.vcpus} vCPU · {f.ram} MiB · {f.disk} GiB", f.id)
                    for f in flavors if f.name != s.flavor]
@@ -166,7 +186,7 @@ class ServerActions:
     def action_console(self) -> None:
         s = self._server()
         if s is not None:
-            self.app.open_console(s.id, s.name)  # type: ignore[attr-defined]
+            host_of(self).open_console(s.id, s.name)  # type: ignore[arg-type]
 
 
 class InstancesScreen(ServerActions, CloudScreen):
@@ -286,13 +306,10 @@ class InstancesScreen(ServerActions, CloudScreen):
         except MonostackError as exc:
             self.monostack.report_error(exc)
             return
-        images = await c._quiet(c.images, []) if c.has("image") else []
-        volumes = await c._quiet(c.volumes, []) if c.has("volume") else []
+        sources = await self._boot_sources()
         networks = await c._quiet(lambda: c.neutron("networks"), []) if c.has("network") else []
         keypairs = await c._quiet(c.keypairs, [])
-        sources = [(f"image · {i.name}", f"image:{i.id}") for i in images if i.status == "active"]
-        sources += [(f"volume · {v.name or v.id[:8]} ({v.size} GiB)", f"volume:{v.id}")
-                    for v in volumes if v.status == "available"]
+        default_net = default_network(networks, c.project_id)
         fields = [
             Field("name", "Name", required=True),
             Field("flavor", "Flavor", kind="select", required=True,
@@ -301,13 +318,25 @@ class InstancesScreen(ServerActions, CloudScreen):
             Field("source", "Boot from image or volume", kind="select", required=True,
                   options=sources),
             Field("networks", "Networks", kind="multiselect",
-                  options=[(n.get("name") or n["id"][:8], n["id"]) for n in networks],
-                  default=[networks[0]["id"]] if len(networks) == 1 else []),
+                  options=[(network_label(n), n["id"]) for n in networks],
+                  default=[default_net] if default_net else []),
             Field("key_name", "Key pair", kind="select", options=[(k, k) for k in keypairs]),
             Field("user_data", "User data (cloud-init)", kind="textarea"),
             Field("count", "Count", kind="int", default=1, minimum=1),
         ]
-        self.app.push_screen(FormDialog("New instance", fields), self._create)
+        self.app.push_screen(FormDialog(
+            "New instance", fields, refresh_options={"source": self._boot_sources},
+            refresh_on=frozenset({"image", "volume"})), self._create)
+
+    async def _boot_sources(self) -> list[tuple[str, str]]:
+        """Active images and available volumes, as the form's boot-source choices."""
+        c = self.cloud
+        images = await c._quiet(c.images, []) if c.has("image") else []
+        volumes = await c._quiet(c.volumes, []) if c.has("volume") else []
+        sources = [(f"image · {i.name}", f"image:{i.id}") for i in images if i.status == "active"]
+        sources += [(f"volume · {v.name or v.id[:8]} ({v.size} GiB)", f"volume:{v.id}")
+                    for v in volumes if v.status == "available"]
+        return sources
 
     def _create(self, values: dict | None) -> None:
         if not values:

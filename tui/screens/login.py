@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, LoadingIndicator, Static
 
 from appliance.errors import MonostackError
+from tui.host import host_of
 from tui.widgets.inputs import TextInput
 
 LOGO = "monostack"
@@ -87,7 +88,7 @@ class LoginScreen(Screen):
     @work(exclusive=True, exit_on_error=False)
     async def _login(self, user: str, password: str, project: str) -> None:
         try:
-            await self.app.log_in(user, password, project)  # type: ignore[attr-defined]
+            await host_of(self).log_in(user, password, project)
         except MonostackError as exc:
             self.query_one("#login-error", Static).update(exc.message)
             self.query_one("#password", Input).value = ""

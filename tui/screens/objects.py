@@ -68,7 +68,7 @@ class ObjectsScreen(CloudScreen):
         Binding("u", "upload", "Upload"),
         Binding("w", "download", "Download"),
         Binding("i", "metadata", "Metadata"),
-        Binding("a", "acl", "ACL"),
+        Binding("a", "acl", "ACL", show=False),
         Binding("d", "delete", "Delete"),
         Binding("backspace", "up", "Up", show=False),
     ]

@@ -54,11 +54,12 @@ class OverviewScreen(CloudScreen):
     RESOURCE_TYPES = frozenset({"event"})
     PALETTE_HINT = False
     # The overview is where an operator lands: its footer shows where the number keys go.
-    BINDINGS = [Binding(str(i), f"app.switch_screen('{mode}')", label)
-                for i, (mode, label) in enumerate(
-                    [("instances", "Instances"), ("images", "Images"), ("volumes", "Volumes"),
-                     ("networks", "Networks"), ("objects", "Objects"), ("identity", "Identity"),
-                     ("events", "Events")], start=2)]
+    BINDINGS = [Binding("1", "app.switch_screen('overview')", "Overview", show=False),
+                *[Binding(str(i), f"app.switch_screen('{mode}')", label)
+                  for i, (mode, label) in enumerate(
+                      [("instances", "Instances"), ("images", "Images"), ("volumes", "Volumes"),
+                       ("networks", "Networks"), ("objects", "Objects"),
+                       ("identity", "Identity"), ("events", "Events")], start=2)]]
 
     def __init__(self) -> None:
         super().__init__()
