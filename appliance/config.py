@@ -10,7 +10,7 @@ Every key has a default, so an empty file (or none) gives a working single-host 
                 max_connections_per_address, max_line_bytes, max_header_bytes, max_headers
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
                 reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start,
-                graceful_shutdown_timeout, disk_gb
+                graceful_shutdown_timeout, disk_gb, force_config_drive
     [network]   namespace, external_cidr
     [storage]   images_dir, volumes_dir, object_devices, object_replicas,
                 object_auditor_bytes_per_second, object_auditor_interval,
@@ -88,6 +88,8 @@ class ComputeConfig:
     #: Disk offered to instances (GiB) before the allocation ratio; 0 = the size of the
     #: filesystem holding instances_dir. Set it when that filesystem is shared with other uses.
     disk_gb: int = 0
+    #: give every instance a config drive, asked for or not (Nova's force_config_drive)
+    force_config_drive: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.manager import ComputeManager, hostname_of
-from appliance.compute.records import Flavor, KeyPair, ServerGroup
+from appliance.compute.records import Flavor, KeyPair, ServerGroup, TaskState, VmState
 from appliance.errors import Forbidden
 from appliance.quota import QuotaSource
 from appliance.state import Repository
@@ -83,6 +83,24 @@ class ComputeComponent:
         if inst is None:
             return None
         return inst.hostname or hostname_of(inst.name)
+
+    def instance_metadata(self, instance_id: str) -> Any:
+        """The metadata service's documents for a live instance (ConfigDriveContent), or None
+        for an unknown one or one being deleted: its guest then gets nothing."""
+        inst = self.manager.instances.get(instance_id)
+        if inst is None or inst.vm_state == VmState.DELETED \
+                or inst.task_state == TaskState.DELETING:
+            return None
+        return self.manager.metadata_content(inst)
+
+    async def set_instance_password(self, instance_id: str, value: str) -> bool:
+        """The guest's one POST to its password file; False once one is set (Nova: 409)."""
+        inst = self.manager.instances.get(instance_id)
+        if inst is None or inst.metadata_password:
+            return False
+        inst.metadata_password = value
+        await self.manager.instances.save(inst)
+        return True
 
     def health(self) -> str:
         m = self.manager

@@ -49,6 +49,13 @@ class ConfigDriveContent:
     user_data: bytes | None = None
     #: the network component's network_data.json document (links, networks, services)
     network_data: dict[str, Any] = field(default_factory=dict)
+    # What only the metadata service's EC2 tree and password file show (not on the drive).
+    image_id: str | None = None
+    flavor_name: str = ""
+    reservation_id: str = ""
+    security_groups: tuple[str, ...] = ()
+    #: what the guest posted to openstack/<v>/password (encrypted with its key), or ""
+    password: str = ""
 
 
 def meta_data(content: ConfigDriveContent) -> dict[str, Any]:

@@ -624,27 +624,37 @@ class ComputeManager:
         await asyncio.to_thread(os.replace, tmp, root)
 
     def _wants_config_drive(self, inst: Instance) -> bool:
-        return inst.config_drive or bool(inst.key_data) or bool(inst.user_data)
+        """As in Nova: when the user asks (or the operator forces it); everything else reads
+        the same documents from the metadata service."""
+        return inst.config_drive or self.config.force_config_drive
 
-    async def _write_config_drive(self, inst: Instance, path: Path) -> None:
+    def metadata_content(self, inst: Instance,
+                         network_data: dict[str, Any] | None = None) -> ConfigDriveContent:
+        """The documents a guest reads about itself, from the config drive or the metadata
+        service (one builder, so both paths say the same)."""
         user_data = None
         if inst.user_data:
             try:
                 user_data = base64.b64decode(inst.user_data)
             except (binascii.Error, ValueError):
                 user_data = inst.user_data.encode()
+        return ConfigDriveContent(
+            uuid=inst.id, name=inst.name, hostname=inst.hostname or hostname_of(inst.name),
+            project_id=inst.project_id, availability_zone=inst.availability_zone,
+            launch_index=inst.launch_index,
+            public_keys={inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {},
+            meta=dict(inst.metadata), user_data=user_data, network_data=network_data or {},
+            image_id=inst.image_id, flavor_name=str(inst.flavor.get("name", "")),
+            reservation_id=inst.reservation_id, security_groups=tuple(inst.security_groups),
+            password=inst.metadata_password)
+
+    async def _write_config_drive(self, inst: Instance, path: Path) -> None:
         network_data: dict[str, Any] = {}
         net = self.seam("network")
         if net is not None and hasattr(net, "network_data"):
             with contextlib.suppress(Exception):
                 network_data = await net.network_data(inst.id)
-        content = ConfigDriveContent(
-            uuid=inst.id, name=inst.name, hostname=inst.hostname or hostname_of(inst.name),
-            project_id=inst.project_id, availability_zone=inst.availability_zone,
-            launch_index=inst.launch_index,
-            public_keys={inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {},
-            meta=dict(inst.metadata), user_data=user_data, network_data=network_data)
-        await write_config_drive(content, str(path))
+        await write_config_drive(self.metadata_content(inst, network_data), str(path))
 
     def domain_spec(self, inst: Instance, *, rescue: bool = False) -> DomainSpec:
         d = disks.instance_dir(self.instances_dir, inst.id)

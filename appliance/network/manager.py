@@ -30,6 +30,7 @@ from appliance.dhcp.server import DhcpServer, Reservation
 from appliance.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, QuotaExceeded
 from appliance.network import ipam
 from appliance.network.firewall import apply_ruleset
+from appliance.network.metadata import METADATA_ROUTE, NetworkMetadata
 from appliance.network.netlink import DataPlane
 from appliance.network.records import (
     BRIDGE_OWNED,
@@ -102,6 +103,8 @@ class NetworkManager:
         self.leases = Repository(store, "dhcp_leases", LeaseRecord, kind="Lease")
         self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
         self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
+        #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
+        self.metadata = NetworkMetadata(ctx, self.dp, self.network_data) if self.dp else None
         self.lease_time = lease_time
         self.dns_domain = dns_domain
         ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
@@ -129,6 +132,8 @@ class NetworkManager:
         await self.sync()
 
     async def stop(self) -> None:
+        if self.metadata is not None:
+            await self.metadata.stop()
         for server in list(self._dhcp.values()):
             await server.stop()
         self._dhcp.clear()
@@ -231,6 +236,8 @@ class NetworkManager:
         for bridge, server_ip in want_dhcp.items():
             if bridge not in self._dhcp:
                 await self._start_dhcp(wanted[bridge], server_ip)
+        if self.metadata is not None:
+            await self.metadata.sync(set(wanted))
         await apply_ruleset(self.dp.namespace, build_ruleset(self.firewall_state()))
 
     async def _start_dhcp(self, net: Network, server_ip: str) -> None:
@@ -273,7 +280,14 @@ class NetworkManager:
         subnets = {s.id: s for s in self.subnets.list()}
         table: dict[str, dict[str, Reservation]] = {}
         by_mac: dict[tuple[str, str], Port] = {}
-        for port in self.ports.list():
+        ports = self.ports.list()
+        if self.metadata is not None:
+            self.metadata.rebuild(nets, ports, self.floatingips.list())
+        # Subnets a router serves reach 169.254.169.254 through their default route; the
+        # others get a host route to it through the DHCP server's address (option 121).
+        routed = {f["subnet_id"] for p in ports if p.device_owner == PortOwner.ROUTER_INTERFACE
+                  for f in p.fixed_ips}
+        for port in ports:
             net = nets.get(port.network_id)
             if net is None or port.device_owner in BRIDGE_OWNED:
                 continue
@@ -289,14 +303,21 @@ class NetworkManager:
                         ip=f["ip_address"], network=sn.cidr, router=sn.gateway_ip,
                         dns_servers=tuple(sn.dns_nameservers), domain=self.dns_domain,
                         hostname=self._hostname_for(port), mtu=net.mtu,
-                        static_routes=tuple((r["destination"], r["nexthop"])
-                                            for r in sn.host_routes),
+                        static_routes=self._dhcp_routes(sn, routed),
                         lease_time=self.lease_time)
                 except ValueError:
                     log.warning("port %s has an unusable reservation", port.id)
                 break
         self._reservations = table
         self._port_by_mac = by_mac
+
+    def _dhcp_routes(self, sn: Subnet, routed: set[str]) -> tuple[tuple[str, str], ...]:
+        routes = [(r["destination"], r["nexthop"]) for r in sn.host_routes]
+        server = sn.gateway_ip or sn.dhcp_address
+        if (self.metadata is not None and sn.id not in routed and server
+                and not any(d == METADATA_ROUTE for d, _ in routes)):
+            routes.append((METADATA_ROUTE, server))
+        return tuple(routes)
 
     def _lookup(self, bridge: str, mac: str) -> Reservation | None:
         return self._reservations.get(bridge, {}).get(mac)

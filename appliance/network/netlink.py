@@ -469,6 +469,39 @@ class DataPlane:
                 raise NotFound(f"device {device} not found in {self.namespace}") from exc
             raise MonostackError(f"cannot open socket in {self.namespace}: {exc}") from exc
 
+    async def tcp_listener_in_namespace(self, device: str, address: str, port: int,
+                                        backlog: int = 128) -> socket.socket:
+        """A non-blocking listening TCP socket in the namespace, bound to `address:port` and
+        SO_BINDTODEVICE'd to `device`: one listener per bridge can share the address, each
+        accepted connection says which bridge it came from, and replies leave through it.
+
+        `address` must be local in the namespace (the metadata address sits on its loopback).
+        """
+        _check_ifname(device)
+
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+                sock.bind((address, port))
+                sock.listen(backlog)
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        try:
+            return await asyncio.to_thread(_setns_thread, self.namespace, make)
+        except FileNotFoundError as exc:
+            raise NotFound(f"network namespace {self.namespace} does not exist") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise NotFound(f"device {device} not found in {self.namespace}") from exc
+            raise MonostackError(f"cannot listen on {address}:{port} in {self.namespace}: "
+                                 f"{exc}") from exc
+
 
 def list_namespaces() -> list[str]:
     """Names under /run/netns (blocking; cheap). For reconciliation and test cleanup checks."""

@@ -26,6 +26,7 @@ from tests.integration.realguest import (
     Console,
     N,
     boot,
+    console_text,
     destroy_domains,
     fixed_ip,
     guest_image_or_skip,
@@ -114,10 +115,21 @@ async def test_guest_gets_port_ip_replugged_on_every_start_and_pings_peer(real_d
     assert lease["ip"] == ip_a and lease["port_id"] == ports[a]["id"]
     assert lease["hostname"] == "net-guest-a"  # the instance name, from compute
 
+    # No config drive: the guest configured itself from the metadata service, reached
+    # through the option-121 route (the private subnet has no router), and reads only its own.
+    text_a = await console_text(client, a)
+    assert "metadata-source: metadata-service" in text_a, text_a
+    assert "instance-name: net-guest-a" in text_a
+
     # same-group ingress: a and b (default security group) ping each other
     console = await Console.open(client, a)
     try:
         await console.run(f"ping -c 2 -W 3 {ip_b}", "2 packets received", timeout=60)
+        await console.run("md_get() { printf 'GET %s HTTP/1.0\\r\\n\\r\\n' $1"
+                          " | nc 169.254.169.254 80 | tail -n 1; echo; };"
+                          " md_get /latest/meta-data/instance-id",
+                          "i-" + a.replace("-", "")[:8], timeout=60)
+        await console.run("ip route", "169.254.169.254 via 10.0.0.1", timeout=30)
     finally:
         await console.close()
 

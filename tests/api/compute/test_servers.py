@@ -183,11 +183,16 @@ async def test_rebuild_rescue_snapshot_lock_console(nova, compute_daemon):
 async def test_config_drive_written_with_key_and_user_data(nova, compute_daemon):
     kp = (await nova.post(f"{C}/os-keypairs", {"keypair": {"name": "kd"}}))["keypair"]
     ud = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()
-    s = await boot(nova, "cd", key_name="kd", user_data=ud)
+    s = await boot(nova, "cd", key_name="kd", user_data=ud, config_drive=True)
     assert s["status"] == "ACTIVE" and s["key_name"] == "kd"
     manager = manager_of(compute_daemon)
     iso = (manager.instances_dir / s["id"] / "disk.config").read_bytes()
     assert kp["public_key"].encode() in iso and b"echo hi" in iso
+    # As in Nova: no drive unless asked for (the metadata service serves the same documents).
+    plain = await boot(nova, "nocd", key_name="kd", user_data=ud)
+    assert not (manager.instances_dir / plain["id"] / "disk.config").exists()
+    content = compute_daemon.appliance.ctx.components["compute"].instance_metadata(plain["id"])
+    assert content.public_keys == {"kd": kp["public_key"]} and content.user_data == b"#!/bin/sh\necho hi\n"
     with pytest.raises(BadRequest, match="key_name"):
         await boot(nova, "nokey", key_name="missing")
 

@@ -276,7 +276,8 @@ async def test_boot_shows_prompt_and_config_drive_name(env: Env):
     await e.client.post(f"{C}/os-keypairs", {"keypair": {"name": "k-" + e.suffix}})
     name = "guest-one-" + e.suffix
     t0 = time.monotonic()
-    sid = await create(e, "one", name, imageRef=e.image_id, key_name="k-" + e.suffix)
+    sid = await create(e, "one", name, imageRef=e.image_id, key_name="k-" + e.suffix,
+                       config_drive=True)
     s = await status(e, sid, "ACTIVE")
     assert s["OS-EXT-STS:power_state"] == 1
     text = await wait_booted(e, sid)
