@@ -10,6 +10,13 @@ output, never blocks the others; the log file keeps everything). Input: only the
 goes through — the longest-attached watcher still connected; when it leaves, the next oldest
 becomes the writer. Everybody else watches read-only (their keystrokes are dropped), so two
 people never type into one shell at once by accident.
+
+Nobody is left guessing: a watcher who arrives second is told, in its own output stream (so
+every client shows it, the TUI and a bare websocket alike), who holds the console and since
+when, and that typing `takeover` + Enter takes it over; otherwise it keeps watching read-only.
+The holder who loses the console, and a watcher who becomes the writer, are told too. Only
+read-only input is ever looked at for `takeover` (it would be dropped anyway), so nothing a
+writer types is ever interpreted.
 """
 from __future__ import annotations
 
@@ -29,12 +36,16 @@ log = logging.getLogger("monostack.compute.console")
 
 TOKEN_TTL = 60.0
 
+#: What a read-only watcher types to become the writer.
+TAKE_OVER = b"takeover"
+
 
 @dataclass(frozen=True)
 class ConsoleGrant:
     instance_id: str
     project_id: str
     expires: float
+    holder: str = ""  # who asked for the URL: named to the others sharing the console
 
 
 class ConsoleTokens:
@@ -46,11 +57,11 @@ class ConsoleTokens:
     def _key(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
-    def issue(self, instance_id: str, project_id: str) -> str:
+    def issue(self, instance_id: str, project_id: str, holder: str = "") -> str:
         self._purge()
         token = secrets.token_urlsafe(32)
         self._grants[self._key(token)] = ConsoleGrant(instance_id, project_id,
-                                                      time.monotonic() + self.ttl)
+                                                      time.monotonic() + self.ttl, holder)
         return token
 
     def consume(self, token: str | None) -> ConsoleGrant:
@@ -73,10 +84,13 @@ class ConsoleTokens:
 class Watcher:
     """One attached client: a bounded queue of output chunks (None = the console ended)."""
 
-    def __init__(self, max_pending: int = 256) -> None:
+    def __init__(self, max_pending: int = 256, label: str = "") -> None:
         self._chunks: deque[bytes | None] = deque()
         self._max = max_pending
         self._ready = asyncio.Event()
+        self.label = label or "another client"
+        self.since = time.time()
+        self.typed = b""  # read-only input, kept only to spot TAKE_OVER (bounded)
 
     def push(self, data: bytes | None) -> None:
         self._chunks.append(data)
@@ -104,31 +118,65 @@ class ConsoleHub:
         self._pump: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    async def attach(self) -> Watcher:
+    async def attach(self, label: str = "") -> Watcher:
         async with self._lock:
             if self._stream is None:
                 self._stream = await self._open()
                 self._pump = asyncio.create_task(self._run())
-            w = Watcher()
+            w = Watcher(label=label)
             self.watchers.append(w)
+            if len(self.watchers) > 1:
+                holder = self.watchers[0]
+                held = time.strftime("%H:%M:%S UTC", time.gmtime(holder.since))
+                w.push(_notice(f"This console is held by {holder.label} (since {held}). "
+                               f"You are watching read-only; type "
+                               f"{TAKE_OVER.decode()} and Enter to take it over."))
             return w
 
     def is_writer(self, w: Watcher) -> bool:
         return bool(self.watchers) and self.watchers[0] is w
 
     async def write(self, w: Watcher, data: bytes) -> bool:
-        """Send input if `w` is the writer; returns whether it went through."""
-        if not self.is_writer(w) or self._stream is None:
+        """Send input if `w` is the writer; returns whether it went through. A read-only
+        watcher's input is dropped, except that typing TAKE_OVER + Enter takes over."""
+        if not self.is_writer(w):
+            if w in self.watchers:
+                w.typed = (w.typed + data)[-64:]
+                line = w.typed.rstrip(b"\r\n")
+                if line != w.typed and line.endswith(TAKE_OVER):
+                    w.typed = b""
+                    self.take_over(w)
+                else:  # only what follows the last Enter can still become TAKE_OVER
+                    w.typed = w.typed.replace(b"\r", b"\n").rsplit(b"\n", 1)[-1]
+            return False
+        if self._stream is None:
             return False
         await self._stream.write(data)
         return True
 
+    def take_over(self, w: Watcher) -> None:
+        """`w` becomes the writer; the one it displaces is told and watches read-only."""
+        if w not in self.watchers or self.is_writer(w):
+            return
+        old = self.watchers[0]
+        self.watchers.remove(w)
+        self.watchers.insert(0, w)
+        w.since = time.time()
+        old.push(_notice(f"{w.label} took over this console; you are watching read-only "
+                         f"(type {TAKE_OVER.decode()} and Enter to take it back)."))
+        w.push(_notice("You hold this console now: your keys reach the guest."))
+
     async def detach(self, w: Watcher) -> None:
         async with self._lock:
+            was_writer = self.is_writer(w)
             if w in self.watchers:
                 self.watchers.remove(w)
             if not self.watchers:
                 await self._close()
+            elif was_writer:
+                self.watchers[0].since = time.time()
+                self.watchers[0].push(_notice(
+                    f"{w.label} left: you hold this console now, your keys reach the guest."))
 
     async def _run(self) -> None:
         stream = self._stream
@@ -165,6 +213,11 @@ class ConsoleHub:
             self.watchers.clear()
             if self._stream is not None:
                 await self._close()
+
+
+def _notice(text: str) -> bytes:
+    """A line for one watcher's screen, set apart from the guest's output."""
+    return f"\r\n\x1b[7m[monostack] {text}\x1b[0m\r\n".encode()
 
 
 class ConsoleProxy:

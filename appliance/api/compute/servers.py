@@ -707,7 +707,9 @@ def _console_url(request: web.Request, inst: Instance) -> str:
     if inst.vm_state not in (VmState.ACTIVE, VmState.RESCUED, VmState.RESIZED) \
             or inst.task_state == TaskState.DELETING:
         raise Conflict(f"Instance {inst.id} is not running (status {inst.status}).")
-    token = component(request).console_tokens.issue(inst.id, inst.project_id)
+    auth = auth_of(request)
+    token = component(request).console_tokens.issue(inst.id, inst.project_id,
+                                                    auth.user_name if auth else "")
     base = ctx_of(request).config.api.base_url
     ws_base = "wss://" + base[len("https://"):] if base.startswith("https://") \
         else "ws://" + base.split("://", 1)[-1]
@@ -750,7 +752,7 @@ async def console_websocket(request: web.Request) -> web.StreamResponse:
     request.app["websockets"].add(ws)
     hub = comp.console_proxy.hub(inst.id)
     try:
-        watcher = await hub.attach()
+        watcher = await hub.attach(grant.holder)
     except (ServiceUnavailable, Conflict, NotFound) as exc:
         request.app["websockets"].discard(ws)
         await ws.close(code=1011, message=str(exc)[:120].encode())

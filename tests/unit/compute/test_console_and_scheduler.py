@@ -49,18 +49,44 @@ async def test_console_fan_out_one_writer_and_close_with_last_watcher():
 
     proxy = ConsoleProxy(open_stream)
     hub = proxy.hub("i1")
-    a = await hub.attach()
-    b = await hub.attach()
+    a = await hub.attach("alice")
+    b = await hub.attach("bob")
     assert len(streams) == 1  # one driver stream for every watcher
+    notice = await b.read()  # the second one is told who holds it, and how to take over
+    assert b"held by alice" in notice and b"read-only" in notice and b"takeover" in notice
     streams[0].q.put_nowait(b"login: ")
     assert await a.read() == b"login: " and await b.read() == b"login: "
     assert await hub.write(a, b"root\n") is True
     assert await hub.write(b, b"evil\n") is False
     assert streams[0].written == [b"root\n"]
     await hub.detach(a)
+    assert b"alice left: you hold this console" in await b.read()
     assert await hub.write(b, b"now me\n") is True  # next oldest becomes the writer
     await hub.detach(b)
     assert streams[0].closed and "i1" not in proxy.hubs
+
+
+async def test_console_read_only_watcher_takes_over_by_typing_takeover():
+    streams: list[FakeStream] = []
+
+    async def open_stream(iid):
+        streams.append(FakeStream())
+        return streams[-1]
+
+    hub = ConsoleProxy(open_stream).hub("i1")
+    a = await hub.attach("alice")
+    b = await hub.attach("bob")
+    await b.read()  # the "held by alice" notice
+    for chunk in (b"ls\r", b"take", b"over", b"\r"):  # typed key by key, as terminals do
+        assert await hub.write(b, chunk) is False
+    assert hub.is_writer(b) and not hub.is_writer(a)
+    assert b"bob took over" in await a.read() and b"You hold this console" in await b.read()
+    assert await hub.write(a, b"takeover\r") is False  # alice is read-only now...
+    assert hub.is_writer(a)  # ...and takes it back the same way
+    assert await hub.write(b, b"x") is False and await hub.write(a, b"y") is True
+    assert streams[0].written == [b"y"]  # no read-only key ever reached the guest
+    await hub.detach(a)
+    await hub.detach(b)
 
 
 def _scheduler(**cfg):
