@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appliance.api import identity_catalog
+from appliance.api import identity_appcreds, identity_catalog
 from appliance.api.catalog import build_catalog
 from appliance.api.util import (
     auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
@@ -57,9 +57,13 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
         "expires_at": iso_from_epoch(token.expires_at),
         "issued_at": iso_from_epoch(token.issued_at),
     }
+    if token.app_cred_id and (cred := ident.app_credentials.get(token.app_cred_id)):
+        body["methods"] = ["application_credential"]
+        body["application_credential"] = {"id": cred.id, "name": cred.name,
+                                          "restricted": not cred.unrestricted}
     if token.project_id:
         project = ident.projects.require(token.project_id)
-        roles = ident.roles_of(user.id, project.id)  # current, not as minted
+        roles = ident.token_roles(token)  # current, not as minted
         body["project"] = {"id": project.id, "name": project.name, "domain": DOMAIN}
         body["is_domain"] = False
         body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
@@ -84,7 +88,10 @@ async def issue_token(request: web.Request) -> web.Response:
     if "password" not in methods:
         if "token" in methods:
             return await _rescope(request, body)
-        raise BadRequest("Only the password and token methods are supported.")
+        if "application_credential" in methods:
+            return await _app_credential_login(request, identity)
+        raise BadRequest("Only the password, token and application_credential methods are "
+                         "supported.")
     user = object_field(object_field(identity, "password"), "user")
     password = user.get("password")
     if not isinstance(password, str):
@@ -101,6 +108,22 @@ async def issue_token(request: web.Request) -> web.Response:
         unscoped=unscoped, source=client_source(request))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
+
+
+async def _app_credential_login(request: web.Request, identity: dict) -> web.Response:
+    cred = object_field(identity, "application_credential")
+    user = object_field(cred, "user")
+    secret = cred.get("secret")
+    if not isinstance(secret, str):
+        raise BadRequest("Expecting to find secret in application_credential.")
+    secret_token, token = await ctx_of(request).identity.authenticate_app_credential(
+        cred_id=_str_or_none(cred.get("id"), "application_credential.id"),
+        name=_str_or_none(cred.get("name"), "application_credential.name"),
+        user_id=_str_or_none(user.get("id"), "user.id"),
+        user_name=_str_or_none(user.get("name"), "user.name"), secret=secret,
+        source=client_source(request))
+    return web.json_response(_token_body(request, token, ("application_credential",)),
+                             status=201, headers={"X-Subject-Token": secret_token})
 
 
 async def _rescope(request: web.Request, body: dict) -> web.Response:
@@ -423,5 +446,6 @@ def routes() -> list[web.RouteDef]:
             web.get(prefix + "/domains", list_domains),
             web.get(prefix + "/domains/{domain_id}", get_domain),
             *identity_catalog.routes(prefix),
+            *identity_appcreds.routes(prefix),
         ]
     return out

@@ -64,3 +64,6 @@ class Token:
     expires_at: float = 0.0
     audit_id: str = ""
     password_changed_at: float = 0.0
+    #: the application credential this token was minted from ("" for a password login): its
+    #: roles bound the token's, and deleting it ends the token
+    app_cred_id: str = ""

@@ -21,7 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from appliance.config import IdentityConfig
-from appliance.errors import Conflict, Invalid, NotFound, Unauthorized
+from appliance.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from appliance.identity.app_credentials import (
+    ApplicationCredential, ApplicationCredentials, new_secret,
+)
 from appliance.identity.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from appliance.identity.policy import AuthContext
 from appliance.identity.records import (
@@ -55,6 +58,7 @@ class IdentityService:
         self.roles = Repository(store, "roles", Role)
         self.assignments = Repository(store, "assignments", Assignment)
         self.tokens = Repository(store, "tokens", Token)
+        self.app_credentials = ApplicationCredentials(store)
         self.throttle = LoginThrottle(config.lockout_failures, config.lockout_seconds)
         self._login_locks = KeyedLocks()
         self._local_pool = ThreadPoolExecutor(2, thread_name_prefix="login-local")
@@ -170,6 +174,8 @@ class IdentityService:
         ops = [self.assignments.delete_op(a.id)
                for a in self.assignments.list(lambda a: a.user_id == user_id)]
         ops += [self.tokens.delete_op(t.id) for t in self.tokens.list(lambda t: t.user_id == user_id)]
+        ops += [self.app_credentials.repo.delete_op(c.id)
+                for c in self.app_credentials.of_user(user_id)]
         ops.append(self.users.delete_op(user_id))
         await self.users.store.commit(ops)
 
@@ -204,6 +210,8 @@ class IdentityService:
                for a in self.assignments.list(lambda a: a.project_id == project_id)]
         ops += [self.tokens.delete_op(t.id)
                 for t in self.tokens.list(lambda t: t.project_id == project_id)]
+        ops += [self.app_credentials.repo.delete_op(c.id) for c in
+                self.app_credentials.repo.list(lambda c: c.project_id == project_id)]
         ops.append(self.projects.delete_op(project_id))
         await self.projects.store.commit(ops)
 
@@ -311,6 +319,8 @@ class IdentityService:
                       project_name: str | None = None) -> tuple[str, Token]:
         """A token for another project of the same user, expiring with the one it came from."""
         auth = self.validate(secret)
+        if self.tokens.require(auth.token_id).app_cred_id:
+            raise Forbidden("A token from an application credential is bound to its project.")
         target = (self.projects.get(project_id) if project_id
                   else self.project_by_name(project_name or ""))
         roles = self.roles_of(auth.user_id, target.id) if target and target.enabled else []
@@ -320,13 +330,96 @@ class IdentityService:
         return await self._mint(auth.user_id, target.id, [r.name for r in roles],
                                 old.expires_at, old.password_changed_at)
 
+    # -- application credentials ---------------------------------------------------------------
+
+    async def create_app_credential(self, auth: AuthContext, *, name: str, secret: str | None,
+                                    role_names: list[str] | None, description: str,
+                                    expires_at: float | None, unrestricted: bool
+                                    ) -> tuple[ApplicationCredential, str]:
+        """A credential for the caller's own project, with at most the roles the caller holds
+        there now; returns it and its secret (shown once)."""
+        if not auth.project_id:
+            raise Forbidden("A project-scoped token is required to create an application "
+                            "credential.")
+        _check_name(name, "application credential")
+        token = self.tokens.get(auth.token_id)
+        self.app_credentials.check_new(auth.user_id, name,
+                                       made_with=token.app_cred_id if token else None,
+                                       expires_at=expires_at)
+        held = {r.name: r.id for r in self.roles_of(auth.user_id, auth.project_id)}
+        wanted = role_names or list(held)  # none named (or []): every role held, as Keystone
+        missing = [n for n in wanted if n not in held]
+        if missing or not wanted:
+            raise Forbidden(f"Cannot grant roles the user does not hold on the project: "
+                            f"{', '.join(missing) or 'none given'}.")
+        secret = secret or new_secret()
+        cred = self.app_credentials.new(
+            user_id=auth.user_id, project_id=auth.project_id, name=name,
+            secret_hash=await _hash(secret), roles=[held[n] for n in dict.fromkeys(wanted)],
+            description=description, expires_at=expires_at, unrestricted=unrestricted)
+        await self.app_credentials.repo.save(cred)
+        return cred, secret
+
+    async def delete_app_credential(self, user_id: str, cred_id: str) -> None:
+        cred = self.app_credentials.require_own(user_id, cred_id)
+        ops = [self.tokens.delete_op(t.id)
+               for t in self.tokens.list(lambda t: t.app_cred_id == cred.id)]
+        ops.append(self.app_credentials.repo.delete_op(cred.id))
+        await self.tokens.store.commit(ops)
+
+    async def authenticate_app_credential(self, *, cred_id: str | None, name: str | None,
+                                          user_id: str | None, user_name: str | None,
+                                          secret: str, source: str = LOCAL_SOURCE
+                                          ) -> tuple[str, Token]:
+        """A token from an application credential: the same 401 for every refusal, after the
+        same scrypt work, as password logins."""
+        refused = Unauthorized("The request you have made requires authentication.")
+        if len(secret.encode()) > MAX_PASSWORD_BYTES:
+            raise refused
+        cred = self.app_credentials.get(cred_id) if cred_id else None
+        if cred is None and name:
+            owner = self.users.get(user_id) if user_id else self.user_by_name(user_name or "")
+            cred = self.app_credentials.by_name(owner.id, name) if owner else None
+        if cred is None or cred.expired(time.time()):
+            await self._verify(secret, _DUMMY_HASH, source)
+            raise refused
+        if not await self._verify(secret, cred.secret_hash, source):
+            raise refused
+        user, project = self.users.get(cred.user_id), self.projects.get(cred.project_id)
+        if user is None or not user.enabled or project is None or not project.enabled:
+            raise refused
+        roles = self._app_cred_roles(cred, user.id)
+        if not roles:
+            raise refused
+        expires = time.time() + self.config.token_ttl
+        if cred.expires_at is not None:
+            expires = min(expires, cred.expires_at)
+        return await self._mint(user.id, project.id, sorted(roles), expires,
+                                user.password_changed_at, app_cred_id=cred.id)
+
+    def token_roles(self, token: Token) -> list[Role]:
+        """The roles a project-scoped token carries now: the user's current ones, bounded by
+        its application credential's when it came from one."""
+        roles = self.roles_of(token.user_id, token.project_id or "")
+        if token.app_cred_id:
+            cred = self.app_credentials.get(token.app_cred_id)
+            allowed = set(cred.roles) if cred else set()
+            roles = [r for r in roles if r.id in allowed]
+        return roles
+
+    def _app_cred_roles(self, cred: ApplicationCredential, user_id: str) -> set[str]:
+        """The credential's roles the user still holds on its project (names)."""
+        held = {r.id: r.name for r in self.roles_of(user_id, cred.project_id)}
+        return {held[r] for r in cred.roles if r in held}
+
     async def _mint(self, user_id: str, project_id: str | None, roles: list[str],
-                    expires_at: float, password_changed_at: float) -> tuple[str, Token]:
+                    expires_at: float, password_changed_at: float,
+                    app_cred_id: str = "") -> tuple[str, Token]:
         secret = secrets.token_urlsafe(32)
         token = Token(id=token_key(secret), user_id=user_id, project_id=project_id,
                       roles=roles, issued_at=time.time(), expires_at=expires_at,
                       audit_id=secrets.token_urlsafe(16)[:22],
-                      password_changed_at=password_changed_at)
+                      password_changed_at=password_changed_at, app_cred_id=app_cred_id)
         await self.tokens.save(token)
         return secret, token
 
@@ -346,6 +439,11 @@ class IdentityService:
             if project is None or not project.enabled:
                 raise Unauthorized("The request you have made requires authentication.")
             roles = frozenset(r.name for r in self.roles_of(user.id, project.id))
+            if token.app_cred_id:  # bounded by the credential, which must still exist
+                cred = self.app_credentials.get(token.app_cred_id)
+                if cred is None or cred.expired(time.time()):
+                    raise Unauthorized("The request you have made requires authentication.")
+                roles = roles & frozenset(self._app_cred_roles(cred, user.id))
             if not roles:  # every role on the project removed: the token is dead (Keystone)
                 raise Unauthorized("The request you have made requires authentication.")
         return AuthContext(user_id=user.id, user_name=user.name,

@@ -91,3 +91,85 @@ async def test_catalog_resources_are_listed_read_only(core_daemon, admin):
         assert (await member.get("/v3/regions"))["regions"][0]["id"] == "RegionOne"
     finally:
         await member.close()
+
+
+async def _token_of(daemon, auth_body):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(daemon.url + "/v3/auth/tokens", json={"auth": auth_body}) as r:
+            return r.status, r.headers.get("X-Subject-Token"), await r.json()
+
+
+async def _get(daemon, path, token):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(daemon.url + path, headers={"X-Auth-Token": token}) as r:
+            return r.status, await r.json()
+
+
+def _cred_auth(cred_id, secret):
+    return {"identity": {"methods": ["application_credential"],
+                         "application_credential": {"id": cred_id, "secret": secret}}}
+
+
+async def test_application_credentials(core_daemon, admin):
+    uid, pid = await _user(admin, "autom", "autom-proj", role="member")
+    reader = (await admin.get("/v3/roles?name=reader"))["roles"][0]["id"]
+    await admin.put(f"/v3/projects/{pid}/users/{uid}/roles/{reader}")
+    user = MonostackClient(socket_path=core_daemon.config.api.socket)
+    try:
+        await user.login("autom", "autom-pw", "autom-proj")
+        base = f"/v3/users/{uid}/application_credentials"
+        made = (await user.post(base, {"application_credential": {
+            "name": "ci", "roles": [{"name": "reader"}]}}))["application_credential"]
+        assert made["secret"] and made["project_id"] == pid and not made["unrestricted"]
+        assert [r["name"] for r in made["roles"]] == ["reader"]
+        listed = (await user.get(base))["application_credentials"]
+        assert [c["name"] for c in listed] == ["ci"] and "secret" not in listed[0]
+        # it logs in: scoped to its project with only its roles
+        status, secret, body = await _token_of(core_daemon, _cred_auth(made["id"], made["secret"]))
+        assert status == 201, body
+        token = body["token"]
+        assert token["project"]["id"] == pid and [r["name"] for r in token["roles"]] == ["reader"]
+        assert token["methods"] == ["application_credential"]
+        assert token["application_credential"]["restricted"] is True
+        # by name and user, too; a wrong secret is the same 401 as an unknown id
+        status, _, _ = await _token_of(core_daemon, {"identity": {
+            "methods": ["application_credential"], "application_credential": {
+                "name": "ci", "user": {"id": uid}, "secret": made["secret"]}}})
+        assert status == 201
+        for cid, sec in ((made["id"], "wrong"), ("nope", made["secret"])):
+            status, _, body = await _token_of(core_daemon, _cred_auth(cid, sec))
+            assert status == 401 and body["error"]["code"] == 401
+        # a restricted credential's token cannot mint more credentials
+        async with aiohttp.ClientSession() as http:
+            async with http.post(core_daemon.url + base, headers={"X-Auth-Token": secret},
+                                 json={"application_credential": {"name": "more"}}) as r:
+                assert r.status == 403
+        # roles beyond the user's own are refused; duplicate names conflict
+        with pytest.raises(Forbidden):
+            await user.post(base, {"application_credential": {
+                "name": "x", "roles": [{"name": "admin"}]}})
+        with pytest.raises(Exception, match="Duplicate"):
+            await user.post(base, {"application_credential": {"name": "ci"}})
+        # another user cannot see them; removing the user's reader role ends the token
+        other_id, _ = await _user(admin, "peer", "peer-proj")
+        peer = MonostackClient(socket_path=core_daemon.config.api.socket)
+        try:
+            await peer.login("peer", "peer-pw", "peer-proj")
+            with pytest.raises(Forbidden):
+                await peer.get(base)
+        finally:
+            await peer.close()
+        assert (await _get(core_daemon, "/v3/auth/projects", secret))[0] == 200
+        await admin.delete(f"/v3/projects/{pid}/users/{uid}/roles/{reader}")
+        assert (await _get(core_daemon, "/v3/auth/projects", secret))[0] == 401
+        status, _, _ = await _token_of(core_daemon, _cred_auth(made["id"], made["secret"]))
+        assert status == 401
+        # deleting it ends its tokens
+        await admin.put(f"/v3/projects/{pid}/users/{uid}/roles/{reader}")
+        status, secret, _ = await _token_of(core_daemon, _cred_auth(made["id"], made["secret"]))
+        assert status == 201
+        await user.delete(f"{base}/{made['id']}")
+        assert (await _get(core_daemon, "/v3/auth/projects", secret))[0] == 401
+        assert (await user.get(base))["application_credentials"] == []
+    finally:
+        await user.close()

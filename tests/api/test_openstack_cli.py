@@ -73,3 +73,27 @@ def test_openstack_cli_catalog_resources_and_default_project(cli_daemon):
     # no OS_PROJECT_NAME: Keystone scopes the token to the user's default project
     tok = json.loads(openstack(cli_daemon, "token", "issue", "-f", "json", project=""))
     assert tok["project_id"]
+
+
+def test_openstack_cli_application_credential_login(cli_daemon):
+    """Automation's way in: a credential made with the CLI, then used with
+    OS_AUTH_TYPE=v3applicationcredential instead of a password."""
+    made = json.loads(openstack(cli_daemon, "application", "credential", "create", "cli-ci",
+                                "-f", "json"))
+    made = {k.lower().replace(" ", "_"): v for k, v in made.items()}  # "Secret" in newer CLIs
+    assert made["secret"] and made["project_id"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_AUTH_URL=cli_daemon.url + "/identity", OS_AUTH_TYPE="v3applicationcredential",
+               OS_APPLICATION_CREDENTIAL_ID=made["id"],
+               OS_APPLICATION_CREDENTIAL_SECRET=made["secret"], OS_REGION_NAME="RegionOne",
+               OS_IDENTITY_API_VERSION="3")
+    out = subprocess.run([OPENSTACK, "token", "issue", "-f", "json"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["project_id"] == made["project_id"]
+    listed = json.loads(openstack(cli_daemon, "application", "credential", "list", "-f", "json"))
+    assert [c.get("Name", c.get("name")) for c in listed] == ["cli-ci"]
+    openstack(cli_daemon, "application", "credential", "delete", "cli-ci")
+    out = subprocess.run([OPENSTACK, "token", "issue"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode != 0
