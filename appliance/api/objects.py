@@ -13,8 +13,10 @@
 Names come from the *raw* path, decoded here (`swift.parse_path`): aiohttp leaves invalid
 %-escapes undecoded, and a name must be exactly the UTF-8 the client meant or a 400.
 Authorization: the account is AUTH_<project_id>; the token's project owns it (reader may
-read, member may write), admin may do all, and other projects (or anonymous readers with
-`.r:*`) get what the container's X-Container-Read/Write grant. Engine errors become
+read, member may write, and only member/admin — Swift's owner roles — see ACLs and temp-URL
+keys), admin may do all, and other projects (or anonymous readers with `.r:*`) get what the
+container's X-Container-Read/Write grant. A request carrying temp_url_sig/temp_url_expires
+is judged by `appliance.objects.tempurl` alone, as Swift's tempurl middleware would be. Engine errors become
 appliance errors in one place (`_translate`); the middleware renders them as Swift does.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
@@ -46,7 +49,7 @@ from appliance.errors import (
     Unprocessable,
 )
 from appliance.identity.policy import ROLE_RANK, AuthContext, enforce
-from appliance.objects import large, swift
+from appliance.objects import large, swift, tempurl
 from appliance.objects.swift import Acl, SwiftPath
 from storage import objects as so
 from storage.objects import ObjectEngine, ObjectInfo, aiter_bytes, resolve_ranges
@@ -128,8 +131,56 @@ def _swift_owner(auth: AuthContext | None, path: SwiftPath) -> bool:
 _OWNER_ONLY_META = ("temp-url-key", "temp-url-key-2")
 
 
+async def _temp_url(request: web.Request, engine: ObjectEngine) -> tempurl.Grant | None:
+    """The grant of the request's temp URL (checked once per request), None when it has none;
+    an invalid or expired one is a 401 whatever token comes with it, as in Swift."""
+    if "tempurl" in request:
+        return request["tempurl"][1]
+    q = tempurl.Query.of(request.query)
+    if q is None:
+        request["tempurl"] = (None, None)
+        return None
+    path = _path(request)
+    keys: list[tuple[str, tempurl.Scope]] = []
+    if path.object is not None:
+        account = await engine.account_info(path.account)
+        keys += [(account.meta[f"x-account-meta-{k}"], tempurl.Scope.ACCOUNT)
+                 for k in tempurl.KEY_NAMES if account.meta.get(f"x-account-meta-{k}")]
+        try:
+            container = await engine.get_container(path.account, path.container)
+            keys += [(container.meta[f"x-container-meta-{k}"], tempurl.Scope.CONTAINER)
+                     for k in tempurl.KEY_NAMES if container.meta.get(f"x-container-meta-{k}")]
+        except so.ContainerNotFound:
+            pass
+    grant = tempurl.verify(q, method=request.method, account=path.account, container=path.container or "",
+                           obj=path.object or "", mounted_at=swift.path_prefix(request.raw_path) or "/v1/",
+                           keys=keys, remote=request.remote, now=time.time())
+    if grant is None:
+        raise Unauthorized("Temp URL invalid")
+    if request.method not in ("GET", "HEAD"):
+        for h in tempurl.DISALLOWED_HEADERS:
+            if h in request.headers:
+                raise BadRequest(f"The header {h.title()!r} is not allowed in this tempurl")
+    request["tempurl"] = (q, grant)
+    return grant
+
+
+def _manifest_param(request: web.Request) -> str | None:
+    """?multipart-manifest=…, which a temp URL request does not pass on (Swift rewrites its
+    query string to the temp URL parameters alone)."""
+    if request.get("tempurl", (None, None))[1] is not None:
+        return None
+    return request.query.get("multipart-manifest")
+
+
 async def _allow(request: web.Request, engine: ObjectEngine, path: SwiftPath, op: str) -> AuthContext | None:
-    """Authorize `op` ("read" or "write") at the level `path` names, or raise 401/403."""
+    """Authorize `op` ("read" or "write") at the level `path` names, or raise 401/403.
+    A valid temp URL reaches its account (or its one container) and nothing else."""
+    grant = await _temp_url(request, engine)
+    if grant is not None:
+        if grant.covers(path.account, path.container):
+            return None
+        raise Unauthorized("Temp URL invalid")
     auth = _caller(request)
     level = "object" if path.object is not None else "container" if path.container else "account"
     if _owns(auth, path):
@@ -193,6 +244,7 @@ async def info(request: web.Request) -> web.Response:
         "slo": {"max_manifest_segments": large.MAX_SEGMENTS,
                 "max_manifest_size": large.MAX_MANIFEST_BYTES, "min_segment_size": 1},
         "dlo": {"max_segments": 10_000},
+        "tempurl": tempurl.CAPABILITIES,
         "account_quotas": {},
         "container_quotas": {},
         "monostack": {"devices": len(comp.engine.ring.devices), "replicas": comp.engine.ring.replicas},
@@ -305,6 +357,7 @@ def _prefixed(meta: dict[str, str], prefix: str) -> dict[str, str]:
     return {prefix + k: v for k, v in meta.items()}
 
 
+@public
 @swift_errors
 async def account_get(request: web.Request) -> web.Response:
     path = _path(request)
@@ -317,6 +370,7 @@ async def account_get(request: web.Request) -> web.Response:
     return _listing_response(request, entries, headers, "account", path.account)
 
 
+@public
 @swift_errors
 async def account_post(request: web.Request) -> web.Response:
     path = _path(request)
@@ -377,6 +431,7 @@ async def container_get(request: web.Request) -> web.Response:
     return _listing_response(request, entries, headers, "container", path.container or "")
 
 
+@public
 @swift_errors
 async def container_put(request: web.Request) -> web.Response:
     path = _path(request)
@@ -394,6 +449,7 @@ async def container_put(request: web.Request) -> web.Response:
                         content_type="text/html")
 
 
+@public
 @swift_errors
 async def container_post(request: web.Request) -> web.Response:
     path = _path(request)
@@ -403,6 +459,7 @@ async def container_post(request: web.Request) -> web.Response:
     return _no_content(request)
 
 
+@public
 @swift_errors
 async def container_delete(request: web.Request) -> web.Response:
     path = _path(request)
@@ -442,7 +499,7 @@ async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
             if not (large.is_slo(info) or large.dlo_manifest(info)):
                 return _Resolved(info, info.size, info.etag, unsatisfiable=True)
             info, body = await engine.get_object(a, c, o)
-    want_manifest = request.query.get("multipart-manifest") == "get"
+    want_manifest = _manifest_param(request) == "get"
     if large.is_slo(info) and not want_manifest:
         if body is None or body.ranges is not None:
             _, body = await engine.get_object(a, c, o)
@@ -507,12 +564,17 @@ async def object_get(request: web.Request) -> web.StreamResponse:
     r = await _resolve(request, engine, path, specs, head=head)
     headers = _object_headers(request, r)
     status = _conditions(request, r.etag, r.info)
+    if status is None and r.unsatisfiable:
+        status = 416
+    q, grant = request.get("tempurl", (None, None))
+    if grant is not None:
+        headers = tempurl.outgoing(headers, q, grant, success_read=status is None)
     if status is not None:  # 304 or 412, both carrying the object's ETag as Swift's do
         if status == 304:
             headers.pop("Content-Type", None)
+        if status == 416:
+            return _unsatisfiable(headers, r.size)
         return web.Response(status=status, headers=headers)
-    if r.unsatisfiable:
-        return _unsatisfiable(headers, r.size)
     if head:
         resp = web.StreamResponse(status=200, headers=headers)
         resp.content_length = r.size
@@ -641,6 +703,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
+@public
 @swift_errors
 async def object_put(request: web.Request) -> web.Response:
     path = _path(request)
@@ -668,7 +731,7 @@ async def object_put(request: web.Request) -> web.Response:
             raise PreconditionFailed("the object exists (If-None-Match: *)")
         except so.ObjectNotFound:
             pass
-    if request.query.get("multipart-manifest") == "put":
+    if _manifest_param(request) == "put":
         raw = await _read_limited(request, large.MAX_MANIFEST_BYTES)
         manifest, etag, total = await large.build_slo_manifest(engine, path.account, raw)
         if headers.get("ETag") and headers["ETag"].strip('"').lower() != etag:
@@ -698,7 +761,7 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
     content_type = swift.split_swift_bytes(headers.get("Content-Type") or "")[0] or None
     src_info = await engine.head_object(src.account, src.container, src.object)
     specs = swift.parse_range(headers.get("Range"))
-    want_manifest = request.query.get("multipart-manifest") == "get"
+    want_manifest = _manifest_param(request) == "get"
     assemble = (large.is_slo(src_info) or large.dlo_manifest(src_info)) and not want_manifest
     if specs or assemble:
         r = await _resolve(request, engine, src, None, head=True)
@@ -738,10 +801,12 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
     return resp
 
 
+@public
 @swift_errors
 async def object_copy(request: web.Request) -> web.Response:
     """COPY with a Destination header: the same as a PUT with X-Copy-From."""
     path = _path(request)
+    await _allow(request, _component(request).engine, path, "read")
     dest = request.headers.get("Destination")
     if not dest:
         raise PreconditionFailed("COPY needs a Destination header: <container>/<object>")
@@ -752,6 +817,7 @@ async def object_copy(request: web.Request) -> web.Response:
     return await _copy(request, _component(request), path, SwiftPath(path.account, c, o))
 
 
+@public
 @swift_errors
 async def object_post(request: web.Request) -> web.Response:
     path = _path(request)
@@ -794,12 +860,13 @@ async def _delete_segments(request: web.Request, engine: ObjectEngine, account: 
             errors.append([f"/{seg.container}/{seg.name}", str(exc)])
 
 
+@public
 @swift_errors
 async def object_delete(request: web.Request) -> web.Response:
     path = _path(request)
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
-    if request.query.get("multipart-manifest") == "delete":
+    if _manifest_param(request) == "delete":
         info, body = await engine.get_object(path.account, path.container, path.object)
         tally = {"deleted": 0, "not_found": 0}
         errors: list[list[str]] = []
