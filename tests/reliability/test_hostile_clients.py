@@ -195,6 +195,39 @@ async def test_failed_logins_from_tcp_never_lock_the_local_socket(daemon):
         await local.login("admin", ADMIN_PASSWORD, "admin")
 
 
+async def test_a_flood_of_tcp_logins_does_not_queue_the_local_socket_login(daemon):
+    """Every wrong password costs the daemon a scrypt; TCP logins get scrypt threads of their
+    own, so a burst of them from several addresses leaves the local login its own lane."""
+    async with await local_admin(daemon) as admin:
+        users = [(await new_user(admin, "lane-pw", "member"))[1]["name"] for _ in range(6)]
+
+    async def local_login(name: str) -> float:  # a first login: a full scrypt, no shortcut
+        t0 = time.monotonic()
+        async with daemon.client() as local:
+            await local.login(name, "lane-pw")
+        return time.monotonic() - t0
+
+    quiet = statistics.median([await local_login(u) for u in users[:3]])
+
+    async def attacker(n: int) -> int:
+        return (await http(daemon, "POST", TOKENS, source=f"127.0.2.{n % 10 + 1}",
+                           body=password_auth("admin", f"wrong-{n}")))[0]
+
+    burst = [asyncio.create_task(attacker(n)) for n in range(150)]
+    done: set = set()
+    while len(done) < 10:  # the daemon is busy with the burst's scrypts now
+        finished, _ = await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
+        done |= finished
+    during = [await local_login(u) for u in users[3:]]
+    left = sum(not t.done() for t in burst)
+    statuses = await asyncio.gather(*burst)
+    assert set(statuses) == {401} and left > 0, left
+    print(f"\nlocal login: {quiet * 1000:.0f} ms quiet, {statistics.median(during) * 1000:.0f} ms "
+          f"under a burst of 150 TCP logins ({left} still queued after it)")
+    # the local login waits for no queue: only for CPU shared with the TCP scrypt threads
+    assert statistics.median(during) < 10 * quiet, (quiet, during)  # one queue: ~60x
+
+
 # -- health --------------------------------------------------------------------------------------
 
 async def test_anonymous_health_says_only_healthy_or_not(daemon):
