@@ -13,7 +13,9 @@ from appliance.api.util import (
     auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
 )
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from appliance.identity.records import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, Role, User
+from appliance.identity.records import (
+    DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, SYSTEM_SCOPE, Project, Role, User,
+)
 from appliance.identity.service import (
     PROJECT_FIELDS, USER_FIELDS, iso_from_epoch, check_types,
 )
@@ -68,6 +70,10 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
         body["is_domain"] = False
         body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
         body["catalog"] = build_catalog(ctx, project.id)
+    elif token.system:
+        body["system"] = {"all": True}
+        body["roles"] = [{"id": r.id, "name": r.name} for r in ident.token_roles(token)]
+        body["catalog"] = build_catalog(ctx, None)
     # an unscoped token carries no roles and no catalog: it can only be rescoped (Keystone)
     return {"token": body}
 
@@ -98,6 +104,7 @@ async def issue_token(request: web.Request) -> web.Response:
         raise BadRequest("Expecting to find password in user.")
     domain = object_field(user, "domain")
     unscoped = body.get("scope") == "unscoped"
+    system = _system_scope(body)
     project = {} if unscoped else object_field(object_field(body, "scope"), "project")
     secret, token = await ctx_of(request).identity.authenticate(
         user_name=_str_or_none(user.get("name"), "user.name"),
@@ -105,7 +112,7 @@ async def issue_token(request: web.Request) -> web.Response:
         project_name=_str_or_none(project.get("name"), "project.name"),
         project_id=_str_or_none(project.get("id"), "project.id"),
         domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"),
-        unscoped=unscoped, source=client_source(request))
+        unscoped=unscoped, system=system, source=client_source(request))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
 
@@ -126,6 +133,16 @@ async def _app_credential_login(request: web.Request, identity: dict) -> web.Res
                              status=201, headers={"X-Subject-Token": secret_token})
 
 
+def _system_scope(body: dict) -> bool:
+    """`"scope": {"system": {"all": true}}`: Keystone's only system scope."""
+    scope = body.get("scope")
+    if not isinstance(scope, dict) or "system" not in scope:
+        return False
+    if scope["system"] != {"all": True}:
+        raise BadRequest("Invalid input for field 'scope.system': only {\"all\": true}.")
+    return True
+
+
 async def _rescope(request: web.Request, body: dict) -> web.Response:
     """Token method: a new token for another project of the same user (project switcher)."""
     ident = ctx_of(request).identity
@@ -135,7 +152,8 @@ async def _rescope(request: web.Request, body: dict) -> web.Response:
     _str_or_none(project.get("id"), "project.id")
     _str_or_none(project.get("name"), "project.name")
     secret, token = await ident.rescope(old, project_id=project.get("id"),
-                                        project_name=project.get("name"))
+                                        project_name=project.get("name"),
+                                        system=_system_scope(body))
     return web.json_response(_token_body(request, token, ("token",)), status=201,
                              headers={"X-Subject-Token": secret})
 
@@ -373,10 +391,47 @@ async def list_user_project_roles(request: web.Request) -> web.Response:
     return web.json_response({"roles": [_role(request, r) for r in roles], "links": _links(request)})
 
 
+def _system_ids(request: web.Request) -> tuple[str, str, str]:
+    m = request.match_info
+    return m["user_id"], SYSTEM_SCOPE, m["role_id"]
+
+
+async def grant_system_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:assign_role")
+    await ctx_of(request).identity.assign(*_system_ids(request))
+    return web.Response(status=204)
+
+
+async def check_system_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_role_assignments")
+    from appliance.identity.records import Assignment
+    ctx_of(request).identity.assignments.require(Assignment.make_id(*_system_ids(request)))
+    return web.Response(status=204)
+
+
+async def revoke_system_role(request: web.Request) -> web.Response:
+    authorize(request, "identity:assign_role")
+    await ctx_of(request).identity.unassign(*_system_ids(request))
+    return web.Response(status=204)
+
+
+async def list_system_roles(request: web.Request) -> web.Response:
+    authorize(request, "identity:list_role_assignments")
+    roles = ctx_of(request).identity.roles_of(request.match_info["user_id"], SYSTEM_SCOPE)
+    return web.json_response({"roles": [_role(request, r) for r in roles],
+                              "links": _links(request)})
+
+
 async def role_assignments(request: web.Request) -> web.Response:
     auth = auth_of(request)
     q = request.query
     uid, pid, rid = q.get("user.id"), q.get("scope.project.id"), q.get("role.id")
+    if q.get("scope.system") is not None:
+        if q["scope.system"] != "all":
+            raise BadRequest("scope.system must be 'all'.")
+        if pid is not None:
+            raise BadRequest("Specify one of scope.project.id and scope.system.")
+        pid = SYSTEM_SCOPE
     if not auth.is_admin and uid != auth.user_id:
         raise Forbidden("You are not authorized to perform the requested action: "
                         "identity:list_role_assignments.")
@@ -387,12 +442,15 @@ async def role_assignments(request: web.Request) -> web.Response:
     names = query_bool(q.get("include_names")) or False
     out = []
     for a in items:
-        entry = {"user": {"id": a.user_id}, "scope": {"project": {"id": a.project_id}},
+        system = a.project_id == SYSTEM_SCOPE
+        scope: dict = {"system": {"all": True}} if system else {"project": {"id": a.project_id}}
+        entry = {"user": {"id": a.user_id}, "scope": scope,
                  "role": {"id": a.role_id}, "links": {"assignment": ""}}
         if names:
             u, p, r = ident.users.get(a.user_id), ident.projects.get(a.project_id), ident.roles.get(a.role_id)
             entry["user"].update(name=u.name if u else None, domain=DOMAIN)
-            entry["scope"]["project"].update(name=p.name if p else None, domain=DOMAIN)
+            if not system:
+                entry["scope"]["project"].update(name=p.name if p else None, domain=DOMAIN)
             entry["role"]["name"] = r.name if r else None
         out.append(entry)
     return web.json_response({"role_assignments": out, "links": _links(request)})
@@ -443,6 +501,12 @@ def routes() -> list[web.RouteDef]:
                     allow_head=False),
             web.delete(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", revoke_role),
             web.get(prefix + "/role_assignments", role_assignments),
+            web.get(prefix + "/system/users/{user_id}/roles", list_system_roles),
+            web.put(prefix + "/system/users/{user_id}/roles/{role_id}", grant_system_role),
+            web.head(prefix + "/system/users/{user_id}/roles/{role_id}", check_system_role),
+            web.get(prefix + "/system/users/{user_id}/roles/{role_id}", check_system_role,
+                    allow_head=False),
+            web.delete(prefix + "/system/users/{user_id}/roles/{role_id}", revoke_system_role),
             web.get(prefix + "/domains", list_domains),
             web.get(prefix + "/domains/{domain_id}", get_domain),
             *identity_catalog.routes(prefix),

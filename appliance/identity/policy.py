@@ -25,6 +25,8 @@ class AuthContext:
     roles: frozenset[str]
     token_id: str
     expires_at: float = 0.0
+    #: a system-scoped token (roles held on the whole deployment, not on a project)
+    system: bool = False
 
     @property
     def is_admin(self) -> bool:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"
 ROLE_NAMES = ("admin", "member", "reader")
+#: the target of a system-scope role assignment (Keystone's `system: all`), kept where a
+#: project id goes: no project can have this id (project ids are uuid hex)
+SYSTEM_SCOPE = "system:all"
 
 
 @dataclass
@@ -67,3 +70,5 @@ class Token:
     #: the application credential this token was minted from ("" for a password login): its
     #: roles bound the token's, and deleting it ends the token
     app_cred_id: str = ""
+    #: scoped to the system (Keystone's `system: all`) rather than to a project
+    system: bool = False

@@ -28,7 +28,8 @@ from appliance.identity.app_credentials import (
 from appliance.identity.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from appliance.identity.policy import AuthContext
 from appliance.identity.records import (
-    DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ROLE_NAMES, Assignment, Project, Role, Token, User,
+    DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ROLE_NAMES, SYSTEM_SCOPE, Assignment, Project, Role,
+    Token, User,
 )
 from appliance.identity.throttle import LOCAL_SOURCE, KeyedLocks, LoginThrottle
 from appliance.state import Repository, Store
@@ -229,8 +230,10 @@ class IdentityService:
         await self.roles.store.commit(ops)
 
     async def assign(self, user_id: str, project_id: str, role_id: str) -> Assignment:
+        """A role on a project, or on the system when `project_id` is SYSTEM_SCOPE."""
         self.users.require(user_id)
-        self.projects.require(project_id)
+        if project_id != SYSTEM_SCOPE:
+            self.projects.require(project_id)
         self.roles.require(role_id)
         a = Assignment(id=Assignment.make_id(user_id, project_id, role_id),
                        user_id=user_id, project_id=project_id, role_id=role_id)
@@ -246,6 +249,7 @@ class IdentityService:
     async def authenticate(self, *, user_name: str | None, user_id: str | None, password: str,
                            project_name: str | None = None, project_id: str | None = None,
                            domain: str | None = None, unscoped: bool = False,
+                           system: bool = False,
                            source: str = LOCAL_SOURCE) -> tuple[str, Token]:
         """A token for a password login from `source` (LOCAL_SOURCE or a peer address).
 
@@ -274,6 +278,9 @@ class IdentityService:
                 raise refused
             self.throttle.succeeded(user.id, source)
         project = None
+        if system:
+            return await self._mint_system(user.id, time.time() + self.config.token_ttl,
+                                           user.password_changed_at)
         if project_id or project_name:
             project = (self.projects.get(project_id) if project_id
                        else self.project_by_name(project_name or ""))
@@ -315,12 +322,26 @@ class IdentityService:
         return await asyncio.get_running_loop().run_in_executor(
             pool, verify_password, password, stored)
 
+    async def _mint_system(self, user_id: str, expires_at: float,
+                           password_changed_at: float) -> tuple[str, Token]:
+        roles = self.roles_of(user_id, SYSTEM_SCOPE)
+        if not roles:
+            raise Unauthorized(f"User {user_id} has no access to the system.")
+        secret, token = await self._mint(user_id, None, [r.name for r in roles], expires_at,
+                                         password_changed_at, system=True)
+        return secret, token
+
     async def rescope(self, secret: str, *, project_id: str | None = None,
-                      project_name: str | None = None) -> tuple[str, Token]:
-        """A token for another project of the same user, expiring with the one it came from."""
+                      project_name: str | None = None,
+                      system: bool = False) -> tuple[str, Token]:
+        """A token for another project of the same user (or for the system), expiring with
+        the one it came from."""
         auth = self.validate(secret)
         if self.tokens.require(auth.token_id).app_cred_id:
             raise Forbidden("A token from an application credential is bound to its project.")
+        if system:
+            old = self.tokens.require(auth.token_id)
+            return await self._mint_system(auth.user_id, old.expires_at, old.password_changed_at)
         target = (self.projects.get(project_id) if project_id
                   else self.project_by_name(project_name or ""))
         roles = self.roles_of(auth.user_id, target.id) if target and target.enabled else []
@@ -400,7 +421,8 @@ class IdentityService:
     def token_roles(self, token: Token) -> list[Role]:
         """The roles a project-scoped token carries now: the user's current ones, bounded by
         its application credential's when it came from one."""
-        roles = self.roles_of(token.user_id, token.project_id or "")
+        roles = self.roles_of(token.user_id,
+                              SYSTEM_SCOPE if token.system else token.project_id or "")
         if token.app_cred_id:
             cred = self.app_credentials.get(token.app_cred_id)
             allowed = set(cred.roles) if cred else set()
@@ -414,12 +436,13 @@ class IdentityService:
 
     async def _mint(self, user_id: str, project_id: str | None, roles: list[str],
                     expires_at: float, password_changed_at: float,
-                    app_cred_id: str = "") -> tuple[str, Token]:
+                    app_cred_id: str = "", system: bool = False) -> tuple[str, Token]:
         secret = secrets.token_urlsafe(32)
         token = Token(id=token_key(secret), user_id=user_id, project_id=project_id,
                       roles=roles, issued_at=time.time(), expires_at=expires_at,
                       audit_id=secrets.token_urlsafe(16)[:22],
-                      password_changed_at=password_changed_at, app_cred_id=app_cred_id)
+                      password_changed_at=password_changed_at, app_cred_id=app_cred_id,
+                      system=system)
         await self.tokens.save(token)
         return secret, token
 
@@ -446,10 +469,15 @@ class IdentityService:
                 roles = roles & frozenset(self._app_cred_roles(cred, user.id))
             if not roles:  # every role on the project removed: the token is dead (Keystone)
                 raise Unauthorized("The request you have made requires authentication.")
+        elif token.system:
+            roles = frozenset(r.name for r in self.roles_of(user.id, SYSTEM_SCOPE))
+            if not roles:
+                raise Unauthorized("The request you have made requires authentication.")
         return AuthContext(user_id=user.id, user_name=user.name,
                            project_id=token.project_id,
                            project_name=project.name if project else None,
-                           roles=roles, token_id=token.id, expires_at=token.expires_at)
+                           roles=roles, token_id=token.id, expires_at=token.expires_at,
+                           system=token.system)
 
     def token_record(self, secret: str) -> Token:
         self.validate(secret)

@@ -173,3 +173,35 @@ async def test_application_credentials(core_daemon, admin):
         assert (await user.get(base))["application_credentials"] == []
     finally:
         await user.close()
+
+
+async def test_system_scope(core_daemon, admin):
+    uid, _ = await _user(admin, "sysop")
+    admin_role = (await admin.get("/v3/roles?name=admin"))["roles"][0]["id"]
+    status, _, _ = await _token_of(core_daemon, {**_password("sysop"),
+                                                 "scope": {"system": {"all": True}}})
+    assert status == 401  # no system role yet
+    await admin.put(f"/v3/system/users/{uid}/roles/{admin_role}")
+    assert [r["name"] for r in (await admin.get(f"/v3/system/users/{uid}/roles"))["roles"]] == [
+        "admin"]
+    await admin.get(f"/v3/system/users/{uid}/roles/{admin_role}")  # 204: held
+    listed = (await admin.get("/v3/role_assignments?scope.system=all"))["role_assignments"]
+    assert {"user": {"id": uid}, "scope": {"system": {"all": True}},
+            "role": {"id": admin_role}, "links": {"assignment": ""}} in listed
+    status, secret, body = await _token_of(core_daemon, {**_password("sysop"),
+                                                         "scope": {"system": {"all": True}}})
+    assert status == 201
+    token = body["token"]
+    assert token["system"] == {"all": True} and "project" not in token
+    assert [r["name"] for r in token["roles"]] == ["admin"] and token["catalog"]
+    status, users = await _get(core_daemon, "/v3/users", secret)
+    assert status == 200 and "sysop" in {u["name"] for u in users["users"]}
+    # the system role does not leak into projects: no project is listed for the user
+    assert (await _get(core_daemon, "/v3/auth/projects", secret))[1]["projects"] == []
+    status, _, _ = await _token_of(core_daemon, {**_password("sysop"),
+                                                 "scope": {"system": {"all": False}}})
+    assert status == 400
+    await admin.delete(f"/v3/system/users/{uid}/roles/{admin_role}")
+    assert (await _get(core_daemon, "/v3/users", secret))[0] == 401
+    with pytest.raises(NotFound):
+        await admin.get(f"/v3/system/users/{uid}/roles/{admin_role}")

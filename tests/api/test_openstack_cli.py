@@ -97,3 +97,19 @@ def test_openstack_cli_application_credential_login(cli_daemon):
     out = subprocess.run([OPENSTACK, "token", "issue"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode != 0
+
+
+def test_openstack_cli_system_scope(cli_daemon):
+    openstack(cli_daemon, "user", "create", "--password", "sys-pw", "sysadmin")
+    openstack(cli_daemon, "role", "add", "--system", "all", "--user", "sysadmin", "admin")
+    listed = json.loads(openstack(cli_daemon, "role", "assignment", "list", "--system", "all",
+                                  "--names", "-f", "json"))
+    assert any(a["User"].startswith("sysadmin") and a["System"] == "all" for a in listed), listed
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_AUTH_URL=cli_daemon.url + "/identity", OS_USERNAME="sysadmin",
+               OS_PASSWORD="sys-pw", OS_USER_DOMAIN_NAME="Default", OS_SYSTEM_SCOPE="all",
+               OS_IDENTITY_API_VERSION="3", OS_REGION_NAME="RegionOne")
+    out = subprocess.run([OPENSTACK, "user", "list", "-f", "json"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sysadmin" in {u["Name"] for u in json.loads(out.stdout)}
