@@ -28,13 +28,16 @@ from aiohttp import web
 from appliance.api.network_tags import Tagged, tag_routes
 from appliance.api.util import (
     BODY_OVERRIDE,
+    json_body,
     auth_of,
     authorize,
     ctx_of,
-    json_body,
     paginate,
     public,
 )
+from appliance.api.schemas import network as schemas
+from appliance.api.schemas.types import PAGE, as_int
+from appliance.api.validation import valid_body, valid_query, validate
 from appliance.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from appliance.identity.policy import AuthContext
 from appliance.network.manager import UNSET, NetworkManager
@@ -216,6 +219,7 @@ def _matches(item: dict[str, Any], key: str, values: list[str]) -> bool:
 
 
 def _filtered(request: web.Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    valid_query(request, PAGE)
     for key in set(request.query.keys()) - IGNORED_PARAMS:
         values = request.query.getall(key)
         items = [i for i in items if _matches(i, key, values)]
@@ -251,28 +255,13 @@ def _with_fields(getter: Callable[[web.Request], Awaitable[web.Response]]
 
 # ---- policy helpers -----------------------------------------------------------------------------
 
-#: Fields that are text wherever they appear; a dict stored as a port name broke every later
-#: DHCP rebuild (hostname from name) for everyone, so the type is checked before anything.
-_TEXT_FIELDS = ("name", "description", "device_id", "device_owner", "binding:host_id",
-                "mac_address", "project_id", "tenant_id", "network_id", "cidr", "gateway_ip")
-
-
-async def _resource_body(request: web.Request, key: str) -> dict[str, Any]:
-    body = await json_body(request, key)
-    for field in _TEXT_FIELDS:
-        if body.get(field) is not None and not isinstance(body[field], str):
-            raise BadRequest(f"Invalid input for {field}: it must be a string.")
-    tags = body.get("tags")
-    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
-        raise BadRequest("Invalid input for tags: it must be a list of strings.")
-    return body
-
-
-async def _create_body(request: web.Request, action: str, key: str
+async def _create_body(request: web.Request, action: str, schema: dict[str, Any]
                        ) -> tuple[AuthContext, dict[str, Any], str]:
-    """Policy first (a reader never gets a 400 for a body), then the body and target project."""
+    """Policy first (a reader never gets a 400 for a body), then the body and target project.
+    (A dict stored as a port name once broke every later DHCP rebuild for everyone: the
+    schema types every attribute before anything reads it.)"""
     auth = authorize(request, action)
-    body = await _resource_body(request, key)
+    body = await valid_body(request, schema)
     project_id = body.get("project_id") or body.get("tenant_id") or auth.project_id
     if project_id != auth.project_id and not auth.is_admin:
         raise Forbidden(f"Policy doesn't allow {action} to be performed on another project.")
@@ -364,7 +353,7 @@ async def list_networks(request: web.Request) -> web.Response:
 
 
 async def create_network(request: web.Request) -> web.Response:
-    auth, body, project_id = await _create_body(request, "network:create_network", "network")
+    auth, body, project_id = await _create_body(request, "network:create_network", schemas.NETWORK_CREATE)
     external = _bool(body, "router:external", False)
     shared = _bool(body, "shared", False)
     if external:
@@ -389,7 +378,7 @@ async def update_network(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_network")
     net = _visible_network(request, request.match_info["id"])
     _check_owner(auth, net.project_id, True, f"Network {net.id}")
-    body = await _resource_body(request, "network")
+    body = await valid_body(request, schemas.NETWORK_UPDATE)
     changes = {k: body[k] for k in ("name", "admin_state_up", "shared", "mtu", "description",
                                     "port_security_enabled", "tags") if k in body}
     if "router:external" in body:
@@ -433,17 +422,10 @@ async def list_subnets(request: web.Request) -> web.Response:
 
 
 async def create_subnet(request: web.Request) -> web.Response:
-    auth, body, project_id = await _create_body(request, "network:create_subnet", "subnet")
-    if not body.get("network_id"):
-        raise BadRequest("network_id is required")
-    if not body.get("cidr"):
-        raise BadRequest("cidr is required (subnet pools are not supported)")
+    auth, body, project_id = await _create_body(request, "network:create_subnet", schemas.SUBNET_CREATE)
     net = _visible_network(request, body["network_id"])
     _check_owner(auth, net.project_id, True, f"Network {net.id}")
-    try:
-        ip_version = int(body.get("ip_version", 4))
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("ip_version must be 4") from exc
+    ip_version = body.get("ip_version", 4)
     sn = await _mgr(request).create_subnet(
         project_id, net.id, cidr=body["cidr"], name=body.get("name") or "",
         gateway_ip=body["gateway_ip"] if "gateway_ip" in body else UNSET,
@@ -463,7 +445,7 @@ async def update_subnet(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_subnet")
     sn = _visible_subnet(request, request.match_info["id"])
     _check_owner(auth, sn.project_id, True, f"Subnet {sn.id}")
-    body = await _resource_body(request, "subnet")
+    body = await valid_body(request, schemas.SUBNET_UPDATE)
     sn = await _mgr(request).update_subnet(sn, body)
     return _json("subnet", subnet_view(sn))
 
@@ -493,9 +475,7 @@ async def list_ports(request: web.Request) -> web.Response:
 
 
 async def create_port(request: web.Request) -> web.Response:
-    auth, body, project_id = await _create_body(request, "network:create_port", "port")
-    if not body.get("network_id"):
-        raise BadRequest("network_id is required")
+    auth, body, project_id = await _create_body(request, "network:create_port", schemas.PORT_CREATE)
     net = _visible_network(request, body["network_id"])
     if not (auth.is_admin or net.project_id == project_id or net.shared):
         raise Forbidden(f"Policy doesn't allow creating a port on network {net.id}.")
@@ -521,7 +501,7 @@ async def get_port(request: web.Request) -> web.Response:
 async def update_port(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_port")
     port = _port(request)
-    body = await _resource_body(request, "port")
+    body = await valid_body(request, schemas.PORT_UPDATE)
     changes = dict(body)
     if "binding:host_id" in body:
         changes["binding_host_id"] = body["binding:host_id"] or ""
@@ -558,7 +538,7 @@ async def list_security_groups(request: web.Request) -> web.Response:
 
 async def create_security_group(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_security_group",
-                                                "security_group")
+                                                schemas.SECURITY_GROUP_CREATE)
     sg = await _mgr(request).create_security_group(
         project_id, name=body.get("name") or "", description=body.get("description") or "",
         stateful=_bool(body, "stateful", True), tags=body.get("tags"))
@@ -573,7 +553,7 @@ async def get_security_group(request: web.Request) -> web.Response:
 async def update_security_group(request: web.Request) -> web.Response:
     authorize(request, "network:update_security_group")
     sg = _sg(request)
-    body = await _resource_body(request, "security_group")
+    body = await valid_body(request, schemas.SECURITY_GROUP_UPDATE)
     sg = await _mgr(request).update_security_group(sg, body)
     return _json("security_group", sg_view(_mgr(request), sg))
 
@@ -593,7 +573,7 @@ async def list_security_group_rules(request: web.Request) -> web.Response:
 
 async def create_security_group_rule(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_security_group_rule",
-                                                "security_group_rule")
+                                                schemas.SECURITY_GROUP_RULE_CREATE)
     sg = _sg(request, body.get("security_group_id") or "-")
     if body.get("remote_group_id"):
         _sg(request, body["remote_group_id"])
@@ -646,7 +626,7 @@ async def list_routers(request: web.Request) -> web.Response:
 
 
 async def create_router(request: web.Request) -> web.Response:
-    auth, body, project_id = await _create_body(request, "network:create_router", "router")
+    auth, body, project_id = await _create_body(request, "network:create_router", schemas.ROUTER_CREATE)
     router = await _mgr(request).create_router(
         project_id, name=body.get("name") or "", admin_state_up=_bool(body, "admin_state_up", True),
         description=body.get("description") or "",
@@ -663,7 +643,7 @@ async def get_router(request: web.Request) -> web.Response:
 async def update_router(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_router")
     router = _router(request)
-    body = await _resource_body(request, "router")
+    body = await valid_body(request, schemas.ROUTER_UPDATE)
     changes = dict(body)
     if "external_gateway_info" in body:
         changes["external_gateway_info"] = _gateway_info(request, body["external_gateway_info"])
@@ -687,9 +667,7 @@ def _interface_info(router: Router, port: Port, sn: Subnet) -> dict[str, Any]:
 async def add_router_interface(request: web.Request) -> web.Response:
     auth = authorize(request, "network:add_router_interface")
     router = _router(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object")
+    body = await valid_body(request, schemas.ROUTER_INTERFACE)
     port, sn = await _mgr(request).add_router_interface(
         router, subnet_id=body.get("subnet_id"), port_id=body.get("port_id"),
         project_id=auth.project_id or "", is_admin=auth.is_admin)
@@ -699,9 +677,7 @@ async def add_router_interface(request: web.Request) -> web.Response:
 async def remove_router_interface(request: web.Request) -> web.Response:
     authorize(request, "network:remove_router_interface")
     router = _router(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object")
+    body = await valid_body(request, schemas.ROUTER_INTERFACE)
     port, sn = await _mgr(request).remove_router_interface(
         router, subnet_id=body.get("subnet_id"), port_id=body.get("port_id"))
     return web.json_response(_interface_info(router, port, sn))
@@ -725,9 +701,7 @@ async def list_floatingips(request: web.Request) -> web.Response:
 
 async def create_floatingip(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_floatingip",
-                                                "floatingip")
-    if not body.get("floating_network_id"):
-        raise BadRequest("floating_network_id is required")
+                                                schemas.FLOATINGIP_CREATE)
     net = _visible_network(request, body["floating_network_id"])
     fip = await _mgr(request).create_floatingip(
         project_id, net.id, is_admin=auth.is_admin, port_id=body.get("port_id"),
@@ -745,7 +719,7 @@ async def get_floatingip(request: web.Request) -> web.Response:
 async def update_floatingip(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_floatingip")
     fip = _fip(request)
-    body = await _resource_body(request, "floatingip")
+    body = await valid_body(request, schemas.FLOATINGIP_UPDATE)
     fip = await _mgr(request).update_floatingip(fip, body, project_id=fip.project_id,
                                                 is_admin=auth.is_admin)
     return _json("floatingip", fip_view(fip))
@@ -797,18 +771,16 @@ async def get_quota_details(request: web.Request) -> web.Response:
 async def update_quota(request: web.Request) -> web.Response:
     pid = request.match_info["project_id"]
     authorize(request, "network:update_quota")
-    body = await json_body(request, "quota")
+    body = await valid_body(request, schemas.QUOTA_UPDATE)
     # `openstack quota set` sends check_limit (and force): with check_limit a limit below what
     # the project already uses is refused, as Neutron's quota driver does.
     check_limit = body.get("check_limit", False)
-    if not isinstance(check_limit, bool):
-        raise BadRequest("Invalid input for check_limit: it must be a boolean.")
-    body = {k: v for k, v in body.items()
+    body = {k: as_int(v) for k, v in body.items()
             if k not in ("rbac_policy", "subnetpool", "force", "check_limit")}
     if check_limit:
         used = _mgr(request).usage(pid)
         for k, v in body.items():
-            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < used.get(k, 0):
+            if 0 <= v < used.get(k, 0):
                 raise BadRequest(f"Quota limit {v} for {k} must be greater than or equal to "
                                  f"already used and reserved {used[k]}.")
     await _mgr(request).set_quota(pid, body)
@@ -866,9 +838,13 @@ def _bulk(collection: str, creator: Callable[[web.Request], Awaitable[web.Respon
             return await creator(request)
         items = body[plural]
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise BadRequest(f"Invalid input for {plural}: it must be a list of objects.")
+            raise BadRequest(f"Invalid input for field/attribute {plural}: it must be a list "
+                             "of objects.")
         if not 1 <= len(items) <= MAX_BULK:
-            raise BadRequest(f"Invalid input for {plural}: between 1 and {MAX_BULK} items.")
+            raise BadRequest(f"Invalid input for field/attribute {plural}: between 1 and "
+                             f"{MAX_BULK} items.")
+        for item in items:  # every item checked before the first is made
+            validate(schemas.CREATE[collection], {singular: item})
         made: list[dict[str, Any]] = []
         try:
             for item in items:

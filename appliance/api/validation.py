@@ -183,7 +183,7 @@ def validate(schema: Mapping[str, Any], value: Any) -> Any:
         return value
     error = best_match(errors)
     path = _path(error)
-    if schema.get("x-wrapper") and len(path) > 1:
+    if len(path) > 1 and path[0] == schema.get("x-wrapper"):
         path = path[1:]  # "max_count", not "server.max_count" (as Nova names it)
     if path:
         raise BadRequest(f"Invalid input for field/attribute {_render(path)}. "

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from appliance.client import MonostackClient
 from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, write_config
-from tests.reliability.support import C, NOVA, installed, new_project_user, upload_image
+from tests.reliability.support import C, N, NOVA, installed, new_project_user, upload_image
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -77,7 +77,7 @@ async def send(env: Env, method: str, path: str, body: object, *, as_admin: bool
                raw: bytes | None = None) -> tuple[int, str]:
     client = env.admin if as_admin else env.member
     data = raw if raw is not None else json.dumps(body).encode()
-    data = data.replace(b"{image}", env.image_id.encode())
+    data = None if method == "GET" else data.replace(b"{image}", env.image_id.encode())
     headers = {"X-Auth-Token": client.token, "Content-Type": "application/json", **NOVA}
     async with aiohttp.ClientSession() as http_session:
         async with http_session.request(method, env.daemon.url + path, data=data,
@@ -135,7 +135,8 @@ COMPUTE_CASES = [
     (False, "POST", C + "/servers", _server(security_groups=[{"name": ""}]),
      "security_groups[0].name"),
     (False, "POST", C + "/servers", {"server": {"name": "h", "flavorRef": "1"},
-                                     "os:scheduler_hints": {"group": ["a", "b"]}}, "group"),
+                                     "os:scheduler_hints": {"group": ["a", "b"]}},
+     "os:scheduler_hints.group"),
     (False, "POST", C + "/os-keypairs",
      {"keypair": {"name": "k", "public_key": SSH_KEY + "\nssh-rsa AAAA x"}}, "public_key"),
     (False, "POST", C + "/os-keypairs",
@@ -160,14 +161,65 @@ COMPUTE_CASES = [
 ]
 
 
+NET = "00000000-0000-4000-8000-000000000000"
+NETWORK_CASES = [
+    (False, "POST", N + "/networks", {"network": {"name": "a\x00b"}}, "name"),
+    (False, "POST", N + "/networks", {"network": {"name": LONG_NAME}}, "name"),
+    (False, "POST", N + "/networks", {"network": {"admin_state_up": "yes"}}, "admin_state_up"),
+    (False, "POST", N + "/networks", {"network": {"admin_state_up": 1}}, "admin_state_up"),
+    (False, "POST", N + "/networks", b'{"network": {"mtu": 1e400}}', "mtu"),
+    (False, "POST", N + "/networks", {"network": {"mtu": 1500.5}}, "mtu"),
+    (False, "POST", N + "/networks", {"network": {"bogus": 1}}, "bogus"),
+    (False, "POST", N + "/networks", {"network": {"tags": ["t"] * 51}}, "tags"),
+    # a bulk create checks every item before it makes the first
+    (False, "POST", N + "/networks", {"networks": [{"name": "ok"}, {"name": "a\nb"}]},
+     "name"),
+    (False, "POST", N + "/subnets", {"subnet": {"network_id": NET, "cidr": "10.0.0.0/33"}},
+     "cidr"),
+    (False, "POST", N + "/subnets", {"subnet": {"network_id": NET, "cidr": "10.0.0.0/24",
+                                                "dns_nameservers": ["10.0.0.1"] * 6}},
+     "dns_nameservers"),
+    (False, "POST", N + "/subnets", {"subnet": {
+        "network_id": NET, "cidr": "10.0.0.0/24",
+        "host_routes": [{"destination": "10.1.0.0/24", "nexthop": "10.0.0.1"}] * 21}},
+     "host_routes"),
+    (False, "POST", N + "/ports", {"port": {"network_id": NET,
+                                            "fixed_ips": [{"subnet_id": NET}] * 6}},
+     "fixed_ips"),
+    (False, "POST", N + "/ports", {"port": {"network_id": NET, "mac_address": "zz"}},
+     "mac_address"),
+    (False, "POST", N + "/ports", {"port": {"network_id": NET, "allowed_address_pairs": [
+        {"ip_address": "10.0.0.5"}] * 11}}, "allowed_address_pairs"),
+    (False, "POST", N + "/ports", {"port": {"network_id": NET, "name": {"a": 1}}}, "name"),
+    (False, "POST", N + "/security-groups", {"security_group": {"stateful": "no"}},
+     "stateful"),
+    (False, "POST", N + "/security-group-rules", {"security_group_rule": {
+        "security_group_id": NET, "direction": "ingress", "protocol": "tcp",
+        "port_range_min": 70000}}, "port_range_min"),
+    (False, "POST", N + "/security-group-rules", {"security_group_rule": {
+        "security_group_id": NET, "direction": "up"}}, "direction"),
+    (False, "POST", N + "/routers", {"router": {"external_gateway_info": {
+        "network_id": NET, "enable_snat": "false"}}}, "external_gateway_info.enable_snat"),
+    (False, "POST", N + "/floatingips", {"floatingip": {"floating_network_id": NET,
+                                                        "floating_ip_address": "300.1.1.1"}},
+     "floating_ip_address"),
+    (True, "PUT", N + "/quotas/{project}", {"quota": {"network": 10 ** 30}}, "network"),
+    (False, "GET", N + "/networks?limit=abc", None, "limit"),
+    (False, "GET", N + "/ports?marker=" + "m" * 300, None, "marker"),
+]
+
+
 def _case_id(case: tuple) -> str:
-    return f"{case[1]} {case[2].rsplit('/', 1)[-1]} {case[4]}"
+    return f"{case[1]} {case[2].rsplit('/', 1)[-1].split('?')[0]} {case[4]}"
 
 
-@pytest.mark.parametrize("case", COMPUTE_CASES, ids=_case_id)
-async def test_bad_input_gets_400_naming_the_field_and_stores_nothing(env, case):
-    if not installed("compute"):
-        pytest.skip("compute not installed")
+CASES = ([("compute", c) for c in COMPUTE_CASES] + [("network", c) for c in NETWORK_CASES])
+
+
+@pytest.mark.parametrize("service,case", CASES, ids=[f"{s}: {_case_id(c)}" for s, c in CASES])
+async def test_bad_input_gets_400_naming_the_field_and_stores_nothing(env, service, case):
+    if not installed(service):
+        pytest.skip(f"{service} not installed")
     as_admin, method, path, body, field = case
     path = path.replace("{project}", env.project["id"])
     before = await counts(env)
