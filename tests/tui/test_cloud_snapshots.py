@@ -116,3 +116,22 @@ def test_objects_inside_a_pseudo_folder(snap_compare, cloud, tmp_path, size):
 def test_object_metadata(snap_compare, cloud, tmp_path, size):
     assert snap_compare(_app(cloud, tmp_path), terminal_size=size,
                         run_before=_goto("6", "down", "enter", "down", "i"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_instances_long_actions_show_step_and_elapsed_time(snap_compare, cloud, tmp_path, size):
+    """Two servers caught mid-action (fed to the screen like the daemon's answer would be):
+    the Task column says which step of how many and for how long (frozen clock)."""
+    from dataclasses import replace
+
+    async def run_before(pilot) -> None:
+        await _goto("2", table="#servers")(pilot)
+        screen = pilot.app.screen
+        base = screen.servers[0]
+        busy = [replace(base, id="b1", name="build-1", status="BUILD", task_state="spawning",
+                        created="2026-01-01T11:58:55Z", addresses=[]),
+                replace(base, id="b2", name="grow-1", status="RESIZE",
+                        task_state="resize_migrating")]
+        screen.show(screen.servers + busy)
+        await settle(pilot)
+    assert snap_compare(_app(cloud, tmp_path), terminal_size=size, run_before=run_before)

@@ -124,3 +124,35 @@ async def test_new_instance_boot_sources_follow_images_made_while_the_form_is_op
                                        for label, _ in source._options), timeout=20)
         assert source.value == chosen  # the operator's choice survives the refresh
         await pilot.press("escape")
+
+
+async def test_a_build_that_fails_says_why(compute_daemon, tmp_path):
+    from tests.tui.test_pilot import _notes
+
+    async def seed(admin):
+        flavor = (await admin.post("/compute/v2.1/flavors", {"flavor": {
+            "name": "huge", "ram": 50000, "vcpus": 1, "disk": 1}}))["flavor"]
+        images = (await admin.get("/image/v2/images"))["images"]
+        return flavor["id"], next(i["id"] for i in images if i["name"] == "tinyguest")
+    flavor_id, image_id = compute_daemon.admin_do(seed)
+    app = compute_daemon.make_app(tmp_path, live=True, refresh_seconds=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await log_in(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+
+        async def boot(admin):
+            await admin.post("/compute/v2.1/servers", {"server": {
+                "name": "too-big", "flavorRef": flavor_id, "imageRef": image_id,
+                "networks": "none"}})
+        compute_daemon.admin_do(boot)
+        await _wait(pilot, lambda: any("Build failed" in n and "too-big" in n
+                                       for n in _notes(app)), timeout=30)
+        note = next(n for n in _notes(app) if "too-big" in n)
+        assert "NoValidHost" in note or "No valid host" in note, note
+
+        async def clean(admin):
+            for s in (await admin.get("/compute/v2.1/servers"))["servers"]:
+                if s["name"] == "too-big":
+                    await admin.delete(f"/compute/v2.1/servers/{s['id']}")
+        compute_daemon.admin_do(clean)

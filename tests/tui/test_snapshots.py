@@ -116,3 +116,9 @@ def test_confirm_delete_dialog(snap_compare, seeded, tmp_path, size):
     # users sort by name: admin, alice, bob → the cursor on alice
     assert snap_compare(_app(seeded, tmp_path), terminal_size=size,
                         run_before=_goto("7", "down", "d"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_project_switcher_filtered(snap_compare, seeded, tmp_path, size):
+    assert snap_compare(_app(seeded, tmp_path), terminal_size=size,
+                        run_before=_goto("ctrl+o", "a"))

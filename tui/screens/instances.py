@@ -23,6 +23,7 @@ from tui.cloud import Server
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.form import Field, FormDialog
 from tui.screens.base import CloudScreen
+from tui.tasks import TaskWatch
 from tui.widgets.badge import status_text
 from tui.widgets.table import selected_key, sync_rows
 from tui.widgets.inputs import TextInput
@@ -207,6 +208,7 @@ class InstancesScreen(ServerActions, CloudScreen):
         self.by_id: dict[str, Server] = {}
         self.sort_index = 0
         self.sort_reverse = False
+        self.tasks = TaskWatch()
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
@@ -222,6 +224,7 @@ class InstancesScreen(ServerActions, CloudScreen):
                            ("addresses", "Addresses"), ("age", "Age")):
             table.add_column(label, key=key)
         super().on_mount()
+        self.set_interval(1.0, self._tick)
         table.focus()
 
     async def fetch(self) -> list[Server]:
@@ -230,7 +233,16 @@ class InstancesScreen(ServerActions, CloudScreen):
     def show(self, data: list[Server]) -> None:
         self.servers = data
         self.by_id = {s.id: s for s in data}
+        for failure in self.tasks.update(data, self.monostack.clock.now()):
+            self.notify(f"{failure.server.name}: {failure.reason}",
+                        title=f"{failure.action.capitalize()} failed", severity="error",
+                        timeout=15)
         self._render_rows()
+
+    def _tick(self) -> None:
+        """Elapsed times move while an action runs, without asking the daemon."""
+        if self.tasks.running and self.is_current:
+            self._render_rows()
 
     def _render_rows(self) -> None:
         needle = self.query_one("#filter", Input).value.strip().lower()
@@ -245,7 +257,7 @@ class InstancesScreen(ServerActions, CloudScreen):
             status = status_text(s.status)
             if s.locked:
                 status += Text(" 🔒" if not self.app.no_color else " L")
-            rows.append((s.id, (s.name, status, s.task_state or "",
+            rows.append((s.id, (s.name, status, self.tasks.describe(s, clock.now()),
                                 s.flavor, s.image, ", ".join(s.addresses) or "—",
                                 clock.ago(parse_iso(s.created)))))
         sync_rows(self.query_one("#servers", DataTable), rows)
