@@ -28,7 +28,10 @@ FACTORIES: dict[str, Factory] = {}
 
 #: GET on these is allowed to every authenticated user: they are global, not project-owned.
 GLOBAL_READS = {"roles/{role_id}", "domains/{domain_id}", "types/{type_id}",
-                "extensions/{alias}"}
+                "extensions/{alias}", "regions/{region_id}", "regions/{id}",
+                # the catalog: every token carries its service and endpoint ids
+                "services/{service_id}", "services/{id}", "endpoints/{endpoint_id}",
+                "endpoints/{id}"}
 #: Routes OpenStack lets anyone read whatever the path names (with why).
 PUBLIC_READ_ROUTES = {
     "/compute/v2.1/os-quota-sets/{project_id}/defaults": "Nova: default quotas are global",
@@ -165,6 +168,28 @@ async def _domain(r: Resources) -> str:
     return "default"
 
 
+@factory("services/{service_id}", "services/{id}")
+async def _service(r: Resources) -> str:
+    return (await r.admin.get("/v3/services?type=identity"))["services"][0]["id"]
+
+
+@factory("endpoints/{endpoint_id}", "endpoints/{id}")
+async def _endpoint(r: Resources) -> str:
+    return (await r.admin.get("/v3/endpoints?interface=public"))["endpoints"][0]["id"]
+
+
+@factory("regions/{region_id}", "regions/{id}")
+async def _region(r: Resources) -> str:
+    return "RegionOne"
+
+
+@factory("application_credentials/{cred_id}")
+async def _app_credential(r: Resources) -> str:
+    return (await r.admin.post(f"/v3/users/{r.user_id}/application_credentials", {
+        "application_credential": {"name": "authz-" + uuid.uuid4().hex[:6]}}))[
+        "application_credential"]["id"]
+
+
 # -- images --------------------------------------------------------------------------------------
 
 @factory("images/{image_id}")
@@ -267,6 +292,11 @@ async def _hypervisor(r: Resources) -> str:
 @factory("os-volume_attachments/{volume_id}")
 async def _attached_volume(r: Resources) -> str:
     return await r.get("volumes/{volume_id}")
+
+
+@factory("ips/{network}")
+async def _network_label(r: Resources) -> str:
+    return "private"
 
 
 @factory("os-interface/{port_id}")
