@@ -5,8 +5,8 @@ holds no usable token. Every request is validated against the live records: a di
 a password change, a disabled project or a revoked token invalidates tokens at once, and the
 roles a request carries are the user's assignments on the token's project now (as Keystone
 computes them at validation), not the ones the token was minted with: a removed role stops
-working on the next request. An in-memory index of assignments, rebuilt only when the
-assignments table changes, keeps that a dictionary lookup per request.
+working on the next request. An in-memory index of assignments, kept current by the store on
+every change, keeps that a dictionary lookup per request.
 """
 from __future__ import annotations
 
@@ -71,10 +71,10 @@ class IdentityService:
         # user waited for 50 scrypt runs in a row. Wrong passwords always pay full scrypt.
         self._verified: dict[str, tuple[bytes, float]] = {}
         self._verified_key = secrets.token_bytes(32)
-        # (user id, project id) → role ids; valid while the assignments table's generation is
-        # the one it was built at.
-        self._assignment_index: dict[tuple[str, str], frozenset[str]] = {}
-        self._assignment_gen = -1
+        # (user id, project id) → role ids, built at first use and then kept current by the
+        # store at O(1) per change: validation is a lookup whatever the table holds.
+        self._assignment_index: dict[tuple[str, str], set[str]] | None = None
+        store.watch(self.assignments.table, self._assignment_changed)
 
     # -- bootstrap ---------------------------------------------------------------------------
 
@@ -105,18 +105,31 @@ class IdentityService:
 
     def roles_of(self, user_id: str, project_id: str) -> list[Role]:
         """The roles the user holds on the project now (an index lookup, no table scan)."""
-        roles = (self.roles.get(rid) for rid in self._assignments().get((user_id, project_id), ()))
+        ids = tuple(self._assignments().get((user_id, project_id), ()))
+        roles = (self.roles.get(rid) for rid in ids)
         return sorted((r for r in roles if r is not None), key=lambda r: r.name)
 
-    def _assignments(self) -> dict[tuple[str, str], frozenset[str]]:
-        gen = self.assignments.store.generation(self.assignments.table)
-        if gen != self._assignment_gen:
+    def _assignments(self) -> dict[tuple[str, str], set[str]]:
+        if self._assignment_index is None:
             index: dict[tuple[str, str], set[str]] = {}
             for doc in self.assignments.docs():
                 index.setdefault((doc["user_id"], doc["project_id"]), set()).add(doc["role_id"])
-            self._assignment_index = {k: frozenset(v) for k, v in index.items()}
-            self._assignment_gen = gen
+            self._assignment_index = index
         return self._assignment_index
+
+    def _assignment_changed(self, _id: str, old: dict | None, new: dict | None) -> None:
+        index = self._assignment_index
+        if index is None:
+            return  # not built yet: the first use reads the table as it is then
+        if old is not None:
+            key = (old["user_id"], old["project_id"])
+            roles = index.get(key)
+            if roles is not None:
+                roles.discard(old["role_id"])
+                if not roles:
+                    del index[key]
+        if new is not None:
+            index.setdefault((new["user_id"], new["project_id"]), set()).add(new["role_id"])
 
     def projects_of(self, user_id: str) -> list[Project]:
         ids = {a.project_id for a in self.assignments.list(lambda a: a.user_id == user_id)}

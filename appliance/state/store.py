@@ -121,9 +121,8 @@ class Store:
         self.directory = Path(directory)
         self.compact_min_bytes = compact_min_bytes
         self._tables: dict[str, dict[str, Any]] = {}
-        #: table → how many changes it has seen since open, so a reader can keep an index of
-        #: a table and rebuild it only when the table changed.
-        self._generations: dict[str, int] = {}
+        #: table → callbacks told of every change applied to it (see `watch`)
+        self._watchers: dict[str, list[Callable[[str, Any, Any], None]]] = {}
         self._db: TinyDB | None = None
         self._seq = 0
         self._schema_version = SCHEMA_VERSION
@@ -228,9 +227,11 @@ class Store:
     def count(self, table: str) -> int:
         return len(self._tables.get(table, {}))
 
-    def generation(self, table: str) -> int:
-        """A number that changes whenever `table` does (an in-memory index's freshness key)."""
-        return self._generations.get(table, 0)
+    def watch(self, table: str, callback: Callable[[str, Any, Any], None]) -> None:
+        """Call `callback(id, old_doc, new_doc)` (None for absent) after every change applied
+        to `table` from now on, so a reader can keep an in-memory index of the table current
+        at O(1) per change. Callbacks run inside the commit: they must be quick and not raise."""
+        self._watchers.setdefault(table, []).append(callback)
 
     def search(self, table: str, cond: Any) -> list[dict[str, Any]]:
         return [dict(d) for d in self.table(table).search(cond)]
@@ -326,12 +327,15 @@ class Store:
     def _apply(self, ops: list[Op]) -> None:
         for op in ops:
             table = self._tables.setdefault(op.table, {})
-            self._generations[op.table] = self._generations.get(op.table, 0) + 1
             if isinstance(op, Put):
                 # Fresh dict: readers and the compactor never see a document change in place.
-                table[op.id] = json.loads(json.dumps(op.doc))
+                new = json.loads(json.dumps(op.doc))
+                old = table.get(op.id)
+                table[op.id] = new
             else:
-                table.pop(op.id, None)
+                new, old = None, table.pop(op.id, None)
+            for callback in self._watchers.get(op.table, ()):
+                callback(op.id, old, new)
 
     # -- compaction -------------------------------------------------------------------------
 

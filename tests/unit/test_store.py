@@ -187,3 +187,17 @@ async def test_concurrent_commits_share_fsyncs_and_all_land(tmp_path):
     s2 = await open_store(tmp_path)
     assert s2.count("t") == 200
     await s2.close()
+
+
+async def test_watchers_see_every_applied_change_with_old_and_new_documents(tmp_path):
+    from appliance.state import Delete, Put, Store
+    store = Store(tmp_path)
+    await store.open()
+    seen = []
+    store.watch("t", lambda id, old, new: seen.append((id, old, new)))
+    await store.commit([Put("t", "a", {"v": 1}), Put("other", "x", {"v": 0})])
+    await store.commit([Put("t", "a", {"v": 2})])
+    await store.commit([Delete("t", "a"), Delete("t", "never")])
+    assert seen == [("a", None, {"v": 1}), ("a", {"v": 1}, {"v": 2}), ("a", {"v": 2}, None),
+                    ("never", None, None)]
+    await store.close()
