@@ -3,13 +3,15 @@ pseudo-folder with progress, walk into the folders (delimiter listing), read its
 download it back with progress and get the same bytes."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from textual.widgets import DataTable, ProgressBar
 
 from tests.tui.harness import ThreadDaemon, log_in, settle, wait_for_table, fill_form
 from tests.tui.test_pilot import _names, _wait
 from tui.dialogs.details import DetailsDialog
-from tui.widgets.transfer import TransferBar
+from tui.widgets.transfer import TransferBar, human_bytes
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,27 @@ async def test_upload_into_folders_browse_metadata_download(swift_daemon, tmp_pa
 
         await pilot.press("backspace")  # up to 2026/
         await _wait(pilot, lambda: "▸ jan/" in _names(objects))
+
+
+async def test_static_large_object_shows_its_whole_size(swift_daemon, tmp_path):
+    """The browser's Size column is the SLO's assembled length, not its manifest's few bytes
+    (Swift's listing reports the whole length; the container's bytes-used counts stored bytes)."""
+    one, two = 700 * 1024, 900 * 1024
+
+    async def seed(admin) -> None:
+        base = f"/swift/v1/AUTH_{admin.session.project_id}/big"
+        await admin.put(base)
+        await admin.upload("PUT", base + "/seg/1", b"a" * one)
+        await admin.upload("PUT", base + "/seg/2", b"b" * two)
+        manifest = json.dumps([{"path": "/big/seg/1"}, {"path": "/big/seg/2"}]).encode()
+        await admin.upload("PUT", base + "/whole.bin?multipart-manifest=put", manifest)
+    swift_daemon.admin_do(seed)
+    app = swift_daemon.make_app(tmp_path, live=False, refresh_seconds=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        objects = app.screen.query_one("#objects", DataTable)
+        await _wait(pilot, lambda: "whole.bin" in _names(objects))
+        row = objects.get_row_at(_names(objects).index("whole.bin"))
+        assert str(row[1]) == human_bytes(one + two) == "1.6 MiB"
