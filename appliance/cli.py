@@ -97,6 +97,23 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return run_tui(url=args.url, socket_path=socket_path)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    """The operator console in a browser (off unless started: the installer's --web enables
+    its unit). TLS with the TCP API's certificate; each tab logs in like the TUI."""
+    try:
+        from tui.web import run_web
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"the web console is not installed: {exc}")
+    config = _config(args)
+    cert = Path(args.cert) if args.cert else config.api.tls_cert
+    key = Path(args.key) if args.key else config.api.tls_key
+    try:
+        return run_web(listen=args.listen, socket_path=Path(args.socket or config.api.socket),
+                       cert=cert, key=key, max_sessions=args.max_sessions)
+    except ValueError as exc:
+        raise SystemExit(f"monostack web: {exc}")
+
+
 def _cafile(config: Config, url: str | None, given: str | None) -> str | None:
     """The CA to trust for an https URL: --cacert, OS_CACERT, or our own CA beside the cert."""
     if given:
@@ -458,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="daemon URL (default: the local unix socket)")
     p.add_argument("--socket", help="unix socket path")
     p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("web", help="the operator console in a browser (TLS, the TUI's login, "
+                                   "one session per tab)")
+    p.add_argument("--listen", default="0.0.0.0:8443", help="HOST:PORT (default 0.0.0.0:8443)")
+    p.add_argument("--socket", help="the daemon's unix socket (default: [api] socket)")
+    p.add_argument("--cert", help="TLS certificate (default: [api] tls_cert)")
+    p.add_argument("--key", help="TLS key (default: [api] tls_key)")
+    p.add_argument("--max-sessions", type=int, default=8,
+                   help="browser sessions at once; each is a TUI process (default 8)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("image-import", help="upload a disk image file through the local daemon "
                                             "(or --check NAME: is an active image NAME there)")

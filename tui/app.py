@@ -340,14 +340,17 @@ class MonostackApp(App[int]):
         await self.cloud.close()
 
 
-def run_tui(url: str | None = None, socket_path: Path | str | None = None) -> int:
-    """Entry point of `monostack tui`."""
+def run_tui(url: str | None = None, socket_path: Path | str | None = None, *,
+            remember: bool = True) -> int:
+    """Entry point of `monostack tui` (and of each browser session of `monostack web`, which
+    remembers nothing between sessions)."""
     sock = Path(socket_path) if socket_path else None
 
     def factory() -> MonostackClient:
         return MonostackClient(url, socket_path=sock)
 
-    app = MonostackApp(factory)
+    settings = Settings.load() if remember else Settings(persist=False)
+    app = MonostackApp(factory, settings=settings)
     app.run()
     return app.return_code or 0
 

@@ -22,6 +22,9 @@ class Settings:
     last_project: str = ""
     theme: str = "textual-dark"
     path: Path | None = field(default=None, repr=False, compare=False)
+    #: False for browser sessions: one server account serves many operators, and one must
+    #: not find the last one's user name filled in.
+    persist: bool = field(default=True, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -34,6 +37,8 @@ class Settings:
         return cls(**known, path=path)
 
     def save(self) -> None:
+        if not self.persist:
+            return
         path = self.path or default_path()
         data = {k: v for k, v in asdict(self).items() if k != "path"}
         try:
