@@ -94,7 +94,11 @@ class Appliance:
         self._stop = asyncio.Event()
         self._started: list[Any] = []
 
-    async def startup(self, *, listen: bool = True) -> None:
+    async def startup(self, *, listen: bool = True, settle: bool = True) -> None:
+        """Open the store, start components, listen. `settle=False` (the daemon) listens
+        before components finish their slow start-up work (compute's reconciliation with
+        libvirt), so the API answers meanwhile; callers that act on state at once (init,
+        tests in process) keep the default and wait for it."""
         self.lock.acquire()
         try:
             await self.store.open()
@@ -107,6 +111,8 @@ class Appliance:
             self.app["failed_components"] = self.failed
             # auto_decompress=False: request bodies are stored as sent (a Swift object PUT
             # with Content-Encoding: gzip keeps its gzip bytes, as Swift does).
+            if settle:
+                await self.settled()
             self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
                                         shutdown_timeout=10.0, auto_decompress=False,
                                         **server_options(self.config.api))
@@ -117,6 +123,12 @@ class Appliance:
         except BaseException:
             await self.shutdown()
             raise
+
+    async def settled(self) -> None:
+        for component in self._started:
+            settled = getattr(component, "settled", None)
+            if settled is not None:
+                await settled()
 
     async def _start_component(self, spec: str) -> None:
         module_name, _, class_name = spec.partition(":")
@@ -178,13 +190,21 @@ class Appliance:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        await self.startup()
-        log.info("monostack daemon ready", extra={"pid": os.getpid()})
+        await self.startup(settle=False)
+        log.info("monostack daemon answering", extra={"pid": os.getpid()})
+        settling = asyncio.create_task(self._log_settled())
         try:
             await self._stop.wait()
         finally:
+            settling.cancel()
             log.info("shutting down")
             await self.shutdown()
+
+    async def _log_settled(self) -> None:
+        t0 = asyncio.get_running_loop().time()
+        await self.settled()
+        log.info("monostack daemon ready", extra={
+            "settled_after_s": round(asyncio.get_running_loop().time() - t0, 3)})
 
     def request_stop(self) -> None:
         self._stop.set()

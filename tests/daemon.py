@@ -100,7 +100,10 @@ class DaemonProcess:
     def url(self) -> str:
         return self.config.api.base_url
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, settled: bool = True) -> None:
+        """Spawn it and wait until it listens — and, with `settled`, until no component is
+        still starting (the daemon answers before compute's reconciliation is over; tests
+        that act on state right after a restart want the reconciled state)."""
         log = open(self.config_path.parent / "daemon.log", "ab")
         cmd = (monostack_cmd("--config", str(self.config_path), "serve")
                if self.serve_module is None
@@ -114,10 +117,30 @@ class DaemonProcess:
                                    + (self.config_path.parent / "daemon.log").read_text()[-3000:])
             try:
                 with socket.create_connection(self.config.api.listen_host_port, timeout=0.5):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.05)
-        raise TimeoutError("daemon did not start listening")
+                continue
+            if not settled or not any(str(h).startswith("starting")
+                                      for h in self.health().get("components", {}).values()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("daemon did not start listening (or did not settle)")
+
+    def health(self) -> dict[str, Any]:
+        """GET /healthz over the unix socket ({} when it does not answer)."""
+        import json
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(self.config.api.socket))
+                s.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            return json.loads(data.split(b"\r\n\r\n", 1)[1])
+        except (OSError, ValueError, IndexError):
+            return {}
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -63,6 +63,10 @@ class ComputeComponent:
     async def start(self) -> None:
         await self.manager.start()
 
+    async def settled(self) -> None:
+        """Start-up reconciliation is over (start() returns before it is)."""
+        await self.manager.reconciled.wait()
+
     async def stop(self) -> None:
         await self.console_proxy.close()
         await self.manager.stop()
@@ -106,6 +110,8 @@ class ComputeComponent:
         m = self.manager
         if m.scheduler is None:
             return "starting"
+        if not m.reconciled.is_set():
+            return f"starting: reconciling {m.instances.count()} instances with libvirt"
         if not m.driver.connected:
             return f"degraded: the connection to {m.config.libvirt_uri} is lost; reconnecting"
         return (f"ok ({m.host_info.hypervisor_type}, {m.instances.count()} instances, "

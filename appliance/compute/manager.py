@@ -130,6 +130,8 @@ class ComputeManager:
         self._stopping = False
         ctx.quotas.register(QuotaSource(INSTANCE_RESOURCES, self.quota_limits,
                                         self.quota_usage, over_quota))
+        #: set once the start-up reconciliation is over; admission waits for it (the lock)
+        self.reconciled = asyncio.Event()
 
     # -- seams ----------------------------------------------------------------------------
 
@@ -149,8 +151,21 @@ class ComputeManager:
         for inst in self.instances.list():
             self._statuses[inst.id] = inst.status
         self._background.append(asyncio.create_task(self._watch_events()))
-        await self.reconcile()
-        self._background.append(asyncio.create_task(self._power_sync_forever()))
+        # Reconciliation may start every guest that ran before (1,000 domains take a while):
+        # the API answers meanwhile. Reads see the recorded state; every action waits for the
+        # admission lock, held until reconciliation is done, so none acts on a stale record.
+        await self._admit_lock.acquire()
+        self._background.append(asyncio.create_task(self._reconcile_then_sync()))
+
+    async def _reconcile_then_sync(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("start-up reconciliation failed; the periodic power sync goes on")
+        finally:
+            self._admit_lock.release()
+            self.reconciled.set()
+        await self._power_sync_forever()
 
     async def stop(self) -> None:
         """Stop taking work; running tasks are cancelled and left durable for the next start."""
@@ -167,8 +182,9 @@ class ComputeManager:
         await self.driver.close()
 
     async def wait_idle(self, timeout: float = 60.0) -> None:
-        """Tests: wait until no task runs."""
+        """Tests: wait until the start-up reconciliation is over and no task runs."""
         async with asyncio.timeout(timeout):
+            await self.reconciled.wait()
             while self._running:
                 await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 

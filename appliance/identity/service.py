@@ -11,10 +11,12 @@ every change, keeps that a dictionary lookup per request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +64,8 @@ class IdentityService:
         self.app_credentials = ApplicationCredentials(store)
         self.throttle = LoginThrottle(config.lockout_failures, config.lockout_seconds)
         self._login_locks = KeyedLocks()
+        # scrypt releases the GIL: warming the timing equaliser costs start-up no wall time
+        threading.Thread(target=_dummy_hash, name="dummy-hash", daemon=True).start()
         self._local_pool = ThreadPoolExecutor(2, thread_name_prefix="login-local")
         self._remote_pool = ThreadPoolExecutor(os.cpu_count() or 1,
                                                thread_name_prefix="login-remote")
@@ -282,7 +286,7 @@ class IdentityService:
         async with self._login_locks.hold(key):
             user = self.users.get(user.id) if user else None
             if user is None or self.throttle.locked(user.id, source, time.time()):
-                await self._verify(password, _DUMMY_HASH, source)
+                await self._verify(password, _dummy_hash(), source)
                 raise refused
             if not await self._check_password(user, password, time.time(), source):
                 self.throttle.failed(user.id, source, time.time())
@@ -415,7 +419,7 @@ class IdentityService:
             owner = self.users.get(user_id) if user_id else self.user_by_name(user_name or "")
             cred = self.app_credentials.by_name(owner.id, name) if owner else None
         if cred is None or cred.expired(time.time()):
-            await self._verify(secret, _DUMMY_HASH, source)
+            await self._verify(secret, _dummy_hash(), source)
             raise refused
         if not await self._verify(secret, cred.secret_hash, source):
             raise refused
@@ -510,7 +514,11 @@ class IdentityService:
         return len(dead)
 
 
-_DUMMY_HASH = hash_password("monostack-timing-equaliser")
+@functools.cache
+def _dummy_hash() -> str:
+    """Made once per process, off the start-up path (a full scrypt: ~0.1-0.3 s of CPU that
+    every daemon start paid at import); IdentityService warms it in a thread."""
+    return hash_password("monostack-timing-equaliser")
 
 
 async def _hash(password: str) -> str:
