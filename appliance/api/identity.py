@@ -13,15 +13,15 @@ from appliance.api.util import (
     auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
 )
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from appliance.identity.domains import DOMAIN_FIELDS, Domain
 from appliance.identity.records import (
-    DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, SYSTEM_SCOPE, Project, Role, User,
+    DEFAULT_DOMAIN_ID, SYSTEM_SCOPE, Project, Role, User,
 )
 from appliance.identity.service import (
     PROJECT_FIELDS, USER_FIELDS, iso_from_epoch, check_types,
 )
 
 VERSION_ID = "v3.14"
-DOMAIN = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
 
 
 def _base(request: web.Request) -> str:
@@ -53,7 +53,7 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
     user = ident.users.require(token.user_id)
     body = {
         "methods": list(methods),
-        "user": {"id": user.id, "name": user.name, "domain": DOMAIN,
+        "user": {"id": user.id, "name": user.name, "domain": _domain_ref(request, user.domain_id),
                  "password_expires_at": None},
         "audit_ids": [token.audit_id],
         "expires_at": iso_from_epoch(token.expires_at),
@@ -66,7 +66,8 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
     if token.project_id:
         project = ident.projects.require(token.project_id)
         roles = ident.token_roles(token)  # current, not as minted
-        body["project"] = {"id": project.id, "name": project.name, "domain": DOMAIN}
+        body["project"] = {"id": project.id, "name": project.name,
+                           "domain": _domain_ref(request, project.domain_id)}
         body["is_domain"] = False
         body["roles"] = [{"id": r.id, "name": r.name} for r in roles]
         body["catalog"] = build_catalog(ctx, project.id)
@@ -76,6 +77,11 @@ def _token_body(request: web.Request, token, methods=("password",)) -> dict:
         body["catalog"] = build_catalog(ctx, None)
     # an unscoped token carries no roles and no catalog: it can only be rescoped (Keystone)
     return {"token": body}
+
+
+def _domain_ref(request: web.Request, domain_id: str) -> dict:
+    domain = ctx_of(request).identity.domains.get(domain_id)
+    return {"id": domain_id, "name": domain.name if domain else domain_id}
 
 
 def _str_or_none(value: object, what: str) -> str | None:
@@ -106,13 +112,17 @@ async def issue_token(request: web.Request) -> web.Response:
     unscoped = body.get("scope") == "unscoped"
     system = _system_scope(body)
     project = {} if unscoped else object_field(object_field(body, "scope"), "project")
+    project_domain = object_field(project, "domain")
     secret, token = await ctx_of(request).identity.authenticate(
         user_name=_str_or_none(user.get("name"), "user.name"),
         user_id=_str_or_none(user.get("id"), "user.id"), password=password,
         project_name=_str_or_none(project.get("name"), "project.name"),
         project_id=_str_or_none(project.get("id"), "project.id"),
         domain=_str_or_none(domain.get("id") or domain.get("name"), "domain"),
-        unscoped=unscoped, system=system, source=client_source(request))
+        unscoped=unscoped, system=system,
+        project_domain=_str_or_none(project_domain.get("id") or project_domain.get("name"),
+                                    "project.domain"),
+        source=client_source(request))
     return web.json_response(_token_body(request, token), status=201,
                              headers={"X-Subject-Token": secret})
 
@@ -232,8 +242,9 @@ def _role(request: web.Request, r: Role) -> dict:
 
 async def list_users(request: web.Request) -> web.Response:
     authorize(request, "identity:list_users")
-    name = request.query.get("name")
-    users = ctx_of(request).identity.users.list(lambda u: name is None or u.name == name)
+    name, dom = request.query.get("name"), request.query.get("domain_id")
+    users = ctx_of(request).identity.users.list(
+        lambda u: (name is None or u.name == name) and (dom is None or u.domain_id == dom))
     enabled = query_bool(request.query.get("enabled"))
     if enabled is not None:
         users = [u for u in users if u.enabled == enabled]
@@ -245,10 +256,11 @@ async def create_user(request: web.Request) -> web.Response:
     authorize(request, "identity:create_user")
     body = await json_body(request, "user")
     check_types(body, USER_FIELDS)
+    domain_id = _str_or_none(body.get("domain_id"), "domain_id") or DEFAULT_DOMAIN_ID
     user = await ctx_of(request).identity.create_user(
         body.get("name"), body.get("password"), enabled=body.get("enabled", True) is not False,
         default_project_id=body.get("default_project_id"), email=body.get("email"),
-        description=body.get("description") or "")
+        description=body.get("description") or "", domain_id=domain_id)
     return web.json_response({"user": _user(request, user)}, status=201)
 
 
@@ -285,12 +297,13 @@ async def user_projects(request: web.Request) -> web.Response:
 async def list_projects(request: web.Request) -> web.Response:
     auth = auth_of(request)
     ident = ctx_of(request).identity
-    name = request.query.get("name")
+    name, dom = request.query.get("name"), request.query.get("domain_id")
     if auth.is_admin:
         projects = ident.projects.list()
     else:  # a non-admin sees the projects it belongs to, as `openstack project list` expects
         projects = ident.projects_of(auth.user_id)
-    projects = [p for p in projects if name is None or p.name == name]
+    projects = [p for p in projects if (name is None or p.name == name)
+                and (dom is None or p.domain_id == dom)]
     projects.sort(key=lambda p: p.name)
     return web.json_response({"projects": [_project(request, p) for p in projects],
                               "links": _links(request)})
@@ -300,12 +313,12 @@ async def create_project(request: web.Request) -> web.Response:
     authorize(request, "identity:create_project")
     body = await json_body(request, "project")
     check_types(body, PROJECT_FIELDS)
-    dom = body.get("domain_id")
-    if dom not in (None, DEFAULT_DOMAIN_ID):
-        raise NotFound(f"Could not find domain: {dom}.")
+    dom = _str_or_none(body.get("domain_id"), "domain_id") or DEFAULT_DOMAIN_ID
+    if body.get("is_domain"):
+        raise BadRequest("Projects acting as domains are not supported: create a domain.")
     project = await ctx_of(request).identity.create_project(
         body.get("name"), description=body.get("description") or "",
-        enabled=body.get("enabled", True) is not False)
+        enabled=body.get("enabled", True) is not False, domain_id=dom)
     return web.json_response({"project": _project(request, project)}, status=201)
 
 
@@ -448,25 +461,69 @@ async def role_assignments(request: web.Request) -> web.Response:
                  "role": {"id": a.role_id}, "links": {"assignment": ""}}
         if names:
             u, p, r = ident.users.get(a.user_id), ident.projects.get(a.project_id), ident.roles.get(a.role_id)
-            entry["user"].update(name=u.name if u else None, domain=DOMAIN)
+            entry["user"].update(name=u.name if u else None,
+                                 domain=_domain_ref(request, u.domain_id if u else ""))
             if not system:
-                entry["scope"]["project"].update(name=p.name if p else None, domain=DOMAIN)
+                entry["scope"]["project"].update(
+                    name=p.name if p else None,
+                    domain=_domain_ref(request, p.domain_id if p else ""))
             entry["role"]["name"] = r.name if r else None
         out.append(entry)
     return web.json_response({"role_assignments": out, "links": _links(request)})
 
 
+def _domain(request: web.Request, d: Domain) -> dict:
+    return {"id": d.id, "name": d.name, "enabled": d.enabled, "description": d.description,
+            "tags": [], "options": {},
+            "links": {"self": f"{_base(request)}/identity/v3/domains/{d.id}"}}
+
+
 async def list_domains(request: web.Request) -> web.Response:
+    """Every authenticated user may look domains up by name (clients resolve
+    OS_USER_DOMAIN_NAME this way), as the default domain always could be."""
     name = request.query.get("name")
-    doms = [] if name not in (None, DEFAULT_DOMAIN_NAME, DEFAULT_DOMAIN_ID) else [
-        {**DOMAIN, "enabled": True, "description": "The default domain", "links": {}}]
-    return web.json_response({"domains": doms, "links": _links(request)})
+    enabled = query_bool(request.query.get("enabled"))
+    doms = [d for d in ctx_of(request).identity.domains.all()
+            if (name is None or d.name == name) and (enabled is None or d.enabled == enabled)]
+    return web.json_response({"domains": [_domain(request, d) for d in doms],
+                              "links": _links(request)})
 
 
 async def get_domain(request: web.Request) -> web.Response:
-    if request.match_info["domain_id"] not in (DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME):
+    ident = ctx_of(request).identity
+    domain = ident.domains.get(request.match_info["domain_id"])
+    if domain is None:
+        domain = ident.domains.by_name(request.match_info["domain_id"])
+    if domain is None:
         raise NotFound(f"Could not find domain: {request.match_info['domain_id']}.")
-    return web.json_response({"domain": {**DOMAIN, "enabled": True, "description": "", "links": {}}})
+    return web.json_response({"domain": _domain(request, domain)})
+
+
+async def create_domain(request: web.Request) -> web.Response:
+    authorize(request, "identity:create_domain")
+    body = await json_body(request, "domain")
+    check_types(body, DOMAIN_FIELDS)
+    if body.get("explicit_domain_id") or body.get("id"):
+        raise BadRequest("Domain ids are generated; leave id out.")
+    domain = await ctx_of(request).identity.create_domain(
+        body.get("name"), description=body.get("description") or "",
+        enabled=body.get("enabled", True) is not False)
+    return web.json_response({"domain": _domain(request, domain)}, status=201)
+
+
+async def update_domain(request: web.Request) -> web.Response:
+    authorize(request, "identity:update_domain")
+    body = await json_body(request, "domain")
+    body = {k: v for k, v in body.items() if k in DOMAIN_FIELDS}
+    domain = await ctx_of(request).identity.update_domain(request.match_info["domain_id"],
+                                                          **body)
+    return web.json_response({"domain": _domain(request, domain)})
+
+
+async def delete_domain(request: web.Request) -> web.Response:
+    authorize(request, "identity:delete_domain")
+    await ctx_of(request).identity.delete_domain(request.match_info["domain_id"])
+    return web.Response(status=204)
 
 
 def routes() -> list[web.RouteDef]:
@@ -509,6 +566,9 @@ def routes() -> list[web.RouteDef]:
             web.delete(prefix + "/system/users/{user_id}/roles/{role_id}", revoke_system_role),
             web.get(prefix + "/domains", list_domains),
             web.get(prefix + "/domains/{domain_id}", get_domain),
+            web.post(prefix + "/domains", create_domain),
+            web.patch(prefix + "/domains/{domain_id}", update_domain),
+            web.delete(prefix + "/domains/{domain_id}", delete_domain),
             *identity_catalog.routes(prefix),
             *identity_appcreds.routes(prefix),
         ]

@@ -27,6 +27,7 @@ from appliance.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorize
 from appliance.identity.app_credentials import (
     ApplicationCredential, ApplicationCredentials, new_secret,
 )
+from appliance.identity.domains import DOMAIN_FIELDS, Domain, Domains
 from appliance.identity.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from appliance.identity.policy import AuthContext
 from appliance.identity.records import (
@@ -62,6 +63,7 @@ class IdentityService:
         self.assignments = Repository(store, "assignments", Assignment)
         self.tokens = Repository(store, "tokens", Token)
         self.app_credentials = ApplicationCredentials(store)
+        self.domains = Domains(store)
         self.throttle = LoginThrottle(config.lockout_failures, config.lockout_seconds)
         self._login_locks = KeyedLocks()
         # scrypt releases the GIL: warming the timing equaliser costs start-up no wall time
@@ -98,11 +100,13 @@ class IdentityService:
 
     # -- lookups -----------------------------------------------------------------------------
 
-    def user_by_name(self, name: str) -> User | None:
-        return next(iter(self.users.list(lambda u: u.name == name)), None)
+    def user_by_name(self, name: str, domain_id: str = DEFAULT_DOMAIN_ID) -> User | None:
+        return next(iter(self.users.list(lambda u: u.name == name and u.domain_id == domain_id)),
+                    None)
 
-    def project_by_name(self, name: str) -> Project | None:
-        return next(iter(self.projects.list(lambda p: p.name == name)), None)
+    def project_by_name(self, name: str, domain_id: str = DEFAULT_DOMAIN_ID) -> Project | None:
+        return next(iter(self.projects.list(
+            lambda p: p.name == name and p.domain_id == domain_id)), None)
 
     def role_by_name(self, name: str) -> Role | None:
         return next(iter(self.roles.list(lambda r: r.name == name)), None)
@@ -143,13 +147,15 @@ class IdentityService:
 
     async def create_user(self, name: str, password: str | None, *, enabled: bool = True,
                           default_project_id: str | None = None, email: str | None = None,
-                          description: str = "") -> User:
+                          description: str = "", domain_id: str = DEFAULT_DOMAIN_ID) -> User:
         _check_name(name, "user")
-        if self.user_by_name(name):
-            raise Conflict(f"Duplicate entry found with name {name} at domain ID default.")
+        self.domains.require(domain_id)
+        if self.user_by_name(name, domain_id):
+            raise Conflict(f"Duplicate entry found with name {name} at domain ID {domain_id}.")
         if default_project_id and not self.projects.get(default_project_id):
             raise NotFound(f"Could not find project: {default_project_id}.")
         user = User(id=uuid.uuid4().hex, name=name, enabled=enabled, email=email,
+                    domain_id=domain_id,
                     default_project_id=default_project_id, description=description,
                     created_at=now_iso(), password_changed_at=time.time())
         if password is not None:
@@ -174,7 +180,7 @@ class IdentityService:
         for key, value in changes.items():
             if key == "name":
                 _check_name(str(value), "user")
-                other = self.user_by_name(str(value))
+                other = self.user_by_name(str(value), user.domain_id)
                 if other and other.id != user_id:
                     raise Conflict(f"Duplicate entry found with name {value}.")
             if key in ("name", "enabled", "email", "description", "default_project_id"):
@@ -197,12 +203,15 @@ class IdentityService:
         ops.append(self.users.delete_op(user_id))
         await self.users.store.commit(ops)
 
-    async def create_project(self, name: str, *, description: str = "", enabled: bool = True) -> Project:
+    async def create_project(self, name: str, *, description: str = "", enabled: bool = True,
+                             domain_id: str = DEFAULT_DOMAIN_ID) -> Project:
         _check_name(name, "project")
-        if self.project_by_name(name):
-            raise Conflict(f"Duplicate entry found with name {name} at domain ID default.")
+        self.domains.require(domain_id)
+        if self.project_by_name(name, domain_id):
+            raise Conflict(f"Duplicate entry found with name {name} at domain ID {domain_id}.")
         return await self.projects.save(Project(id=uuid.uuid4().hex, name=name, enabled=enabled,
-                                                description=description, created_at=now_iso()))
+                                                description=description, created_at=now_iso(),
+                                                domain_id=domain_id))
 
     async def update_project(self, project_id: str, **changes: object) -> Project:
         project = self.projects.require(project_id)
@@ -210,7 +219,7 @@ class IdentityService:
         for key, value in changes.items():
             if key == "name":
                 _check_name(str(value), "project")
-                other = self.project_by_name(str(value))
+                other = self.project_by_name(str(value), project.domain_id)
                 if other and other.id != project_id:
                     raise Conflict(f"Duplicate entry found with name {value}.")
             if key in ("name", "enabled", "description"):
@@ -232,6 +241,36 @@ class IdentityService:
                 self.app_credentials.repo.list(lambda c: c.project_id == project_id)]
         ops.append(self.projects.delete_op(project_id))
         await self.projects.store.commit(ops)
+
+    # -- domains -------------------------------------------------------------------------------
+
+    async def create_domain(self, name: str, *, description: str = "",
+                            enabled: bool = True) -> Domain:
+        return await self.domains.repo.save(self.domains.new(name, description, enabled,
+                                                             now_iso()))
+
+    async def update_domain(self, domain_id: str, **changes: object) -> Domain:
+        domain = self.domains.require(domain_id)
+        check_types(changes, DOMAIN_FIELDS)
+        if domain.id == DEFAULT_DOMAIN_ID and changes:
+            raise Forbidden("The default domain cannot be changed.")
+        if "name" in changes and changes["name"] != domain.name:
+            fresh = self.domains.new(str(changes["name"]), "", True, "")  # checks the name
+            domain.name = fresh.name
+        for key in ("enabled", "description"):
+            if key in changes:
+                setattr(domain, key, changes[key] if changes[key] is not None else "")
+        return await self.domains.repo.save(domain)
+
+    async def delete_domain(self, domain_id: str) -> None:
+        """Its projects and users go with it (Keystone's cascade), once it is disabled."""
+        domain = self.domains.require(domain_id)
+        self.domains.check_deletable(domain)
+        for project in self.projects.list(lambda p: p.domain_id == domain.id):
+            await self.delete_project(project.id)
+        for user in self.users.list(lambda u: u.domain_id == domain.id):
+            await self.delete_user(user.id)
+        await self.domains.repo.delete(domain.id)
 
     async def create_role(self, name: str) -> Role:
         _check_name(name, "role")
@@ -266,7 +305,7 @@ class IdentityService:
     async def authenticate(self, *, user_name: str | None, user_id: str | None, password: str,
                            project_name: str | None = None, project_id: str | None = None,
                            domain: str | None = None, unscoped: bool = False,
-                           system: bool = False,
+                           system: bool = False, project_domain: str | None = None,
                            source: str = LOCAL_SOURCE) -> tuple[str, Token]:
         """A token for a password login from `source` (LOCAL_SOURCE or a peer address).
 
@@ -279,9 +318,9 @@ class IdentityService:
         refused = Unauthorized("The request you have made requires authentication.")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             raise refused
-        if domain not in (None, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME):
-            raise refused
-        user = self.users.get(user_id) if user_id else (self.user_by_name(user_name or ""))
+        dom = self.domains.find(domain)  # the user's domain, by id or name
+        user = self.users.get(user_id) if user_id else (
+            self.user_by_name(user_name or "", dom.id) if dom else None)
         key = (user.id if user else "?" + (user_id or user_name or ""), source)
         async with self._login_locks.hold(key):
             user = self.users.get(user.id) if user else None
@@ -291,7 +330,7 @@ class IdentityService:
             if not await self._check_password(user, password, time.time(), source):
                 self.throttle.failed(user.id, source, time.time())
                 raise refused
-            if not user.enabled:
+            if not user.enabled or not self.domains.enabled(user.domain_id):
                 raise refused
             self.throttle.succeeded(user.id, source)
         project = None
@@ -299,9 +338,11 @@ class IdentityService:
             return await self._mint_system(user.id, time.time() + self.config.token_ttl,
                                            user.password_changed_at)
         if project_id or project_name:
+            pdom = self.domains.find(project_domain)
             project = (self.projects.get(project_id) if project_id
-                       else self.project_by_name(project_name or ""))
-            if project is None or not project.enabled:
+                       else self.project_by_name(project_name or "", pdom.id) if pdom else None)
+            if project is None or not project.enabled \
+                    or not self.domains.enabled(project.domain_id):
                 raise refused
             roles = self.roles_of(user.id, project.id)
             if not roles:
@@ -471,12 +512,14 @@ class IdentityService:
         if token is None or token.expires_at <= time.time():
             raise Unauthorized("The request you have made requires authentication.")
         user = self.users.get(token.user_id)
-        if user is None or not user.enabled or user.password_changed_at != token.password_changed_at:
+        if user is None or not user.enabled or user.password_changed_at != token.password_changed_at \
+                or not self.domains.enabled(user.domain_id):
             raise Unauthorized("The request you have made requires authentication.")
         project = self.projects.get(token.project_id) if token.project_id else None
         roles: frozenset[str] = frozenset()
         if token.project_id:
-            if project is None or not project.enabled:
+            if project is None or not project.enabled \
+                    or not self.domains.enabled(project.domain_id):
                 raise Unauthorized("The request you have made requires authentication.")
             roles = frozenset(r.name for r in self.roles_of(user.id, project.id))
             if token.app_cred_id:  # bounded by the credential, which must still exist

@@ -205,3 +205,50 @@ async def test_system_scope(core_daemon, admin):
     assert (await _get(core_daemon, "/v3/users", secret))[0] == 401
     with pytest.raises(NotFound):
         await admin.get(f"/v3/system/users/{uid}/roles/{admin_role}")
+
+
+async def test_domains_name_users_and_projects(core_daemon, admin):
+    dom = (await admin.post("/v3/domains", {"domain": {"name": "lab",
+                                                       "description": "the lab"}}))["domain"]
+    assert dom["enabled"] and dom["name"] == "lab"
+    assert {d["name"] for d in (await admin.get("/v3/domains"))["domains"]} >= {"Default", "lab"}
+    assert (await admin.get("/v3/domains?name=lab"))["domains"][0]["id"] == dom["id"]
+    # the same names in two domains are two users and two projects
+    p_lab = (await admin.post("/v3/projects", {"project": {
+        "name": "shared-name", "domain_id": dom["id"]}}))["project"]
+    p_def = (await admin.post("/v3/projects", {"project": {"name": "shared-name"}}))["project"]
+    assert p_lab["domain_id"] == dom["id"] and p_def["domain_id"] == "default"
+    u_lab = (await admin.post("/v3/users", {"user": {
+        "name": "twin", "password": "lab-pw", "domain_id": dom["id"]}}))["user"]
+    await admin.post("/v3/users", {"user": {"name": "twin", "password": "def-pw"}})
+    member = (await admin.get("/v3/roles?name=member"))["roles"][0]["id"]
+    await admin.put(f"/v3/projects/{p_lab['id']}/users/{u_lab['id']}/roles/{member}")
+    login = {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "twin", "domain": {"name": "lab"}, "password": "lab-pw"}}},
+        "scope": {"project": {"name": "shared-name", "domain": {"name": "lab"}}}}
+    status, secret, body = await _token_of(core_daemon, login)
+    assert status == 201, body
+    assert body["token"]["user"]["domain"] == {"id": dom["id"], "name": "lab"}
+    assert body["token"]["project"]["id"] == p_lab["id"]
+    # the lab password does not open the default domain's twin
+    wrong = {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "twin", "domain": {"id": "default"}, "password": "lab-pw"}}}}
+    assert (await _token_of(core_daemon, wrong))[0] == 401
+    assert (await admin.get(f"/v3/users?domain_id={dom['id']}"))["users"][0]["id"] == u_lab["id"]
+    with pytest.raises(Exception, match="Duplicate"):
+        await admin.post("/v3/domains", {"domain": {"name": "lab"}})
+    # disabling the domain ends its tokens and logins; deleting needs it disabled first
+    with pytest.raises(Forbidden, match="disable"):
+        await admin.delete(f"/v3/domains/{dom['id']}")
+    await admin.patch(f"/v3/domains/{dom['id']}", {"domain": {"enabled": False}})
+    assert (await _get(core_daemon, "/v3/auth/projects", secret))[0] == 401
+    assert (await _token_of(core_daemon, login))[0] == 401
+    await admin.delete(f"/v3/domains/{dom['id']}")
+    with pytest.raises(NotFound):
+        await admin.get(f"/v3/projects/{p_lab['id']}")
+    with pytest.raises(NotFound):
+        await admin.get(f"/v3/users/{u_lab['id']}")
+    with pytest.raises(Forbidden):
+        await admin.delete("/v3/domains/default")
+    with pytest.raises(NotFound):
+        await admin.post("/v3/projects", {"project": {"name": "x", "domain_id": "nope"}})

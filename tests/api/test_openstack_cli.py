@@ -113,3 +113,26 @@ def test_openstack_cli_system_scope(cli_daemon):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "sysadmin" in {u["Name"] for u in json.loads(out.stdout)}
+
+
+def test_openstack_cli_domains(cli_daemon):
+    openstack(cli_daemon, "domain", "create", "cli-dom")
+    openstack(cli_daemon, "project", "create", "--domain", "cli-dom", "dom-proj")
+    openstack(cli_daemon, "user", "create", "--domain", "cli-dom", "--password", "dp",
+              "dom-user")
+    openstack(cli_daemon, "role", "add", "--user", "dom-user", "--user-domain", "cli-dom",
+              "--project", "dom-proj", "--project-domain", "cli-dom", "member")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_AUTH_URL=cli_daemon.url + "/identity", OS_USERNAME="dom-user",
+               OS_PASSWORD="dp", OS_USER_DOMAIN_NAME="cli-dom", OS_PROJECT_NAME="dom-proj",
+               OS_PROJECT_DOMAIN_NAME="cli-dom", OS_IDENTITY_API_VERSION="3",
+               OS_REGION_NAME="RegionOne")
+    out = subprocess.run([OPENSTACK, "token", "issue", "-f", "json"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = {d["Name"] for d in json.loads(openstack(cli_daemon, "domain", "list", "-f", "json"))}
+    assert {"Default", "cli-dom"} <= names
+    openstack(cli_daemon, "domain", "set", "--disable", "cli-dom")
+    openstack(cli_daemon, "domain", "delete", "cli-dom")
+    assert "cli-dom" not in {d["Name"] for d in json.loads(
+        openstack(cli_daemon, "domain", "list", "-f", "json"))}
