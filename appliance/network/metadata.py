@@ -37,7 +37,8 @@ class NetworkMetadata:
                  limits: Limits | None = None) -> None:
         self.ctx = ctx
         self.dp = dp
-        self._index: dict[tuple[str, str], MetadataClient] = {}
+        self._index: dict[str, dict[str, str]] = {}
+        self._floating: dict[tuple[str, str], str] = {}
         self._address_ready = False
         self.server = MetadataServer(self.resolve, self.content, network_data=network_data,
                                      set_password=self.set_password, limits=limits)
@@ -46,28 +47,37 @@ class NetworkMetadata:
 
     def rebuild(self, networks: dict[str, Network], ports: Iterable[Port],
                 floatingips: Iterable[FloatingIP]) -> None:
+        # Per bridge, address -> instance id, holding the records' own strings: the index
+        # costs one dict slot per guest address and nothing else (memory flat with instances).
         floating = {(f.port_id, f.fixed_ip_address): f.floating_ip_address
                     for f in floatingips if f.port_id}
-        index: dict[tuple[str, str], MetadataClient] = {}
-        contested: set[tuple[str, str]] = set()
+        index: dict[str, dict[str, str]] = {}
+        floats: dict[tuple[str, str], str] = {}
+        contested: list[tuple[str, str]] = []
         for port in ports:
             net = networks.get(port.network_id)
             if net is None:
                 continue
             for pair in port.allowed_address_pairs:
-                contested.add((net.bridge, pair["ip_address"].split("/")[0]))
+                contested.append((net.bridge, pair["ip_address"].split("/")[0]))
             if not (port.device_owner.startswith("compute:") and port.device_id):
                 continue
-            for ip in port.ips():
-                index[(net.bridge, ip)] = MetadataClient(
-                    instance_id=port.device_id, fixed_ip=ip,
-                    floating_ip=floating.get((port.id, ip)))
-        for key in contested:
-            index.pop(key, None)
-        self._index = index
+            by_ip = index.setdefault(net.bridge, {})
+            for f in port.fixed_ips:
+                ip = f["ip_address"]
+                by_ip[ip] = port.device_id
+                if (port.id, ip) in floating:
+                    floats[(net.bridge, ip)] = floating[(port.id, ip)]
+        for bridge, ip in contested:
+            index.get(bridge, {}).pop(ip, None)
+        self._index, self._floating = index, floats
 
     def resolve(self, bridge: str, source: str) -> MetadataClient | None:
-        return self._index.get((bridge, source))
+        instance_id = self._index.get(bridge, {}).get(source)
+        if instance_id is None:
+            return None
+        return MetadataClient(instance_id=instance_id, fixed_ip=source,
+                              floating_ip=self._floating.get((bridge, source)))
 
     def content(self, instance_id: str) -> Any:
         compute = self.ctx.components.get("compute")

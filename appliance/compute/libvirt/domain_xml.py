@@ -205,6 +205,15 @@ def build_domain_xml(spec: DomainSpec, domain_type: str) -> str:
                     _sub(numatune, "memnode", cellid=str(cell.id), mode="strict",
                          nodeset=str(cell.host_node))
 
+    # SMBIOS the way Nova sets it: cloud-init's ds-identify recognises an OpenStack guest
+    # without a config drive only by this product name, and then asks 169.254.169.254.
+    sysinfo = _sub(dom, "sysinfo", type="smbios")
+    system = _sub(sysinfo, "system")
+    for key, value in (("manufacturer", "monostack"), ("product", "OpenStack Nova"),
+                       ("serial", spec.uuid.lower()), ("uuid", spec.uuid.lower()),
+                       ("family", "Virtual Machine")):
+        _sub(system, "entry", value, name=key)
+
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm")
     if spec.direct_boot is not None:
@@ -213,6 +222,8 @@ def build_domain_xml(spec: DomainSpec, domain_type: str) -> str:
             _sub(os_el, "initrd", _path(spec.direct_boot.initrd, "initrd path"))
         if spec.direct_boot.cmdline:
             _sub(os_el, "cmdline", xml_text(spec.direct_boot.cmdline, "kernel command line"))
+
+    _sub(os_el, "smbios", mode="sysinfo")
 
     features = _sub(dom, "features")
     _sub(features, "acpi")

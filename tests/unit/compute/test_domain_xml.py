@@ -202,3 +202,11 @@ def test_hotplug_device_xml_and_lookup():
     assert find_device_xml(dom, "interface", {"mac": "52:54:00:aa:bb:cc"}) is not None
     assert find_device_xml(dom, "disk", {"target": "vdq"}) is None
     assert [n.mac for n in parse_nics(dom)] == ["52:54:00:12:34:56", "52:54:00:aa:bb:cc"]
+
+
+def test_smbios_says_openstack_nova_so_cloud_init_asks_the_metadata_service():
+    root = ET.fromstring(build_domain_xml(spec(), "qemu"))
+    entries = {e.get("name"): e.text for e in root.findall("./sysinfo[@type='smbios']/system/entry")}
+    assert entries["product"] == "OpenStack Nova"
+    assert entries["uuid"] == root.findtext("uuid")
+    assert root.find("./os/smbios").get("mode") == "sysinfo"
