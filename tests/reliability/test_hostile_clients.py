@@ -165,6 +165,7 @@ async def test_a_locked_account_looks_like_an_unknown_one_and_is_locked_only_for
         daemon):
     async with await local_admin(daemon) as admin:
         project, user = await new_user(admin, "right-password", "member")
+        _, other = await new_user(admin, "other-password", "member")
     name, attacker, elsewhere = user["name"], "127.0.0.2", "127.0.0.1"
 
     async def login(who: str, password: str, source: str) -> tuple[tuple, float]:
@@ -172,10 +173,14 @@ async def test_a_locked_account_looks_like_an_unknown_one_and_is_locked_only_for
                                                  body=password_auth(who, password))
         return _shape(status, headers, text), took
 
-    wrong = [await login(name, f"guess-{i}", attacker) for i in range(5)]
-    locked = [await login(name, "right-password", attacker) for _ in range(3)]
-    unknown = [await login("no-such-user-" + uuid.uuid4().hex[:6], "right-password", attacker)
-               for _ in range(3)]
+    locking = [await login(name, f"guess-{i}", attacker) for i in range(5)]
+    wrong, locked, unknown = [], [], []
+    for i in range(3):  # interleaved, so a change in the host's load hits all three alike
+        locked.append(await login(name, "right-password", attacker))
+        unknown.append(await login("no-such-user-" + uuid.uuid4().hex[:6], "right-password",
+                                   attacker))
+        wrong.append(await login(other["name"], f"guess-{i}", attacker))
+    wrong += locking
     # identical status, body and headers: nothing says "locked", nothing says "exists"
     shapes = {shape for shape, _ in wrong + locked + unknown}
     assert len(shapes) == 1, shapes
