@@ -8,6 +8,9 @@ Seconds from the environment:
   MONOSTACK_TEST_SPAWN_HOLD     sleep after spawn returned (the domain runs, the build has not
                                 recorded it: the worst moment to die)
   MONOSTACK_TEST_DESTROY_DELAY  sleep before the driver's destroy (domain and disks still there)
+  MONOSTACK_TEST_SPAWN_LANDS_LATE  the spawn is stuck this long in "libvirt", and still lands
+                                when its caller stops waiting (as a define already sent does)
+  MONOSTACK_TEST_ORPHAN_SWEEP   seconds between the compute manager's orphan sweeps
 """
 from __future__ import annotations
 
@@ -40,11 +43,35 @@ def _slow(name: str, before: float, after: float = 0.0) -> None:
     setattr(LibvirtDriver, name, slowed)
 
 
+def _lands_late(seconds: float) -> None:
+    if not seconds:
+        return
+    real = LibvirtDriver.spawn
+
+    async def stuck(self, spec):
+        async def land():
+            await asyncio.sleep(seconds)
+            await real(self, spec)
+        landing = asyncio.ensure_future(land())
+        _landings.add(landing)
+        landing.add_done_callback(_landings.discard)
+        await asyncio.shield(landing)
+
+    LibvirtDriver.spawn = stuck
+
+
+_landings: set[asyncio.Future] = set()
+
+
 def main() -> None:
     config = Config.load(Path(sys.argv[1]))
     setup_logging(config.log.level, "text")
     _slow("spawn", _seconds("MONOSTACK_TEST_SPAWN_DELAY"), _seconds("MONOSTACK_TEST_SPAWN_HOLD"))
     _slow("destroy", _seconds("MONOSTACK_TEST_DESTROY_DELAY"))
+    _lands_late(_seconds("MONOSTACK_TEST_SPAWN_LANDS_LATE"))
+    if _seconds("MONOSTACK_TEST_ORPHAN_SWEEP"):
+        from appliance.compute import manager
+        manager.ORPHAN_SWEEP_INTERVAL = _seconds("MONOSTACK_TEST_ORPHAN_SWEEP")
     asyncio.run(Appliance(config).run())
 
 

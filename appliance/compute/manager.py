@@ -7,13 +7,16 @@ API answers at once; an asyncio task runs the work, recording each step (task_st
 and the final state is committed together with the Task's removal. So after a crash every Task
 left in the store names an unfinished action, and `reconcile()` at startup finishes it:
 builds and deletes are re-driven (both are idempotent), other actions are settled to the power
-state libvirt reports. Domains libvirt has and we do not are reported as orphans — an event
-and a log line — never destroyed or adopted.
+state libvirt reports. Domains libvirt has and we do not are orphans (compute/orphans.py):
+those this appliance provably defined (its id in their metadata) are removed — at start and
+every ORPHAN_SWEEP_INTERVAL, since a define can land after its server is gone — and any other
+domain is reported (an event and a log line), never destroyed or adopted.
 
 Delete may interrupt anything: it marks the instance (task_state deleting, Task "delete"
 replacing the running one) and sets an abort flag; the running task stops at its next step
 (its writes are refused from then on), and the delete runs after it, so a domain a spawn was
-still creating is destroyed too.
+still creating is destroyed too. A task stuck in the hypervisor's spawn is not waited for: it
+is cancelled and the delete runs at once; a define that lands later is swept as an orphan.
 
 Power changes made inside the guest reach the record through driver lifecycle events, and a
 periodic sync re-reads every idle instance's power state as a backstop.
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from appliance.component import ApplianceContext
-from appliance.compute import disks
+from appliance.compute import disks, orphans
 from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
 from appliance.compute.driver import (
     ComputeDriver,
@@ -77,6 +80,8 @@ GiB = 1 << 30
 #: bytes of serial log os-getConsoleOutput reads at most
 CONSOLE_TAIL_BYTES = 256 * 1024
 POWER_SYNC_INTERVAL = 30.0
+#: seconds between sweeps for domains of ours whose server is gone
+ORPHAN_SWEEP_INTERVAL = 30.0
 
 _POWER = {DomainState.RUNNING: PowerState.RUNNING, DomainState.PAUSED: PowerState.PAUSED,
           DomainState.SHUTOFF: PowerState.SHUTDOWN, DomainState.SUSPENDED: PowerState.SUSPENDED,
@@ -127,6 +132,10 @@ class ComputeManager:
         self._background: list[asyncio.Task[Any]] = []
         self._statuses: dict[str, str] = {}
         self.orphans: list[str] = []
+        #: this appliance's id, written into every domain's metadata (compute/orphans.py)
+        self.appliance_id = ""
+        #: instances whose task is inside the driver's spawn (a delete does not wait for it)
+        self._spawning: set[str] = set()
         self._stopping = False
         ctx.quotas.register(QuotaSource(INSTANCE_RESOURCES, self.quota_limits,
                                         self.quota_usage, over_quota))
@@ -146,6 +155,7 @@ class ComputeManager:
         self.host_info = await self.driver.host_info()
         self.scheduler = Scheduler(self.config, self.host_info, self.instances_dir)
         await asyncio.to_thread(self.instances_dir.mkdir, parents=True, exist_ok=True)
+        self.appliance_id = await orphans.appliance_id(self.store)
         await self.scheduler.refresh_disk()
         self.scheduler.load(self.instances.list())
         for inst in self.instances.list():
@@ -156,6 +166,7 @@ class ComputeManager:
         # admission lock, held until reconciliation is done, so none acts on a stale record.
         await self._admit_lock.acquire()
         self._background.append(asyncio.create_task(self._reconcile_then_sync()))
+        self._background.append(asyncio.create_task(self._sweep_orphans_forever()))
 
     async def _reconcile_then_sync(self) -> None:
         try:
@@ -371,6 +382,9 @@ class ComputeManager:
             task = Task(id=inst.id, instance_id=inst.id, action="delete")
             await self._save(inst, self.tasks.put_op(task), deleting=True)
             previous = self._running.get(instance_id)
+            if previous is not None and instance_id in self._spawning:
+                # stuck in libvirt: stop waiting for it; a define landing later is swept
+                previous.cancel()
         self._launch(task, after=previous)
 
     async def start_instance(self, iid: str) -> None:
@@ -707,14 +721,19 @@ class ComputeManager:
             uuid=inst.id, name=f"ms-{inst.id}", vcpus=int(inst.flavor["vcpus"]),
             memory_mib=int(inst.flavor["ram"]), disks=specs, nics=nics, cpu_pinning=pinning,
             numa_cells=numa,
-            metadata={"instance-id": inst.id, "project-id": inst.project_id,
+            metadata={orphans.INSTANCE_KEY: inst.id, orphans.APPLIANCE_KEY: self.appliance_id,
+                      "project-id": inst.project_id,
                       "user-id": inst.user_id, "display-name": inst.name[:200],
                       "flavor": str(inst.flavor.get("name", ""))},
             console_log_path=str(d / "console.log") if caps.supports_console_log else None)
 
     async def _spawn(self, inst: Instance, *, rescue: bool = False) -> None:
         spec = self.domain_spec(inst, rescue=rescue)
-        await self.driver.spawn(spec)
+        self._spawning.add(inst.id)
+        try:
+            await self.driver.spawn(spec)
+        finally:
+            self._spawning.discard(inst.id)
         await self._plug(inst)
 
     async def _plug(self, inst: Instance) -> None:
@@ -1069,19 +1088,55 @@ class ComputeManager:
             await self._resync_power(inst, inst.id in domains)
         for task in pending.values():  # tasks of vanished instances
             await self.tasks.delete(task.id)
-        known = {i.id.lower() for i in self.instances.list()}
+        found = orphans.classify(domains.values(), {i.id.lower() for i in self.instances.list()},
+                                 self.appliance_id)
+        await self._remove_orphans(found.ours)
         self.orphans = []
-        for uuid, dom in domains.items():
-            if uuid in known:
-                continue
+        for dom in found.foreign:
+            uuid = dom.uuid.lower()
             self.orphans.append(uuid)
-            ours = bool(dom.metadata)
             log.warning("orphan domain %s (%s) is not in our state; left untouched",
-                        dom.name, uuid, extra={"domain": uuid, "ours": ours})
+                        dom.name, uuid, extra={"domain": uuid})
             await self.ctx.events.publish(
                 "compute.orphan", "domain", uuid, None,
                 f"libvirt domain {dom.name} ({uuid}) is not known to monostack; "
-                "left as it is (neither adopted nor destroyed)", name=dom.name, ours=ours)
+                "left as it is (neither adopted nor destroyed)", name=dom.name, ours=False)
+
+    async def sweep_orphans(self) -> int:
+        """Remove domains this appliance defined whose server is gone; how many."""
+        domains = await self.driver.list_domains()
+        found = orphans.classify(domains, {i.id.lower() for i in self.instances.list()},
+                                 self.appliance_id)
+        return await self._remove_orphans(found.ours)
+
+    async def _remove_orphans(self, doms: list[Any]) -> int:
+        removed = 0
+        for dom in doms:
+            uuid = dom.uuid.lower()
+            if self.instances.get(uuid) is not None:  # a re-driven build: not an orphan
+                continue
+            with contextlib.suppress(NotFound):  # server ids are never reused: no lock needed
+                await self.driver.destroy(uuid)
+            removed += 1
+            log.warning("removed domain %s (%s): its server is gone", dom.name, uuid,
+                        extra={"domain": uuid})
+            await self.ctx.events.publish(
+                "compute.orphan_removed", "domain", uuid, dom.metadata.get("project-id"),
+                f"libvirt domain {dom.name} ({uuid}) outlived its server; removed",
+                name=dom.name)
+        return removed
+
+    async def _sweep_orphans_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ORPHAN_SWEEP_INTERVAL)
+            try:
+                await self.sweep_orphans()
+            except asyncio.CancelledError:
+                raise
+            except ServiceUnavailable as exc:
+                log.warning("orphan sweep skipped: %s", exc)
+            except Exception:
+                log.exception("orphan sweep failed")
 
     async def _settle_interrupted(self, inst: Instance, task: Task | None) -> None:
         was = inst.task_state

@@ -199,3 +199,92 @@ async def test_kill_9_mid_build_and_mid_delete_leaves_truth_and_no_leaks(crashab
     finally:
         await c.close()
     d.stop()
+
+
+def _define_leftover(sid: str, appliance_id: str) -> None:
+    """A defined, never started domain whose metadata names instance `sid` and the appliance
+    `appliance_id`: what a define that landed after its server was deleted leaves."""
+    ns = "https://monostack.dev/xmlns/instance/1"
+    xml = (f"<domain type='qemu'><name>ms-{sid}</name><uuid>{sid}</uuid>"
+           f"<memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
+           f"<metadata><monostack:instance xmlns:monostack='{ns}'>"
+           f"<monostack:entry key='appliance-id'>{appliance_id}</monostack:entry>"
+           f"<monostack:entry key='instance-id'>{sid}</monostack:entry>"
+           f"</monostack:instance></metadata></domain>")
+    conn = libvirt.open(URI)
+    try:
+        conn.defineXML(xml)
+    finally:
+        conn.close()
+
+
+def _appliance_of(sid: str) -> str:
+    conn = libvirt.open(URI)
+    try:
+        xml = conn.lookupByUUIDString(sid).XMLDesc(0)
+    finally:
+        conn.close()
+    from appliance.compute.libvirt.domain_xml import parse_metadata
+    return parse_metadata(xml)["appliance-id"]
+
+
+async def _removed_event(c, sid: str) -> bool:
+    events = (await c.get("/monostack/events?limit=2000"))["events"]
+    return any(e["kind"] == "compute.orphan_removed" and e["resource_id"] == sid
+               for e in events)
+
+
+async def test_deleted_builds_and_leftover_domains_leak_nothing_of_ours_only(crashable):
+    """Real libvirt, shared: a build stuck in spawn is deleted without waiting for it; a
+    domain of ours whose server is gone is removed by the sweep (running) and at start; a
+    domain of another appliance on the same libvirtd is never touched."""
+    start = crashable
+    foreign, leftover, leftover_at_start = (str(uuid.uuid4()) for _ in range(3))
+    start.servers.extend([foreign, leftover, leftover_at_start])
+    _define_leftover(foreign, str(uuid.uuid4()))  # another appliance's
+    d = start(MONOSTACK_TEST_SPAWN_LANDS_LATE="10", MONOSTACK_TEST_ORPHAN_SWEEP="1")
+    c = await _client(d)
+    try:
+        image_id = await upload_image(c, ensure_guest_image().qcow2, name="late-guest")
+        flavor = (await c.post(f"{C}/flavors", {"flavor": {
+            "name": "late", "ram": 192, "vcpus": 1, "disk": 1, "id": None}}))["flavor"]["id"]
+
+        async def boot(name: str) -> str:
+            sid = (await c.post(f"{C}/servers", {"server": {
+                "name": name, "imageRef": image_id, "flavorRef": flavor}}))["server"]["id"]
+            start.servers.append(sid)
+            return sid
+
+        stuck = await boot("stuck")
+        await wait_for(lambda: _task_is(c, stuck, "spawning"), timeout=60)
+        await c.delete(f"{C}/servers/{stuck}")
+
+        async def gone():
+            try:
+                await _server(c, stuck)
+            except NotFound:
+                return True
+        await wait_for(gone, timeout=8, interval=0.1)  # the stuck spawn is not waited for
+        assert domain_state(stuck) is None
+
+        kept = await boot("kept")  # its spawn lands after the stuck one's
+        await wait_for(lambda: domain_state(kept) == libvirt.VIR_DOMAIN_RUNNING, timeout=90)
+        mine = _appliance_of(kept)
+        _define_leftover(leftover, mine)
+        await wait_for(lambda: _removed_event(c, leftover), timeout=30, interval=0.2)
+        assert domain_state(leftover) is None
+        assert domain_state(kept) == libvirt.VIR_DOMAIN_RUNNING
+        assert domain_state(foreign) is not None
+        assert domain_state(stuck) is None  # its late define left nothing either
+    finally:
+        await c.close()
+    d.stop()
+    _define_leftover(leftover_at_start, mine)
+    d = start()
+    c = await _client(d)
+    try:
+        assert await _removed_event(c, leftover_at_start)  # removed during the start
+        assert domain_state(leftover_at_start) is None
+        assert domain_state(kept) is not None and domain_state(foreign) is not None
+    finally:
+        await c.close()
