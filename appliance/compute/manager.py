@@ -1127,6 +1127,7 @@ class ComputeManager:
         return removed
 
     async def _sweep_orphans_forever(self) -> None:
+        await self.reconciled.wait()  # the start-up reconciliation sweeps first
         while True:
             await asyncio.sleep(ORPHAN_SWEEP_INTERVAL)
             try:
