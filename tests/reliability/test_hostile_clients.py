@@ -492,6 +492,20 @@ async def test_slowloris_and_idle_connections_are_cut_off_after_the_header_timeo
     assert KEEPALIVE_TIMEOUT - 0.5 <= took <= KEEPALIVE_TIMEOUT + 3, took
 
 
+async def test_a_long_request_outlives_the_header_timeout(daemon):
+    """The deadline is for the request head only: a websocket (the event stream) held open
+    over TCP well past it stays open."""
+    async with await local_admin(daemon) as admin:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(daemon.url + "/monostack/events/stream",
+                                          headers={"X-Auth-Token": admin.token}) as ws:
+                await asyncio.sleep(HEADER_TIMEOUT + KEEPALIVE_TIMEOUT)
+                assert not ws.closed
+                # the server is still there: it answers the closing handshake
+                await asyncio.wait_for(ws.close(), 10)
+                assert ws.close_code == aiohttp.WSCloseCode.OK, ws.close_code
+
+
 async def test_oversized_request_lines_and_headers_are_refused(daemon):
     host, port = daemon.config.api.listen_host_port
     for request in (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
