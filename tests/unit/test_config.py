@@ -29,3 +29,15 @@ def test_unknown_keys_and_bad_types_are_clear_errors(tmp_path):
     p.write_text("[api\n")
     with pytest.raises(Invalid, match="cannot read config"):
         Config.load(p)
+
+
+def test_tcp_limits_keep_a_reserve_of_descriptors_for_the_rest_of_the_daemon():
+    from appliance.api.listeners import TcpLimits
+    from appliance.config import ApiConfig
+    api = ApiConfig(max_connections=4096, max_connections_per_address=256, header_timeout=7)
+    assert TcpLimits.for_config(api, 1_048_576).max_connections == 4096
+    assert TcpLimits.for_config(api, 4096).max_connections == 3072  # a quarter kept back
+    assert TcpLimits.for_config(api, 1024).max_connections == 768  # at least 256 kept back
+    small = TcpLimits.for_config(api, 300)
+    assert small.max_connections == 44 and small.per_address == 256
+    assert small.header_timeout == 7
