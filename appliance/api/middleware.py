@@ -37,8 +37,9 @@ def error_response(path: str, exc: MonostackError) -> web.Response:
     elif service == "network":
         body = {"NeutronError": {"type": type(exc).__name__, "message": message, "detail": ""}}
     elif service == "object":
-        return web.Response(status=status, text=f"<html><h1>{exc.title}</h1><p>{_html(message)}</p></html>",
-                            content_type="text/html")
+        page = f"<html><h1>{exc.title}</h1><p>{_html(message)}</p></html>"
+        return web.Response(status=status, body=page.encode(),
+                            headers={"Content-Type": "text/html; charset=UTF-8"})
     else:
         body = {"error": {"code": status, "title": exc.title, "message": message}}
     headers = {}

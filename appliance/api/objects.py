@@ -377,6 +377,7 @@ async def account_post(request: web.Request) -> web.Response:
     engine = _component(request).engine
     auth = await _allow(request, engine, path, "write")
     meta = swift.user_metadata(request.headers, "account")
+    swift.check_aggregate(_strip((await engine.account_info(path.account)).meta, "x-account-meta-"), meta)
     if "quota-bytes" in meta:
         assert auth is not None
         enforce(auth, "object:set_account_quota", target_project_id=path.project_id)
@@ -438,7 +439,7 @@ async def container_put(request: web.Request) -> web.Response:
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
     policy = request.headers.get("X-Storage-Policy")
-    if policy is not None and policy != swift.STORAGE_POLICY:
+    if policy and policy.lower() != swift.STORAGE_POLICY.lower():  # "" asks for the default
         raise BadRequest(f"Invalid X-Storage-Policy {policy!r}")
     meta = _container_meta(request)
     created = await engine.create_container(path.account, path.container,
@@ -455,7 +456,10 @@ async def container_post(request: web.Request) -> web.Response:
     path = _path(request)
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
-    await engine.post_container_metadata(path.account, path.container, _container_meta(request))
+    current = await engine.get_container(path.account, path.container)
+    meta = _container_meta(request)
+    swift.check_aggregate(_strip(current.meta, "x-container-meta-"), _strip(meta, "x-container-meta-"))
+    await engine.post_container_metadata(path.account, path.container, meta)
     return _no_content(request)
 
 
@@ -586,6 +590,8 @@ async def object_get(request: web.Request) -> web.StreamResponse:
             ranges = resolve_ranges(specs, r.size) if specs else None
         except so.RangeNotSatisfiable:
             return _unsatisfiable(headers, r.size)
+        if ranges and len(ranges) > 1 and not r.pinned:
+            ranges = None  # Swift's DLO serves several ranges as the whole object (200)
         parts = [(s, e, large.stream_segments(engine, path.account, r.segments, s, e, pinned=r.pinned))
                  for s, e in (ranges or [(0, r.size)])]
     else:
@@ -679,6 +685,8 @@ def _object_sysmeta(headers, *, post: bool) -> dict[str, str]:
             sys[key] = headers[header]
         elif post:
             sys[key] = ""  # a POST replaces these as it replaces user metadata
+    if post and "X-Object-Manifest" not in headers:
+        sys[swift.SYS_DLO] = ""  # a POST replaces it with the rest, as Swift's object server does
     if "X-Object-Manifest" in headers:
         value = headers["X-Object-Manifest"]
         container, slash, _ = value.lstrip("/").partition("/")

@@ -29,6 +29,8 @@ MAX_META_NAME = 128
 MAX_META_VALUE = 256
 MAX_META_COUNT = 90
 MAX_META_OVERALL = 4096
+#: Swift caps X-Delete-At at ten digits (a later date means "never", in effect).
+MAX_DELETE_AT = 9_999_999_999
 MAX_RANGES = 100
 STORAGE_POLICY = "Policy-0"
 
@@ -133,6 +135,16 @@ def user_metadata(headers: Mapping[str, str], kind: str) -> dict[str, str]:
     return out
 
 
+def check_aggregate(existing: Mapping[str, str], changes: Mapping[str, str]) -> None:
+    """An account's or container's metadata after a POST stays within Swift's limits as a
+    whole (each request alone may be within them and the sum not)."""
+    merged = {k: v for k, v in {**existing, **changes}.items() if v != ""}
+    if len(merged) > MAX_META_COUNT:
+        raise BadRequest(f"Too many metadata items; max {MAX_META_COUNT}")
+    if sum(len(k.encode()) + len(v.encode()) for k, v in merged.items()) > MAX_META_OVERALL:
+        raise BadRequest(f"Total metadata too large; max {MAX_META_OVERALL}")
+
+
 def _check_utf8(header: str, value: str, what: str = "Metadata") -> None:
     try:
         header.encode("utf-8")
@@ -201,7 +213,7 @@ def delete_at_from(headers: Mapping[str, str], now: float | None = None) -> floa
             at = int(float(headers["X-Delete-At"]))
             if at < now:
                 raise BadRequest("X-Delete-At is in the past")
-            return float(at)
+            return float(min(at, MAX_DELETE_AT))
     except ValueError:
         raise BadRequest("X-Delete-At / X-Delete-After must be a non-negative integer") from None
     return None

@@ -342,3 +342,30 @@ async def test_reader_is_read_only_and_sees_no_acls_or_keys(swift_daemon, sw):
     assert h["X-Container-Meta-Temp-Url-Key"] == "ckey" and h["X-Container-Write"] == f"{pid}:*"
     await rita.close()
     await admin.close()
+
+
+async def test_details_swifts_functional_suite_checks(sw):
+    """Small rules found by running Swift's own functional tests against the appliance."""
+    # metadata limits hold for the sum of what POSTs built up, not only one request
+    await put(sw, "/agg")
+    assert (await sw.request("POST", "/agg", headers={"X-Container-Meta-A": "x" * 256}))[0] == 204
+    big = {f"X-Container-Meta-K{i}": "y" * 250 for i in range(16)}
+    st, h, body = await sw.request("POST", "/agg", headers=big)
+    assert st == 400 and h["Content-Type"] == "text/html; charset=UTF-8"
+    assert (await sw.request("POST", "", headers={"X-Account-Meta-A": "x" * 256}))[0] == 204
+    assert (await sw.request("POST", "", headers={f"X-Account-Meta-K{i}": "y" * 250 for i in range(16)}))[0] == 400
+    # an empty X-Storage-Policy asks for the default
+    await put(sw, "/pol", headers={"X-Storage-Policy": ""})
+    assert (await sw.request("PUT", "/pol2", headers={"X-Storage-Policy": "gold"}))[0] == 400
+    # X-Delete-At beyond ten digits is capped as Swift caps it
+    await put(sw, "/agg/far", b"", headers={"X-Delete-At": "1" * 100})
+    assert (await sw.request("HEAD", "/agg/far"))[1]["X-Delete-At"] == "9999999999"
+    # a POST without X-Object-Manifest turns a DLO back into the object it is
+    await put(sw, "/agg/seg1", b"aa")
+    await put(sw, "/agg/seg2", b"bb")
+    await put(sw, "/agg/dlo", b"own", headers={"X-Object-Manifest": "agg/seg"})
+    st, _, body = await sw.request("GET", "/agg/dlo", headers={"Range": "bytes=0-0,2-2"})
+    assert st == 200 and body == b"aabb"  # a DLO serves several ranges as the whole object
+    assert (await sw.request("POST", "/agg/dlo", headers={"X-Object-Meta-X": "1"}))[0] == 202
+    st, h, body = await sw.request("GET", "/agg/dlo")
+    assert body == b"own" and "X-Object-Manifest" not in h
