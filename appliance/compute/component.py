@@ -102,8 +102,7 @@ class ComputeComponent:
         inst = self.manager.instances.get(instance_id)
         if inst is None or inst.metadata_password:
             return False
-        inst.metadata_password = value
-        await self.manager.instances.save(inst)
+        await self.manager.update(instance_id, {"metadata_password": value})
         return True
 
     def health(self) -> str:

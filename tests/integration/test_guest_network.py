@@ -130,6 +130,19 @@ async def test_guest_gets_port_ip_replugged_on_every_start_and_pings_peer(real_d
                           " md_get /latest/meta-data/instance-id",
                           "i-" + a.replace("-", "")[:8], timeout=60)
         await console.run("ip route", "169.254.169.254 via 10.0.0.1", timeout=30)
+        # An impostor: a takes b's address and asks again. Anti-spoofing drops its packets
+        # (ARP and IPv4) before the service sees them, so b's identity is not a's to use.
+        await console.run(
+            f"ip addr flush dev eth0; ip addr add {ip_b}/24 dev eth0;"
+            " ip route add 169.254.169.254 via 10.0.0.1;"
+            " md_get /latest/meta-data/instance-id; echo IMPOS\"\"TOR-DONE",
+            "IMPOSTOR-DONE", timeout=60)
+        assert "i-" + b.replace("-", "")[:8] not in console.seen
+        await console.run(
+            f"ip addr flush dev eth0; ip addr add {ip_a}/24 dev eth0;"
+            " ip route add 169.254.169.254 via 10.0.0.1; ip route add default via 10.0.0.1;"
+            " md_get /latest/meta-data/instance-id; echo BA\"\"CK-DONE", "BACK-DONE", timeout=60)
+        assert "i-" + a.replace("-", "")[:8] in console.seen  # (the command never names it)
     finally:
         await console.close()
 

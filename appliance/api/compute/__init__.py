@@ -45,6 +45,8 @@ def routes() -> list[web.RouteDef]:
         ("DELETE", P + "/servers/{id}/os-interface/{port_id}", servers.detach_interface),
         ("POST", P + "/servers/{id}/remote-consoles", servers.remote_console),
         ("GET", P + "/servers/{id}/diagnostics", servers.server_diagnostics),
+        ("GET", P + "/servers/{id}/os-server-password", servers.show_server_password),
+        ("DELETE", P + "/servers/{id}/os-server-password", servers.clear_server_password),
         # flavors
         ("GET", P + "/flavors", flavors.list_flavors),
         ("GET", P + "/flavors/detail", flavors.list_flavors_detail),

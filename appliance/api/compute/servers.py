@@ -556,6 +556,20 @@ _ACTIONS = {
 
 # -- metadata and tags ---------------------------------------------------------------------
 
+async def show_server_password(request: web.Request) -> web.Response:
+    """Nova's os-server-password: what the guest posted to the metadata service's password
+    file (encrypted by the guest with its key pair's public key), "" when nothing yet."""
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    return web.json_response({"password": inst.metadata_password})
+
+
+async def clear_server_password(request: web.Request) -> web.Response:
+    """Forget the posted password, so the guest may post a new one (Nova: 204)."""
+    inst = require_instance(request, request.match_info["id"], "compute:update_server")
+    await component(request).manager.update(inst.id, {"metadata_password": ""})
+    return web.Response(status=204)
+
+
 async def get_metadata(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
     return web.json_response({"metadata": dict(inst.metadata)})

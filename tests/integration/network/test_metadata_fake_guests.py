@@ -239,6 +239,15 @@ async def test_fake_guests_read_only_their_own_metadata(tmp_path):
                                    b"POST /openstack/latest/password HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nother",
                                    get("/openstack/latest/password"))
                 assert [p["status"] for p in posted] == [200, 409, 200] and posted[2]["body"] == "secret"
+                # The owner reads it through Nova's os-server-password, and clearing it lets
+                # the guest post again.
+                pw = f"{C}/servers/{a['id']}/os-server-password"
+                assert (await admin.get(pw, headers=H))["password"] == "secret"
+                await admin.delete(pw, headers=H)
+                assert (await admin.get(pw, headers=H))["password"] == ""
+                again = await ask_one(guests["a"], b"POST /openstack/latest/password HTTP/1.1\r\n"
+                                      b"Host: x\r\nContent-Length: 3\r\n\r\nnew")
+                assert again["status"] == 200
 
                 # A flooding guest is held back; its neighbour on the same bridge is not.
                 flood = await ask(guests["a"], *[get("/latest/meta-data/instance-id")] * 150)
