@@ -37,6 +37,14 @@ if ! .venv/bin/python -c "import appliance, libvirt, textual, openstackclient" 2
   touch .venv/.installed
 fi
 
+# Ansible's openstack.cloud modules run in a venv of their own: the collection PyPI's `ansible`
+# ships reads openstack.version, which openstacksdk 4.15 removed (the CLI tests keep the newest).
+if [ ! -x .venv/ansible-sdk/bin/python ]; then
+  echo "== creating the SDK venv for Ansible's openstack.cloud modules"
+  "$PY" -m venv .venv/ansible-sdk
+  .venv/ansible-sdk/bin/pip install -q 'openstacksdk<4.15'
+fi
+
 # libvirt without systemd (containers, CI): start the daemons ourselves when not running.
 # A libvirtd started here belongs to the test suite, which may then restart it (the
 # libvirtd-restart fault test); one someone else started is never touched.

@@ -55,6 +55,27 @@ class PortBinding:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+@dataclass(frozen=True)
+class GroupRule:
+    """An ingress rule of a security group, as Nova's os-security-groups shows it."""
+    id: str
+    protocol: str | None
+    from_port: int | None
+    to_port: int | None
+    cidr: str | None
+    remote_group_id: str | None
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    """A security group the instance's ports hold."""
+    id: str
+    name: str
+    description: str
+    project_id: str
+    rules: list[GroupRule] = field(default_factory=list)
+
+
 @runtime_checkable
 class ImageSeam(Protocol):
     """The image component (`name = "image"`)."""
@@ -123,8 +144,8 @@ class NetworkSeam(Protocol):
         (already there, not there, port security off, no ports)."""
         ...
 
-    def instance_security_groups(self, instance_id: str) -> list[str]:
-        """The names of the groups the instance's ports hold."""
+    def instance_security_groups(self, instance_id: str) -> list[InstanceGroup]:
+        """The groups the instance's ports hold, with their ingress rules."""
         ...
 
     def floating_addresses(self) -> dict[str, dict[str, list[str]]]:

@@ -51,7 +51,7 @@ class NetworkComponent:
         return await self.manager.change_instance_security_group(
             instance_id, project_id, add=add, remove=remove)
 
-    def instance_security_groups(self, instance_id: str) -> list[str]:
+    def instance_security_groups(self, instance_id: str) -> list:
         return self.manager.instance_security_groups(instance_id)
 
     def floating_addresses(self) -> dict[str, dict[str, list[str]]]:

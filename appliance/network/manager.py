@@ -1372,8 +1372,22 @@ class NetworkManager:
         ids = list(dict.fromkeys(g for p in ports for g in p.security_groups))
         return [sg.name for g in ids if (sg := self.security_groups.get(g)) is not None]
 
-    def instance_security_groups(self, instance_id: str) -> list[str]:
-        return self._group_names(self._instance_ports(instance_id))
+    def instance_security_groups(self, instance_id: str) -> list:
+        from appliance.compute.seams import GroupRule, InstanceGroup  # the seam's records
+        ports = self._instance_ports(instance_id)
+        out = []
+        for gid in dict.fromkeys(g for p in ports for g in p.security_groups):
+            sg = self.security_groups.get(gid)
+            if sg is None:
+                continue
+            rules = [GroupRule(id=r.id, protocol=r.protocol, from_port=r.port_range_min,
+                               to_port=r.port_range_max, cidr=r.remote_ip_prefix,
+                               remote_group_id=r.remote_group_id)
+                     for r in self.sg_rules.list(lambda r, g=gid: r.security_group_id == g)
+                     if r.direction == "ingress" and r.ethertype == "IPv4"]
+            out.append(InstanceGroup(id=sg.id, name=sg.name, description=sg.description,
+                                     project_id=sg.project_id, rules=rules))
+        return out
 
     def floating_addresses(self) -> dict[str, dict[str, list[str]]]:
         """port id → fixed address → the floating addresses NATed to it (the server view lists

@@ -39,6 +39,7 @@ def routes() -> list[web.RouteDef]:
         ("DELETE", P + "/servers/{id}/os-volume_attachments/{volume_id}",
          servers.detach_volume),
         ("GET", P + "/servers/{id}/ips", servers.list_ips),
+        ("GET", P + "/servers/{id}/os-security-groups", servers.list_server_security_groups),
         ("GET", P + "/servers/{id}/ips/{network}", servers.show_ips),
         ("GET", P + "/servers/{id}/os-interface", servers.list_interfaces),
         ("POST", P + "/servers/{id}/os-interface", servers.attach_interface),

@@ -684,6 +684,24 @@ def _basic_addresses(request: web.Request, inst: Any) -> dict[str, list[dict[str
             for net, addrs in addresses_view(request, inst).items()}
 
 
+async def list_server_security_groups(request: web.Request) -> web.Response:
+    """GET /servers/{id}/os-security-groups: the groups the server's ports hold, in Nova's
+    (pre-Neutron) shape, which Ansible's openstack.cloud.server reads."""
+    inst = require_instance(request, request.match_info["id"], "compute:get_server")
+    net = ctx_of(request).components.get("network")
+    groups = net.instance_security_groups(inst.id) if net is not None else []
+    return web.json_response({"security_groups": [{
+        "id": g.id, "name": g.name, "description": g.description, "tenant_id": g.project_id,
+        "rules": [{"id": r.id, "parent_group_id": g.id, "ip_protocol": r.protocol,
+                   "from_port": r.from_port if r.from_port is not None else -1,
+                   "to_port": r.to_port if r.to_port is not None else -1,
+                   "ip_range": {"cidr": r.cidr} if r.cidr else {},
+                   "group": {"name": next((o.name for o in groups
+                                           if o.id == r.remote_group_id), None),
+                             "tenant_id": g.project_id} if r.remote_group_id else {}}
+                  for r in g.rules]} for g in groups]})
+
+
 async def list_interfaces(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
     return web.json_response({"interfaceAttachments": [_interface_view(inst, p)

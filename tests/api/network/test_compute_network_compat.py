@@ -52,6 +52,11 @@ async def test_security_groups_follow_the_ports(cloud):
     assert _port_groups(daemon, sid) == {"web", "default"}
     shown = (await client.get(f"{C}/servers/{sid}"))["server"]
     assert {g["name"] for g in shown["security_groups"]} == {"web", "default"}
+    legacy = (await client.get(f"{C}/servers/{sid}/os-security-groups"))["security_groups"]
+    assert {g["name"] for g in legacy} == {"web", "default"}
+    default = next(g for g in legacy if g["name"] == "default")
+    assert default["rules"] and all(r["parent_group_id"] == default["id"]
+                                    for r in default["rules"])
     with pytest.raises(BadRequest, match="already associated"):
         await client.post(action, {"addSecurityGroup": {"name": "web"}})
     await client.post(action, {"removeSecurityGroup": {"name": "web"}})
