@@ -11,7 +11,8 @@ import uuid
 
 from aiohttp import web
 
-from appliance.api.util import ctx_of, is_public
+from appliance import request_context
+from appliance.api.util import client_source, ctx_of, is_public
 from appliance.errors import MonostackError, PayloadTooLarge
 from appliance.objects.swift import trans_id
 
@@ -109,5 +110,12 @@ async def auth_middleware(request: web.Request, handler):
     if isinstance(info, web.UrlMappingMatchInfo) and info.http_exception is not None:
         return await handler(request)  # 404/405 answered without revealing more
     token = request.headers.get("X-Auth-Token")
-    request["auth"] = ctx_of(request).identity.validate(token)
-    return await handler(request)
+    auth = request["auth"] = ctx_of(request).identity.validate(token)
+    # what the request causes (instance actions, audit) names it, its user and project
+    mark = request_context.set_current(request_context.RequestInfo(
+        request_id=request.get("request_id", ""), user_id=auth.user_id,
+        project_id=auth.project_id, source=client_source(request)))
+    try:
+        return await handler(request)
+    finally:
+        request_context.reset(mark)

@@ -37,6 +37,7 @@ from typing import Any, Awaitable, Callable
 
 from appliance.component import ApplianceContext
 from appliance.compute import disks, orphans
+from appliance.compute.actions import NAMES, ActionLog
 from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
 from appliance.compute.driver import (
     ComputeDriver,
@@ -123,6 +124,7 @@ class ComputeManager:
                                                           kind="Instance")
         self.tasks: Repository[Task] = Repository(ctx.store, "compute_tasks", Task)
         self.quotas: Repository[QuotaSet] = Repository(ctx.store, "compute_quotas", QuotaSet)
+        self.actions = ActionLog(ctx.store)
         self.instances_dir = Path(self.config.instances_dir)
         self.scheduler: Scheduler | None = None
         self.host_info: Any = None
@@ -262,9 +264,13 @@ class ComputeManager:
         held = reservation or await self.reserve_instances(
             instances[0].project_id, instances[0].flavor, len(instances))
         try:
-            tasks = [Task(id=i.id, instance_id=i.id, action="build", params=params)
-                     for i in instances]
-            ops = [self.instances.put_op(i) for i in instances]
+            tasks, ops = [], []
+            for i in instances:
+                op, action_id = self.actions.begin_op(i.id, i.project_id, "create")
+                tasks.append(Task(id=i.id, instance_id=i.id, action="build", params=params,
+                                  action_id=action_id))
+                ops.append(op)
+            ops += [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
             async with self._admit_lock:
                 await self.store.commit(ops)
@@ -292,8 +298,10 @@ class ComputeManager:
             if check is not None:
                 check(inst)
             inst.task_state = task_state
-            task = Task(id=inst.id, instance_id=inst.id, action=action, params=params or {})
-            await self._save(inst, self.tasks.put_op(task))
+            op, action_id = self.actions.begin_op(inst.id, inst.project_id, NAMES[action][0])
+            task = Task(id=inst.id, instance_id=inst.id, action=action, params=params or {},
+                        action_id=action_id)
+            await self._save(inst, self.tasks.put_op(task), op)
         return self._launch(task)
 
     def _launch(self, task: Task, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
@@ -313,8 +321,12 @@ class ComputeManager:
             with contextlib.suppress(BaseException):
                 await after
         handler: Callable[[Task], Awaitable[Any]] = getattr(self, f"_do_{task.action}")
+        event = NAMES.get(task.action, (task.action, f"compute_{task.action}"))[1]
+        await self._action_event(task, event)
         try:
-            return await handler(task)
+            result = await handler(task)
+            await self._action_event(task, event, done=True)
+            return result
         except Aborted:
             log.info("task gave way to a delete", extra={"instance": task.instance_id,
                                                          "action": task.action})
@@ -325,8 +337,24 @@ class ComputeManager:
             if not isinstance(exc, MonostackError) or exc.status >= 500:
                 log.warning("task failed: %s", exc, extra={"instance": task.instance_id,
                                                            "action": task.action})
+            await self._action_event(task, event, done=True, error=exc)
             await self._fail(task, exc)
             raise
+
+    async def _action_event(self, task: Task, event: str, *, done: bool = False,
+                            error: BaseException | None = None) -> None:
+        """The step's start or end in the instance's action log; a log write that fails
+        must not fail the action itself."""
+        if not task.action_id or (task.action == "delete" and done and error is None):
+            return  # a finished delete took the log with the server
+        try:
+            if done:
+                await self.actions.event_finished(task.action_id, event, error)
+            else:
+                await self.actions.event_started(task.action_id, event)
+        except Exception:  # noqa: BLE001
+            log.warning("instance action log write failed", exc_info=True,
+                        extra={"instance": task.instance_id, "action": task.action})
 
     async def _fail(self, task: Task, exc: BaseException) -> None:
         inst = self.instances.get(task.instance_id)
@@ -379,8 +407,9 @@ class ComputeManager:
                 return
             self._abort.add(instance_id)
             inst.task_state = TaskState.DELETING
-            task = Task(id=inst.id, instance_id=inst.id, action="delete")
-            await self._save(inst, self.tasks.put_op(task), deleting=True)
+            op, action_id = self.actions.begin_op(inst.id, inst.project_id, "delete")
+            task = Task(id=inst.id, instance_id=inst.id, action="delete", action_id=action_id)
+            await self._save(inst, self.tasks.put_op(task), op, deleting=True)
             previous = self._running.get(instance_id)
             if previous is not None and instance_id in self._spawning:
                 # stuck in libvirt: stop waiting for it; a define landing later is swept
@@ -505,7 +534,9 @@ class ComputeManager:
         async with self._admit_lock:
             inst = self.instances.require(iid)
             inst.locked, inst.locked_reason = locked, (reason if locked else None)
-            await self._save(inst, deleting=True)
+            op, _ = self.actions.begin_op(inst.id, inst.project_id,
+                                          "lock" if locked else "unlock")
+            await self._save(inst, op, deleting=True)
 
     async def change_security_group(self, iid: str, *, add: str | None = None,
                                     remove: str | None = None) -> list[str]:
@@ -795,7 +826,8 @@ class ComputeManager:
                 with contextlib.suppress(NotFound):
                     await vol.mark_detached(inst.root_volume_id)
         await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
-        await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id)])
+        await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id),
+                                 *self.actions.forget_ops(inst.id)])
         assert self.scheduler is not None
         self.scheduler.forget(inst.id)
         self._abort.discard(inst.id)

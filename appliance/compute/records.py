@@ -227,6 +227,8 @@ class Task:
     created_at: float = field(default_factory=now)
     started_at: float | None = None
     attempts: int = 0
+    #: the instance action (compute/actions.py) this task carries out
+    action_id: str = ""
 
 
 @dataclass

@@ -294,6 +294,13 @@ async def _attached_volume(r: Resources) -> str:
     return await r.get("volumes/{volume_id}")
 
 
+@factory("os-instance-actions/{request_id}")
+async def _instance_action(r: Resources) -> str:
+    server = await r.get("servers/{id}")
+    return (await r.admin.get(f"{C}/servers/{server}/os-instance-actions"))[
+        "instanceActions"][-1]["request_id"]
+
+
 @factory("ips/{network}")
 async def _network_label(r: Resources) -> str:
     return "private"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appliance.api.compute import flavors, misc, servers
+from appliance.api.compute import flavors, instance_actions, misc, servers
 from appliance.api.compute.common import versioned
 
 P = "/compute/v2.1"
@@ -39,6 +39,9 @@ def routes() -> list[web.RouteDef]:
         ("DELETE", P + "/servers/{id}/os-volume_attachments/{volume_id}",
          servers.detach_volume),
         ("GET", P + "/servers/{id}/ips", servers.list_ips),
+        ("GET", P + "/servers/{id}/os-instance-actions", instance_actions.list_actions),
+        ("GET", P + "/servers/{id}/os-instance-actions/{request_id}",
+         instance_actions.show_action),
         ("GET", P + "/servers/{id}/os-security-groups", servers.list_server_security_groups),
         ("GET", P + "/servers/{id}/ips/{network}", servers.show_ips),
         ("GET", P + "/servers/{id}/os-interface", servers.list_interfaces),

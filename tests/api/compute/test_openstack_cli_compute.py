@@ -53,6 +53,11 @@ async def test_openstack_cli_server_lifecycle(compute_daemon):
     await _wait_cli_status(d, "cli-vm", "SHUTOFF")
     await openstack(d, "server", "start", "cli-vm")
     await _wait_cli_status(d, "cli-vm", "ACTIVE")
+    events = json.loads(await openstack(d, "server", "event", "list", "cli-vm", "-f", "json"))
+    assert [e["Action"] for e in events] == ["start", "stop", "create"]
+    create = json.loads(await openstack(d, "server", "event", "show", "cli-vm",
+                                        events[-1]["Request ID"], "-f", "json"))
+    assert "compute__do_build_and_run_instance" in str(create["events"])
     await openstack(d, "server", "delete", "--wait", "cli-vm")
     listed = json.loads(await openstack(d, "server", "list", "-f", "json"))
     assert not [r for r in listed if r["Name"] == "cli-vm"]
