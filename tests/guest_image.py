@@ -13,8 +13,9 @@ Boot the base image through a qcow2 overlay (`GuestImage.overlay`), never
 directly, so tests can run guests side by side without touching the base.
 
 Console lines the guest prints (see packaging/guest-image/init):
-    BOOTING_MARKER, "instance-name: <name>", "public-keys: <n> installed",
-    "lease: <ip> router <gw> dns <dns>", READY_MARKER, then PROMPT.
+    BOOTING_MARKER, "lease: <ip> router <gw> dns <dns>",
+    "metadata-source: config-drive|metadata-service", "instance-name: <name>",
+    "public-keys: <n> installed", READY_MARKER, then PROMPT.
 """
 
 from __future__ import annotations
