@@ -508,7 +508,7 @@ async def _resolve(request: web.Request, engine: ObjectEngine, path: SwiftPath,
         if body is None or body.ranges is not None:
             _, body = await engine.get_object(a, c, o)
         segs = large.slo_segments(await body.read())
-        return _Resolved(info, large.slo_size(info), f'"{info.etag}"', segs)
+        return _Resolved(info, large.slo_size(info), f'"{large.etag_of(info)}"', segs)
     manifest = large.dlo_manifest(info)
     if manifest and not want_manifest:
         seg_container = manifest.partition("/")[0]
@@ -741,13 +741,14 @@ async def object_put(request: web.Request) -> web.Response:
             pass
     if _manifest_param(request) == "put":
         raw = await _read_limited(request, large.MAX_MANIFEST_BYTES)
-        manifest, etag, total = await large.build_slo_manifest(engine, path.account, raw)
+        manifest, etag, total = await large.build_slo_manifest(engine, path.account, raw,
+                                                               (path.container or "", path.object or ""))
         if headers.get("ETag") and headers["ETag"].strip('"').lower() != etag:
             raise Unprocessable(f"manifest ETag {etag} does not match the one sent")
-        sysmeta.update({swift.SYS_SLO: "1", swift.SYS_SLO_SIZE: str(total)})
+        sysmeta.update({swift.SYS_SLO: "1", swift.SYS_SLO_SIZE: str(total), swift.SYS_SLO_ETAG: etag})
         info = await engine.put_object(path.account, path.container, path.object, aiter_bytes(manifest),
                                        swift.with_swift_bytes(content_type, total), meta,
-                                       delete_at=delete_at, sysmeta=sysmeta, etag=etag,
+                                       delete_at=delete_at, sysmeta=sysmeta,
                                        content_length=total)
         return _written(request, info, f'"{etag}"')
     info = await engine.put_object(
@@ -803,7 +804,7 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
         info = await engine.copy_object(src.account, src.container, src.object,
                                         dst.account, dst.container, dst.object,
                                         metadata=meta, fresh_metadata=fresh, content_type=content_type)
-    resp = _written(request, info, f'"{info.etag}"' if large.is_slo(info) else info.etag)
+    resp = _written(request, info, f'"{large.etag_of(info)}"' if large.is_slo(info) else info.etag)
     resp.headers["X-Copied-From"] = quote(f"{src.container}/{src.object}")
     resp.headers["X-Copied-From-Last-Modified"] = swift.http_date(src_info.last_modified)
     return resp
@@ -851,6 +852,8 @@ async def _delete_segments(request: web.Request, engine: ObjectEngine, account: 
     """A manifest's segments, and a sub-SLO's own segments before it (as Swift's
     multipart-manifest=delete), each only where the caller may write."""
     for seg in segs:
+        if seg.data is not None:
+            continue  # inline bytes live in the manifest itself
         seg_path = SwiftPath(account, seg.container, seg.name)
         try:
             await _allow(request, engine, seg_path, "write")

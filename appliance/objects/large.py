@@ -15,6 +15,8 @@ Swift's rules kept here:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,7 +24,14 @@ from typing import AsyncIterator
 
 from appliance.errors import BadRequest, PayloadTooLarge
 from appliance.objects import swift
-from storage.objects import ObjectEngine, ObjectEntry, ObjectInfo, ObjectNotFound
+from storage.objects import (
+    ObjectEngine,
+    ObjectEntry,
+    ObjectInfo,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    resolve_ranges,
+)
 
 MAX_SEGMENTS = 1000
 MAX_MANIFEST_BYTES = 2 << 20
@@ -34,9 +43,16 @@ MAX_DEPTH = 10
 class Segment:
     container: str
     name: str
-    size: int
+    size: int  # the bytes this segment contributes
     etag: str | None  # None: DLO segments are not pinned to an etag
     sub_slo: bool = False  # the segment is itself a static large object
+    first: int = 0  # where in the object those bytes start (a ranged segment)
+    object_size: int | None = None  # the whole object's length, when it differs from size
+    data: bytes | None = None  # an inline data segment: the bytes themselves
+
+    @property
+    def whole_size(self) -> int:
+        return self.size if self.object_size is None else self.object_size
 
 
 class SegmentError(Exception):
@@ -55,6 +71,14 @@ def dlo_manifest(info: ObjectInfo) -> str | None:
     return info.sysmeta.get(swift.SYS_DLO) or None
 
 
+def etag_of(info: ObjectInfo) -> str:
+    """The ETag a GET presents (unquoted): an SLO's is the md5 of its segments' etags, kept
+    beside the manifest (older SLOs stored it as their etag)."""
+    if is_slo(info):
+        return info.sysmeta.get(swift.SYS_SLO_ETAG) or info.etag
+    return info.etag
+
+
 def slo_size(info: ObjectInfo) -> int:
     """An SLO's whole length (the bytes its manifest presents)."""
     return int(info.sysmeta.get(swift.SYS_SLO_SIZE, 0))
@@ -64,78 +88,163 @@ def slo_etag(etags: list[str]) -> str:
     return hashlib.md5("".join(etags).encode("ascii")).hexdigest()
 
 
-async def build_slo_manifest(engine: ObjectEngine, account: str, body: bytes) -> tuple[bytes, str, int]:
-    """Validate a `?multipart-manifest=put` body → (stored manifest, slo etag, total bytes)."""
+@dataclass(frozen=True)
+class _Wanted:
+    """One validated item of a manifest PUT: an object (maybe a range of it) or inline data."""
+
+    index: int
+    container: str = ""
+    name: str = ""
+    etag: str | None = None
+    size: int | None = None
+    range: tuple[int | None, int | None] | None = None
+    data: bytes | None = None
+
+
+def _parse_item(i: int, item: object) -> _Wanted:
+    """Swift's manifest item rules: `path` (with optional etag, size_bytes, one range) or
+    `data` (base64, at least a byte); anything else named is an error."""
+    if not isinstance(item, dict):
+        raise BadRequest(f"Index {i}: not a JSON object")
+    if "data" in item and "path" not in item:
+        if set(item) != {"data"}:
+            raise BadRequest(f"Index {i}: extraneous keys {sorted(set(item) - {'data'})}")
+        try:
+            raw = base64.b64decode(str(item["data"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"Index {i}: data must be valid base64") from None
+        if not raw:
+            raise BadRequest(f"Index {i}: too small; each segment must be at least 1 byte.")
+        return _Wanted(i, data=raw)
+    if "path" not in item:
+        raise BadRequest(f"Index {i}: expected keys to include one of 'data' or 'path'")
+    extra = set(item) - {"path", "etag", "size_bytes", "range"}
+    if extra:
+        raise BadRequest(f"Index {i}: extraneous keys {sorted(extra)}")
+    if not isinstance(item["path"], str):
+        raise BadRequest(f'Index {i}: "path" must be a string')
+    container, name = swift.split_container_object(item["path"], f"Index {i} path", quoted=False)
+    etag, size = item.get("etag"), item.get("size_bytes")
+    if etag is not None and not isinstance(etag, str):
+        raise BadRequest(f'Index {i}: "etag" must be a string or null (if provided)')
+    if size is not None:
+        try:
+            size = int(size)
+            if size < 0 or isinstance(item["size_bytes"], bool):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise BadRequest(f"Index {i}: invalid size_bytes") from None
+    rng = None
+    if item.get("range"):
+        specs = swift.parse_range(f"bytes={item['range']}") if isinstance(item["range"], str) else None
+        if not specs:
+            raise BadRequest(f"Index {i}: invalid range")
+        if len(specs) > 1:
+            raise BadRequest(f"Index {i}: multiple ranges (only one allowed)")
+        rng = specs[0]
+    return _Wanted(i, container, name, etag, size, rng)
+
+
+async def build_slo_manifest(engine: ObjectEngine, account: str, body: bytes,
+                             target: tuple[str, str]) -> tuple[bytes, str, int]:
+    """Validate a `?multipart-manifest=put` body for the object `target` (container, name)
+    → (stored manifest, slo etag, total bytes)."""
     if len(body) > MAX_MANIFEST_BYTES:
         raise PayloadTooLarge("manifest is too large")
     try:
         items = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"manifest is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("Manifest must be valid JSON.") from None
     if not isinstance(items, list) or not items:
-        raise BadRequest("manifest must be a non-empty JSON list of segments")
+        raise BadRequest("Manifest must be a non-empty list.")
     if len(items) > MAX_SEGMENTS:
-        raise BadRequest(f"manifest has more than {MAX_SEGMENTS} segments")
-    parsed: list[tuple[str, str, str | None, int | None]] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            raise BadRequest(f"segment {i}: each segment needs a 'path' string")
-        if "range" in item:
-            raise BadRequest(f"segment {i}: segment ranges are not supported")
-        container, name = swift.split_container_object(item["path"], f"segment {i} path")
-        etag, size = item.get("etag"), item.get("size_bytes")
-        if etag is not None and not isinstance(etag, str):
-            raise BadRequest(f"segment {i}: etag must be a string or null")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise BadRequest(f"segment {i}: size_bytes must be a non-negative integer or null")
-        parsed.append((container, name, etag, size))
+        raise BadRequest(f"Too many segments in manifest; max {MAX_SEGMENTS}")
+    wanted = [_parse_item(i, item) for i, item in enumerate(items)]
+    if all(w.data is not None for w in wanted):
+        raise BadRequest("Inline data segments require at least one object-backed segment.")
 
     sem = asyncio.Semaphore(16)
 
-    async def head(c: str, n: str) -> ObjectInfo | str:
+    async def head(w: _Wanted) -> ObjectInfo | str | None:
+        if w.data is not None:
+            return None
         async with sem:
             try:
-                return await engine.head_object(account, c, n)
+                return await engine.head_object(account, w.container, w.name)
             except ObjectNotFound:
                 return "404 Not Found"
 
-    infos = await asyncio.gather(*(head(c, n) for c, n, _, _ in parsed))
+    infos = await asyncio.gather(*(head(w) for w in wanted))
     problems: list[str] = []
     out: list[dict] = []
-    for i, ((c, n, etag, size), info) in enumerate(zip(parsed, infos)):
-        where = f"/{c}/{n}"
-        if isinstance(info, str):
+    etag_parts: list[str] = []
+    total = 0
+    last = len(wanted) - 1
+    for w, info in zip(wanted, infos):
+        if w.data is not None:
+            out.append({"data": base64.b64encode(w.data).decode("ascii")})
+            etag_parts.append(hashlib.md5(w.data).hexdigest())
+            total += len(w.data)
+            continue
+        where = f"/{w.container}/{w.name}"
+        if isinstance(info, str) or info is None:
             problems.append(f"{where}: {info}")
             continue
         if dlo_manifest(info):
             problems.append(f"{where}: a dynamic large object cannot be a segment")
             continue
         sub = is_slo(info)  # a sub-SLO: its ETag and whole length stand for it, as in Swift
-        seg_size = slo_size(info) if sub else info.size
-        if etag is not None and etag.strip('"').lower() != info.etag:
+        obj_size = slo_size(info) if sub else info.size
+        if (w.container, w.name) == target:
+            problems.append(f"{where}: manifest must not include itself as a segment")
+            continue
+        if w.etag is not None and w.etag.strip('"').lower() != etag_of(info):
             problems.append(f"{where}: Etag Mismatch")
-        if size is not None and size != seg_size:
+        if w.size is not None and w.size != obj_size:
             problems.append(f"{where}: Size Mismatch")
-        if seg_size == 0 and i < len(parsed) - 1:
-            problems.append(f"{where}: Too Small; each segment must be at least 1 byte")
-        entry = {"name": where, "hash": info.etag, "bytes": seg_size,
+        seg_len, rng_text = obj_size, None
+        if w.range is not None:
+            try:
+                [(first, end)] = resolve_ranges([w.range], obj_size)
+            except RangeNotSatisfiable:
+                problems.append(f"{where}: Unsatisfiable Range")
+                continue
+            if (first, end) != (0, obj_size):  # a range of the whole object is no range
+                seg_len, rng_text = end - first, f"{first}-{end - 1}"
+        if seg_len < 1 and w.index < last:
+            problems.append(f"{where}: Too small; each segment must be at least 1 byte.")
+        entry = {"name": where, "hash": etag_of(info), "bytes": obj_size,
                  "content_type": swift.split_swift_bytes(info.content_type)[0],
                  "last_modified": swift.listing_time(info.last_modified)}
+        if rng_text:
+            entry["range"] = rng_text
         if sub:
             entry["sub_slo"] = True
         out.append(entry)
+        etag_parts.append(f"{etag_of(info)}:{rng_text};" if rng_text else etag_of(info))
+        total += seg_len
     if problems:
         raise BadRequest("Errors:\n" + "\n".join(problems))
-    total = sum(s["bytes"] for s in out)
-    return json.dumps(out).encode(), slo_etag([s["hash"] for s in out]), total
+    return json.dumps(out).encode(), slo_etag(etag_parts), total
 
 
 def slo_segments(manifest: bytes) -> list[Segment]:
+    """The stored manifest as segments, each the bytes it contributes (a range of an object,
+    or inline data)."""
     segs = []
     for item in json.loads(manifest):
+        if "data" in item:
+            raw = base64.b64decode(item["data"])
+            segs.append(Segment("", "", len(raw), None, data=raw))
+            continue
         container, _, name = item["name"].lstrip("/").partition("/")
-        segs.append(Segment(container, name, int(item["bytes"]), item["hash"],
-                            bool(item.get("sub_slo"))))
+        whole = int(item["bytes"])
+        first, size = 0, whole
+        if item.get("range"):
+            a, _, b = item["range"].partition("-")
+            first, size = int(a), int(b) - int(a) + 1
+        segs.append(Segment(container, name, size, item["hash"], bool(item.get("sub_slo")),
+                            first=first, object_size=whole))
     return segs
 
 
@@ -163,7 +272,7 @@ async def sub_manifest(engine: ObjectEngine, account: str, seg: Segment) -> list
         info, body = await engine.get_object(account, seg.container, seg.name)
     except ObjectNotFound:
         raise SegmentError(f"segment /{seg.container}/{seg.name} is gone") from None
-    if not is_slo(info) or info.etag != seg.etag or slo_size(info) != seg.size:
+    if not is_slo(info) or etag_of(info) != seg.etag or slo_size(info) != seg.whole_size:
         raise SegmentError(f"segment /{seg.container}/{seg.name} changed")
     return slo_segments(await body.read())
 
@@ -175,22 +284,25 @@ async def stream_segments(engine: ObjectEngine, account: str, segs: list[Segment
     offset = 0
     for seg in segs:
         s, e = max(start, offset), min(end, offset + seg.size)
-        if s < e and seg.sub_slo:
+        # [a, b): the bytes wanted, relative to the start of the segment's object
+        a, b = s - offset + seg.first, e - offset + seg.first
+        if s < e and seg.data is not None:
+            yield seg.data[s - offset:e - offset]
+        elif s < e and seg.sub_slo:
             if depth >= MAX_DEPTH:
                 raise TooDeep(f"manifests nest deeper than {MAX_DEPTH}")
             inner = await sub_manifest(engine, account, seg)
-            async for chunk in stream_segments(engine, account, inner, s - offset, e - offset,
+            async for chunk in stream_segments(engine, account, inner, a, b,
                                                pinned=pinned, depth=depth + 1):
                 yield chunk
         elif s < e:
-            whole = s == offset and e == offset + seg.size
+            whole = a == 0 and b == seg.whole_size
             try:
                 info, body = await engine.get_object(
-                    account, seg.container, seg.name,
-                    None if whole else [(s - offset, e - offset - 1)])
+                    account, seg.container, seg.name, None if whole else [(a, b - 1)])
             except ObjectNotFound:
                 raise SegmentError(f"segment /{seg.container}/{seg.name} is gone") from None
-            if (pinned and seg.etag and info.etag != seg.etag) or info.size != seg.size:
+            if (pinned and seg.etag and info.etag != seg.etag) or info.size != seg.whole_size:
                 raise SegmentError(f"segment /{seg.container}/{seg.name} changed")
             async for chunk in body:
                 yield chunk

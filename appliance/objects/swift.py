@@ -40,6 +40,7 @@ SYS_ENCODING = "content-encoding"
 SYS_DLO = "x-object-manifest"
 SYS_SLO = "slo"
 SYS_SLO_SIZE = "slo-size"
+SYS_SLO_ETAG = "slo-etag"  # an SLO's ETag; its stored etag is the manifest's md5, as in Swift
 SYS_CONTAINER_HEADERS = ("x-container-read", "x-container-write", "x-versions-location",
                          "x-history-location")
 
@@ -93,9 +94,10 @@ def parse_path(raw_path: str, prefix: str | None = None) -> SwiftPath:
     return SwiftPath(account, container, obj)
 
 
-def split_container_object(value: str, what: str) -> tuple[str, str]:
-    """`/container/object` or `container/object` (X-Copy-From, Destination, SLO paths)."""
-    value = _decode(value, what).lstrip("/") if "%" in value else value.lstrip("/")
+def split_container_object(value: str, what: str, *, quoted: bool = True) -> tuple[str, str]:
+    """`/container/object` or `container/object`: %-encoded in X-Copy-From and Destination,
+    plain names in an SLO manifest's paths (`quoted=False`)."""
+    value = _decode(value, what).lstrip("/") if quoted and "%" in value else value.lstrip("/")
     container, _, obj = value.partition("/")
     if not container or not obj:
         raise PreconditionFailed(f"{what} must be of the form <container>/<object>")

@@ -369,3 +369,37 @@ async def test_details_swifts_functional_suite_checks(sw):
     assert (await sw.request("POST", "/agg/dlo", headers={"X-Object-Meta-X": "1"}))[0] == 202
     st, h, body = await sw.request("GET", "/agg/dlo")
     assert body == b"own" and "X-Object-Manifest" not in h
+
+
+async def test_slo_ranged_and_inline_segments_and_the_manifests_own_hash(sw):
+    import base64
+    await put(sw, "/rs")
+    await put(sw, "/rs/%25ff%20odd", b"0123456789")  # a name with a literal '%ff'
+    manifest = [{"path": "/rs/%ff odd", "range": "2-4"},  # manifest paths are plain names
+                {"data": base64.b64encode(b"--").decode()},
+                {"path": "/rs/%ff odd", "range": "-3"},
+                {"path": "/rs/%ff odd", "range": "0-"}]  # the whole object: no range stored
+    h = await put(sw, "/rs/m?multipart-manifest=put", json.dumps(manifest).encode())
+    want = b"234" + b"--" + b"789" + b"0123456789"
+    seg_md5 = hashlib.md5(b"0123456789").hexdigest()
+    etag = hashlib.md5(f"{seg_md5}:2-4;{hashlib.md5(b'--').hexdigest()}{seg_md5}:7-9;{seg_md5}".encode()).hexdigest()
+    assert h["ETag"] == f'"{etag}"'  # Swift's rule for ranged and inline segments
+    st, rh, body = await sw.request("GET", "/rs/m")
+    assert st == 200 and body == want and rh["ETag"] == f'"{etag}"'
+    for rng, part in (("bytes=1-6", want[1:7]), ("bytes=-12", want[-12:]), ("bytes=3-4", want[3:5])):
+        st, _, body = await sw.request("GET", "/rs/m", headers={"Range": rng})
+        assert st == 206 and body == part, rng
+    st, _, raw = await sw.request("GET", "/rs/m?multipart-manifest=get")
+    stored = json.loads(raw)
+    assert [e.get("range") for e in stored] == ["2-4", None, "7-9", None] and "data" in stored[1]
+    # the listing shows the whole length and, as Swift's, the manifest's own md5 as its hash
+    st, _, body = await sw.request("GET", "/rs?format=json&prefix=m")
+    [entry] = json.loads(body)
+    assert entry["bytes"] == len(want) and entry["hash"] == hashlib.md5(raw).hexdigest()
+    # refused: a manifest naming itself, only inline data, two ranges, an unsatisfiable range
+    for bad in ([{"path": "/rs/m"}], [{"data": "AA=="}], [{"path": "/rs/%ff odd", "range": "0-1,3-4"}],
+                [{"path": "/rs/%ff odd", "range": "20-"}], [{"path": "/rs/%ff odd", "extra": 1}],
+                [{"data": "not base64!"}, {"path": "/rs/%ff odd"}]):
+        st, _, body = await sw.request("PUT", "/rs/m?multipart-manifest=put", data=json.dumps(bad).encode())
+        assert st == 400, (bad, body)
+    assert (await sw.request("GET", "/rs/m"))[2] == want  # the refused PUTs changed nothing
