@@ -1,21 +1,34 @@
-"""`python -m tests.bench`: every bench_*.py module here, results printed and saved."""
+"""`python -m tests.bench [--shared | --quiet-host] [name ...]`: every bench_*.py module here
+(or the named ones), results printed and saved with issue 16's goal table.
+
+--shared says other work ran on the machine meanwhile (a 2-core host shared by several
+engineers), --quiet-host that nothing else did; without either the record says "not stated".
+The load average at start and end is recorded either way.
+"""
 from __future__ import annotations
 
 import importlib
 import json
-import platform
+import os
 import sys
 import time
 from pathlib import Path
+
+from tests.bench.goals import goals, host, render, table
 
 HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
-    wanted = set(argv)
+    shared: bool | None = None
+    if "--shared" in argv:
+        shared = True
+    if "--quiet-host" in argv:
+        shared = False
+    wanted = {a for a in argv if not a.startswith("--")}
+    machine = host(shared)
     results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                  "machine": f"{platform.node()} {platform.machine()} "
-                                             f"{platform.processor() or ''}".strip()}
+                                  "machine": machine}
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem
         if wanted and name not in wanted and name.removeprefix("bench_") not in wanted:
@@ -27,6 +40,13 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # one broken bench must not hide the others
             print(f"   failed: {exc!r}")
             results[name] = {"error": repr(exc)}
+    machine["loadavg_1_5_15_end"] = [round(x, 2) for x in os.getloadavg()]
+    entries = goals(results)
+    results["goals"] = table(entries)
+    print(f"\n== goals (issue 16) on {machine['node']}, {machine['cpus']} CPUs, shared: "
+          f"{'not stated' if shared is None else shared}, load {machine['loadavg_1_5_15']} → "
+          f"{machine['loadavg_1_5_15_end']}")
+    print(render(entries))
     out = HERE / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

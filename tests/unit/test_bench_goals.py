@@ -1,0 +1,37 @@
+"""The bench goal table: each goal reads its run's numbers, and a missing one never passes."""
+from tests.bench.goals import goals, host
+
+
+def _by_measure(results: dict) -> dict:
+    return {g.measure: g for g in goals(results)}
+
+
+def test_goal_met_and_missed_follow_the_numbers():
+    table = _by_measure({
+        "bench_objects": {"raw_read_mib_s": 1000.0, "engine_get_mib_s_3": 600.0,
+                          "raw_write_mib_s": 100.0, "engine_put_mib_s_3": 28.0,
+                          "small_ops_32_clients": {"put_ops_s": 131.0}},
+        "bench_api": {"steps": {"10": {"detail_p50": 0.005, "token_p50": 0.001},
+                                "1000": {"detail_p50": 0.071, "token_p50": 0.0011}}},
+    })
+    get = table["object GET 1 GiB, md5 verified / raw read"]
+    assert get.value == 0.6 and get.met
+    put = table["object PUT 1 GiB, 3 replicas: bytes per replica / raw write+fsync"]
+    assert put.value == 0.84 and not put.met
+    assert not table["object PUT 4 KiB at 32 clients (ops/s)"].met
+    detail = table["GET /servers/detail, 1,000 instances, p50 (ms)"]
+    assert detail.value == 71.0 and not detail.met
+    token = table["token validation p50 at 1,000 / at 10 existing resources"]
+    assert token.value == 1.1 and token.met
+
+
+def test_a_goal_without_numbers_is_not_met():
+    table = goals({"bench_dhcp": {"skipped": True}, "bench_boot": {"error": "boom"}})
+    assert len(table) == 18
+    assert all(g.value is None and not g.met for g in table)
+
+
+def test_the_host_record_says_whether_the_machine_was_shared():
+    assert host(True)["shared"] is True
+    assert host(None)["shared"] is None
+    assert host(False)["cpus"] >= 1
