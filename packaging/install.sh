@@ -4,8 +4,11 @@
 #   sudo bash packaging/install.sh [--prefix /opt/monostack] [--admin-password PW]
 #                                  [--listen 127.0.0.1:5000] [--tls-name NAME]...
 # The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated; it
-# is kept in /etc/monostack/admin-password (root only) for host-side commands (backup, status).
+# is kept in /etc/monostack/admin-password (root only) for host-side commands (backup, status),
+# and in /etc/monostack/admin-openrc (root only) for the OpenStack clients shipped with it.
 # The TCP API speaks TLS with a private CA made here (/etc/monostack/tls/ca.crt: OS_CACERT).
+# SSH operators (monostack operator add) land in the TUI; where systemd is not PID 1 this
+# script starts sshd itself, as it does the daemon and libvirtd.
 # Uses only Debian's /usr/bin/python3 and packages; nothing from a development machine.
 set -euo pipefail
 
@@ -61,21 +64,25 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$src_hash" ]; then
   mkdir -p "$PREFIX"
   [ -x "$PREFIX/venv/bin/python" ] || /usr/bin/python3 -m venv "$PREFIX/venv"
   "$PREFIX/venv/bin/pip" install -q --upgrade pip
-  "$PREFIX/venv/bin/pip" install -q "$SRC"
+  "$PREFIX/venv/bin/pip" install -q "$SRC[clients]"
   cp "$SRC/README.md" "$PREFIX/README.md"
   echo "$src_hash" > "$PREFIX/.source-hash"
   changed=1; restart=1
 fi
-if [ "$(readlink /usr/local/bin/monostack 2>/dev/null)" != "$PREFIX/venv/bin/monostack" ]; then
-  ln -sfn "$PREFIX/venv/bin/monostack" /usr/local/bin/monostack; changed=1
-fi
+for cmd in monostack openstack swift; do  # the appliance and the OpenStack clients on PATH
+  if [ "$(readlink "/usr/local/bin/$cmd" 2>/dev/null)" != "$PREFIX/venv/bin/$cmd" ]; then
+    ln -sfn "$PREFIX/venv/bin/$cmd" "/usr/local/bin/$cmd"; changed=1
+  fi
+done
 ms() { "$PREFIX/venv/bin/monostack" --config "$ETC/monostack.toml" "$@"; }
 
 # -- directories and configuration --------------------------------------------------------------
 # state/ holds identity and tokens: root only. Disk files must be traversable by libvirt-qemu.
 install -d -m 0755 "$STATE" "$STATE/instances" "$STATE/images" "$STATE/volumes"
 install -d -m 0700 "$STATE/state" "$STATE/objects" "$STATE/objects/d1" "$STATE/objects/d2" "$STATE/objects/d3"
-install -d -m 0750 "$ETC"
+# /etc/monostack is traversable so operators' TUI can read client.toml; what is secret in it
+# is root-only file by file (monostack.toml 0640, admin-password and admin-openrc 0600, keys).
+if [ ! -d "$ETC" ] || [ "$(stat -c %a "$ETC")" != 755 ]; then install -d -m 0755 "$ETC"; changed=1; fi
 if [ ! -f "$ETC/monostack.toml" ]; then
   say "writing $ETC/monostack.toml"
   cat > "$ETC/monostack.toml" <<CONF
@@ -120,28 +127,46 @@ if ! grep -q "nothing changed" <<<"$tls_out"; then
 fi
 
 # -- SSH into the appliance: operators land in the TUI ------------------------------------------
+# by pid file, not by name: in a chroot, a name would match the host's daemons
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+systemd_running() { [ -d /run/systemd/system ]; }
 getent group monostack-operators >/dev/null || { groupadd --system monostack-operators; changed=1; }
 if [ -d /etc/ssh/sshd_config.d ] && ! cmp -s "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf; then
   install -m 0644 "$SRC/packaging/ssh/monostack.conf" /etc/ssh/sshd_config.d/monostack.conf
   if sshd -t 2>/dev/null; then
-    # by pid file, not by name: in a chroot, a name would match the host's sshd
     (systemctl reload ssh 2>/dev/null || kill -HUP "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null) || true
   fi
-  say "sshd: members of monostack-operators now land in the TUI (monostack operator add NAME --key KEY)"
+  say "sshd: members of monostack-operators land in the TUI (/etc/ssh/sshd_config.d/monostack.conf)"
+  changed=1
+fi
+sshd_ports() { sshd -T 2>/dev/null | awk '/^port /{print $2}' | paste -sd, -; }
+if systemd_running; then
+  if ! systemctl is-active --quiet ssh; then
+    systemctl enable --now ssh >/dev/null 2>&1 || true
+    systemctl is-active --quiet ssh && say "started sshd: systemctl enable --now ssh (port $(sshd_ports))"
+    changed=1
+  fi
+elif ! alive /run/sshd.pid; then
+  install -d -m 0755 /run/sshd
+  ssh-keygen -A >/dev/null  # host keys, where the package's scripts did not make them
+  if /usr/sbin/sshd; then
+    for _ in $(seq 1 50); do alive /run/sshd.pid && break; sleep 0.1; done  # it forks first
+    say "systemd is not PID 1 here: started sshd myself (/usr/sbin/sshd, pid $(cat /run/sshd.pid)," \
+        "port $(sshd_ports)); it is not restarted at boot"
+  else
+    warn "sshd did not start (sshd -t shows why): operators cannot SSH in"
+  fi
   changed=1
 fi
 
 # -- libvirt ------------------------------------------------------------------------------------
 # Where libvirtd cannot run (some containers) the install still finishes: the daemon reports its
 # compute component as failed in `monostack status` until libvirt answers.
-systemd_running() { [ -d /run/systemd/system ]; }
 libvirt_up() { timeout 20 virsh -c qemu:///system version >/dev/null 2>&1; }
 if ! libvirt_up; then
   if systemd_running; then
     systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || true
   else
-    # by pid file, not by name: in a chroot, a name would match the host's daemons
-    alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
     alive /run/virtlogd.pid || virtlogd -d || true
     alive /run/libvirtd.pid || libvirtd -d || true
   fi
@@ -210,6 +235,18 @@ daemon_up || { echo "monostack install: the daemon did not come up; see 'monosta
                     "and $( systemd_running && echo 'journalctl -u monostack' || echo /var/log/monostack.log)" >&2
                exit 1; }
 
+# -- what clients need: a public client config (operators' TUI), the admin's openrc (root) ----
+if ! ms client-config --write "$ETC/client.toml" | grep -q "nothing changed"; then
+  say "wrote $ETC/client.toml (socket, API URL, CA; readable by all, nothing secret)"; changed=1
+fi
+openrc=$(ms openrc --with-password)
+if [ "$(cat "$ETC/admin-openrc" 2>/dev/null)" != "$openrc" ]; then
+  (umask 077; printf '%s\n' "$openrc" > "$ETC/admin-openrc.new")
+  mv "$ETC/admin-openrc.new" "$ETC/admin-openrc"
+  say "wrote $ETC/admin-openrc: the admin's OpenStack client settings and password (root only)"
+  changed=1
+fi
+
 # -- the ready-to-boot guest image --------------------------------------------------------------
 if ! ms image-import --check tinyguest >/dev/null 2>&1; then
   say "building and importing the test guest image 'tinyguest'"
@@ -223,12 +260,14 @@ if [ $changed = 0 ]; then
 else
   say "done"
 fi
+ssh_line=$( (ms status 2>/dev/null || true) | sed -n 's/^ *ssh operators *//p')
 cat <<MSG
 
   Operator console:   monostack tui          (user admin, project admin)
   Admin password:     in $ETC/admin-password (root only)
-  OpenStack clients:  export OS_AUTH_URL=https://$LISTEN/identity OS_USERNAME=admin \\
-                        OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default \\
-                        OS_PROJECT_DOMAIN_NAME=Default OS_CACERT=$ETC/tls/ca.crt
+  OpenStack clients:  . $ETC/admin-openrc  (root only: it holds the admin password)
+                      then: openstack server list; swift list
+  SSH operators:      monostack operator add NAME --key KEY.pub; then ssh -t NAME@this-host
+                      ${ssh_line:-(monostack status tells whether they can get in)}
   Health:             monostack status
 MSG
