@@ -12,6 +12,7 @@ PACKAGES=(
   syslinux syslinux-common mtools dosfstools fdisk xorriso genisoimage
   openssh-server openssh-client tmux cpio gzip dnsmasq-base
   debootstrap slirp4netns
+  chromium chromium-driver
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

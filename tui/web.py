@@ -8,6 +8,8 @@ pipes) and relays it to xterm.js over a websocket. Around it, what an appliance 
 - A cap on sessions: each one is a TUI process (~50 MB, measured by tests/bench/bench_web.py),
   so past `max_sessions` a new tab is told to close another one instead of getting a process.
 - Cross-site pages cannot open sessions: the websocket checks Origin against the host.
+- A new tab does not wait for Python to start: one spare TUI process is kept started (its
+  output held until a tab takes it), and the next spare starts when one is taken.
 - The page, fonts and scripts all come from the appliance (textual-serve's own page pulls a
   font from the internet; ours does not).
 The served textual.js is textual-serve's, with one line added that lets a test read the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import shlex
 import ssl
@@ -80,10 +83,47 @@ def patched_textual_js(statics: Path) -> bytes:
     return js.replace(TERMINAL_OPEN, TERMINAL_EXPOSE, 1).encode()
 
 
+class Relay:
+    """Where a session's output goes: held until a tab takes the session, then to its
+    websocket. Lets a spare TUI start before anyone asks for it."""
+
+    def __init__(self) -> None:
+        self.ws: web.WebSocketResponse | None = None
+        self.held: list[bytes | str] = []
+
+    async def write_bytes(self, data: bytes) -> None:
+        await self._send(data)
+
+    async def write_str(self, data: str) -> None:
+        await self._send(data)
+
+    async def _send(self, data: bytes | str) -> None:
+        if self.ws is None:
+            self.held.append(data)
+            del self.held[:-256]  # a spare's first frames only; it redraws when taken
+        elif isinstance(data, bytes):
+            await self.ws.send_bytes(data)
+        else:
+            await self.ws.send_str(data)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def attach(self, ws: web.WebSocketResponse) -> None:
+        held, self.held = self.held, []
+        for data in held:
+            if isinstance(data, bytes):
+                await ws.send_bytes(data)
+            else:
+                await ws.send_str(data)
+        self.ws = ws
+
+
 class WebConsole(Server):
     def __init__(self, *, host: str, port: int, socket_path: Path | None = None,
                  url: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, keep_spare: bool = True) -> None:
         if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the web console serves plain HTTP only on loopback: give it "
                              "the appliance's TLS certificate")
@@ -94,7 +134,11 @@ class WebConsole(Server):
         self.max_sessions = max_sessions
         self.sessions = 0
         self._js = patched_textual_js(self.statics_path)
+        self._js_gz = gzip.compress(self._js, 9)  # 0.5 MB → ~0.13 MB: the first paint waits on it
         self.runner: web.AppRunner | None = None
+        self.keep_spare = keep_spare
+        self._spare: tuple[AppService, Relay] | None = None
+        self._spare_task: asyncio.Task[None] | None = None
 
     async def _make_app(self) -> web.Application:
         app = web.Application()
@@ -105,6 +149,8 @@ class WebConsole(Server):
             web.get("/static/js/textual.js", self.handle_script),
             web.static("/static", self.statics_path, name="static"),
         ])
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
         return app
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
@@ -120,7 +166,13 @@ class WebConsole(Server):
         return response
 
     async def handle_script(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._js, content_type="application/javascript")
+        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        response = web.Response(body=self._js_gz if gz else self._js,
+                                content_type="application/javascript")
+        if gz:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Cache-Control"] = "max-age=86400"
+        return response
 
     def _same_origin(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
@@ -141,6 +193,7 @@ class WebConsole(Server):
         finally:
             self.sessions -= 1
             log.info("web console session closed (%d of %d)", self.sessions, self.max_sessions)
+            self._prepare_spare()
 
     async def _run_session(self, request: web.Request) -> web.WebSocketResponse:
         """textual-serve's session loop, owning the process: it always ends with the tab
@@ -150,9 +203,9 @@ class WebConsole(Server):
         width = _int(request.query.get("width"), 80, 20, 500)
         height = _int(request.query.get("height"), 24, 10, 300)
         await ws.prepare(request)
-        service = AppService(self.command, write_bytes=ws.send_bytes, write_str=ws.send_str,
-                             close=ws.close, download_manager=self.download_manager)
-        await service.start(width, height)
+        service, relay = await self._take_session(width, height)
+        await relay.attach(ws)
+        await service.set_terminal_size(width, height)
         try:
             await self._process_messages(ws, service)
         except Exception as exc:  # a broken tab must not take the server down
@@ -163,6 +216,55 @@ class WebConsole(Server):
             await _reap(service._process)
             await ws.close()
         return ws
+
+    async def _new_session(self, width: int = 80, height: int = 24) -> tuple[AppService, Relay]:
+        relay = Relay()
+        service = AppService(self.command, write_bytes=relay.write_bytes,
+                             write_str=relay.write_str, close=relay.close,
+                             download_manager=self.download_manager)
+        await service.start(width, height)
+        return service, relay
+
+    async def _take_session(self, width: int, height: int) -> tuple[AppService, Relay]:
+        """The spare if it is alive (then start the next spare), else a new process."""
+        if self._spare_task is not None and not self._spare_task.done():
+            await asyncio.shield(self._spare_task)
+        spare, self._spare = self._spare, None
+        if spare is not None and (spare[0]._task is None or spare[0]._task.done()):
+            await _reap(spare[0]._process)
+            spare = None
+        session = spare or await self._new_session(width, height)
+        self._prepare_spare()
+        return session
+
+    def _prepare_spare(self) -> None:
+        """Start the next spare while there is room for it under the cap."""
+        if self.keep_spare and self._spare is None and self.sessions < self.max_sessions and \
+                (self._spare_task is None or self._spare_task.done()):
+            self._spare_task = asyncio.ensure_future(self._make_spare())
+
+    async def _make_spare(self) -> None:
+        try:
+            self._spare = await self._new_session()
+        except OSError as exc:
+            log.warning("could not start a spare console session: %s", exc)
+
+    async def _drop_spare(self) -> None:
+        if self._spare_task is not None:
+            self._spare_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._spare_task
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(spare[0].stop(), QUIT_GRACE)
+            await _reap(spare[0]._process)
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._prepare_spare()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await self._drop_spare()
 
     async def start(self) -> None:
         """Listen (for tests and the bench, in a running loop); `serve()` for the command."""

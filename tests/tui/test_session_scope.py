@@ -62,3 +62,4 @@ async def test_switcher_takes_enter_in_its_filter_and_clears_old_errors(tui_daem
         await settle(pilot)
         assert not any("Policy" in n for n in _notes(app))
         assert any("blue-sky" in n for n in _notes(app))
+

@@ -17,7 +17,11 @@ LOGO = "monostack"
 
 class LoginScreen(Screen):
     AUTO_FOCUS = None
-    BINDINGS = [Binding("ctrl+t", "app.toggle_theme", "Theme", show=False)]
+    # Enter is handled as the key arrives (a priority binding), not after the field's Submitted
+    # message: keys typed ahead (a fast typist, a paste, a browser session) then land in the
+    # next field instead of the one being left.
+    BINDINGS = [Binding("ctrl+t", "app.toggle_theme", "Theme", show=False),
+                Binding("enter", "next_or_submit", show=False, priority=True)]
     DEFAULT_CSS = """
     LoginScreen { align: center middle; }
     LoginScreen #login-box { width: 56; max-width: 100%; height: auto; border: thick $primary;
@@ -64,14 +68,21 @@ class LoginScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#password" if self.user else "#user", Input).focus()
 
-    @on(Input.Submitted)
-    def _next_or_submit(self, event: Input.Submitted) -> None:
+    def action_next_or_submit(self) -> None:
         order = ["user", "password", "project"]
-        idx = order.index(event.input.id or "user")
-        if event.input.id == "project" or (event.input.id == "password" and self.project):
-            self.submit()
+        field = self.focused.id if isinstance(self.focused, Input) else None
+        if field not in order or field == "project" or (field == "password" and self.project):
+            self._submit_when_typed([self.query_one(f"#{f}", Input) for f in order])
         else:
-            self.query_one(f"#{order[idx + 1]}", Input).focus()
+            self.set_focus(self.query_one(f"#{order[order.index(field) + 1]}", Input))
+
+    def _submit_when_typed(self, inputs: list[Input]) -> None:
+        """Submit once each field has taken the keys already queued for it (this binding runs
+        as Enter arrives, possibly before the characters typed just ahead of it)."""
+        if inputs:
+            inputs[0].call_later(self._submit_when_typed, inputs[1:])
+        else:
+            self.submit()
 
     @on(Button.Pressed, "#login")
     def submit(self) -> None:
