@@ -22,8 +22,8 @@ nothing can stay reserved forever.
     ...; held.commit()  /  held.release()
 
 Each service names its resources (Nova's `instances`, Cinder's `gigabytes`, Neutron's
-`port` …) and says how an overrun reads in its API (Nova answers 403, Cinder 413, Neutron
-409), so clients see what upstream would send them.
+`port`, Swift's container bytes keyed by "account/container" …) and says how an overrun
+reads in its API (Nova answers 403, Cinder 413), so clients see what upstream would send.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ Counts = Mapping[str, int]
 CountsOf = Callable[[str], "Counts | Awaitable[Counts]"]
 
 
-def _default_exceeded(resource: str, asked: int, used: int, limit: int) -> MonostackError:
+def _default_exceeded(resource: str, asked: int, used: int, limit: int) -> Exception:
     return QuotaExceeded(f"Quota exceeded for {resource}: requested {asked}, but already used "
                          f"{used} of {limit} {resource}.")
 
@@ -58,7 +58,7 @@ class QuotaSource:
     resources: tuple[str, ...]
     limits: CountsOf
     usage: CountsOf
-    exceeded: Callable[[str, int, int, int], MonostackError] = _default_exceeded
+    exceeded: Callable[[str, int, int, int], Exception] = _default_exceeded
 
 
 class Reservation:

@@ -15,6 +15,7 @@ from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.objects import swift
+from appliance.quota import QuotaSource, Reservation
 from storage.objects import AuditFinding, Auditor, ObjectEngine, QuotaExceeded, QuotaRequest
 from storage.objects.diskfile import format_timestamp
 
@@ -40,6 +41,12 @@ class ObjectComponent:
         self.expired = 0
         self._expirer: asyncio.Task | None = None
         self._pending_events: set[asyncio.Task] = set()
+        # Swift's quotas are account and container metadata; the shared ledger holds what
+        # PUTs in flight will add, keyed by account and by "account/container"
+        ctx.quotas.register(QuotaSource(("swift_account_bytes",), self._account_limits,
+                                        self._account_usage, _over_quota))
+        ctx.quotas.register(QuotaSource(CONTAINER_RESOURCES, self._container_limits,
+                                        self._container_usage, _over_quota))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,20 +120,71 @@ class ObjectComponent:
 
     # ------------------------------------------------------------------ quotas
 
-    def _check_quota(self, req: QuotaRequest) -> None:
+    async def _check_quota(self, req: QuotaRequest) -> "_Held":
         """Account quota (X-Account-Meta-Quota-Bytes) and container quotas
-        (X-Container-Meta-Quota-Bytes / -Count), as Swift's quota middlewares."""
-        grow = req.incoming_bytes - req.replaces_bytes
-        cmeta = req.container_info.meta
-        limit = _int(cmeta.get("x-container-meta-quota-bytes"))
-        if limit is not None and req.container_info.bytes_used + grow > limit:
-            raise QuotaExceeded(f"container quota of {limit} bytes exceeded")
-        count = _int(cmeta.get("x-container-meta-quota-count"))
-        if count is not None and req.replaces_bytes == 0 and req.container_info.object_count + 1 > count:
-            raise QuotaExceeded(f"container quota of {count} objects exceeded")
-        alimit = _int(req.account_info.meta.get("x-account-meta-quota-bytes"))
-        if alimit is not None and req.account_info.bytes_used + grow > alimit:
-            raise QuotaExceeded(f"account quota of {alimit} bytes exceeded")
+        (X-Container-Meta-Quota-Bytes / -Count), as Swift's quota middlewares, held for the
+        PUT until the engine has indexed the object (or given up)."""
+        grow = max(0, req.incoming_bytes - req.replaces_bytes)
+        new_object = 1 if req.replaces_bytes == 0 else 0
+        key = f"{req.account}/{req.container}"
+        container = await self.ctx.quotas.reserve(key, {"swift_container_bytes": grow,
+                                                        "swift_container_objects": new_object})
+        try:
+            account = await self.ctx.quotas.reserve(req.account, {"swift_account_bytes": grow})
+        except BaseException:
+            container.release()
+            raise
+        return _Held((container, account))
+
+    async def _account_limits(self, account: str) -> dict[str, int]:
+        info = await self.engine.account_info(account)
+        return {"swift_account_bytes": _limit(info.meta.get("x-account-meta-quota-bytes"))}
+
+    async def _account_usage(self, account: str) -> dict[str, int]:
+        return {"swift_account_bytes": (await self.engine.account_info(account)).bytes_used}
+
+    async def _container_limits(self, key: str) -> dict[str, int]:
+        account, container = key.split("/", 1)
+        meta = (await self.engine.get_container(account, container)).meta
+        return {"swift_container_bytes": _limit(meta.get("x-container-meta-quota-bytes")),
+                "swift_container_objects": _limit(meta.get("x-container-meta-quota-count"))}
+
+    async def _container_usage(self, key: str) -> dict[str, int]:
+        account, container = key.split("/", 1)
+        info = await self.engine.get_container(account, container)
+        return {"swift_container_bytes": info.bytes_used,
+                "swift_container_objects": info.object_count}
+
+
+CONTAINER_RESOURCES = ("swift_container_bytes", "swift_container_objects")
+
+
+def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceeded:
+    what = {"swift_account_bytes": f"account quota of {limit} bytes",
+            "swift_container_bytes": f"container quota of {limit} bytes",
+            "swift_container_objects": f"container quota of {limit} objects"}[resource]
+    return QuotaExceeded(f"{what} exceeded")
+
+
+class _Held:
+    """The engine's QuotaHold over the container's and the account's reservations."""
+
+    def __init__(self, reservations: tuple[Reservation, ...]) -> None:
+        self.reservations = reservations
+
+    def commit(self) -> None:
+        for r in self.reservations:
+            r.commit()
+
+    def release(self) -> None:
+        for r in self.reservations:
+            r.release()
+
+
+def _limit(value: str | None) -> int:
+    """A quota header's limit; absent or not a number is unlimited (-1)."""
+    parsed = _int(value)
+    return -1 if parsed is None or parsed < 0 else parsed
 
 
 def _int(value: str | None) -> int | None:

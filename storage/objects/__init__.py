@@ -12,7 +12,7 @@ index — the layer under the Swift API.  Knows nothing of the appliance or of H
 
 from .auditor import AuditFinding, Auditor, AuditStatus, FindingKind
 from .diskfile import ObjectInfo
-from .engine import KEEP, ObjectBody, ObjectEngine, QuotaHook, QuotaRequest, aiter_bytes, resolve_ranges
+from .engine import KEEP, ObjectBody, ObjectEngine, QuotaHold, QuotaHook, QuotaRequest, aiter_bytes, resolve_ranges
 from .errors import (
     ContainerNotEmpty,
     ContainerNotFound,
@@ -33,6 +33,6 @@ __all__ = [
     "AccountInfo", "AuditFinding", "AuditStatus", "Auditor", "ContainerEntry", "ContainerInfo",
     "ContainerNotEmpty", "ContainerNotFound", "Device", "DiskFull", "EtagMismatch", "FindingKind",
     "InsufficientReplicas", "InvalidName", "KEEP", "ObjectBody", "ObjectEngine", "ObjectEntry",
-    "ObjectInfo", "ObjectNotFound", "ObjectStorageError", "QuotaExceeded", "QuotaHook", "QuotaRequest",
+    "ObjectInfo", "ObjectNotFound", "ObjectStorageError", "QuotaExceeded", "QuotaHold", "QuotaHook", "QuotaRequest",
     "RangeNotSatisfiable", "Ring", "Subdir", "TooLarge", "aiter_bytes", "resolve_ranges",
 ]

@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Protocol, Sequence
 
 from . import diskfile as df
 from .diskfile import CorruptReplica, ObjectInfo, Replica, ReplicaWriter
@@ -87,7 +87,18 @@ class QuotaRequest:
     container_info: ContainerInfo
 
 
-QuotaHook = Callable[[QuotaRequest], Awaitable[None] | None]  # raises QuotaExceeded
+class QuotaHold(Protocol):
+    """What a quota hook may hand back: the bytes/objects it holds for this PUT until the
+    object is in the index (commit) or the PUT fails (release), so parallel PUTs cannot
+    all pass one quota."""
+
+    def commit(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+#: raises QuotaExceeded; may return a hold the engine ends when the PUT does
+QuotaHook = Callable[[QuotaRequest], "Awaitable[QuotaHold | None] | QuotaHold | None"]
 
 
 def resolve_ranges(specs: Sequence[tuple[int | None, int | None]], size: int) -> list[tuple[int, int]]:
@@ -313,10 +324,11 @@ class ObjectEngine:
         """
         account, container, name = check_account(account), check_container(container), check_object(name)
         cinfo = await self.get_container(account, container)
+        hold: QuotaHold | None = None
         if content_length is not None:
             if max_bytes is not None and content_length > max_bytes:
                 raise TooLarge(f"{content_length} bytes > limit {max_bytes}")
-            await self._check_quota(account, container, name, content_length, cinfo)
+            hold = await self._check_quota(account, container, name, content_length, cinfo)
         ohash = object_hash(account, container, name)
         ts = self._timestamp()
         intent_task = asyncio.ensure_future(self.index.add_intent(ohash, account, container, name, ts))
@@ -360,7 +372,10 @@ class ObjectEngine:
             if expected_etag is not None and expected_etag.strip('"').lower() != body_md5:
                 raise EtagMismatch(expected_etag, body_md5)
             if content_length is None or content_length != size:
-                await self._check_quota(account, container, name, size, cinfo)
+                if hold is not None:
+                    hold.release()
+                    hold = None
+                hold = await self._check_quota(account, container, name, size, cinfo)
             info = ObjectInfo(
                 account=account, container=container, name=name, size=size,
                 etag=etag or body_md5, md5=body_md5,
@@ -373,16 +388,20 @@ class ObjectEngine:
             alive = await self._survivors(ohash, alive, committed)
             await self.index.commit_object(_row(info), intent_id)
         except BaseException:
+            if hold is not None:
+                hold.release()
             await asyncio.shield(self._undo_put(writers, intent_task, inflight))
             raise
+        if hold is not None:
+            hold.commit()  # the index counts the object now
         for w in alive:  # older versions go only now that the new one is acknowledged
             await asyncio.to_thread(df.cleanup_hashdir, df.hashdir(w.device, ohash))
         return info
 
     async def _check_quota(self, account: str, container: str, name: str, incoming: int,
-                           cinfo: ContainerInfo) -> None:
+                           cinfo: ContainerInfo) -> QuotaHold | None:
         if self.quota is None:
-            return
+            return None
         old = await self.index.get_object_row(account, container, name)
         req = QuotaRequest(
             account, container, incoming, 0 if old is None or old.deleted else old.size,
@@ -390,7 +409,8 @@ class ObjectEngine:
         )
         res = self.quota(req)
         if inspect.isawaitable(res):
-            await res
+            res = await res
+        return res
 
     async def _survivors(self, ohash: str, writers: list[ReplicaWriter], results: list) -> list[ReplicaWriter]:
         """Writers whose last step succeeded; abort the others; enforce the quorum."""

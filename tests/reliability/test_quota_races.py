@@ -12,6 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -225,3 +226,46 @@ async def test_parallel_image_creates_and_uploads_never_pass_the_image_quotas(en
     assert quota["bytes_used"] == stored + 2 * len(data)
     for img in images:
         await member.delete(f"/image/v2/images/{img['id']}")
+
+
+async def _puts(daemon, member, path: str, bodies: list[bytes],
+                chunked: bool = False) -> list[int]:
+    gate = asyncio.Event()
+
+    async def stream(body: bytes):
+        for i in range(0, len(body), 100):
+            yield body[i:i + 100]
+            await asyncio.sleep(0)
+
+    async def one(i: int, body: bytes) -> int:
+        await gate.wait()
+        status, _ = await raw("PUT", f"{daemon.url}{path}/o-{i}", token=member.token,
+                              data=stream(body) if chunked else body, timeout=60)
+        return status
+
+    tasks = [asyncio.create_task(one(i, b)) for i, b in enumerate(bodies)]
+    await asyncio.sleep(0)
+    gate.set()
+    return await asyncio.gather(*tasks)
+
+
+async def test_parallel_object_puts_never_pass_the_swift_container_quotas(env):
+    require("object")
+    daemon, admin, member, pid = env
+    base = f"/swift/v1/AUTH_{pid}"
+    status, _ = await raw("PUT", f"{daemon.url}{base}/counted", token=member.token,
+                          headers={"X-Container-Meta-Quota-Count": str(LIMIT)})
+    assert status in (201, 202), status
+    statuses = await _puts(daemon, member, f"{base}/counted", [b"x" * 100] * PARALLEL)
+    assert sorted(set(statuses)) == [201, 413] and statuses.count(201) == LIMIT, statuses
+    status, _ = await raw("PUT", f"{daemon.url}{base}/sized", token=member.token,
+                          headers={"X-Container-Meta-Quota-Bytes": str(3 * 1000)})
+    # chunked bodies: the size is known only at the end of each upload
+    statuses = await _puts(daemon, member, f"{base}/sized", [b"y" * 1000] * PARALLEL,
+                           chunked=True)
+    assert statuses.count(201) == 3 and statuses.count(413) == PARALLEL - 3, statuses
+    for name, count in (("counted", LIMIT), ("sized", 3)):
+        async with aiohttp.ClientSession() as http:
+            async with http.head(f"{daemon.url}{base}/{name}",
+                                 headers={"X-Auth-Token": member.token}) as r:
+                assert int(r.headers["X-Container-Object-Count"]) == count

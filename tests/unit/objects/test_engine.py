@@ -297,3 +297,38 @@ async def test_quota_hook_refuses_before_anything_is_visible(engine):
     assert [e.name for e in await engine.list_objects(A, C)] == ["fits"]
     assert temps(engine) == []
     assert seen[0].incoming_bytes == 5
+
+
+async def test_a_quota_hold_lasts_until_the_object_is_indexed_or_the_put_fails(engine):
+    """The hook's hold is committed once the object is in the index, released when the PUT
+    fails, and a hold taken on Content-Length is replaced when the body's size differs."""
+    holds: list[dict] = []
+
+    class Hold:
+        def __init__(self, incoming: int) -> None:
+            self.state = {"incoming": incoming, "end": None}
+            holds.append(self.state)
+
+        def commit(self) -> None:
+            assert self.state["end"] is None
+            self.state["end"] = "commit"
+
+        def release(self) -> None:
+            self.state["end"] = self.state["end"] or "release"
+
+    async def quota(req):
+        if holds and holds[-1]["end"] == "commit":  # the index counts it by now
+            info = await engine.get_container(req.account, req.container)
+            assert info.object_count == 1
+        return Hold(req.incoming_bytes)
+
+    engine.quota = quota
+    await engine.put_object("AUTH_p", "c", "ok", aiter_bytes(b"12345"), content_length=5)
+    assert holds == [{"incoming": 5, "end": "commit"}]
+    with pytest.raises(EtagMismatch):
+        await engine.put_object("AUTH_p", "c", "bad", aiter_bytes(b"123"),
+                                expected_etag="0" * 32, content_length=3)
+    assert holds[-1] == {"incoming": 3, "end": "release"}
+    del holds[:]
+    await engine.put_object("AUTH_p", "c", "liar", aiter_bytes(b"1234567"), content_length=2)
+    assert holds == [{"incoming": 2, "end": "release"}, {"incoming": 7, "end": "commit"}]
