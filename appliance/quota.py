@@ -7,16 +7,19 @@ use: under one lock per project, each resource's limit is compared with the usag
 counts from its records plus every reservation still outstanding plus the new amount, and the
 reservation is recorded before the lock is let go. The reservation is *committed* once the
 record that counts the resource is stored (usage includes it from then on) and *released* when
-the work fails or is cancelled. In between both may count it for a moment, which errs on the
-safe side.
+the work fails or is cancelled. The store write that makes the record count runs under the
+project's lock too (`store`), so no other reservation ever sees the record and the
+reservation both (which would refuse a request that fits) or neither (which would admit one
+that does not).
 
 Reservations live in memory only: after a crash the stored records are the whole usage, so
 nothing can stay reserved forever.
 
     quotas.register(QuotaSource(("volumes", "gigabytes"), limits=..., usage=...,
                                 exceeded=...))
-    async with quotas.reserve(project_id, {"volumes": 1, "gigabytes": 10}):
-        ...store the volume record...          # committed on success, released on error
+    async with quotas.reserve(project_id, {"volumes": 1, "gigabytes": 10}) as held:
+        ...the work...
+        await held.store(volumes.save(record))   # stored and committed as one step
 
     held = await quotas.reserve(project_id, {"gigabytes": 5})   # held across tasks
     ...; held.commit()  /  held.release()
@@ -33,7 +36,9 @@ import logging
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from appliance.errors import MonostackError, QuotaExceeded
 
@@ -102,6 +107,21 @@ class Reservation:
             raise RuntimeError("only a held reservation grows")
         await self.quotas._take(self, {k: int(v) for k, v in deltas.items() if int(v) > 0})
 
+    async def store(self, write: Awaitable[T]) -> T:
+        """Await `write` — the store write after which usage counts these resources — under
+        the project's lock, then commit (release, if the write fails)."""
+        if not self.held or not self.project_id:
+            try:
+                return await write
+            finally:
+                self._end()
+        async with self.quotas._lock(self.project_id):
+            try:
+                result = await write
+            finally:
+                self._end()
+        return result
+
     def commit(self) -> None:
         """The records that count these resources are stored: stop holding them."""
         self._end()
@@ -162,6 +182,9 @@ class Quotas:
         used = int((await _counts(source.usage, project_id)).get(resource, 0))
         return max(0, limit - used - self.reserved(project_id, resource))
 
+    def _lock(self, project_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(project_id, asyncio.Lock())
+
     def _source(self, resource: str) -> QuotaSource:
         try:
             return self._sources[resource]
@@ -178,8 +201,7 @@ class Quotas:
         for name in deltas:
             source = self._source(name)
             sources[id(source)] = source
-        lock = self._locks.setdefault(project_id, asyncio.Lock())
-        async with lock:
+        async with self._lock(project_id):
             for source in sources.values():
                 limits = await _counts(source.limits, project_id)
                 usage = await _counts(source.usage, project_id)

@@ -273,11 +273,10 @@ class ComputeManager:
             ops += [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
             async with self._admit_lock:
-                await self.store.commit(ops)
+                await held.store(self.store.commit(ops))
         except BaseException:
             held.release()
             raise
-        held.commit()
         for inst, task in zip(instances, tasks):
             self.scheduler.sync(inst)  # type: ignore[union-attr]
             await self._announce(inst, f"{inst.name}: BUILD")

@@ -53,7 +53,7 @@ from appliance.images.records import (
     MemberStatus,
     Visibility,
 )
-from appliance.quota import QuotaSource
+from appliance.quota import QuotaSource, Reservation
 from appliance.state import Repository
 from storage import errors as serr
 from storage.blobs import BlobInfo, BlobStore, iter_file
@@ -223,9 +223,9 @@ class ImageService:
             if key in ("id", "owner"):
                 continue
             self._set_attribute(auth, img, key, value, creating=True)
-        async with self._locks[image_id], self.ctx.quotas.reserve(owner,
-                                                                  {"image_count_total": 1}):
-            await self.images.save(img)
+        async with self._locks[image_id], self.ctx.quotas.reserve(
+                owner, {"image_count_total": 1}) as held:
+            await held.store(self.images.save(img))
         await self.ctx.events.publish("image.created", "image", img.id, img.owner,
                                       f"image {img.name or img.id} created")
         return img
@@ -408,12 +408,13 @@ class ImageService:
             raise error from exc
         try:
             return await self._receive_done(image_id, store, receiving, info,
-                                            checked.get("info"))
+                                            checked.get("info"), held)
         finally:
-            held.commit()  # the active image's size counts now (or it was refused)
+            held.release()  # refused (an active image's size committed it already)
 
     async def _receive_done(self, image_id: str, store: BlobStore, receiving: ImageStatus,
-                            info: BlobInfo, checked: ImageInfo | None) -> Image:
+                            info: BlobInfo, checked: ImageInfo | None,
+                            held: Reservation) -> Image:
         async with self._locks[image_id]:
             img = self.images.get(image_id)
             if img is None or img.status != receiving:  # deleted while the data arrived
@@ -431,7 +432,7 @@ class ImageService:
                 img.virtual_size = checked.virtual_size
             else:
                 img.status = ImageStatus.UPLOADING  # staged, waiting for import
-            await self.images.save(img)
+            await held.store(self.images.save(img))  # the stored size counts from now
         if img.status == ImageStatus.ACTIVE:
             await self.ctx.events.publish("image.active", "image", image_id, img.owner,
                                           f"image {img.name or image_id} is active",

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.objects import swift
@@ -20,6 +21,7 @@ from storage.objects import AuditFinding, Auditor, ObjectEngine, QuotaExceeded, 
 from storage.objects.diskfile import format_timestamp
 
 log = logging.getLogger("monostack.objects")
+T = TypeVar("T")
 
 #: Reap remembered DELETE rows every this many expirer runs.
 REAP_EVERY = 100
@@ -172,9 +174,10 @@ class _Held:
     def __init__(self, reservations: tuple[Reservation, ...]) -> None:
         self.reservations = reservations
 
-    def commit(self) -> None:
-        for r in self.reservations:
-            r.commit()
+    async def store(self, write: Awaitable[T]) -> T:
+        """Under the container's then the account's lock (always that order)."""
+        container, account = self.reservations
+        return await container.store(account.store(write))
 
     def release(self) -> None:
         for r in self.reservations:

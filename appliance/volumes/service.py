@@ -294,8 +294,8 @@ class VolumeService:
             volume_id, size_bytes = vol.id, vol.size * GiB
             build = lambda: self.files.create_empty(volume_id, size_bytes)  # noqa: E731
         vol.updated_at = vol.created_at
-        async with self._reserve(vol.project_id, volumes=1, gigabytes=vol.size):
-            await self.volumes.save(vol)
+        async with self._reserve(vol.project_id, volumes=1, gigabytes=vol.size) as held:
+            await held.store(self.volumes.save(vol))
         await self._event("volume.creating", vol, f"volume {vol.name or vol.id} creating")
         self._spawn(self._run(vol.id, build, VolumeStatus.CREATING, VolumeStatus.AVAILABLE,
                               VolumeStatus.ERROR, "created"))
@@ -314,7 +314,8 @@ class VolumeService:
 
     async def _run(self, volume_id: str, work: Callable[[], Awaitable[Any]],
                    during: VolumeStatus, done: VolumeStatus, failed: VolumeStatus,
-                   verb: str, on_success: Callable[[Volume], None] | None = None) -> None:
+                   verb: str, on_success: Callable[[Volume], None] | None = None,
+                   held: Reservation | None = None) -> None:
         """Run one asynchronous step; settle the status to `done` or `failed`."""
         try:
             await work()
@@ -325,11 +326,12 @@ class VolumeService:
                                                      "error": str(exc)})
             await self._settle(volume_id, during, failed, _storage_error(exc))
             return
-        await self._settle(volume_id, during, done, None, on_success, verb)
+        await self._settle(volume_id, during, done, None, on_success, verb, held)
 
     async def _settle(self, volume_id: str, during: VolumeStatus, to: VolumeStatus,
                       error: str | None, on_success: Callable[[Volume], None] | None = None,
-                      verb: str = "") -> None:
+                      verb: str = "", held: Reservation | None = None) -> None:
+        """`held`: quota the stored change makes count (committed with the save)."""
         async with self._locks[volume_id]:
             vol = self.volumes.get(volume_id)
             if vol is None or vol.status != during:
@@ -341,7 +343,7 @@ class VolumeService:
             if error is None and on_success is not None:
                 on_success(vol)
             vol.updated_at = now_iso()
-            await self.volumes.save(vol)
+            await (held.store(self.volumes.save(vol)) if held else self.volumes.save(vol))
         if error:
             await self._event("volume.error", vol, f"volume {vol.name or vol.id}: {error}")
         else:
@@ -457,9 +459,9 @@ class VolumeService:
             try:
                 await self._run(volume_id, lambda: self.files.extend(volume_id, new * GiB),
                                 VolumeStatus.EXTENDING, VolumeStatus.AVAILABLE,
-                                VolumeStatus.ERROR_EXTENDING, "extended", grown)
+                                VolumeStatus.ERROR_EXTENDING, "extended", grown, held)
             finally:
-                held.commit()  # the size is stored, or the extend failed: nothing is held
+                held.release()  # the extend failed (a stored size committed it already)
         self._spawn(extend_then_settle())
         return vol
 
@@ -646,8 +648,8 @@ class VolumeService:
                             description=_text(body.get("description"), "description", 65535),
                             metadata=_metadata(body.get("metadata")),
                             created_at=stamp, updated_at=stamp)
-            async with self._reserve(vol.project_id, snapshots=1, gigabytes=vol.size):
-                await self.snapshots.save(snap)
+            async with self._reserve(vol.project_id, snapshots=1, gigabytes=vol.size) as held:
+                await held.store(self.snapshots.save(snap))
         self._spawn(self._snapshot_step(snap.id, self.files.snapshot_create(volume_id, snap.id),
                                         SnapshotStatus.CREATING, SnapshotStatus.AVAILABLE,
                                         SnapshotStatus.ERROR))

@@ -36,7 +36,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Protocol, Sequence
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from . import diskfile as df
 from .diskfile import CorruptReplica, ObjectInfo, Replica, ReplicaWriter
@@ -87,12 +87,18 @@ class QuotaRequest:
     container_info: ContainerInfo
 
 
+T = TypeVar("T")
+
+
 class QuotaHold(Protocol):
     """What a quota hook may hand back: the bytes/objects it holds for this PUT until the
     object is in the index (commit) or the PUT fails (release), so parallel PUTs cannot
     all pass one quota."""
 
-    def commit(self) -> None: ...
+    async def store(self, write: Awaitable[T]) -> T:
+        """Await the index write that makes the object count, then end the hold (as one
+        step for whoever else checks the quota)."""
+        ...
 
     def release(self) -> None: ...
 
@@ -386,14 +392,16 @@ class ObjectEngine:
             intent_id = await intent_task
             committed = await step([w.commit(trailer, ts + df.DATA) for w in alive])
             alive = await self._survivors(ohash, alive, committed)
-            await self.index.commit_object(_row(info), intent_id)
+            row = _row(info)
+            if hold is not None:
+                await hold.store(self.index.commit_object(row, intent_id))
+            else:
+                await self.index.commit_object(row, intent_id)
         except BaseException:
             if hold is not None:
                 hold.release()
             await asyncio.shield(self._undo_put(writers, intent_task, inflight))
             raise
-        if hold is not None:
-            hold.commit()  # the index counts the object now
         for w in alive:  # older versions go only now that the new one is acknowledged
             await asyncio.to_thread(df.cleanup_hashdir, df.hashdir(w.device, ohash))
         return info

@@ -109,3 +109,32 @@ async def test_the_owning_service_says_how_an_overrun_reads() -> None:
         await quotas.reserve("p", {"instances": 1})
     with pytest.raises(ValueError):
         quotas.register(QuotaSource(("instances",), dict, dict))
+
+
+async def test_a_store_write_and_its_commit_are_one_step_for_other_reservations() -> None:
+    """While the record becomes visible, no reservation sees it and the held amount both
+    (a create that fits would be refused) or neither (one that does not would pass)."""
+    quotas, records = ledger(limit=2)
+    first = await quotas.reserve("p", {"things": 1})
+    visible = asyncio.Event()
+
+    async def save() -> None:
+        records.stored.append(1)  # the store applies the record ...
+        visible.set()
+        await asyncio.sleep(0.01)  # ... and its caller resumes later
+
+    storing = asyncio.create_task(first.store(save()))
+    await visible.wait()
+    second = await quotas.reserve("p", {"things": 1})  # fits: 1 stored + this one
+    await storing
+    assert quotas.reserved("p", "things") == 1 and len(records.stored) == 1
+    with pytest.raises(QuotaExceeded):
+        await quotas.reserve("p", {"things": 1})
+    second.release()
+
+    async def fails() -> None:
+        raise OSError("disk full")
+    third = await quotas.reserve("p", {"things": 1})
+    with pytest.raises(OSError):
+        await third.store(fails())
+    assert quotas.reserved("p", "things") == 0

@@ -261,8 +261,8 @@ async def create_server_group(request: web.Request) -> web.Response:
     comp = component(request)
     g = ServerGroup(id=str(uuid.uuid4()), name=name, project_id=auth.project_id or "",
                     user_id=auth.user_id, policy=policies[0])
-    async with ctx_of(request).quotas.reserve(g.project_id, {"server_groups": 1}):
-        await comp.server_groups.save(g)
+    async with ctx_of(request).quotas.reserve(g.project_id, {"server_groups": 1}) as held:
+        await held.store(comp.server_groups.save(g))
     return web.json_response({"server_group": _group_view(g)})
 
 

@@ -309,26 +309,28 @@ async def test_a_quota_hold_lasts_until_the_object_is_indexed_or_the_put_fails(e
             self.state = {"incoming": incoming, "end": None}
             holds.append(self.state)
 
-        def commit(self) -> None:
+        async def store(self, write):
             assert self.state["end"] is None
+            result = await write
+            info = await engine.get_container("AUTH_p", "c")
             self.state["end"] = "commit"
+            self.state["indexed"] = info.object_count  # the object counts once stored
+            return result
 
         def release(self) -> None:
             self.state["end"] = self.state["end"] or "release"
 
     async def quota(req):
-        if holds and holds[-1]["end"] == "commit":  # the index counts it by now
-            info = await engine.get_container(req.account, req.container)
-            assert info.object_count == 1
         return Hold(req.incoming_bytes)
 
     engine.quota = quota
     await engine.put_object("AUTH_p", "c", "ok", aiter_bytes(b"12345"), content_length=5)
-    assert holds == [{"incoming": 5, "end": "commit"}]
+    assert holds == [{"incoming": 5, "end": "commit", "indexed": 1}]
     with pytest.raises(EtagMismatch):
         await engine.put_object("AUTH_p", "c", "bad", aiter_bytes(b"123"),
                                 expected_etag="0" * 32, content_length=3)
     assert holds[-1] == {"incoming": 3, "end": "release"}
     del holds[:]
     await engine.put_object("AUTH_p", "c", "liar", aiter_bytes(b"1234567"), content_length=2)
-    assert holds == [{"incoming": 2, "end": "release"}, {"incoming": 7, "end": "commit"}]
+    assert holds == [{"incoming": 2, "end": "release"},
+                     {"incoming": 7, "end": "commit", "indexed": 2}]
