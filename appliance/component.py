@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from appliance.metrics import Metrics
 from appliance.quota import Quotas
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class ApplianceContext:
     events: "EventBus"
     #: the one quota ledger every service reserves through
     quotas: Quotas = field(default_factory=Quotas)
+    #: the daemon's Prometheus registry (appliance/metrics.py)
+    metrics: Metrics = field(default_factory=Metrics)
     components: dict[str, Any] = field(default_factory=dict)
 
 

@@ -24,6 +24,7 @@ from appliance.api.listeners import LimitedTCPSite, TcpLimits, raise_fd_limit, s
 from appliance.component import ApplianceContext
 from appliance.config import Config
 from appliance.errors import Conflict
+from appliance.metrics import store_metrics
 from appliance.events import EventBus
 from appliance.identity import IdentityService
 from appliance.state import Store
@@ -105,6 +106,8 @@ class Appliance:
             identity = IdentityService(self.store, self.config.identity)
             self.ctx = ApplianceContext(config=self.config, store=self.store, identity=identity,
                                         events=EventBus(self.store))
+            self.store.on_fsync = self.ctx.metrics.fsync.observe
+            store_metrics(self.ctx.metrics, self.store)
             for spec in self.component_specs:
                 await self._start_component(spec)
             self.app = build_app(self.ctx)

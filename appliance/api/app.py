@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 
 from appliance.api import compute, identity, image, network, objects, volume
 from appliance.api.listeners import connection_middleware
+from appliance.api.metrics_endpoint import metrics, metrics_middleware
 from appliance.api.middleware import auth_middleware, error_middleware, request_id_middleware
 from appliance.api.util import LOCAL_SOURCE, auth_of, client_source, ctx_of, json_body, public
 from appliance.component import ApplianceContext
@@ -133,8 +134,8 @@ async def backup(request: web.Request) -> web.Response:
 
 def build_app(ctx: ApplianceContext) -> web.Application:
     app = web.Application(
-        middlewares=[connection_middleware, request_id_middleware, error_middleware,
-                     auth_middleware],
+        middlewares=[connection_middleware, metrics_middleware, request_id_middleware,
+                     error_middleware, auth_middleware],
         client_max_size=ctx.config.api.max_body_bytes,
     )
     app["ctx"] = ctx
@@ -144,6 +145,7 @@ def build_app(ctx: ApplianceContext) -> web.Application:
     app.router.add_routes([
         web.get("/", root),
         web.get("/healthz", health),
+        web.get("/metrics", metrics),
         web.get("/monostack/events", list_events),
         web.get("/monostack/events/stream", event_stream),
         web.get("/monostack/whoami", whoami),

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
+from appliance.compute import metrics as compute_metrics
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.manager import ComputeManager, hostname_of
 from appliance.compute.records import Flavor, KeyPair, ServerGroup, TaskState, VmState
@@ -56,6 +57,7 @@ class ComputeComponent:
         self.console_tokens = ConsoleTokens()
         self.console_proxy = ConsoleProxy(self._open_console)
         self.manager.console_proxy = self.console_proxy  # type: ignore[attr-defined]
+        compute_metrics.register(ctx.metrics, self)
 
     async def _open_console(self, instance_id: str) -> Any:
         return await self.driver.console_stream(instance_id, force=True)

@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid as uuidlib
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -322,9 +323,12 @@ class ComputeManager:
         handler: Callable[[Task], Awaitable[Any]] = getattr(self, f"_do_{task.action}")
         event = NAMES.get(task.action, (task.action, f"compute_{task.action}"))[1]
         await self._action_event(task, event)
+        began = time.monotonic()
         try:
             result = await handler(task)
             await self._action_event(task, event, done=True)
+            self.ctx.metrics.task_duration.labels(task.action, "success").observe(
+                time.monotonic() - began)
             return result
         except Aborted:
             log.info("task gave way to a delete", extra={"instance": task.instance_id,
@@ -337,6 +341,8 @@ class ComputeManager:
                 log.warning("task failed: %s", exc, extra={"instance": task.instance_id,
                                                            "action": task.action})
             await self._action_event(task, event, done=True, error=exc)
+            self.ctx.metrics.task_duration.labels(task.action, "error").observe(
+                time.monotonic() - began)
             await self._fail(task, exc)
             raise
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
+from appliance.network import metrics as network_metrics
 from appliance.network.manager import NetworkManager
 
 
@@ -20,6 +21,7 @@ class NetworkComponent:
         self.ctx = ctx
         self.manager = NetworkManager(ctx, dataplane=dataplane, lease_time=lease_time,
                                       dns_domain=dns_domain)
+        network_metrics.register(ctx.metrics, self)
 
     async def start(self) -> None:
         await self.manager.start()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from appliance.component import ApplianceContext, CatalogEntry
-from appliance.objects import swift
+from appliance.objects import metrics as object_metrics, swift
 from appliance.quota import QuotaSource, Reservation
 from storage.objects import AuditFinding, Auditor, ObjectEngine, QuotaExceeded, QuotaRequest
 from storage.objects.diskfile import format_timestamp
@@ -49,6 +49,7 @@ class ObjectComponent:
                                         self._account_usage, _over_quota))
         ctx.quotas.register(QuotaSource(CONTAINER_RESOURCES, self._container_limits,
                                         self._container_usage, _over_quota))
+        object_metrics.register(ctx.metrics, self)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ class Store:
         self._journal: Any = None
         self._journal_path: Path | None = None
         self._journal_size = 0
+        #: called (from the writer thread) with each journal append+fsync's seconds
+        self.on_fsync: Callable[[float], None] | None = None
         self._snapshot_size = 0
         self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -287,6 +290,11 @@ class Store:
             self._journal_size += sum(len(line) for line in lines)
         self._maybe_compact()
 
+    @property
+    def journal_size(self) -> int:
+        """Bytes in the journal since the last snapshot (compaction resets it)."""
+        return self._journal_size
+
     def _append_sync(self, data: bytes) -> None:
         # Unbuffered writes on the raw fd: a buffered file kept the unwritten rest of a failed
         # (disk full) line in its buffer and wrote it ahead of the next commit, under the same
@@ -295,9 +303,12 @@ class Store:
         start = os.fstat(fd).st_size
         try:
             view = memoryview(data)
+            began = time.perf_counter()
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
+            if self.on_fsync is not None:
+                self.on_fsync(time.perf_counter() - began)
         except OSError:
             # Leave no partial line behind a failed append (O_APPEND: the next write lands
             # at the truncated end).

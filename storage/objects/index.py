@@ -487,6 +487,16 @@ class ObjectIndex:
 
         await self._write(op)
 
+    async def totals(self) -> dict[str, int]:
+        """Containers, objects and bytes over every account (for the appliance's metrics)."""
+        def op(c: sqlite3.Connection) -> dict[str, int]:
+            n, objs, used = c.execute(
+                "SELECT count(*), coalesce(sum(object_count),0), coalesce(sum(bytes_used),0)"
+                " FROM containers").fetchone()
+            return {"containers": n, "objects": objs, "bytes": used}
+
+        return await self._read(op)
+
     async def account_info(self, account: str) -> AccountInfo:
         def op(c: sqlite3.Connection) -> AccountInfo:
             n, objs, used = c.execute(
