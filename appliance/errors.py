@@ -11,6 +11,7 @@ the TUI and the tests see the same classes the daemon raised.
     ├── Forbidden (403)              policy refuses the action
     ├── NotFound (404)
     ├── Conflict (409)               state does not allow it now (task running, in use …)
+    ├── LengthRequired (411)         a body of unstated length where one is needed (Swift PUT)
     ├── PreconditionFailed (412)     a conditional request's condition does not hold
     ├── PayloadTooLarge (413)
     │   └── QuotaExceeded (413)
@@ -65,6 +66,11 @@ class NotFound(MonostackError):
 class Conflict(MonostackError):
     status = 409
     title = "Conflict"
+
+
+class LengthRequired(MonostackError):
+    status = 411
+    title = "Length Required"
 
 
 class PreconditionFailed(MonostackError):
@@ -122,6 +128,7 @@ _BY_STATUS: dict[int, type[MonostackError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    411: LengthRequired,
     412: PreconditionFailed,
     413: PayloadTooLarge,
     416: RangeNotSatisfiable,

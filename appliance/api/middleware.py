@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -39,8 +40,11 @@ def error_response(path: str, exc: MonostackError) -> web.Response:
         body = {"NeutronError": {"type": type(exc).__name__, "message": message, "detail": ""}}
     elif service == "object":
         page = f"<html><h1>{exc.title}</h1><p>{_html(message)}</p></html>"
-        return web.Response(status=status, body=page.encode(),
-                            headers={"Content-Type": "text/html; charset=UTF-8"})
+        headers = {"Content-Type": "text/html; charset=UTF-8"}
+        if status == 401:  # Swift names the account as the realm, %-quoted
+            account = path.split("/v1/", 1)[1].split("/", 1)[0] if "/v1/" in path else "unknown"
+            headers["WWW-Authenticate"] = f'Swift realm="{quote(account)}"'
+        return web.Response(status=status, body=page.encode(), headers=headers)
     else:
         body = {"error": {"code": status, "title": exc.title, "message": message}}
     headers = {}

@@ -38,6 +38,7 @@ from appliance.errors import (
     Conflict,
     Forbidden,
     InsufficientStorage,
+    LengthRequired,
     MonostackError,
     NotFound,
     PayloadTooLarge,
@@ -729,6 +730,8 @@ async def object_put(request: web.Request) -> web.Response:
     delete_at = swift.delete_at_from(headers)
     limit = comp.config.object_max_file_size
     length = request.content_length
+    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired("PUT needs a Content-Length or a chunked body")
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Your request is too large: objects are limited to {limit} bytes")
     if "If-None-Match" in headers:

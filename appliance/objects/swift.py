@@ -118,9 +118,11 @@ def user_metadata(headers: Mapping[str, str], kind: str) -> dict[str, str]:
     set_prefix, remove_prefix = f"x-{kind}-meta-", f"x-remove-{kind}-meta-"
     for key, value in headers.items():
         k = key.lower()
-        if k.startswith(set_prefix) and len(k) > len(set_prefix):
+        if k in (set_prefix, remove_prefix):
+            raise BadRequest("Metadata name cannot be empty")
+        if k.startswith(set_prefix):
             name, value = k[len(set_prefix):], value.strip()
-        elif k.startswith(remove_prefix) and len(k) > len(remove_prefix):
+        elif k.startswith(remove_prefix):
             name, value = k[len(remove_prefix):], ""
         else:
             continue
@@ -327,13 +329,11 @@ def evaluate_conditions(headers: Mapping[str, str], etag: str, last_modified: fl
     """RFC 7232 order: 412 for If-Match/If-Unmodified-Since, then 304 (GET/HEAD) or 412
     (other methods) for If-None-Match/If-Modified-Since; None when the request proceeds."""
     lm = math.ceil(last_modified)
-    if "If-Match" in headers:
-        if not _etag_matches(headers["If-Match"], etag):
-            return 412
-    else:
-        since = _parse_http_date(headers.get("If-Unmodified-Since"))
-        if since is not None and lm > since:
-            return 412
+    if "If-Match" in headers and not _etag_matches(headers["If-Match"], etag):
+        return 412
+    since = _parse_http_date(headers.get("If-Unmodified-Since"))  # Swift checks both
+    if since is not None and lm > since:
+        return 412
     if "If-None-Match" in headers:
         if _etag_matches(headers["If-None-Match"], etag):
             return 304 if safe else 412
@@ -370,7 +370,7 @@ def entry_json(e: ObjectEntry | ContainerEntry | Subdir) -> dict:
         return {"subdir": e.subdir}
     if isinstance(e, ContainerEntry):
         return {"name": e.name, "count": e.count, "bytes": e.bytes,
-                "last_modified": listing_time(e.last_modified)}
+                "last_modified": listing_time(e.last_modified), "storage_policy": STORAGE_POLICY}
     content_type, total = split_swift_bytes(e.content_type)
     return {"name": e.name, "hash": e.hash, "bytes": e.bytes if total is None else total,
             "content_type": content_type,

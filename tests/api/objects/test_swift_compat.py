@@ -403,3 +403,37 @@ async def test_slo_ranged_and_inline_segments_and_the_manifests_own_hash(sw):
         st, _, body = await sw.request("PUT", "/rs/m?multipart-manifest=put", data=json.dumps(bad).encode())
         assert st == 400, (bad, body)
     assert (await sw.request("GET", "/rs/m"))[2] == want  # the refused PUTs changed nothing
+
+
+async def test_more_details_from_swifts_functional_suite(sw):
+    await put(sw, "/more")
+    h = await put(sw, "/more/o", b"x")
+    # an empty metadata name is refused
+    assert (await sw.request("PUT", "/more/o2", data=b"x", headers={"X-Object-Meta-": "v"}))[0] == 400
+    assert (await sw.request("HEAD", "/more/o2"))[0] == 404
+    # If-Match and If-Unmodified-Since are both checked
+    past = "Thu, 01 Jan 2015 00:00:00 GMT"
+    st, _, _ = await sw.request("GET", "/more/o", headers={"If-Match": h["ETag"], "If-Unmodified-Since": past})
+    assert st == 412
+    # the account listing names each container's policy
+    st, _, body = await sw.request("GET", "?format=json")
+    assert json.loads(body)[0]["storage_policy"] == "Policy-0"
+    # 401 names the account as Swift's realm, quoted (a header can't be smuggled in)
+    async with sw.http.get(f"{sw.base}/v1/AUTH_x%22%0AEvil:%201/c") as r:
+        assert r.status == 401 and r.headers["WWW-Authenticate"] == 'Swift realm="AUTH_x%22%0AEvil%3A%201"'
+        assert "Evil" not in r.headers
+    # a PUT with neither Content-Length nor a chunked body: 411
+    status, response = await _raw_no_length(sw, "/more/nolen")
+    assert status == 411, response[:200]
+
+
+async def _raw_no_length(sw: Swift, path: str) -> tuple[int, bytes]:
+    url = urlsplit(sw.base)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(f"PUT /swift/v1/{sw.account}{path} HTTP/1.1\r\nHost: x\r\n"
+                     f"X-Auth-Token: {sw.token}\r\nConnection: close\r\n\r\n".encode())
+        response = await reader.read()
+    finally:
+        writer.close()
+    return int(response.split(b" ", 2)[1]), response
