@@ -390,7 +390,8 @@ class NetworkManager:
         return {resource: quota.limit(resource) for resource in QUOTA_DEFAULTS}
 
     def _reserve(self, project_id: str, resource: str) -> QuotaReservation:
-        """One `resource` for the project (none for the service's own ports)."""
+        """One `resource` for the project (none for the service's own ports); the write that
+        stores it goes through the reservation's `store`."""
         return self.ctx.quotas.reserve(project_id, {resource: 1})
 
     async def set_quota(self, project_id: str, limits: dict[str, Any]) -> QuotaSet:
@@ -419,7 +420,7 @@ class NetworkManager:
         mtu = 1500 if mtu is None else int(mtu)
         if not 68 <= mtu <= 9000:
             raise Invalid("mtu must be between 68 and 9000")
-        async with self._lock, self._reserve(project_id, "network"):
+        async with self._lock, self._reserve(project_id, "network") as held:
             ts = now_iso()
             net = Network(id=str(uuid.uuid4()), name=name, project_id=project_id,
                           admin_state_up=admin_state_up, shared=shared, external=external,
@@ -428,7 +429,7 @@ class NetworkManager:
                           updated_at=ts)
             while any(n.bridge == net.bridge for n in self.networks.list()):
                 net.id = str(uuid.uuid4())
-            await self.networks.save(net)
+            await held.store(self.networks.save(net))
         await self.sync()
         return net
 
@@ -502,7 +503,7 @@ class NetworkManager:
                 dhcp_address = str(first)
             pools = ipam.default_pools(net_addr, [gateway, dhcp_address]) if hosts is not None \
                 else [{"start": str(first + 1), "end": str(net_addr.broadcast_address - 1)}]
-        async with self._lock, self._reserve(project_id, "subnet"):
+        async with self._lock, self._reserve(project_id, "subnet") as held:
             net = self.networks.require(network_id)
             for other in self.subnets.list(lambda s: s.network_id == net.id):
                 if ipaddress.IPv4Network(other.cidr).overlaps(net_addr):
@@ -515,7 +516,7 @@ class NetworkManager:
                         dns_nameservers=dns, host_routes=routes, enable_dhcp=enable_dhcp,
                         dhcp_address=dhcp_address, description=description,
                         tags=list(tags or []), created_at=ts, updated_at=ts)
-            await self.subnets.save(sn)
+            await held.store(self.subnets.save(sn))
         await self.sync()
         return sn
 
@@ -618,15 +619,15 @@ class NetworkManager:
                                     tags: list[str] | None = None) -> SecurityGroup:
         if name == "default" and self._default_sg(project_id) is not None:
             raise Conflict("Default security group already exists.")
-        async with self._lock, self._reserve(project_id, "security_group"):
+        async with self._lock, self._reserve(project_id, "security_group") as held:
             await self._ensure_default_sg_locked(project_id)
             ts = now_iso()
             sg = SecurityGroup(id=str(uuid.uuid4()), name=name, project_id=project_id,
                                description=description, stateful=stateful,
                                tags=list(tags or []), created_at=ts, updated_at=ts)
             rules = self._default_rules(sg, default=False)
-            await self.ctx.store.commit([self.security_groups.put_op(sg),
-                                         *[self.sg_rules.put_op(r) for r in rules]])
+            await held.store(self.ctx.store.commit([self.security_groups.put_op(sg),
+                                                    *[self.sg_rules.put_op(r) for r in rules]]))
         return sg
 
     async def update_security_group(self, sg: SecurityGroup, changes: dict[str, Any]) -> SecurityGroup:
@@ -699,7 +700,7 @@ class NetworkManager:
             prefix = str(net)
         if remote_group:
             self.security_groups.require(remote_group)
-        async with self._lock, self._reserve(project_id, "security_group_rule"):
+        async with self._lock, self._reserve(project_id, "security_group_rule") as held:
             ts = now_iso()
             rule = SecurityGroupRule(
                 id=str(uuid.uuid4()), security_group_id=sg.id, project_id=project_id,
@@ -710,7 +711,7 @@ class NetworkManager:
             for other in self.sg_rules.list(lambda r: r.security_group_id == sg.id):
                 if self._rule_key(other) == key:
                     raise Conflict(f"Security group rule already exists. Rule id is {other.id}.")
-            await self.sg_rules.save(rule)
+            await held.store(self.sg_rules.save(rule))
         await self.sync()
         return rule
 
@@ -832,10 +833,11 @@ class NetworkManager:
     async def _create_port_locked(self, project_id: str, network_id: str,
                                   **options: Any) -> Port:
         """Reserve the project's port quota, then make the port (committed once stored)."""
-        async with self._reserve(project_id, "port"):
-            return await self._make_port_locked(project_id, network_id, **options)
+        async with self._reserve(project_id, "port") as held:
+            return await self._make_port_locked(project_id, network_id, held, **options)
 
-    async def _make_port_locked(self, project_id: str, network_id: str, *, is_admin: bool,
+    async def _make_port_locked(self, project_id: str, network_id: str,
+                                held: QuotaReservation, *, is_admin: bool,
                                   name: str = "", mac_address: str | None = None,
                                   fixed_ips: list | None = None, device_id: str = "",
                                   device_owner: str = "", admin_state_up: bool = True,
@@ -887,7 +889,7 @@ class NetworkManager:
                     binding_request=binding_request, auto_delete=auto_delete,
                     bound_at=bound_at, description=description, tags=list(tags or []), created_at=ts, updated_at=ts,
                     status="DOWN" if not service else "ACTIVE")
-        await self.ctx.store.commit([self.ports.put_op(port), *(extra_ops or [])])
+        await held.store(self.ctx.store.commit([self.ports.put_op(port), *(extra_ops or [])]))
         return port
 
     async def update_port(self, port: Port, changes: dict[str, Any], *,
@@ -968,14 +970,14 @@ class NetworkManager:
     async def create_router(self, project_id: str, *, name: str = "", admin_state_up: bool = True,
                             description: str = "", external_gateway_info: dict | None = None,
                             tags: list[str] | None = None, is_admin: bool = False) -> Router:
-        async with self._lock, self._reserve(project_id, "router"):
+        async with self._lock, self._reserve(project_id, "router") as held:
             ts = now_iso()
             router = Router(id=str(uuid.uuid4()), name=name, project_id=project_id,
                             admin_state_up=admin_state_up, description=description,
                             tags=list(tags or []), created_at=ts, updated_at=ts)
             if external_gateway_info:
                 await self._set_gateway_locked(router, external_gateway_info, is_admin)
-            await self.routers.save(router)
+            await held.store(self.routers.save(router))
         await self.sync()
         return router
 
@@ -1168,7 +1170,7 @@ class NetworkManager:
                                 fixed_ip_address: str | None = None,
                                 floating_ip_address: str | None = None, description: str = "",
                                 tags: list[str] | None = None) -> FloatingIP:
-        async with self._lock, self._reserve(project_id, "floatingip"):
+        async with self._lock, self._reserve(project_id, "floatingip") as held:
             net = self.networks.get(floating_network_id)
             if net is None:
                 raise NotFound(f"Network {floating_network_id} could not be found.")
@@ -1192,7 +1194,7 @@ class NetworkManager:
                 extra_ops=None)
             fip.floating_ip_address = port.fixed_ips[0]["ip_address"]
             fip.floating_port_id = port.id
-            await self.floatingips.save(fip)
+            await held.store(self.floatingips.save(fip))
         await self.sync()
         return fip
 

@@ -36,7 +36,7 @@ class ObjectComponent:
         cfg = ctx.config.storage
         self.config = cfg
         self.engine = ObjectEngine(list(cfg.object_devices), cfg.object_replicas,
-                                   ctx.config.state_dir / "objects.sqlite", quota=self._check_quota)
+                                   ctx.config.state_dir / "objects.sqlite", quota=self._reserve_quota)
         self.auditor = Auditor(self.engine, bytes_per_second=cfg.object_auditor_bytes_per_second or None,
                                interval=cfg.object_auditor_interval, on_finding=self._on_finding)
         self.auditor_autostart = auditor_autostart
@@ -123,7 +123,7 @@ class ObjectComponent:
 
     # ------------------------------------------------------------------ quotas
 
-    async def _check_quota(self, req: QuotaRequest) -> "_Held":
+    async def _reserve_quota(self, req: QuotaRequest) -> "_Held":
         """Account quota (X-Account-Meta-Quota-Bytes) and container quotas
         (X-Container-Meta-Quota-Bytes / -Count), as Swift's quota middlewares, held for the
         PUT until the engine has indexed the object (or given up)."""
