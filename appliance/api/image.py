@@ -14,7 +14,9 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from appliance.api.util import authorize, ctx_of, json_body, public, query_bool, query_int
+from appliance.api.schemas import image as schemas
+from appliance.api.util import authorize, ctx_of, public, query_bool, query_int
+from appliance.api.validation import valid_body, valid_query
 from appliance.errors import BadRequest
 from appliance.images.records import Image, ImageMember, ImageStatus
 from appliance.images.service import ImageService
@@ -93,7 +95,7 @@ def member_view(m: ImageMember) -> dict[str, Any]:
 
 async def create_image(request: web.Request) -> web.Response:
     auth = authorize(request, "image:add_image")
-    body = await json_body(request)
+    body = await valid_body(request, schemas.IMAGE_CREATE)
     img = await _service(request).create(auth, body)
     return web.json_response(image_view(img), status=201,
                              headers={"Location": f"/v2/images/{img.id}"})
@@ -106,7 +108,7 @@ async def show_image(request: web.Request) -> web.Response:
 
 async def update_image(request: web.Request) -> web.Response:
     auth = authorize(request, "image:modify_image")
-    ops = await json_body(request)
+    ops = await valid_body(request, schemas.IMAGE_PATCH)
     img = await _service(request).patch(auth, request.match_info["image_id"], ops)
     return web.json_response(image_view(img))
 
@@ -185,6 +187,7 @@ def _matches(img: Image, request: web.Request) -> bool:
 
 async def list_images(request: web.Request) -> web.Response:
     auth = authorize(request, "image:get_images")
+    valid_query(request, schemas.IMAGES_QUERY)
     visibility = request.query.get("visibility")
     if visibility not in (None, "public", "private", "shared", "community", "all"):
         raise BadRequest(f"Invalid visibility value: {visibility}")
@@ -249,7 +252,7 @@ async def stage_file(request: web.Request) -> web.Response:
 
 async def import_image(request: web.Request) -> web.Response:
     auth = authorize(request, "image:import_image")
-    body = await json_body(request)
+    body = await valid_body(request, schemas.IMPORT)
     await _service(request).import_image(auth, request.match_info["image_id"], body)
     return web.Response(status=202)
 
@@ -335,9 +338,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 async def add_member(request: web.Request) -> web.Response:
     auth = authorize(request, "image:add_member")
-    body = await json_body(request)
-    if not isinstance(body, dict) or "member" not in body:
-        raise BadRequest("The request body must be {\"member\": \"<project id>\"}.")
+    body = await valid_body(request, schemas.MEMBER_CREATE)
     member = await _service(request).add_member(auth, request.match_info["image_id"],
                                                 body["member"])
     return web.json_response(member_view(member))
@@ -352,9 +353,7 @@ async def show_member(request: web.Request) -> web.Response:
 
 async def update_member(request: web.Request) -> web.Response:
     auth = authorize(request, "image:modify_member")
-    body = await json_body(request)
-    if not isinstance(body, dict) or "status" not in body:
-        raise BadRequest("The request body must be {\"status\": \"accepted|rejected|pending\"}.")
+    body = await valid_body(request, schemas.MEMBER_UPDATE)
     member = await _service(request).update_member(auth, request.match_info["image_id"],
                                                    request.match_info["member_id"],
                                                    body["status"])
@@ -384,7 +383,7 @@ async def show_quota(request: web.Request) -> web.Response:
 async def update_quota(request: web.Request) -> web.Response:
     project_id = request.match_info["project_id"]
     authorize(request, "image:set_quota", target_project_id=project_id)
-    body = await json_body(request, "quota")
+    body = await valid_body(request, schemas.QUOTA_UPDATE)
     quota = await _service(request).set_quota(project_id, **body)
     return web.json_response({"quota": {"images": quota.images, "bytes": quota.bytes,
                                         "max_virtual_size": quota.max_virtual_size}})

@@ -18,7 +18,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from appliance.api.microversions import Microversions
-from appliance.api.util import authorize, ctx_of, json_body, public, query_bool, query_int
+from appliance.api.schemas import volume as schemas
+from appliance.api.schemas.types import PAGE, as_int
+from appliance.api.util import authorize, ctx_of, public, query_bool, query_int
+from appliance.api.validation import valid_body, valid_query
 from appliance.errors import BadRequest
 from appliance.volumes.records import (
     DEFAULT_QUOTA,
@@ -140,6 +143,7 @@ def snapshot_view(request: web.Request, snap: Snapshot, admin: bool) -> dict[str
 
 def _sort_and_page(request: web.Request, items: list[Any], collection: str) -> tuple[list, list]:
     """Cinder listing: sort=k:dir or sort_key/sort_dir, limit/marker; links only when more."""
+    valid_query(request, PAGE)
     q = request.query
     spec: list[tuple[str, bool]] = []
     if "sort" in q:
@@ -217,7 +221,7 @@ async def list_volumes_detail(request: web.Request) -> web.Response:
 
 async def create_volume(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:create", target_project_id=_pid(request))
-    body = await json_body(request, "volume")
+    body = await valid_body(request, schemas.VOLUME_CREATE)
     vol = await _service(request).create(auth, body)
     return web.json_response({"volume": volume_view(request, vol, auth.is_admin)}, status=202)
 
@@ -230,7 +234,7 @@ async def show_volume(request: web.Request) -> web.Response:
 
 async def update_volume(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:update", target_project_id=_pid(request))
-    body = await json_body(request, "volume")
+    body = await valid_body(request, schemas.VOLUME_UPDATE)
     vol = await _service(request).update(auth, request.match_info["volume_id"], body)
     return web.json_response({"volume": volume_view(request, vol, auth.is_admin)})
 
@@ -249,9 +253,7 @@ async def show_metadata(request: web.Request) -> web.Response:
 
 async def set_metadata(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:update_volume_metadata", target_project_id=_pid(request))
-    body = await json_body(request)
-    if not isinstance(body, dict) or "metadata" not in body:
-        raise BadRequest("Malformed request body: a 'metadata' object is required.")
+    body = await valid_body(request, schemas.METADATA_SET)
     vol = await _service(request).set_metadata(auth, request.match_info["volume_id"],
                                                body["metadata"], replace=request.method == "PUT")
     return web.json_response({"metadata": dict(vol.metadata)})
@@ -267,17 +269,15 @@ async def delete_metadata(request: web.Request) -> web.Response:
 async def volume_action(request: web.Request) -> web.Response:
     pid = _pid(request)
     auth = authorize(request, "volume:action", target_project_id=pid)
-    body = await json_body(request)
-    if not isinstance(body, dict) or len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
+    body = await valid_body(request, schemas.VOLUME_ACTION)
     (action, args), = body.items()
     args = args if isinstance(args, dict) else {}
     service = _service(request)
     vid = request.match_info["volume_id"]
     if action == "os-extend":
-        await service.extend(auth, vid, args.get("new_size"))
+        await service.extend(auth, vid, as_int(args["new_size"]))
     elif action == "os-set_bootable":
-        await service.set_bootable(auth, vid, args.get("bootable"))
+        await service.set_bootable(auth, vid, schemas.cinder_bool(args["bootable"]))
         return web.Response(status=200)
     elif action == "os-reserve":
         await service.reserve(auth, vid)
@@ -297,6 +297,8 @@ async def volume_action(request: web.Request) -> web.Response:
     elif action == "os-terminate_connection":
         service.get(auth, vid)
     elif action == "os-volume_upload_image":
+        args = {**args, **{k: schemas.cinder_bool(args[k]) for k in ("force", "protected")
+                           if k in args}}
         vol, image = await service.upload_to_image(auth, vid, args)
         return web.json_response({"os-volume_upload_image": {
             "id": vol.id, "updated_at": vol.updated_at, "status": str(vol.status),
@@ -336,7 +338,7 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 async def create_snapshot(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:create_snapshot", target_project_id=_pid(request))
-    body = await json_body(request, "snapshot")
+    body = await valid_body(request, schemas.SNAPSHOT_CREATE)
     snap = await _service(request).create_snapshot(auth, body)
     return web.json_response({"snapshot": snapshot_view(request, snap, auth.is_admin)}, status=202)
 
@@ -349,7 +351,7 @@ async def show_snapshot(request: web.Request) -> web.Response:
 
 async def update_snapshot(request: web.Request) -> web.Response:
     auth = authorize(request, "volume:update_snapshot", target_project_id=_pid(request))
-    body = await json_body(request, "snapshot")
+    body = await valid_body(request, schemas.SNAPSHOT_UPDATE)
     snap = await _service(request).update_snapshot(auth, request.match_info["snapshot_id"], body)
     return web.json_response({"snapshot": snapshot_view(request, snap, auth.is_admin)})
 
@@ -429,9 +431,9 @@ async def quota_defaults(request: web.Request) -> web.Response:
 async def update_quota_set(request: web.Request) -> web.Response:
     target = request.match_info["target_project_id"]
     authorize(request, "volume:update_quota_set", target_project_id=target)
-    body = await json_body(request, "quota_set")
+    body = await valid_body(request, schemas.QUOTA_UPDATE)
     service = _service(request)
-    await service.set_quota(target, **body)
+    await service.set_quota(target, **{k: as_int(v) for k, v in body.items()})
     return web.json_response({"quota_set": _quota_set(service, target, False)})
 
 

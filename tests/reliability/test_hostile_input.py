@@ -78,7 +78,9 @@ async def send(env: Env, method: str, path: str, body: object, *, as_admin: bool
     client = env.admin if as_admin else env.member
     data = raw if raw is not None else json.dumps(body).encode()
     data = None if method == "GET" else data.replace(b"{image}", env.image_id.encode())
-    headers = {"X-Auth-Token": client.token, "Content-Type": "application/json", **NOVA}
+    ctype = ("application/openstack-images-v2.1-json-patch" if method == "PATCH"
+             else "application/json")
+    headers = {"X-Auth-Token": client.token, "Content-Type": ctype, **NOVA}
     async with aiohttp.ClientSession() as http_session:
         async with http_session.request(method, env.daemon.url + path, data=data,
                                         headers=headers) as r:
@@ -209,11 +211,58 @@ NETWORK_CASES = [
 ]
 
 
+V = "/volume/v3/{project}"
+VOLUME_CASES = [
+    (False, "POST", V + "/volumes", {"volume": {"size": 10 ** 30}}, "size"),
+    (False, "POST", V + "/volumes", {"volume": {"size": 1.5}}, "size"),
+    (False, "POST", V + "/volumes", {"volume": {"size": True}}, "size"),
+    (False, "POST", V + "/volumes", b'{"volume": {"size": 1e400}}', "size"),
+    (False, "POST", V + "/volumes", {"volume": {"size": 1, "name": "a\x1bb"}}, "name"),
+    (False, "POST", V + "/volumes", {"volume": {"size": 1, "name": LONG_NAME}}, "name"),
+    (False, "POST", V + "/volumes", {"volume": {"size": 1, "metadata": {
+        f"k{i}": "v" for i in range(200)}}}, "metadata"),
+    (False, "POST", V + "/volumes", {"volume": {"size": 1, "metadata": {"k": 5}}},
+     "metadata.k"),
+    (False, "PUT", V + "/volumes/" + NET, {"volume": {"description": "d" * 256}},
+     "description"),
+    (False, "POST", V + "/volumes/" + NET + "/action",
+     b'{"os-extend": {"new_size": 1e400}}', "os-extend.new_size"),
+    (False, "POST", V + "/volumes/" + NET + "/action",
+     {"os-set_bootable": {"bootable": "maybe"}}, "os-set_bootable.bootable"),
+    (False, "POST", V + "/snapshots", {"snapshot": {"volume_id": NET, "name": "a\x00"}},
+     "name"),
+    (True, "PUT", V + "/os-quota-sets/{project}", {"quota_set": {"volumes": 10 ** 30}},
+     "volumes"),
+    (False, "GET", V + "/volumes/detail?limit=-1", None, "limit"),
+]
+I = "/image/v2"
+IMAGE_CASES = [
+    (False, "POST", I + "/images", {"name": "a\x00b"}, "name"),
+    (False, "POST", I + "/images", {"name": LONG_NAME}, "name"),
+    (False, "POST", I + "/images", {"min_ram": 64.5}, "min_ram"),
+    (False, "POST", I + "/images", {"min_disk": True}, "min_disk"),
+    (False, "POST", I + "/images", b'{"min_disk": 1e400}', "min_disk"),
+    (False, "POST", I + "/images", {"protected": "yes"}, "protected"),
+    (False, "POST", I + "/images", {"disk_format": "qcow3"}, "disk_format"),
+    (False, "POST", I + "/images", {"x_prop": 5}, "x_prop"),
+    (False, "POST", I + "/images", {"tags": ["t"] * 129}, "tags"),
+    (False, "POST", I + "/images", {f"p{i}": "v" for i in range(300)}, None),
+    (False, "PATCH", I + "/images/{image}",
+     [{"op": "replace", "path": "/name", "value": "a\x00"}], "[0].value"),
+    (False, "PATCH", I + "/images/{image}", [{"op": "move", "path": "/name"}], "[0].op"),
+    (False, "PATCH", I + "/images/{image}",
+     [{"op": "add", "path": "/p", "value": "v"}] * 300, None),
+    (False, "POST", I + "/images/{image}/members", {"member": "a b"}, "member"),
+    (False, "GET", I + "/images?limit=x", None, "limit"),
+]
+
+
 def _case_id(case: tuple) -> str:
     return f"{case[1]} {case[2].rsplit('/', 1)[-1].split('?')[0]} {case[4]}"
 
 
-CASES = ([("compute", c) for c in COMPUTE_CASES] + [("network", c) for c in NETWORK_CASES])
+CASES = ([("compute", c) for c in COMPUTE_CASES] + [("network", c) for c in NETWORK_CASES]
+         + [("volume", c) for c in VOLUME_CASES] + [("image", c) for c in IMAGE_CASES])
 
 
 @pytest.mark.parametrize("service,case", CASES, ids=[f"{s}: {_case_id(c)}" for s, c in CASES])
@@ -221,12 +270,15 @@ async def test_bad_input_gets_400_naming_the_field_and_stores_nothing(env, servi
     if not installed(service):
         pytest.skip(f"{service} not installed")
     as_admin, method, path, body, field = case
-    path = path.replace("{project}", env.project["id"])
+    path = path.replace("{project}", env.project["id"]).replace("{image}", env.image_id)
     before = await counts(env)
     raw = body if isinstance(body, bytes) else None
     status, text = await send(env, method, path, body, as_admin=as_admin, raw=raw)
     assert status == 400, f"{status} {text[:300]}"
-    assert f"field/attribute {field}" in text, text[:400]
+    if field is None:  # the body as a whole (too many members, too many operations)
+        assert "Invalid request body" in text, text[:400]
+    else:
+        assert f"field/attribute {field}" in text, text[:400]
     assert len(text) < 2000, "the answer echoes the hostile value back in full"
     assert await counts(env) == before
 
