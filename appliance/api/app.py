@@ -12,7 +12,9 @@ from appliance.api import compute, identity, image, network, objects, volume
 from appliance.api.listeners import connection_middleware
 from appliance.api.metrics_endpoint import metrics, metrics_middleware
 from appliance.api.middleware import auth_middleware, error_middleware, request_id_middleware
+from appliance.api.schemas.types import PAGE
 from appliance.api.util import LOCAL_SOURCE, auth_of, client_source, ctx_of, json_body, public
+from appliance.api.validation import valid_query
 from appliance.component import ApplianceContext
 from appliance.errors import Forbidden, Unauthorized
 
@@ -52,6 +54,7 @@ def _sees_health_details(request: web.Request) -> bool:
 
 async def list_events(request: web.Request) -> web.Response:
     auth = auth_of(request)
+    valid_query(request, PAGE)  # limit: digits only ("abc" was a 500)
     limit = min(int(request.query.get("limit", "100")), 2000)
     events = ctx_of(request).events.recent(limit, None if auth.is_admin else auth.project_id)
     return web.json_response({"events": [_event(e) for e in events]})

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from appliance.api import identity_appcreds, identity_catalog
 from appliance.api.catalog import build_catalog
+from appliance.api.schemas import identity as schemas
 from appliance.api.util import (
     auth_of, authorize, client_source, ctx_of, json_body, object_field, public, query_bool,
 )
+from appliance.api.validation import valid_body
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from appliance.identity.domains import DOMAIN_FIELDS, Domain
 from appliance.identity.records import (
@@ -254,7 +256,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def create_user(request: web.Request) -> web.Response:
     authorize(request, "identity:create_user")
-    body = await json_body(request, "user")
+    body = await valid_body(request, schemas.USER_CREATE)
     check_types(body, USER_FIELDS)
     domain_id = _str_or_none(body.get("domain_id"), "domain_id") or DEFAULT_DOMAIN_ID
     user = await ctx_of(request).identity.create_user(
@@ -273,7 +275,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     uid = request.match_info["user_id"]
     authorize(request, "identity:update_user")
-    body = await json_body(request, "user")
+    body = await valid_body(request, schemas.USER_UPDATE)
     user = await ctx_of(request).identity.update_user(uid, **body)
     return web.json_response({"user": _user(request, user)})
 
@@ -311,7 +313,7 @@ async def list_projects(request: web.Request) -> web.Response:
 
 async def create_project(request: web.Request) -> web.Response:
     authorize(request, "identity:create_project")
-    body = await json_body(request, "project")
+    body = await valid_body(request, schemas.PROJECT_CREATE)
     check_types(body, PROJECT_FIELDS)
     dom = _str_or_none(body.get("domain_id"), "domain_id") or DEFAULT_DOMAIN_ID
     if body.get("is_domain"):
@@ -333,7 +335,7 @@ async def get_project(request: web.Request) -> web.Response:
 
 async def update_project(request: web.Request) -> web.Response:
     authorize(request, "identity:update_project")
-    body = await json_body(request, "project")
+    body = await valid_body(request, schemas.PROJECT_UPDATE)
     project = await ctx_of(request).identity.update_project(request.match_info["project_id"], **body)
     return web.json_response({"project": _project(request, project)})
 
@@ -362,7 +364,7 @@ async def get_role(request: web.Request) -> web.Response:
 
 async def create_role(request: web.Request) -> web.Response:
     authorize(request, "identity:create_role")
-    body = await json_body(request, "role")
+    body = await valid_body(request, schemas.ROLE_CREATE)
     role = await ctx_of(request).identity.create_role(body.get("name"))
     return web.json_response({"role": _role(request, role)}, status=201)
 

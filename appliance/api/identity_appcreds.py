@@ -15,7 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.api.util import auth_of, ctx_of, json_body
+from appliance.api.schemas import identity as schemas
+from appliance.api.util import auth_of, ctx_of
+from appliance.api.validation import valid_body
 from appliance.errors import BadRequest, Forbidden
 from appliance.identity.app_credentials import ApplicationCredential
 from appliance.identity.service import iso_from_epoch
@@ -82,19 +84,9 @@ async def create(request: web.Request) -> web.Response:
     uid = _owner(request)
     if uid != auth_of(request).user_id:
         raise Forbidden("Application credentials are made by their own user.")
-    body = await json_body(request, "application_credential")
-    name, secret = body.get("name"), body.get("secret")
+    body = await valid_body(request, schemas.APP_CREDENTIAL_CREATE)
+    name, secret = body["name"], body.get("secret")
     description, unrestricted = body.get("description") or "", body.get("unrestricted", False)
-    if not isinstance(name, str):
-        raise BadRequest("Invalid input for field 'name': a string is required.")
-    if secret is not None and (not isinstance(secret, str) or not secret or len(secret) > 1024):
-        raise BadRequest("Invalid input for field 'secret': a non-empty string.")
-    if not isinstance(description, str) or len(description) > 1024:
-        raise BadRequest("Invalid input for field 'description': a string.")
-    if not isinstance(unrestricted, bool):
-        raise BadRequest("Invalid input for field 'unrestricted': a boolean.")
-    if body.get("access_rules"):
-        raise BadRequest("Access rules are not supported here: leave access_rules out.")
     cred, secret = await ctx_of(request).identity.create_app_credential(
         auth_of(request), name=name, secret=secret,
         role_names=_role_names(request, body.get("roles")), description=description,

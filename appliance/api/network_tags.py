@@ -18,7 +18,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from appliance.api.util import authorize, json_body
+from appliance.api.schemas.network import TAGS_REPLACE
+from appliance.api.util import authorize
+from appliance.api.validation import valid_body
 from appliance.errors import BadRequest, NotFound
 
 #: Neutron's limits: a tag is a string of at most 255 characters, a resource holds at most 50.
@@ -72,11 +74,8 @@ def _replace(t: Tagged):
     async def replace_tags(request: web.Request) -> web.Response:
         authorize(request, t.update_action)
         record = t.find(request)
-        body = await json_body(request)
-        tags = body.get("tags") if isinstance(body, dict) else None
-        if not isinstance(tags, list):
-            raise BadRequest("Invalid input for tags: the body must be {\"tags\": [...]}.")
-        tags = _check_count(list(dict.fromkeys(_check_tag(x) for x in tags)))
+        body = await valid_body(request, TAGS_REPLACE)
+        tags = _check_count(list(dict.fromkeys(_check_tag(x) for x in body["tags"])))
         await t.save(request, record, tags)
         return web.json_response({"tags": tags})
     return replace_tags

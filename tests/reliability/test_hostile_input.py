@@ -43,6 +43,7 @@ class Env:
     project: dict
     #: an active image of the member's: a create naming it is valid but for what is tested
     image_id: str
+    user_id: str
 
     @property
     def pid(self) -> int:
@@ -61,11 +62,11 @@ async def env(tmp_path_factory):
     try:
         admin = MonostackClient(socket_path=config.api.socket)
         await admin.login("admin", ADMIN_PASSWORD, "admin")
-        member, _, project = await new_project_user(admin, Path(config.api.socket),
-                                                    prefix="hostile")
+        member, user, project = await new_project_user(admin, Path(config.api.socket),
+                                                       prefix="hostile")
         image_id = (await upload_image(member, "hostile-img"))["id"] if installed("image") \
             else "none"
-        yield Env(daemon, admin, member, project, image_id)
+        yield Env(daemon, admin, member, project, image_id, user["id"])
     finally:
         for client in (admin, member):
             if client is not None:
@@ -118,6 +119,7 @@ COMPUTE_CASES = [
      b'{"server": {"name": "h", "flavorRef": "1", "max_count": 1e400}}', "max_count"),
     (False, "POST", C + "/servers", _server(name="a\x00b"), "name"),
     (False, "POST", C + "/servers", _server(name="a\nb"), "name"),
+    (False, "POST", C + "/servers", _server(name="trailing newline\n"), "name"),
     (False, "POST", C + "/servers", _server(name=LONG_NAME), "name"),
     (False, "POST", C + "/servers", _server(name="x" * 10_000), "name"),
     (False, "POST", C + "/servers", _server(name="   "), "name"),
@@ -167,6 +169,7 @@ NET = "00000000-0000-4000-8000-000000000000"
 NETWORK_CASES = [
     (False, "POST", N + "/networks", {"network": {"name": "a\x00b"}}, "name"),
     (False, "POST", N + "/networks", {"network": {"name": LONG_NAME}}, "name"),
+    (False, "POST", N + "/networks", {"network": {"name": "n\n"}}, "name"),
     (False, "POST", N + "/networks", {"network": {"admin_state_up": "yes"}}, "admin_state_up"),
     (False, "POST", N + "/networks", {"network": {"admin_state_up": 1}}, "admin_state_up"),
     (False, "POST", N + "/networks", b'{"network": {"mtu": 1e400}}', "mtu"),
@@ -257,20 +260,46 @@ IMAGE_CASES = [
 ]
 
 
+K = "/identity/v3"
+IDENTITY_CASES = [
+    (True, "POST", K + "/users", {"user": {"name": "a\x00b"}}, "name"),
+    (True, "POST", K + "/users", {"user": {"name": LONG_NAME}}, "name"),
+    (True, "POST", K + "/users", {"user": {"name": "u1", "enabled": "false"}}, "enabled"),
+    (True, "POST", K + "/users", {"user": {"name": "u1", "password": "p" * 5000}}, "password"),
+    (True, "POST", K + "/users", {"user": {"name": "u1", **{f"x{i}": 1 for i in range(40)}}},
+     "user"),
+    (True, "PATCH", K + "/users/{user}", {"user": {"enabled": 1}}, "enabled"),
+    (True, "POST", K + "/projects", {"project": {"name": "   "}}, "name"),
+    (True, "PATCH", K + "/projects/{project}", {"project": {"enabled": "no"}}, "enabled"),
+    (True, "POST", K + "/roles", {"role": {"name": "r\n"}}, "name"),
+    (False, "POST", K + "/users/{user}/application_credentials",
+     {"application_credential": {"name": "c", "unrestricted": "yes"}}, "unrestricted"),
+    (False, "POST", K + "/users/{user}/application_credentials",
+     {"application_credential": {"name": "c", "secret": "s" * 2000}}, "secret"),
+]
+MONOSTACK_CASES = [
+    (False, "GET", "/monostack/events?limit=abc", None, "limit"),
+    (False, "GET", "/monostack/events?limit=1&limit=2", None, "limit"),
+]
+
+
 def _case_id(case: tuple) -> str:
     return f"{case[1]} {case[2].rsplit('/', 1)[-1].split('?')[0]} {case[4]}"
 
 
 CASES = ([("compute", c) for c in COMPUTE_CASES] + [("network", c) for c in NETWORK_CASES]
-         + [("volume", c) for c in VOLUME_CASES] + [("image", c) for c in IMAGE_CASES])
+         + [("volume", c) for c in VOLUME_CASES] + [("image", c) for c in IMAGE_CASES]
+         + [("identity", c) for c in IDENTITY_CASES]
+         + [("monostack", c) for c in MONOSTACK_CASES])
 
 
 @pytest.mark.parametrize("service,case", CASES, ids=[f"{s}: {_case_id(c)}" for s, c in CASES])
 async def test_bad_input_gets_400_naming_the_field_and_stores_nothing(env, service, case):
-    if not installed(service):
+    if service not in ("identity", "monostack") and not installed(service):
         pytest.skip(f"{service} not installed")
     as_admin, method, path, body, field = case
-    path = path.replace("{project}", env.project["id"]).replace("{image}", env.image_id)
+    path = path.replace("{project}", env.project["id"]).replace("{image}", env.image_id) \
+        .replace("{user}", env.user_id)
     before = await counts(env)
     raw = body if isinstance(body, bytes) else None
     status, text = await send(env, method, path, body, as_admin=as_admin, raw=raw)
@@ -296,6 +325,45 @@ BAD_COUNTS = (
     | st.booleans() | st.lists(st.integers(), max_size=3) | st.text(max_size=12).filter(
         lambda s: not s.isdigit())
 )
+
+
+NOT_BOOLEAN = (st.integers() | st.text(max_size=8) | st.none() | st.floats(allow_nan=False)
+               | st.lists(st.booleans(), max_size=2))
+NOT_SIZE = (st.integers(max_value=0) | st.integers(min_value=2 ** 31)
+            | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
+            | st.text(max_size=8).filter(lambda s: not s.isdigit()) | st.dictionaries(
+                st.text(max_size=3), st.integers(), max_size=2))
+#: (service, path, body for a value, field named) checked with generated values
+TYPED_FIELDS = [
+    ("network", N + "/networks", lambda v: {"network": {"admin_state_up": v}},
+     "admin_state_up", NOT_BOOLEAN.filter(lambda v: not isinstance(v, bool))),
+    ("network", N + "/security-groups", lambda v: {"security_group": {"stateful": v}},
+     "stateful", NOT_BOOLEAN.filter(lambda v: not isinstance(v, bool))),
+    ("volume", "/volume/v3/{project}/volumes", lambda v: {"volume": {"size": v}}, "size",
+     NOT_SIZE),
+    ("image", "/image/v2/images", lambda v: {"min_ram": v}, "min_ram",
+     NOT_SIZE.filter(lambda v: not (isinstance(v, int) and not isinstance(v, bool)
+                                    and 0 <= v < 2 ** 31))),
+]
+
+
+async def test_generated_mistyped_fields_are_refused_naming_the_field(env):
+    before = await counts(env)
+    for service, path, build, field, values in TYPED_FIELDS:
+        if not installed(service):
+            continue
+        path = path.replace("{project}", env.project["id"])
+
+        @settings(max_examples=25, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(value=values)
+        def check(value: object) -> None:
+            status, text = _post_sync(env, path, build(value))
+            assert status == 400 and f"field/attribute {field}" in text, \
+                (path, value, status, text[:200])
+
+        await asyncio.to_thread(check)
+    assert await counts(env) == before
 
 
 def _post_sync(env: Env, path: str, body: object) -> tuple[int, str]:

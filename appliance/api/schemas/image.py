@@ -41,7 +41,7 @@ IMAGE_CREATE = {
     "additionalProperties": PROPERTY_VALUE,
 }
 
-_PATH = string(300, 1, pattern="^/[^\\x00-\\x1f\\x7f-\\x9f]*$",
+_PATH = string(300, 1, pattern="^/[^\\x00-\\x1f\\x7f-\\x9f]*\\Z",
                reason="a JSON pointer like /name")
 #: A JSON patch (openstack-images-v2.1-json-patch, or the 2.0 {"replace": "/name"} form):
 #: each value is checked by the service against the attribute it names; here it is bounded.
@@ -53,7 +53,7 @@ _OP = {"type": "object", "maxProperties": 3, "properties": {
     "additionalProperties": False}
 IMAGE_PATCH = array(_OP, 256)
 
-MEMBER_CREATE = obj({"member": string(255, 1, pattern="^[a-zA-Z0-9_-]*$",
+MEMBER_CREATE = obj({"member": string(255, 1, pattern="^[a-zA-Z0-9_-]*\\Z",
                                       reason="a project id")}, required=("member",))
 MEMBER_UPDATE = obj({"status": {"enum": ["pending", "accepted", "rejected"]}},
                     required=("status",))

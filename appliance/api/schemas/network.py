@@ -10,12 +10,12 @@ from appliance.api.schemas.types import (
     integer, obj, string, wrapped,
 )
 
-TAG = string(255, 1, pattern="^[^,\\x00-\\x1f\\x7f-\\x9f]*$",
+TAG = string(255, 1, pattern="^[^,\\x00-\\x1f\\x7f-\\x9f]*\\Z",
              reason="1-255 printable characters without ','")
 TAGS = array(TAG, 50)
 NAME = string(255, 0, nullable=True, reason="at most 255 printable characters")
-DESCRIPTION = string(255, 0, nullable=True, pattern="^[^\\x00]*$", reason="text without NUL")
-PROJECT = string(255, 1, pattern="^[a-zA-Z0-9-]*$", reason="a project id")
+DESCRIPTION = string(255, 0, nullable=True, pattern="^[^\\x00]*\\Z", reason="text without NUL")
+PROJECT = string(255, 1, pattern="^[a-zA-Z0-9-]*\\Z", reason="a project id")
 NULLABLE_IP = {"type": ["string", "null"], "format": "ip-address", "maxLength": 64}
 _STD = {"name": NAME, "description": DESCRIPTION, "tags": TAGS, "project_id": PROJECT,
         "tenant_id": PROJECT}
@@ -84,7 +84,7 @@ _PORT_NUMBER = integer(0, 65535, nullable=True, digits_too=True)
 SECURITY_GROUP_RULE_CREATE = wrapped("security_group_rule", obj({
     "security_group_id": REF, "direction": {"enum": ["ingress", "egress"]},
     "ethertype": {"enum": ["IPv4", "IPv6"]},
-    "protocol": {"anyOf": [string(16, pattern="^[a-zA-Z0-9-]*$", reason="a protocol name"),
+    "protocol": {"anyOf": [string(16, pattern="^[a-zA-Z0-9-]*\\Z", reason="a protocol name"),
                            integer(0, 255), {"type": "null"}]},
     "port_range_min": _PORT_NUMBER, "port_range_max": _PORT_NUMBER,
     "remote_ip_prefix": {"type": ["string", "null"], "format": "cidr", "maxLength": 64},
@@ -127,3 +127,6 @@ CREATE = {"networks": NETWORK_CREATE, "subnets": SUBNET_CREATE, "ports": PORT_CR
           "security-groups": SECURITY_GROUP_CREATE,
           "security-group-rules": SECURITY_GROUP_RULE_CREATE, "routers": ROUTER_CREATE,
           "floatingips": FLOATINGIP_CREATE}
+
+#: PUT /{collection}/{id}/tags: the whole tag list at once.
+TAGS_REPLACE = obj({"tags": TAGS}, required=("tags",))

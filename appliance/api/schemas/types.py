@@ -13,9 +13,9 @@ from typing import Any
 MAX_INT = 0x7FFFFFFF
 
 #: C0 and C1 control characters (NUL, newline, escape …) and DEL: never in a name.
-NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*\\Z"
 #: NUL alone: never in any string that is stored.
-NO_NUL = "^[^\\x00]*$"
+NO_NUL = "^[^\\x00]*\\Z"
 
 
 def string(max_length: int = 255, min_length: int = 0, *, nullable: bool = False,
@@ -34,7 +34,7 @@ def integer(minimum: int = 0, maximum: int = MAX_INT, *, nullable: bool = False,
     schema: dict[str, Any] = {"type": kinds if len(kinds) > 1 else "integer",
                               "minimum": minimum, "maximum": maximum}
     if digits_too:
-        schema.update(pattern="^-?[0-9]{1,10}$", maxLength=11,
+        schema.update(pattern="^-?[0-9]{1,10}\\Z", maxLength=11,
                       **{"x-reason": f"an integer from {minimum} to {maximum}"})
     return schema
 
@@ -70,7 +70,7 @@ def nova_bool(value: Any) -> bool:
 
 IP_ADDRESS = {"type": "string", "format": "ip-address", "maxLength": 64}
 CIDR = {"type": "string", "format": "cidr", "maxLength": 64}
-MAC = {"type": "string", "pattern": "^([0-9a-fA-F]{2})(:[0-9a-fA-F]{2}){5}$",
+MAC = {"type": "string", "pattern": "^([0-9a-fA-F]{2})(:[0-9a-fA-F]{2}){5}\\Z",
        "x-reason": "a MAC address aa:bb:cc:dd:ee:ff"}
 
 
@@ -120,7 +120,7 @@ def one(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": schema, "maxItems": 1}
 
 
-QUERY_LIMIT = one({"type": "string", "pattern": "^[0-9]{1,7}$",
+QUERY_LIMIT = one({"type": "string", "pattern": "^[0-9]{1,7}\\Z",
                    "x-reason": "a non-negative integer"})
 QUERY_MARKER = one(string(255, 0, reason="an id of printable characters"))
 #: A filter value: a few values, each as long as a name.

@@ -11,7 +11,7 @@ from appliance.api.schemas.types import (
 )
 
 NAME = string(255, 0, nullable=True, reason="at most 255 printable characters")
-DESCRIPTION = string(255, 0, nullable=True, pattern="^[^\\x00]*$", reason="text without NUL")
+DESCRIPTION = string(255, 0, nullable=True, pattern="^[^\\x00]*\\Z", reason="text without NUL")
 SIZE = integer(1, MAX_INT, digits_too=True)
 #: Cinder's metadata: string keys and values of ≤ 255; a map of at most this many entries.
 MAX_METADATA_ITEMS = 128
@@ -95,6 +95,6 @@ _LIMIT = integer(-1, MAX_INT, digits_too=True)
 #: snapshots have an effect here.
 QUOTA_UPDATE = wrapped("quota_set", {
     "type": "object", "maxProperties": 32,
-    "propertyNames": string(64, 1, pattern="^[a-zA-Z0-9_:.-]*$", reason="a quota name"),
+    "propertyNames": string(64, 1, pattern="^[a-zA-Z0-9_:.-]*\\Z", reason="a quota name"),
     "additionalProperties": _LIMIT,
 })
