@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.client import MonostackClient
-from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, write_config
+from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, wait_for, write_config
 from tests.reliability.support import C, N, NOVA, installed, new_project_user, upload_image
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -44,6 +44,8 @@ class Env:
     #: an active image of the member's: a create naming it is valid but for what is tested
     image_id: str
     user_id: str
+    #: a server of the member's (BUILD or ACTIVE on the test driver) for sub-resources
+    server_id: str
 
     @property
     def pid(self) -> int:
@@ -66,7 +68,18 @@ async def env(tmp_path_factory):
                                                        prefix="hostile")
         image_id = (await upload_image(member, "hostile-img"))["id"] if installed("image") \
             else "none"
-        yield Env(daemon, admin, member, project, image_id, user["id"])
+        server_id = "none"
+        if installed("compute") and installed("image"):
+            server_id = (await member.post(C + "/servers", {"server": {
+                "name": "hostile-target", "flavorRef": "1", "imageRef": image_id,
+                "networks": "none"}}, headers=NOVA))["server"]["id"]
+
+            async def settled() -> bool:  # its build (a task, events) is over before counting
+                srv = (await member.get(C + f"/servers/{server_id}", headers=NOVA))["server"]
+                return srv["status"] in ("ACTIVE", "ERROR") and \
+                    (await admin.get("/monostack/status"))["counts"].get("compute_tasks", 0) == 0
+            await wait_for(settled, timeout=60)
+        yield Env(daemon, admin, member, project, image_id, user["id"], server_id)
     finally:
         for client in (admin, member):
             if client is not None:
@@ -141,6 +154,8 @@ COMPUTE_CASES = [
     (False, "POST", C + "/servers", {"server": {"name": "h", "flavorRef": "1"},
                                      "os:scheduler_hints": {"group": ["a", "b"]}},
      "os:scheduler_hints.group"),
+    (False, "PUT", C + "/servers/{server}/tags/" + "t" * 61, None, "tag"),
+    (False, "PUT", C + "/servers/{server}/tags/a%2Cb", None, "tag"),
     (False, "POST", C + "/os-keypairs",
      {"keypair": {"name": "k", "public_key": SSH_KEY + "\nssh-rsa AAAA x"}}, "public_key"),
     (False, "POST", C + "/os-keypairs",
@@ -299,7 +314,7 @@ async def test_bad_input_gets_400_naming_the_field_and_stores_nothing(env, servi
         pytest.skip(f"{service} not installed")
     as_admin, method, path, body, field = case
     path = path.replace("{project}", env.project["id"]).replace("{image}", env.image_id) \
-        .replace("{user}", env.user_id)
+        .replace("{user}", env.user_id).replace("{server}", env.server_id)
     before = await counts(env)
     raw = body if isinstance(body, bytes) else None
     status, text = await send(env, method, path, body, as_admin=as_admin, raw=raw)
@@ -327,7 +342,8 @@ BAD_COUNTS = (
 )
 
 
-NOT_BOOLEAN = (st.integers() | st.text(max_size=8) | st.none() | st.floats(allow_nan=False)
+NOT_BOOLEAN = (st.integers() | st.text(max_size=8) | st.none()
+               | st.floats(allow_nan=False, allow_infinity=False)
                | st.lists(st.booleans(), max_size=2))
 NOT_SIZE = (st.integers(max_value=0) | st.integers(min_value=2 ** 31)
             | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
@@ -439,8 +455,13 @@ async def _measured(env: Env, body: dict, rounds: int) -> tuple[list[float], lis
 async def test_members_worst_create_costs_no_stall_and_no_memory(env):
     if not installed("compute"):
         pytest.skip("compute not installed")
-    ordinary = _server(max_count=1)
-    await _measured(env, ordinary, 3)  # warm: imports, caches, connection pools
+    ordinary = _server(max_count=1, networks="none")  # a valid create: one server is built
+    await _measured(env, ordinary, 1)  # warm: imports, caches, connection pools
+    # What an ordinary request costs the probe on this (shared, busy) machine: the hostile
+    # request may add at most STALL_LIMIT_S to it.
+    ordinary_stalls, statuses = await _measured(env, ordinary, 5)
+    assert set(statuses) == {202}, statuses
+    baseline = statistics.median(ordinary_stalls)
     servers_before = len((await env.member.get(C + "/servers"))["servers"])
     rss_before = rss_bytes(env.pid)
     report = {}
@@ -453,8 +474,10 @@ async def test_members_worst_create_costs_no_stall_and_no_memory(env):
         assert set(statuses) <= allowed, (label, statuses)
         report[label] = statistics.median(stalls)
     growth = rss_bytes(env.pid) - rss_before
-    print(f"hostile create: median worst probe latency {report}, RSS growth {growth} bytes")
+    print(f"hostile create: median worst probe latency {report}, ordinary create {baseline}, "
+          f"RSS growth {growth} bytes")
     for label, stall in report.items():
-        assert stall <= STALL_LIMIT_S, f"{label}: event loop stalled {stall * 1000:.1f} ms"
+        assert stall - baseline <= STALL_LIMIT_S, \
+            f"{label}: event loop stalled {stall * 1000:.1f} ms (ordinary {baseline * 1000:.1f})"
     assert growth <= RSS_LIMIT_BYTES, f"RSS grew {growth / 2**20:.1f} MB"
     assert len((await env.member.get(C + "/servers"))["servers"]) == servers_before

@@ -21,7 +21,7 @@ from appliance.api.compute.views import addresses_view, server_detail, server_su
 from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
 from appliance.api.util import auth_of, authorize, ctx_of, public, query_bool
-from appliance.api.validation import valid_body, valid_query
+from appliance.api.validation import valid_body, valid_query, validate
 from appliance.compute.manager import hostname_of
 from appliance.compute.records import Instance, PowerState, TaskState, VmState
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
@@ -606,7 +606,11 @@ async def list_tags(request: web.Request) -> web.Response:
 async def put_tag(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:update_server")
     tag = request.match_info["tag"]
+    validate(schemas.SERVER_TAG, {"tag": tag})  # the path is client input like a body
     if tag not in inst.tags:
+        if len(inst.tags) >= schemas.MAX_TAGS:
+            raise BadRequest(f"Invalid input for field/attribute tag. The number of tags "
+                             f"exceeded the per-server limit {schemas.MAX_TAGS}.")
         await component(request).manager.update(inst.id, {"tags": [*inst.tags, tag]})
     return web.Response(status=201 if tag not in inst.tags else 204)
 

@@ -85,6 +85,9 @@ SERVER_CREATE = wrapped("server", obj({
 }, required=("name", "flavorRef")), **{"os:scheduler_hints": _HINTS,
                                        "OS-SCH-HNT:scheduler_hints": _HINTS})
 
+#: PUT /servers/{id}/tags/{tag}: the tag from the path, checked as a body member would be.
+SERVER_TAG = obj({"tag": TAG}, required=("tag",))
+
 SERVER_UPDATE = wrapped("server", obj({
     "name": SERVER_NAME, "description": DESCRIPTION, "accessIPv4": _ACCESS_IPV4,
     "accessIPv6": _ACCESS_IPV6, "OS-DCF:diskConfig": _DISK_CONFIG,
