@@ -503,7 +503,7 @@ async def get_domain(request: web.Request) -> web.Response:
 
 async def create_domain(request: web.Request) -> web.Response:
     authorize(request, "identity:create_domain")
-    body = await json_body(request, "domain")
+    body = await valid_body(request, schemas.DOMAIN_CREATE)
     check_types(body, DOMAIN_FIELDS)
     if body.get("explicit_domain_id") or body.get("id"):
         raise BadRequest("Domain ids are generated; leave id out.")
@@ -515,7 +515,7 @@ async def create_domain(request: web.Request) -> web.Response:
 
 async def update_domain(request: web.Request) -> web.Response:
     authorize(request, "identity:update_domain")
-    body = await json_body(request, "domain")
+    body = await valid_body(request, schemas.DOMAIN_UPDATE)
     body = {k: v for k, v in body.items() if k in DOMAIN_FIELDS}
     domain = await ctx_of(request).identity.update_domain(request.match_info["domain_id"],
                                                           **body)

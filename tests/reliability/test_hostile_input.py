@@ -287,6 +287,8 @@ IDENTITY_CASES = [
     (True, "POST", K + "/projects", {"project": {"name": "   "}}, "name"),
     (True, "PATCH", K + "/projects/{project}", {"project": {"enabled": "no"}}, "enabled"),
     (True, "POST", K + "/roles", {"role": {"name": "r\n"}}, "name"),
+    (True, "POST", K + "/domains", {"domain": {"name": "d\x00"}}, "name"),
+    (True, "POST", K + "/domains", {"domain": {"name": "d", "enabled": "true"}}, "enabled"),
     (False, "POST", K + "/users/{user}/application_credentials",
      {"application_credential": {"name": "c", "unrestricted": "yes"}}, "unrestricted"),
     (False, "POST", K + "/users/{user}/application_credentials",

@@ -64,3 +64,10 @@ APP_CREDENTIAL_CREATE = wrapped("application_credential", {
         "unrestricted": BOOLEAN,
         "access_rules": {"type": ["array", "null"], "maxItems": 0},
     }})
+
+_DOMAIN = {"name": NAME, "description": DESCRIPTION, "enabled": BOOLEAN,
+           "id": ID, "explicit_domain_id": ID,
+           "tags": {"type": "array", "maxItems": 80, "items": string(255, 1)},
+           "options": {"type": "object", "maxProperties": 16}}
+DOMAIN_CREATE = wrapped("domain", _extra(_DOMAIN, ("name",)))
+DOMAIN_UPDATE = wrapped("domain", _extra(_DOMAIN))
