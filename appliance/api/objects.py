@@ -722,7 +722,8 @@ async def object_put(request: web.Request) -> web.Response:
     headers = request.headers
     if "X-Copy-From" in headers:
         src_c, src_o = swift.split_container_object(headers["X-Copy-From"], "X-Copy-From")
-        return await _copy(request, comp, SwiftPath(path.account, src_c, src_o), path)
+        src_account = _other_account(headers.get("X-Copy-From-Account"), path.account)
+        return await _copy(request, comp, SwiftPath(src_account, src_c, src_o), path)
     meta = swift.user_metadata(headers, "object")
     content_type = swift.split_swift_bytes(
         headers.get("Content-Type") or swift.guess_content_type(path.object or ""))[0]
@@ -810,6 +811,8 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
     resp = _written(request, info, f'"{large.etag_of(info)}"' if large.is_slo(info) else info.etag)
     resp.headers["X-Copied-From"] = quote(f"{src.container}/{src.object}")
     resp.headers["X-Copied-From-Last-Modified"] = swift.http_date(src_info.last_modified)
+    if src.account != dst.account:
+        resp.headers["X-Copied-From-Account"] = quote(src.account)
     return resp
 
 
@@ -822,11 +825,18 @@ async def object_copy(request: web.Request) -> web.Response:
     dest = request.headers.get("Destination")
     if not dest:
         raise PreconditionFailed("COPY needs a Destination header: <container>/<object>")
-    account = request.headers.get("Destination-Account")
-    if account and account != path.account:
-        raise BadRequest("copying to another account is not supported")
+    account = _other_account(request.headers.get("Destination-Account"), path.account)
     c, o = swift.split_container_object(dest, "Destination")
-    return await _copy(request, _component(request), path, SwiftPath(path.account, c, o))
+    return await _copy(request, _component(request), path, SwiftPath(account, c, o))
+
+
+def _other_account(header: str | None, default: str) -> str:
+    """Destination-Account / X-Copy-From-Account: another AUTH_ account, which the caller
+    must be allowed into like any other (`_allow` decides on both ends of a copy)."""
+    if not header:
+        return default
+    account = swift.parse_path("/v1/" + header.strip("/") + "/").account
+    return account
 
 
 @public

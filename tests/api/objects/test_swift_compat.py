@@ -437,3 +437,34 @@ async def _raw_no_length(sw: Swift, path: str) -> tuple[int, bytes]:
     finally:
         writer.close()
     return int(response.split(b" ", 2)[1]), response
+
+
+async def test_copy_between_accounts_follows_each_sides_acl(swift_daemon, sw):
+    admin = await swift_daemon.admin_client()
+    pid_b = await make_user(admin, "xb", "xena", "xena-pw")
+    await put(sw, "/pub", headers={"X-Container-Read": f"{pid_b}:*"})
+    await put(sw, "/priv")
+    await put(sw, "/pub/o", b"shared bytes", headers={"X-Object-Meta-K": "v"})
+    await put(sw, "/priv/o", b"private")
+    xena = await login(swift_daemon, "xena", "xena-pw", "xb")
+    as_b = Swift(sw.http, sw.base, xena.token, f"AUTH_{pid_b}")
+    await put(as_b, "/mine")
+    # pull from A into B: A's read ACL lets B read it
+    st, h, _ = await as_b.request("PUT", "/mine/copy", data=b"",
+                                  headers={"X-Copy-From": "pub/o", "X-Copy-From-Account": sw.account})
+    assert st == 201 and h["X-Copied-From-Account"] == sw.account
+    st, h, body = await as_b.request("GET", "/mine/copy")
+    assert body == b"shared bytes" and h["X-Object-Meta-K"] == "v"
+    st, _, _ = await as_b.request("PUT", "/mine/nope", data=b"",
+                                  headers={"X-Copy-From": "priv/o", "X-Copy-From-Account": sw.account})
+    assert st == 403
+    # push from B into A with COPY: A grants B no write, so no
+    st, _, _ = await as_b.request("COPY", "/mine/copy", headers={"Destination": "pub/back",
+                                                                 "Destination-Account": sw.account})
+    assert st == 403 and (await sw.request("HEAD", "/pub/back"))[0] == 404
+    # the owner of both (admin) may push
+    st, _, _ = await sw.request("COPY", "/priv/o", headers={"Destination": "mine/from-a",
+                                                            "Destination-Account": f"AUTH_{pid_b}"})
+    assert st == 201 and (await as_b.request("GET", "/mine/from-a"))[2] == b"private"
+    await xena.close()
+    await admin.close()
