@@ -240,6 +240,30 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit(config: Config, query: dict[str, str]) -> list[dict]:
+    from urllib.parse import urlencode
+    client = await admin_client(config)
+    async with client:
+        return (await client.get("/monostack/audit?" + urlencode(query)))["events"]
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit trail, newest first: who did what, when, from where, and how it ended."""
+    query = {k: v for k, v in (("since", args.since), ("user_id", args.user),
+                               ("project_id", args.project), ("outcome", args.outcome),
+                               ("limit", str(args.limit))) if v}
+    events = asyncio.run(_audit(_config(args), query))
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    for ev in events:
+        who = ev["initiator"].get("name") or ev["initiator"]["id"]
+        print(f"{ev['eventTime'][:19]}  {ev['outcome']:<7} {ev['reason']['reasonCode']}  "
+              f"{who:<16} {ev['initiator']['host']['address']:<15} {ev['method']:<6} "
+              f"{ev['requestPath']}")
+    return 0
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from appliance.service import StateLock
     from appliance.state.backup import restore_backup
@@ -528,6 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "backup_dir, or moved to PATH)")
     p.add_argument("path", nargs="?")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("audit", help="the audit trail: who changed what, when, and the outcome")
+    p.add_argument("--since", help="ISO time, e.g. 2026-12-06T00:00")
+    p.add_argument("--user", help="a user id")
+    p.add_argument("--project", help="a project id")
+    p.add_argument("--outcome", choices=["success", "failure"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="the CADF records themselves")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("restore", help="restore a backup into the state dir (daemon stopped)")
     p.add_argument("path")

@@ -40,6 +40,8 @@ class ApplianceContext:
     quotas: Quotas = field(default_factory=Quotas)
     #: the daemon's Prometheus registry (appliance/metrics.py)
     metrics: Metrics = field(default_factory=Metrics)
+    #: the audit trail (appliance/audit.py); None until the daemon opens it
+    audit: Any = None
     components: dict[str, Any] = field(default_factory=dict)
 
 

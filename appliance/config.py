@@ -16,6 +16,7 @@ Every key has a default, so an empty file (or none) gives a working single-host 
                 object_auditor_bytes_per_second, object_auditor_interval,
                 object_expirer_interval, object_reclaim_age, object_max_file_size
     [identity]  token_ttl, lockout_failures, lockout_seconds
+    [audit]     retention_days (audit trail files older than this are removed; 0 keeps all)
     [log]       level, format ("json" | "text")
 """
 from __future__ import annotations
@@ -123,6 +124,11 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
     format: str = "json"
@@ -140,6 +146,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

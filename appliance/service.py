@@ -23,6 +23,7 @@ from appliance.api.app import build_app
 from appliance.api.listeners import LimitedTCPSite, TcpLimits, raise_fd_limit, server_options
 from appliance.component import ApplianceContext
 from appliance.config import Config
+from appliance.audit import AuditLog
 from appliance.errors import Conflict
 from appliance.metrics import store_metrics
 from appliance.events import EventBus
@@ -108,6 +109,9 @@ class Appliance:
                                         events=EventBus(self.store))
             self.store.on_fsync = self.ctx.metrics.fsync.observe
             store_metrics(self.ctx.metrics, self.store)
+            self.ctx.audit = AuditLog(self.config.state_dir / "audit",
+                                      self.config.audit.retention_days)
+            await self.ctx.audit.start()
             for spec in self.component_specs:
                 await self._start_component(spec)
             self.app = build_app(self.ctx)
@@ -228,6 +232,12 @@ class Appliance:
             except Exception:
                 log.exception("component failed to stop", extra={"component": component.name})
         self._started.clear()
+        if self.ctx is not None and self.ctx.audit is not None:
+            try:
+                await self.ctx.audit.stop()
+            except Exception:
+                log.exception("audit trail failed to flush")
+            self.ctx.audit = None
         await self.store.close()
         self.lock.release()
         try:

@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 
 from appliance.api import compute, identity, image, network, objects, volume
 from appliance.api.listeners import connection_middleware
+from appliance.api.audit_trail import audit_middleware, list_audit
 from appliance.api.metrics_endpoint import metrics, metrics_middleware
 from appliance.api.middleware import auth_middleware, error_middleware, request_id_middleware
 from appliance.api.schemas.types import PAGE
@@ -138,7 +139,7 @@ async def backup(request: web.Request) -> web.Response:
 def build_app(ctx: ApplianceContext) -> web.Application:
     app = web.Application(
         middlewares=[connection_middleware, metrics_middleware, request_id_middleware,
-                     error_middleware, auth_middleware],
+                     audit_middleware, error_middleware, auth_middleware],
         client_max_size=ctx.config.api.max_body_bytes,
     )
     app["ctx"] = ctx
@@ -149,6 +150,7 @@ def build_app(ctx: ApplianceContext) -> web.Application:
         web.get("/", root),
         web.get("/healthz", health),
         web.get("/metrics", metrics),
+        web.get("/monostack/audit", list_audit),
         web.get("/monostack/events", list_events),
         web.get("/monostack/events/stream", event_stream),
         web.get("/monostack/whoami", whoami),

@@ -80,6 +80,7 @@ RULES: dict[str, str] = {
     "compute:list_availability_zones": "any",
     "monostack:backup": "admin",
     "monostack:status": "admin",
+    "monostack:audit": "admin",
     # object storage (Swift): the account quota is the operator's, as Swift's reseller admin
     "object:set_account_quota": "admin",
     "object:get_auditor": "admin",
