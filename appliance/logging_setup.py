@@ -1,4 +1,9 @@
-"""Structured logging: one JSON object per line (or plain text for a terminal)."""
+"""Structured logging: one JSON object per line (or plain text for a terminal).
+
+A line logged while serving a request (or by a task it started) carries that request's id,
+the one its instance actions and audit event carry, so one id ties a user's request to
+everything it caused.
+"""
 from __future__ import annotations
 
 import json
@@ -6,7 +11,18 @@ import logging
 import sys
 import time
 
+from appliance import request_context
+
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            info = request_context.peek()
+            if info is not None:
+                record.request_id = info.request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,6 +41,7 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json"
                          else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -32,6 +32,11 @@ def reset(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
+def peek() -> RequestInfo | None:
+    """The request being served, if any (without making one up)."""
+    return _current.get()
+
+
 def current() -> RequestInfo:
     """The request being served, or a fresh id for work no request caused (start-up, timers)."""
     return _current.get() or RequestInfo(request_id="req-" + str(uuid.uuid4()))

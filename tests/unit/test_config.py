@@ -41,3 +41,31 @@ def test_tcp_limits_keep_a_reserve_of_descriptors_for_the_rest_of_the_daemon():
     small = TcpLimits.for_config(api, 300)
     assert small.max_connections == 44 and small.per_address == 256
     assert small.header_timeout == 7
+
+
+def test_log_lines_carry_the_request_id():
+    """A line logged while a request is served names it (as its actions and audit do)."""
+    import io
+    import json
+    import logging
+
+    from appliance import request_context
+    from appliance.logging_setup import JsonFormatter, RequestIdFilter
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("monostack.test-request-id")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("outside")
+        mark = request_context.set_current(request_context.RequestInfo(request_id="req-abc"))
+        try:
+            logger.warning("inside")
+        finally:
+            request_context.reset(mark)
+    finally:
+        logger.removeHandler(handler)
+    outside, inside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert "request_id" not in outside and inside["request_id"] == "req-abc"
