@@ -21,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import Any
 
 from appliance.config import IdentityConfig
 from appliance.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -81,6 +82,10 @@ class IdentityService:
         # store at O(1) per change: validation is a lookup whatever the table holds.
         self._assignment_index: dict[tuple[str, str], set[str]] | None = None
         store.watch(self.assignments.table, self._assignment_changed)
+        # (name, domain id) → ids of users / of projects, kept current the same way: a login
+        # names its user and project, and decoding every user to find one grew with the table.
+        self._user_names = _NameIndex(store, self.users.table)
+        self._project_names = _NameIndex(store, self.projects.table)
 
     # -- bootstrap ---------------------------------------------------------------------------
 
@@ -101,12 +106,10 @@ class IdentityService:
     # -- lookups -----------------------------------------------------------------------------
 
     def user_by_name(self, name: str, domain_id: str = DEFAULT_DOMAIN_ID) -> User | None:
-        return next(iter(self.users.list(lambda u: u.name == name and u.domain_id == domain_id)),
-                    None)
+        return self._user_names.first(self.users, name, domain_id)
 
     def project_by_name(self, name: str, domain_id: str = DEFAULT_DOMAIN_ID) -> Project | None:
-        return next(iter(self.projects.list(
-            lambda p: p.name == name and p.domain_id == domain_id)), None)
+        return self._project_names.first(self.projects, name, domain_id)
 
     def role_by_name(self, name: str) -> Role | None:
         return next(iter(self.roles.list(lambda r: r.name == name)), None)
@@ -593,3 +596,42 @@ def check_types(changes: dict[str, object], fields: dict[str, tuple[type, ...]])
 def _check_name(name: str, kind: str) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise Invalid(f"A {kind} name must be 1 to 255 characters.")
+
+
+class _NameIndex:
+    """(name, domain id) → record ids of one table, built at first use and then kept current
+    by the store's watcher at O(1) per change."""
+
+    def __init__(self, store: Store, table: str) -> None:
+        self._store = store
+        self._table = table
+        self._index: dict[tuple[str, str], set[str]] | None = None
+        store.watch(table, self._changed)
+
+    def first(self, repo: Repository, name: str, domain_id: str) -> Any:
+        if self._index is None:
+            index: dict[tuple[str, str], set[str]] = {}
+            for doc in self._store.all(self._table):
+                index.setdefault(_name_key(doc), set()).add(doc["id"])
+            self._index = index
+        for id in sorted(self._index.get((name, domain_id), ())):
+            record = repo.get(id)
+            if record is not None and record.name == name and record.domain_id == domain_id:
+                return record
+        return None
+
+    def _changed(self, id: str, old: dict | None, new: dict | None) -> None:
+        if self._index is None:
+            return  # not built yet: the first use reads the table as it is then
+        if old is not None:
+            ids = self._index.get(_name_key(old))
+            if ids is not None:
+                ids.discard(id)
+                if not ids:
+                    del self._index[_name_key(old)]
+        if new is not None:
+            self._index.setdefault(_name_key(new), set()).add(id)
+
+
+def _name_key(doc: dict) -> tuple[str, str]:
+    return doc.get("name", ""), doc.get("domain_id", DEFAULT_DOMAIN_ID)
