@@ -6,6 +6,7 @@ import re
 import socket
 from typing import Any, Callable, TypeVar
 
+import orjson
 from aiohttp import web
 
 from appliance.component import ApplianceContext
@@ -25,6 +26,14 @@ def public(handler: H) -> H:
 
 def is_public(handler: Any) -> bool:
     return bool(getattr(handler, "__monostack_public__", False))
+
+
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer encoded by orjson: the standard library's encoder was a fifth of a
+    1,000-server listing's time. Strings, numbers, enums and nested dicts/lists only, as every
+    API body is; a non-string key is written as its string, as json.dumps does."""
+    return web.Response(body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status,
+                        content_type="application/json", charset="utf-8")
 
 
 def client_source(request: web.Request) -> str:

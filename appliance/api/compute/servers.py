@@ -17,10 +17,15 @@ from appliance.api.compute.common import (
     server_name,
 )
 from appliance.api.compute.flavors import find_flavor
-from appliance.api.compute.views import addresses_view, server_detail, server_summary
+from appliance.api.compute.views import (
+    ServerViews,
+    addresses_view,
+    server_detail,
+    server_summary,
+)
 from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
-from appliance.api.util import auth_of, authorize, ctx_of, public, query_bool
+from appliance.api.util import auth_of, authorize, ctx_of, json_answer, public, query_bool
 from appliance.api.validation import valid_body, valid_query, validate
 from appliance.compute.manager import hostname_of
 from appliance.compute.records import Instance, PowerState, TaskState, VmState
@@ -316,8 +321,9 @@ def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Resp
     if "limit" in q:  # digits only (schema); Nova caps a page silently at its max_limit
         limit = min(int(q["limit"]), MAX_LIMIT)
         items = items[:limit]
-    view = server_detail if detail else server_summary
-    body: dict[str, Any] = {"servers": [view(request, i) for i in items]}
+    views = ServerViews(request)
+    view = views.detail if detail else views.summary
+    body: dict[str, Any] = {"servers": [view(i) for i in items]}
     if limit is not None and items and len(items) == limit:
         params = {k: v for k, v in q.items() if k != "marker"}
         params["marker"] = items[-1].id
@@ -325,7 +331,7 @@ def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Resp
         suffix = "/detail" if detail else ""
         body["servers_links"] = [{"rel": "next",
                                   "href": f"{base_url(request)}/servers{suffix}?{qs}"}]
-    return web.json_response(body)
+    return json_answer(body)
 
 
 async def list_servers(request: web.Request) -> web.Response:
