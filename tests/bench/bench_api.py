@@ -1,9 +1,12 @@
 """Control plane: API latency and daemon footprint as the instance count grows.
 
-One real `monostack serve` (images + compute on libvirt's test:///default driver, so instances
-cost no guest memory), seeded through the API. At 10, 100 and 1,000 instances:
+One real `monostack serve` (images + network + compute on libvirt's test:///default driver, so
+instances cost no guest memory), seeded through the API. At 10, 100 and 1,000 instances (and as
+many ports on one network):
   * GET /compute/v2.1/servers/detail — p50/p99 of SAMPLES_DETAIL calls;
   * token validation (GET /identity/v3/auth/tokens with X-Subject-Token) — p50/p99;
+  * server create (POST /servers until its 202) and port create — p50 of SAMPLES_CREATE each
+    (the servers made count towards the next step; the ports are deleted again);
   * daemon RSS (/proc/<pid>/status VmRSS), plus idle before any instance.
 Printed as a table with ratios to the 10-instance row; run() returns the numbers.
 """
@@ -23,6 +26,7 @@ from tests.daemon import ADMIN_PASSWORD, DaemonProcess, remove_namespace, run_in
 STEPS = (10, 100, 1_000)
 SAMPLES_DETAIL = 30
 SAMPLES_TOKEN = 300
+SAMPLES_CREATE = 10
 SEED_CONCURRENCY = 16
 C = "/compute/v2.1"
 NOVA = {"OpenStack-API-Version": "compute 2.60"}
@@ -65,6 +69,39 @@ async def _wait_active(client: MonostackClient, total: int, timeout: float = 600
     raise TimeoutError("instances did not settle")
 
 
+async def _seed_ports(client: MonostackClient, network_id: str, count: int) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            await client.post("/network/v2.0/ports", {"port": {"network_id": network_id}})
+
+    await asyncio.gather(*[worker() for _ in range(SEED_CONCURRENCY)])
+
+
+async def _measure_creates(client: MonostackClient, image_id: str, network_id: str,
+                           step: int) -> dict[str, float]:
+    create, port = [], []
+    for i in range(SAMPLES_CREATE):
+        t0 = time.perf_counter()
+        await client.post(f"{C}/servers", {"server": {
+            "name": f"probe-{step}-{i}", "imageRef": image_id, "flavorRef": "bench-tiny",
+            "networks": "none"}}, headers=NOVA)
+        create.append(time.perf_counter() - t0)
+    made = []
+    for _ in range(SAMPLES_CREATE):
+        t0 = time.perf_counter()
+        made.append((await client.post("/network/v2.0/ports",
+                                       {"port": {"network_id": network_id}}))["port"]["id"])
+        port.append(time.perf_counter() - t0)
+    for pid in made:
+        await client.delete(f"/network/v2.0/ports/{pid}")
+    return {"create_p50": statistics.median(create), "port_create_p50": statistics.median(port)}
+
+
 async def _measure(client: MonostackClient) -> dict[str, float]:
     detail = []
     for _ in range(SAMPLES_DETAIL):
@@ -82,7 +119,7 @@ async def _measure(client: MonostackClient) -> dict[str, float]:
 
 
 async def _bench(base: Path) -> dict:
-    path, config = write_config(base, components=["images", "compute"], extra={
+    path, config = write_config(base, components=["images", "network", "compute"], extra={
         "compute": {"graceful_shutdown_timeout": 1, "ram_allocation_ratio": 10_000.0,
                     "cpu_allocation_ratio": 10_000.0, "disk_allocation_ratio": 10_000.0},
         "log": {"level": "ERROR"}})
@@ -96,6 +133,11 @@ async def _bench(base: Path) -> dict:
             pid = client.session.project_id
             await client.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {
                 "instances": 100_000, "cores": 1_000_000, "ram": 100_000_000}})
+            await client.put(f"/network/v2.0/quotas/{pid}", {"quota": {"port": -1}})
+            net = (await client.post("/network/v2.0/networks",
+                                     {"network": {"name": "bench"}}))["network"]
+            await client.post("/network/v2.0/subnets", {"subnet": {
+                "network_id": net["id"], "cidr": "10.96.0.0/16", "ip_version": 4}})
             await client.post(f"{C}/flavors", {"flavor": {"name": "bench-tiny", "id": "bench-tiny",
                                                           "vcpus": 1, "ram": 16, "disk": 1}})
             qcow = base / "tiny.qcow2"
@@ -105,14 +147,18 @@ async def _bench(base: Path) -> dict:
             await client.upload("PUT", f"/image/v2/images/{img['id']}/file", qcow.read_bytes())
             await _measure(client)  # warm up
             results["rss_idle_mib"] = rss_mib(daemon.proc.pid)
-            have = 0
+            have = ports = 0
             for step in STEPS:
                 t0 = time.monotonic()
                 await _seed(client, img["id"], step - have)
+                await _seed_ports(client, net["id"], step - ports)
                 await _wait_active(client, step)
                 seeded = time.monotonic() - t0
-                have = step
+                ports = step
                 m = await _measure(client)
+                m.update(await _measure_creates(client, img["id"], net["id"], step))
+                have = step + SAMPLES_CREATE
+                await _wait_active(client, have)
                 m["rss_mib"] = rss_mib(daemon.proc.pid)
                 m["seed_seconds"] = seeded
                 results["steps"][step] = m
@@ -140,6 +186,14 @@ def run() -> dict:
     last = results["steps"][STEPS[-1]]
     results["ratio_detail_p50_1000_vs_10"] = last["detail_p50"] / first["detail_p50"]
     results["ratio_token_p50_1000_vs_10"] = last["token_p50"] / first["token_p50"]
+    results["ratio_create_p50_1000_vs_10"] = last["create_p50"] / first["create_p50"]
+    results["ratio_port_create_p50_1000_vs_10"] = (last["port_create_p50"]
+                                                   / first["port_create_p50"])
+    print(f"   server create p50 {first['create_p50'] * 1000:.1f} ms at {STEPS[0]}, "
+          f"{last['create_p50'] * 1000:.1f} ms at {STEPS[-1]} "
+          f"(×{results['ratio_create_p50_1000_vs_10']:.2f}); port create p50 "
+          f"{first['port_create_p50'] * 1000:.1f} → {last['port_create_p50'] * 1000:.1f} ms "
+          f"(×{results['ratio_port_create_p50_1000_vs_10']:.2f})")
     results["rss_per_instance_kib"] = ((results["steps"][100]["rss_mib"] - results["rss_idle_mib"])
                                        * 1024 / 100)
     print(f"   RSS per instance (idle → 100): {results['rss_per_instance_kib']:.0f} KiB")
