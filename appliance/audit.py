@@ -6,8 +6,10 @@ roles, source address or "local socket"), action, target (service, resource, id)
 and HTTP status, request id. Never a body: no password, secret or token reaches the trail.
 
 Events are appended to one JSON-lines file per UTC day under `<state_dir>/audit/`, by a
-writer that batches what arrives within a few milliseconds into one write and one fsync (the
-request does not wait for it: a crash can lose the last batch, never a day). Files older
+writer that batches what arrives within FLUSH_INTERVAL into one write (the request does not
+wait for it), so a killed daemon loses at most that last batch; the files are fsynced at most
+every FSYNC_INTERVAL, so the trail's fsyncs do not queue behind (and slow) the state store's,
+which every write request waits for: a host power loss may lose that last second. Files older
 than `[audit] retention_days` are removed at start and daily. Queries read the files newest
 first, in a thread.
 """
@@ -31,6 +33,7 @@ CADF_EVENT = "http://schemas.dmtf.org/cloud/audit/1.0/event"
 #: than letting a stalled disk grow the daemon without bound.
 MAX_PENDING = 50_000
 FLUSH_INTERVAL = 0.05
+FSYNC_INTERVAL = 1.0
 MAX_QUERY = 1000
 
 
@@ -69,6 +72,7 @@ class AuditLog:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_fsync = 0.0
 
     async def start(self) -> None:
         await asyncio.to_thread(self.directory.mkdir, mode=0o700, parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ class AuditLog:
         self._wake.set()
         if self._writer is not None:
             await self._writer
-        await self._flush()
+        await self._flush(sync=True)
 
     def record(self, ev: dict[str, Any]) -> None:
         if len(self._pending) >= MAX_PENDING:
@@ -103,19 +107,23 @@ class AuditLog:
                 last_expiry = time.time()
                 await asyncio.to_thread(self.expire)
 
-    async def _flush(self) -> None:
+    async def _flush(self, sync: bool = False) -> None:
         if not self._pending:
             return
+        now = time.monotonic()
+        sync = sync or now - self._last_fsync >= FSYNC_INTERVAL
+        if sync:
+            self._last_fsync = now
         batch = list(self._pending)
         self._pending.clear()
         by_day: dict[str, list[bytes]] = {}
         for ev in batch:
             by_day.setdefault(ev["eventTime"][:10], []).append(
                 (json.dumps(ev, separators=(",", ":")) + "\n").encode())
-        await asyncio.to_thread(self._append, by_day)
+        await asyncio.to_thread(self._append, by_day, sync)
         self.written += len(batch)
 
-    def _append(self, by_day: dict[str, list[bytes]]) -> None:
+    def _append(self, by_day: dict[str, list[bytes]], sync: bool) -> None:
         for day, lines in by_day.items():
             fd = os.open(self.directory / f"audit-{day}.jsonl",
                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -123,7 +131,8 @@ class AuditLog:
                 data = memoryview(b"".join(lines))
                 while data:
                     data = data[os.write(fd, data):]
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
 
