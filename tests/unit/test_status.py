@@ -85,3 +85,26 @@ def test_doctor_advice_fits_the_host(monkeypatch, tmp_path):
     assert "systemctl" not in doctor.check_daemon(config).fix
     monkeypatch.setattr(doctor, "systemd_is_init", lambda: True)
     assert doctor.check_libvirt(config).fix == "systemctl start libvirtd"
+
+
+def test_ssh_operators_check_says_why_they_cannot_get_in(monkeypatch, tmp_path):
+    from appliance import doctor
+    snippet = tmp_path / "monostack.conf"
+    snippet.write_text("Match Group root\n    ForceCommand /bin/sh tui\n")
+    monkeypatch.setattr(doctor, "SSHD_SNIPPET", snippet)
+    monkeypatch.setattr(doctor, "FORCE_COMMAND", "/bin/sh tui")
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(doctor, "systemd_is_init", lambda: False)
+    monkeypatch.setattr(doctor, "_run", lambda *cmd, timeout=15: (0, "port 2222\nusepam yes"))
+    config = _config(tmp_path, socket_group="root")
+    monkeypatch.setattr(doctor, "_listening_tcp_ports", lambda: {5000})
+    down = doctor.check_ssh_operators(config)
+    assert down is not None and down.level == "warn"
+    assert "sshd is not running (nothing listens on port 2222)" in down.detail
+    assert down.fix == "/usr/sbin/sshd (systemd is not PID 1 here)"
+    monkeypatch.setattr(doctor, "_listening_tcp_ports", lambda: {2222})
+    up = doctor.check_ssh_operators(config)
+    assert up is not None and up.level == "ok" and "port 2222" in up.detail
+    snippet.unlink()
+    gone = doctor.check_ssh_operators(config)
+    assert gone is not None and gone.level == "warn" and "monostack.conf is missing" in gone.detail
