@@ -111,9 +111,12 @@ for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_re
             fstrim.timer; do
     ln -sf /dev/null "$ROOT/etc/systemd/system/$unit"
 done
-# A small initramfs: only what a KVM/TCG guest's root needs (virtio, ext4), not every driver.
+# A small initramfs: only what a KVM/TCG guest needs, not every driver. The cdrom drivers are
+# in it too: ds-identify runs as a systemd generator, before udev loads anything from the
+# root, and must already see the config drive (else it takes the metadata service instead).
 sed -i 's/^MODULES=.*/MODULES=list/' "$ROOT/etc/initramfs-tools/initramfs.conf"
-printf '%s\n' virtio_pci virtio_blk virtio_net virtio_scsi ext4 >>"$ROOT/etc/initramfs-tools/modules"
+printf '%s\n' virtio_pci virtio_blk virtio_net virtio_scsi ext4 ata_piix sr_mod cdrom isofs \
+    >>"$ROOT/etc/initramfs-tools/modules"
 chroot "$ROOT" update-initramfs -u -k all >"$WORK/initramfs.log" 2>&1 \
     || { cat "$WORK/initramfs.log" >&2; die "update-initramfs failed"; }
 rm -f "$ROOT/etc/ssh/ssh_host_"*                # cloud-init makes the guest's own host keys
