@@ -751,7 +751,7 @@ async def object_put(request: web.Request) -> web.Response:
             raise Unprocessable(f"manifest ETag {etag} does not match the one sent")
         sysmeta.update({swift.SYS_SLO: "1", swift.SYS_SLO_SIZE: str(total), swift.SYS_SLO_ETAG: etag})
         info = await engine.put_object(path.account, path.container, path.object, aiter_bytes(manifest),
-                                       swift.with_swift_bytes(content_type, total), meta,
+                                       swift.with_swift_bytes(content_type, total, etag), meta,
                                        delete_at=delete_at, sysmeta=sysmeta,
                                        content_length=total)
         return _written(request, info, f'"{etag}"')
@@ -804,7 +804,8 @@ async def _copy(request: web.Request, comp, src: SwiftPath, dst: SwiftPath) -> w
         if _conditions(request, src_info.etag, src_info) is not None:
             raise PreconditionFailed("A precondition for this request was not met.")
         if content_type and large.is_slo(src_info):  # the manifest keeps its whole length
-            content_type = swift.with_swift_bytes(content_type, large.slo_size(src_info))
+            content_type = swift.with_swift_bytes(content_type, large.slo_size(src_info),
+                                                  large.etag_of(src_info))
         info = await engine.copy_object(src.account, src.container, src.object,
                                         dst.account, dst.container, dst.object,
                                         metadata=meta, fresh_metadata=fresh, content_type=content_type)
@@ -851,7 +852,8 @@ async def object_post(request: web.Request) -> web.Response:
     if content_type:
         info = await engine.head_object(path.account, path.container, path.object)
         if large.is_slo(info):  # the manifest keeps its whole length for listings
-            content_type = swift.with_swift_bytes(content_type, large.slo_size(info))
+            content_type = swift.with_swift_bytes(content_type, large.slo_size(info),
+                                                  large.etag_of(info))
     await engine.post_metadata(path.account, path.container, path.object, meta,
                                content_type=content_type,
                                delete_at=swift.delete_at_from(headers),

@@ -186,18 +186,31 @@ def container_settings(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def split_stored_type(content_type: str) -> tuple[str, int | None, str | None]:
+    """`type;slo_etag=E;swift_bytes=N` → (type, N, E). Swift keeps a static large object's
+    whole length (and its ETag) beside its manifest's stored Content-Type, so listings show
+    them while the container's bytes-used counts the manifest; clients never see them."""
+    total = etag = None
+    while True:
+        head, sep, tail = content_type.rpartition(";")
+        key, _, value = tail.partition("=")
+        if sep and key == "swift_bytes" and total is None and value.isascii() and value.isdigit():
+            total = int(value)
+        elif sep and key == "slo_etag" and etag is None and len(value) == 32 and value.isalnum():
+            etag = value
+        else:
+            return content_type, total, etag
+        content_type = head
+
+
 def split_swift_bytes(content_type: str) -> tuple[str, int | None]:
-    """`type;swift_bytes=N` → (type, N). Swift keeps a static large object's whole length in
-    its manifest's stored Content-Type, so listings show that length while the container's
-    bytes-used counts the manifest; clients never see the parameter."""
-    base, sep, tail = content_type.rpartition(";swift_bytes=")
-    if sep and tail.isascii() and tail.isdigit():
-        return base, int(tail)
-    return content_type, None
+    base, total, _ = split_stored_type(content_type)
+    return base, total
 
 
-def with_swift_bytes(content_type: str, total: int) -> str:
-    return f"{split_swift_bytes(content_type)[0]};swift_bytes={total}"
+def with_swift_bytes(content_type: str, total: int, slo_etag: str | None = None) -> str:
+    base = split_stored_type(content_type)[0]
+    return f"{base};slo_etag={slo_etag};swift_bytes={total}" if slo_etag else f"{base};swift_bytes={total}"
 
 
 def guess_content_type(name: str) -> str:
@@ -371,10 +384,12 @@ def entry_json(e: ObjectEntry | ContainerEntry | Subdir) -> dict:
     if isinstance(e, ContainerEntry):
         return {"name": e.name, "count": e.count, "bytes": e.bytes,
                 "last_modified": listing_time(e.last_modified), "storage_policy": STORAGE_POLICY}
-    content_type, total = split_swift_bytes(e.content_type)
-    return {"name": e.name, "hash": e.hash, "bytes": e.bytes if total is None else total,
-            "content_type": content_type,
-            "last_modified": listing_time(e.last_modified)}
+    content_type, total, slo_etag = split_stored_type(e.content_type)
+    out = {"name": e.name, "hash": e.hash, "bytes": e.bytes if total is None else total,
+           "content_type": content_type, "last_modified": listing_time(e.last_modified)}
+    if slo_etag:
+        out["slo_etag"] = f'"{slo_etag}"'
+    return out
 
 
 def render_xml(root_tag: str, root_name: str, entries: Iterable) -> bytes:

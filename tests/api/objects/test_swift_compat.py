@@ -396,6 +396,13 @@ async def test_slo_ranged_and_inline_segments_and_the_manifests_own_hash(sw):
     st, _, body = await sw.request("GET", "/rs?format=json&prefix=m")
     [entry] = json.loads(body)
     assert entry["bytes"] == len(want) and entry["hash"] == hashlib.md5(raw).hexdigest()
+    assert entry["slo_etag"] == f'"{etag}"' and entry["content_type"] == "application/octet-stream"
+    # a POST changing the type keeps the whole length and ETag in listings
+    assert (await sw.request("POST", "/rs/m", headers={"Content-Type": "video/mp4"}))[0] == 202
+    st, _, body = await sw.request("GET", "/rs?format=json&prefix=m")
+    [entry] = json.loads(body)
+    assert (entry["content_type"], entry["bytes"], entry["slo_etag"]) == ("video/mp4", len(want), f'"{etag}"')
+    assert (await sw.request("HEAD", "/rs/m"))[1]["Content-Type"] == "video/mp4"
     # refused: a manifest naming itself, only inline data, two ranges, an unsatisfiable range
     for bad in ([{"path": "/rs/m"}], [{"data": "AA=="}], [{"path": "/rs/%ff odd", "range": "0-1,3-4"}],
                 [{"path": "/rs/%ff odd", "range": "20-"}], [{"path": "/rs/%ff odd", "extra": 1}],
