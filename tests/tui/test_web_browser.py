@@ -71,3 +71,29 @@ def test_a_browser_reaches_a_guest_shell_through_the_appliance(web_console, tmp_
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert b.screen_text() == screen or "web-42" in b.screen_text()  # what the shot shows
     assert web.sessions == 1
+
+    # A second client (`openstack console url show --serial`, a bare websocket) is told that
+    # the browser's session holds the console; it takes it over, and the browser is told.
+    import asyncio
+    from urllib.parse import urlsplit
+
+    async def second_client(admin) -> str:
+        body = await admin.post(f"/compute/v2.1/servers/{sid}/remote-consoles", {
+            "remote_console": {"protocol": "serial", "type": "serial"}},
+            headers={"OpenStack-API-Version": "compute 2.60"})
+        parts = urlsplit(body["remote_console"]["url"])
+        ws = await admin.websocket(f"{parts.path}?{parts.query}")  # the daemon's own socket
+        seen = b""
+        try:
+            async with asyncio.timeout(20):
+                while b"takeover" not in seen:
+                    seen += (await ws.receive()).data
+                await ws.send_bytes(b"takeover\r")
+                while b"You hold this console" not in seen:
+                    seen += (await ws.receive()).data
+        finally:
+            await ws.close()
+        return seen.decode("utf-8", "replace")
+    told = daemon.admin_do(second_client)
+    assert "held by admin" in told and "read-only" in told
+    b.wait_for(lambda t: "took over this console" in t)

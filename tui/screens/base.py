@@ -39,6 +39,7 @@ class CloudScreen(Screen):
         super().__init__()
         self.stale = True
         self.loaded = False
+        self._started = False
 
     @property
     def monostack(self) -> ConsoleHost:
@@ -63,6 +64,11 @@ class CloudScreen(Screen):
 
     # loading
     def on_mount(self) -> None:
+        # Textual runs every class's on_mount along the MRO, and screens also call
+        # super().on_mount(): without this, each screen had two timers and loaded twice.
+        if self._started:
+            return
+        self._started = True
         self.monostack.register_screen(self)
         self.set_interval(self.monostack.refresh_seconds, self._periodic)
         self.reload()
