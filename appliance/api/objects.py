@@ -892,6 +892,14 @@ async def object_delete(request: web.Request) -> web.Response:
     path = _path(request)
     engine = _component(request).engine
     await _allow(request, engine, path, "write")
+    if "X-If-Delete-At" in request.headers:  # delete only the version due at that time
+        try:
+            due = int(float(request.headers["X-If-Delete-At"]))
+        except ValueError:
+            raise BadRequest("Bad X-If-Delete-At header value") from None
+        current = await engine.head_object(path.account, path.container, path.object)
+        if current.delete_at is None or int(current.delete_at) != due:
+            raise PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
     if _manifest_param(request) == "delete":
         info, body = await engine.get_object(path.account, path.container, path.object)
         tally = {"deleted": 0, "not_found": 0}

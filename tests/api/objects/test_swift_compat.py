@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -429,6 +430,13 @@ async def test_more_details_from_swifts_functional_suite(sw):
     async with sw.http.get(f"{sw.base}/v1/AUTH_x%22%0AEvil:%201/c") as r:
         assert r.status == 401 and r.headers["WWW-Authenticate"] == 'Swift realm="AUTH_x%22%0AEvil%3A%201"'
         assert "Evil" not in r.headers
+    # X-If-Delete-At: a DELETE only of the version due then
+    at = str(int(time.time()) + 3600)
+    await put(sw, "/more/due", b"x", headers={"X-Delete-At": at})
+    assert (await sw.request("DELETE", "/more/due", headers={"X-If-Delete-At": "bad"}))[0] == 400
+    assert (await sw.request("DELETE", "/more/due", headers={"X-If-Delete-At": "12345"}))[0] == 412
+    assert (await sw.request("DELETE", "/more/o", headers={"X-If-Delete-At": at}))[0] == 412
+    assert (await sw.request("DELETE", "/more/due", headers={"X-If-Delete-At": at}))[0] == 204
     # a PUT with neither Content-Length nor a chunked body: 411
     status, response = await _raw_no_length(sw, "/more/nolen")
     assert status == 411, response[:200]
