@@ -341,17 +341,46 @@ def read_small_verified(rep: Replica) -> bytes:
     return b
 
 
-async def stream_range(path: Path, start: int, end: int, chunk: int = READ_CHUNK) -> AsyncIterator[bytes]:
-    """Bytes [start, end) of a file, in chunks, through aiofiles."""
-    async with aiofiles.open(path, "rb") as f:
-        await f.seek(start)
-        left = end - start
-        while left > 0:
-            b = await f.read(min(chunk, left))
+async def stream_range(path: Path, start: int, end: int, chunk: int = READ_CHUNK,
+                       md5: Any = None) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a file, in chunks, each added to `md5` (if given) before it is
+    yielded.
+
+    Reading and hashing both run in threads (pread and md5 of a large buffer release the GIL)
+    and overlap: the next chunk is read while this one is hashed and while the caller sends
+    it. Read through aiofiles with the md5 on the event loop, a 1 GiB GET ran at a tenth of a
+    raw read."""
+    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        await asyncio.to_thread(os.posix_fadvise, fd, start, end - start,
+                                os.POSIX_FADV_SEQUENTIAL)
+        pos = start
+        if pos < end:
+            pending = asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(chunk, end - pos),
+                                                              pos))
+        while pending is not None:
+            # shielded: a cancelled reader leaves the pread running, and fd open until it ends
+            b = await asyncio.shield(pending)
+            pending = None
             if not b:
-                raise CorruptReplica(f"{path}: short read at {end - left}")
-            left -= len(b)
+                raise CorruptReplica(f"{path}: short read at {pos - start}")
+            pos += len(b)
+            if pos < end:
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(os.pread, fd, min(chunk, end - pos), pos))
+            if md5 is not None:
+                await asyncio.to_thread(md5.update, b)
             yield b
+    finally:
+        if pending is not None and not pending.done():
+            # a reader that stopped early: the pread in flight still uses fd, which is closed
+            # only when it is over (a closed, reused descriptor would be read otherwise)
+            pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), os.close(fd)))
+        else:
+            if pending is not None and not pending.cancelled():
+                pending.exception()  # retrieved: a reader that stopped early has no use for it
+            os.close(fd)
 
 
 # --------------------------------------------------------------------------- writes

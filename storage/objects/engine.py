@@ -181,9 +181,7 @@ class ObjectBody:
             rep = cands.pop(0)
             used.append(rep)
             try:
-                async for b in df.stream_range(rep.data_path, pos, end):
-                    if md5 is not None:
-                        md5.update(b)
+                async for b in df.stream_range(rep.data_path, pos, end, md5=md5):
                     pos += len(b)
                     yield b
             except (OSError, CorruptReplica) as exc:
