@@ -41,6 +41,7 @@ import struct
 import time
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -390,6 +391,25 @@ def _is_enospc(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+#: Replica files are written and fsynced here, not in the event loop's default executor: that
+#: one has cpu_count + 4 threads (6 on a 2-core host), so 32 concurrent small PUTs, each
+#: waiting on three fsyncs, queued behind each other. fsync waits on the disk, not a CPU.
+_IO = ThreadPoolExecutor(max_workers=32, thread_name_prefix="objects-io")
+#: a body chunk this small is held until the commit and written with it: one thread hop per
+#: replica for a small object instead of one per step
+_HOLD_BYTES = 64 << 10
+
+
+async def _in_io(fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_IO, fn, *args)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class ReplicaWriter:
     """Streams one replica into <device>/tmp, then installs it durably with one rename.
 
@@ -400,35 +420,47 @@ class ReplicaWriter:
         self.device = device
         self.ohash = ohash
         self.tmp_path = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
-        self._f: Any = None
+        self._fd: int | None = None
+        self._held = b""
         self.error: BaseException | None = None
         self.installed: Path | None = None
 
     async def open(self) -> None:
         try:
-            self._f = await aiofiles.open(self.tmp_path, "wb")
+            self._fd = await _in_io(os.open, self.tmp_path,
+                                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise self._translate(exc) from exc
 
     async def write(self, data: bytes) -> None:
+        if not self._held and len(data) <= _HOLD_BYTES:
+            self._held = data  # written by commit (or the next write), same durability
+            return
+        data, self._held = self._held + data if self._held else data, b""
         try:
-            await self._f.write(data)
+            await _in_io(_write_all, self._fd, data)
         except OSError as exc:
             raise self._translate(exc) from exc
 
     async def commit(self, trailer: bytes, filename: str) -> Path:
-        """Append the trailer, fsync, rename into the hash dir, fsync the dir."""
+        """Append what is held and the trailer, fsync, rename into the hash dir, fsync the
+        dir: one thread hop."""
+        tail, self._held = self._held + trailer, b""
         try:
-            if trailer:
-                await self._f.write(trailer)
-            await self._f.flush()
-            await asyncio.to_thread(os.fsync, self._f.fileno())
-            await self._f.close()
-            self._f = None
-            self.installed = await asyncio.to_thread(self._install, filename)
+            self.installed = await _in_io(self._commit_sync, tail, filename)
             return self.installed
         except OSError as exc:
             raise self._translate(exc) from exc
+
+    def _commit_sync(self, tail: bytes, filename: str) -> Path:
+        fd = self._fd
+        assert fd is not None
+        if tail:
+            _write_all(fd, tail)
+        os.fsync(fd)
+        self._fd = None
+        os.close(fd)
+        return self._install(filename)
 
     def _install(self, filename: str) -> Path:
         hd = hashdir(self.device, self.ohash)
@@ -441,14 +473,15 @@ class ReplicaWriter:
 
     async def abort(self) -> None:
         """Close and remove the temp file (never raises)."""
-        f, self._f = self._f, None
+        fd, self._fd = self._fd, None
+        self._held = b""
         try:
-            if f is not None:
-                await f.close()
+            if fd is not None:
+                os.close(fd)
         except Exception:
             pass
         try:
-            await asyncio.to_thread(self.tmp_path.unlink, True)
+            await _in_io(self.tmp_path.unlink, True)
         except Exception:
             pass
 

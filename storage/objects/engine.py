@@ -400,8 +400,9 @@ class ObjectEngine:
                 hold.release()
             await asyncio.shield(self._undo_put(writers, intent_task, inflight))
             raise
-        for w in alive:  # older versions go only now that the new one is acknowledged
-            await asyncio.to_thread(df.cleanup_hashdir, df.hashdir(w.device, ohash))
+        # older versions go only now that the new one is acknowledged (one hop for all)
+        await asyncio.to_thread(lambda: [df.cleanup_hashdir(df.hashdir(w.device, ohash))
+                                         for w in alive])
         return info
 
     async def _check_quota(self, account: str, container: str, name: str, incoming: int,
