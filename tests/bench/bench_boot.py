@@ -1,5 +1,6 @@
 """Boot cost: API create → domain running, divided by a raw libvirt createXML of the same
-domain XML; and the total time of 10 and of 20 concurrent boots divided by one boot.
+domain XML; and N = 10 and 20 concurrent boots through the API against the same N domain XMLs
+started by N threads straight through libvirt (plus GET /servers latency during each burst).
 
 Runs over libvirt test:///default (what the overhead of our API, store, scheduler and task
 queue costs next to libvirt itself) and, whenever qemu:///system is reachable, on real TCG
@@ -13,6 +14,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -78,13 +80,11 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                 "instances": -1, "cores": -1, "ram": -1}})
             f = (await client.post(f"{C}/flavors", {"flavor": {
                 "name": "bench", "ram": 128, "vcpus": 1, "disk": 1, "id": None}}))["flavor"]["id"]
-            api, raw, sids = [], [], []
-            for i in range(rounds):
-                t, sid = await _boot(client, manager, f"b{i}", image_id, f, created)
-                api.append(t)
-                sids.append(sid)
+            def twin_xml(sid: str, label: str) -> str:
+                """The domain XML of our instance `sid` under a new name and uuid, on a copy of
+                its overlay: what a raw libvirt user would start for the same guest."""
                 spec = manager.domain_spec(manager.instances.require(sid))
-                twin = replace(spec, uuid=str(uuid.uuid4()), name=f"bench-raw-{i}",
+                twin = replace(spec, uuid=str(uuid.uuid4()), name=f"bench-raw-{label}",
                                metadata={}, console_log_path=None)
                 if image is not None:  # its own overlay, like ours
                     d = base / "inst" / twin.uuid
@@ -94,21 +94,39 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                     shutil.copyfile(manager.instances_dir / sid / "disk", overlay)
                     twin = replace(twin, disks=[replace(twin.disks[0], path=str(overlay))],
                                    nics=[], console_log_path=str(d / "console.log"))
-                xml = build_domain_xml(twin, str(manager.driver.domain_type))
+                return build_domain_xml(twin, str(manager.driver.domain_type))
+
+            api, raw = [], []
+            for i in range(rounds):
+                t, sid = await _boot(client, manager, f"b{i}", image_id, f, created)
+                api.append(t)
+                xml = twin_xml(sid, str(i))
                 # a quiet host for the raw start too: our guest goes first
                 await manager.delete(sid)
                 await manager.wait_idle()
                 raw.append(await asyncio.to_thread(_raw_create, uri, xml))
             one = sorted(api)[len(api) // 2]
-            totals = {}
+            totals, concurrent = {}, {}
             for n in (10, 20):
+                polls: list[float] = []
+                burst = asyncio.Event()
+                poller = asyncio.create_task(_poll_servers(client, burst, polls))
                 t0 = time.perf_counter()
                 many = await asyncio.gather(*(_boot(client, manager, f"c{n}-{i}", image_id, f,
                                                     created) for i in range(n)))
                 totals[n] = time.perf_counter() - t0
+                burst.set()
+                await poller
+                xmls = [twin_xml(sid, f"c{n}-{i}") for i, (_, sid) in enumerate(many)]
                 for _, sid in many:
                     await manager.delete(sid)
                 await manager.wait_idle()
+                raw_total = await asyncio.to_thread(_raw_create_many, uri, xmls)
+                concurrent[n] = {"api_total_s": totals[n], "raw_total_s": raw_total,
+                                 "ratio_api_vs_raw": totals[n] / raw_total,
+                                 "get_servers_p50_s": _pct(polls, 0.5),
+                                 "get_servers_p99_s": _pct(polls, 0.99),
+                                 "get_servers_samples": len(polls)}
         finally:  # never leave a domain behind, even when a boot failed
             for sid in created:
                 if manager.instances.get(sid) is not None:
@@ -117,10 +135,71 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
             await client.close()
     api_med = sorted(api)[len(api) // 2]
     raw_med = sorted(raw)[len(raw) // 2]
+    concurrent[1] = {"api_total_s": api_med, "raw_total_s": raw_med,
+                     "ratio_api_vs_raw": api_med / raw_med}
     return {"api_to_running_s": api_med, "raw_createXML_s": raw_med,
             "ratio_api_vs_raw": api_med / raw_med, "one_boot_s": one,
+            "concurrent": dict(sorted(concurrent.items())),
+            "burst_get_servers_p99_s": concurrent[20]["get_servers_p99_s"],
             "ten_concurrent_total_s": totals[10], "ratio_10_concurrent_vs_1": totals[10] / one,
             "twenty_concurrent_total_s": totals[20], "ratio_20_concurrent_vs_1": totals[20] / one}
+
+
+def _raw_create_many(uri: str, xmls: list[str]) -> float:
+    """The same domains started by one thread each, each on its own connection (libvirt's
+    client releases the GIL in calls): wall time until every createXML has returned."""
+    conns = [libvirt.open(uri) for _ in xmls]
+    doms: list = [None] * len(xmls)
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(xmls) + 1)
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            doms[i] = conns[i].createXML(xmls[i], 0)
+        except BaseException as exc:  # reported below, after every domain is cleaned up
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(xmls))]
+    for t in threads:
+        t.start()
+    try:
+        start.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        for t in threads:
+            t.join()
+        for dom in doms:
+            if dom is not None:
+                try:
+                    dom.destroy()
+                except libvirt.libvirtError:
+                    pass
+        for conn in conns:
+            conn.close()
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+async def _poll_servers(client, done: asyncio.Event, out: list[float]) -> None:
+    """GET /servers latencies, one after another, until `done` (the API's responsiveness while
+    a burst of boots runs)."""
+    while not done.is_set():
+        t0 = time.perf_counter()
+        await client.get(f"{C}/servers")
+        out.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.01)
+
+
+def _pct(samples: list[float], q: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def _print(label: str, r: dict) -> None:
@@ -130,6 +209,13 @@ def _print(label: str, r: dict) -> None:
           f"{r['one_boot_s'] * 1000:.0f} ms → ratio {r['ratio_10_concurrent_vs_1']:.2f}")
     print(f"   [{label}] 20 concurrent boots {r['twenty_concurrent_total_s'] * 1000:.0f} ms → "
           f"ratio {r['ratio_20_concurrent_vs_1']:.2f}")
+    for n, c in r["concurrent"].items():
+        line = (f"   [{label}] {n:>2} boots: API {c['api_total_s'] * 1000:.0f} ms, raw libvirt "
+                f"({n} threads) {c['raw_total_s'] * 1000:.0f} ms → ratio {c['ratio_api_vs_raw']:.2f}")
+        if c.get("get_servers_p99_s") is not None:
+            line += (f"; GET /servers meanwhile p50 {c['get_servers_p50_s'] * 1000:.1f} ms, "
+                     f"p99 {c['get_servers_p99_s'] * 1000:.1f} ms ({c['get_servers_samples']})")
+        print(line)
 
 
 def _real_libvirt() -> bool:
