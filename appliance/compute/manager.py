@@ -454,14 +454,21 @@ class ComputeManager:
                 raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
             if flavor["id"] == inst.flavor.get("id"):
                 raise BadRequest("When resizing, instances must change flavor!")
+        await self._admit_growing(iid, flavor, "resize", TaskState.RESIZE_PREP,
+                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor}, check)
+
+    async def _admit_growing(self, iid: str, flavor: dict[str, Any], action: str,
+                             task_state: TaskState, allowed: set[VmState],
+                             params: dict[str, Any] | None = None,
+                             check: Callable[[Instance], None] | None = None) -> None:
+        """Admit an action that gives the instance `flavor`: the cores and ram it grows by
+        are reserved first and held until the task has stored the flavor (or failed)."""
         inst = self.instances.require(iid)
-        # the growth is held until the resize task has stored the new flavor (or failed)
         held = await self.ctx.quotas.reserve(inst.project_id, {
             "cores": int(flavor["vcpus"]) - int(inst.flavor["vcpus"]),
             "ram": int(flavor["ram"]) - int(inst.flavor["ram"])})
         try:
-            t = await self._admit(iid, "resize", TaskState.RESIZE_PREP,
-                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor}, check)
+            t = await self._admit(iid, action, task_state, allowed, params, check)
         except BaseException:
             held.release()
             raise
@@ -471,7 +478,9 @@ class ComputeManager:
         await self._admit(iid, "confirm_resize", TaskState.RESIZE_CONFIRMING, {VmState.RESIZED})
 
     async def revert_resize(self, iid: str) -> None:
-        await self._admit(iid, "revert_resize", TaskState.RESIZE_REVERTING, {VmState.RESIZED})
+        inst = self.instances.require(iid)  # back to the old flavor: it may grow again
+        await self._admit_growing(iid, inst.old_flavor or inst.flavor, "revert_resize",
+                                  TaskState.RESIZE_REVERTING, {VmState.RESIZED})
 
     async def rebuild(self, iid: str, image_id: str, name: str | None,
                       metadata: dict[str, str] | None) -> None:

@@ -143,6 +143,12 @@ async def test_resize_confirm_and_revert(nova, compute_daemon):
                                                         "vcpus": 1, "disk": 2, "id": None}}))["flavor"]
     await action(nova, s["id"], {"resize": {"flavorRef": mid["id"]}})
     await wait_status(nova, s["id"], "VERIFY_RESIZE")
+    # reverting grows the server back to m1.big: the quota must hold that too
+    pid = nova.session.project_id
+    await nova.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {"ram": 200}})
+    with pytest.raises(Forbidden, match="Quota exceeded for ram"):
+        await action(nova, s["id"], {"revertResize": None})
+    await nova.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {"ram": 256}})
     await action(nova, s["id"], {"revertResize": None})
     r = await wait_status(nova, s["id"], "ACTIVE")
     assert r["flavor"]["original_name"] == "m1.big"
