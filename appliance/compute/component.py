@@ -80,7 +80,7 @@ class ComputeComponent:
                 await self.flavors.save(Flavor(**{**flavor.__dict__, "extra_specs": {},
                                                   "projects": []}))
 
-    # ---- what other components may ask compute (appliance/compute/seams.py ComputeSeam) ----
+    # ---- what other components may ask compute (appliance/seams.py InstanceHostnames) ----
 
     def instance_hostname(self, instance_id: str) -> str | None:
         """The host name an instance's DHCP lease carries: its `hostname` (set at create from

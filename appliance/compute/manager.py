@@ -63,7 +63,7 @@ from appliance.compute.records import (
     now,
 )
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
-from appliance.compute.seams import BootImage, PortBinding
+from appliance.seams import BootImage, PortBinding
 from appliance.errors import (
     BadRequest,
     Conflict,

@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
-from appliance.images.records import BootImage, Image
 from appliance.images.service import ImageService
+from appliance.seams import BootImage, ReservedImage
 
 
 class ImageComponent:
@@ -41,9 +41,17 @@ class ImageComponent:
             name=name, project_id=project_id, path=Path(path), disk_format=disk_format,
             properties=properties or {})
 
-    async def reserve_image(self, **kwargs: Any) -> Image:
+    async def reserve_image(self, *, name: str, project_id: str, disk_format: str,
+                            container_format: str = "bare", visibility: str = "private",
+                            protected: bool = False,
+                            properties: dict[str, Any] | None = None) -> ReservedImage:
         """A queued image record (id known at once); fill it with upload_from_file."""
-        return await self.service.reserve_image(**kwargs)
+        img = await self.service.reserve_image(
+            name=name, project_id=project_id, disk_format=disk_format,
+            container_format=container_format, visibility=visibility, protected=protected,
+            properties=properties)
+        return ReservedImage(id=img.id, name=img.name, disk_format=img.disk_format or "",
+                             container_format=img.container_format or "")
 
-    async def upload_from_file(self, image_id: str, path: Path) -> Image:
-        return await self.service.upload_from_file(image_id, Path(path))
+    async def upload_from_file(self, image_id: str, path: Path) -> None:
+        await self.service.upload_from_file(image_id, Path(path))

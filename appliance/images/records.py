@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -117,16 +116,3 @@ class ImageQuota:
     bytes: int = DEFAULT_IMAGE_BYTES
     #: largest virtual disk an image may describe (the inspector refuses bigger ones)
     max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
-
-
-@dataclass(frozen=True)
-class BootImage:
-    """What compute needs to boot from an image (same shape as compute's seams.BootImage)."""
-
-    path: Path
-    disk_format: str  # qemu driver name: "qcow2" | "raw" | "vmdk" | "vpc" | "vhdx"
-    min_disk: int = 0  # GiB
-    min_ram: int = 0  # MiB
-    properties: dict[str, Any] = field(default_factory=dict)
-    virtual_size: int | None = None
-    name: str = ""

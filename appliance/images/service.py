@@ -45,7 +45,6 @@ from appliance.images.records import (
     DISK_FORMATS,
     READ_ONLY,
     RESERVED_PREFIX,
-    BootImage,
     Image,
     ImageMember,
     ImageQuota,
@@ -54,6 +53,7 @@ from appliance.images.records import (
     Visibility,
 )
 from appliance.quota import QuotaSource, Reservation
+from appliance.seams import BootImage
 from appliance.state import Repository
 from storage import errors as serr
 from storage.blobs import BlobInfo, BlobStore, iter_file

@@ -52,6 +52,7 @@ from appliance.network.records import (
 from appliance.network.rules import FirewallState, build_ruleset
 from appliance.quota import QuotaSource
 from appliance.quota import Reservation as QuotaReservation
+from appliance.seams import GroupRule, InstanceGroup, PortBinding
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.network")
@@ -59,22 +60,6 @@ log = logging.getLogger("monostack.network")
 
 def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceeded:
     return QuotaExceeded(f"Quota exceeded for resources: ['{resource}'].")
-
-try:  # the seam's own record type, defined by compute
-    from appliance.compute.seams import PortBinding
-except ImportError:  # compute not installed: the same fields, so callers see no difference
-    from dataclasses import dataclass as _dc, field as _field
-
-    @_dc(frozen=True)
-    class PortBinding:  # type: ignore[no-redef]
-        port_id: str
-        network_id: str
-        network_name: str
-        mac: str
-        tap_name: str
-        mtu: int | None = None
-        fixed_ips: list[str] = _field(default_factory=list)
-        precreated_tap: bool = False
 
 UNSET: Any = object()
 DEFAULT_DOMAIN = "monostack.local"
@@ -263,7 +248,7 @@ class NetworkManager:
 
     def _hostname_for(self, port: Port) -> str | None:
         if port.device_owner.startswith("compute:") and port.device_id:
-            # compute's ComputeSeam (appliance/compute/seams.py); compute may be absent
+            # compute's InstanceHostnames (appliance/seams.py); compute may be absent
             compute = self.ctx.components.get("compute")
             name = None
             if compute is not None and hasattr(compute, "instance_hostname"):
@@ -1222,7 +1207,7 @@ class NetworkManager:
             await self.ctx.store.commit(ops)
         await self.sync()
 
-    # ---- the compute seam (appliance/compute/seams.py NetworkSeam) ---------------------------
+    # ---- the compute seam (appliance/seams.py NetworkSeam) ---------------------------
 
     def _default_network(self, project_id: str) -> Network | None:
         own = [n for n in self.networks.list(lambda n: n.project_id == project_id
@@ -1260,7 +1245,7 @@ class NetworkManager:
 
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]],
-                             security_groups: list[str] | None = None) -> list:
+                             security_groups: list[str] | None = None) -> list[PortBinding]:
         requests = list(requested_networks or [])
         # the server's groups (names or ids) go on every port made for it, as Nova asks Neutron
         wanted = [g for g in security_groups or [] if g != "default"]
@@ -1374,8 +1359,7 @@ class NetworkManager:
         ids = list(dict.fromkeys(g for p in ports for g in p.security_groups))
         return [sg.name for g in ids if (sg := self.security_groups.get(g)) is not None]
 
-    def instance_security_groups(self, instance_id: str) -> list:
-        from appliance.compute.seams import GroupRule, InstanceGroup  # the seam's records
+    def instance_security_groups(self, instance_id: str) -> list[InstanceGroup]:
         ports = self._instance_ports(instance_id)
         out = []
         for gid in dict.fromkeys(g for p in ports for g in p.security_groups):

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
-from appliance.volumes.records import AttachableVolume
+from appliance.seams import AttachableVolume
 from appliance.volumes.service import VolumeService
 
 PATH = "/volume/v3/{project_id}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 GiB = 1 << 30
@@ -104,12 +103,3 @@ class VolumeQuota:
     volumes: int = DEFAULT_QUOTA["volumes"]
     gigabytes: int = DEFAULT_QUOTA["gigabytes"]
     snapshots: int = DEFAULT_QUOTA["snapshots"]
-
-
-@dataclass(frozen=True)
-class AttachableVolume:
-    """What compute needs to attach a volume (same shape as compute's seams.AttachableVolume)."""
-
-    path: Path
-    format: str  # libvirt driver type: "qcow2"
-    size_gb: int = 0

@@ -39,13 +39,13 @@ from appliance.errors import (
 from appliance.identity.policy import AuthContext
 from appliance.images.service import now_iso
 from appliance.quota import QuotaSource, Reservation
+from appliance.seams import AttachableVolume
 from appliance.state import Repository
 from appliance.volumes.records import (
     DEFAULT_TYPE_ID,
     DEFAULT_TYPE_NAME,
     DELETABLE,
     GiB,
-    AttachableVolume,
     Snapshot,
     SnapshotStatus,
     Volume,

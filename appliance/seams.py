@@ -1,15 +1,25 @@
-"""What compute needs from the image, volume and network components: small Protocols.
+"""What the components ask of each other: the records that cross and one Protocol per component.
 
-Compute looks each one up in `ctx.components` by name when it needs it. Any may be missing
-(an appliance run with `components = ["compute"]`): then booting from an image is a clear 400,
-volumes cannot be attached, and instances boot without NICs. The records crossing these seams
-are dataclasses, never dicts of dicts.
+This module is neutral ground: it imports no component, so images, volumes, network and
+compute can all depend on it without depending on each other. `appliance/service.py` hands each
+component the others it needs through its constructor, typed by these Protocols; a component
+that is not running is handed in as None (an appliance run with `components = ["compute"]`
+boots without NICs, and booting from an image is then a clear 400).
+
+Who uses what:
+
+    compute  → ImageSeam (boot sources, snapshots), VolumeSeam (root and attached volumes),
+               NetworkSeam (ports, plugging taps, network_data for the config drive)
+    volumes  → ImageSeam (volumes from images, upload to image)
+    network  → InstanceHostnames (the host name a DHCP lease carries)
+
+The records crossing are frozen dataclasses, defined once here; never dicts of dicts.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -17,7 +27,7 @@ class BootImage:
     """A local file qemu can read as a backing file, and what the image says about itself."""
 
     path: Path
-    disk_format: str  # "qcow2" | "raw"
+    disk_format: str  # qemu driver name: "qcow2" | "raw" | "vmdk" | "vpc" | "vhdx"
     min_disk: int = 0  # GiB
     min_ram: int = 0  # MiB
     #: image properties: architecture, hypervisor_type, hw_* …
@@ -28,14 +38,28 @@ class BootImage:
 
 
 @dataclass(frozen=True)
+class ReservedImage:
+    """A queued image record made for an upload from a file (volume → image)."""
+
+    id: str
+    name: str
+    disk_format: str
+    container_format: str
+
+
+@dataclass(frozen=True)
 class AttachableVolume:
+    """A volume file compute can hand to libvirt."""
+
     path: Path
-    format: str  # "qcow2" | "raw"
+    format: str  # libvirt driver type: "qcow2" | "raw"
     size_gb: int = 0
 
 
 @dataclass(frozen=True)
 class PortBinding:
+    """A port bound to an instance; compute keeps these (as dicts) in the instance record."""
+
     port_id: str
     network_id: str
     network_name: str
@@ -76,9 +100,8 @@ class InstanceGroup:
     rules: list[GroupRule] = field(default_factory=list)
 
 
-@runtime_checkable
 class ImageSeam(Protocol):
-    """The image component (`name = "image"`)."""
+    """The image component, as compute and volumes use it."""
 
     async def boot_source(self, image_id: str, project_id: str) -> BootImage:
         """The cached local file of an active image the project may use.
@@ -86,23 +109,40 @@ class ImageSeam(Protocol):
         ...
 
     async def create_image_from_file(self, *, name: str, project_id: str, path: Path,
-                                     disk_format: str, properties: dict[str, Any]) -> str:
-        """Register `path` (a finished qcow2/raw file compute wrote) as a new image owned by
-        the project; returns the new image id. The image service copies or moves the file."""
+                                     disk_format: str,
+                                     properties: dict[str, Any] | None = None) -> str:
+        """Register `path` (a finished qcow2/raw file) as a new private image of the project;
+        its id. Verified like an upload (Invalid on a refused image); on failure none remains."""
+        ...
+
+    async def reserve_image(self, *, name: str, project_id: str, disk_format: str,
+                            container_format: str = "bare", visibility: str = "private",
+                            protected: bool = False,
+                            properties: dict[str, Any] | None = None) -> ReservedImage:
+        """A queued image record of the project (id known at once); fill it with
+        upload_from_file."""
+        ...
+
+    async def upload_from_file(self, image_id: str, path: Path) -> None:
+        """The data of a reserved image, from a local file (verified like an upload)."""
         ...
 
 
-@runtime_checkable
 class VolumeSeam(Protocol):
-    """The volume component (`name = "volume"`)."""
+    """The volume component, as compute uses it."""
 
     async def volume_for_attach(self, volume_id: str, project_id: str) -> AttachableVolume:
-        """Raises NotFound, or Conflict when the volume is not available/in-use elsewhere."""
+        """available → attaching; the file to attach. Raises NotFound, or Conflict when the
+        volume is not available. Follow with mark_attached, or mark_detached to roll back."""
         ...
 
-    async def mark_attached(self, volume_id: str, instance_id: str, device: str) -> None: ...
+    async def mark_attached(self, volume_id: str, instance_id: str, device: str) -> None:
+        """attaching → in-use, with an attachment record for the instance."""
+        ...
 
-    async def mark_detached(self, volume_id: str) -> None: ...
+    async def mark_detached(self, volume_id: str, instance_id: str | None = None) -> None:
+        """Drop the instance's attachment (all when None) → available. Idempotent."""
+        ...
 
     async def root_volume_for_boot(self, volume_id: str, project_id: str) -> AttachableVolume:
         """Boot from an existing volume: reserved like an attach (then mark_attached)."""
@@ -123,9 +163,14 @@ class VolumeSeam(Protocol):
         ...
 
 
-@runtime_checkable
 class NetworkSeam(Protocol):
-    """The network component (`name = "network"`)."""
+    """The network component, as compute uses it."""
+
+    def check_requested_networks(self, project_id: str,
+                                 requested_networks: list[dict[str, Any]]) -> None:
+        """What allocate_ports would refuse, said before a build starts: NotFound for unknown
+        or foreign networks and ports, Conflict for a port bound elsewhere."""
+        ...
 
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]],
@@ -160,12 +205,18 @@ class NetworkSeam(Protocol):
         """Release every port of the instance. Idempotent."""
         ...
 
+    async def deallocate_port(self, port_id: str) -> None:
+        """Release one port (interface detach): deleted if compute made it, else unbound."""
+        ...
 
-@runtime_checkable
-class ComputeSeam(Protocol):
-    """What compute offers the other components (`name = "compute"`), so none of them reads
-    compute's records directly."""
+    async def network_data(self, instance_id: str) -> dict[str, Any]:
+        """network_data.json for the instance's config drive (OpenStack's format)."""
+        ...
+
+
+class InstanceHostnames(Protocol):
+    """What network asks of compute: the host name a DHCP lease for an instance carries."""
 
     def instance_hostname(self, instance_id: str) -> str | None:
-        """The instance's DNS host name (for DHCP option 12), or None if it is unknown."""
+        """The instance's DNS host name, or None if it is unknown."""
         ...
