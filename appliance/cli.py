@@ -50,10 +50,7 @@ async def _init(config: Config, admin: str, password: str, project: str) -> None
         assert appliance.ctx is not None
         user = await appliance.ctx.identity.bootstrap(admin, password, project)
         proj = appliance.ctx.identity.project_by_name(project)
-        for component in appliance.ctx.components.values():
-            bootstrap = getattr(component, "bootstrap", None)
-            if bootstrap is not None:
-                await bootstrap(proj)
+        await appliance.bootstrap(proj)
         print(f"monostack initialised: admin user {user.name!r} on project {project!r} "
               f"(state in {config.state_dir})")
     finally:

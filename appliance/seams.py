@@ -11,7 +11,8 @@ Who uses what:
     compute  → ImageSeam (boot sources, snapshots), VolumeSeam (root and attached volumes),
                NetworkSeam (ports, plugging taps, network_data for the config drive)
     volumes  → ImageSeam (volumes from images, upload to image)
-    network  → InstanceHostnames (the host name a DHCP lease carries)
+    network  → ComputeForNetwork (DHCP host names, metadata documents), asked through a
+               provider: compute is built after network, and may not run at all
 
 The records crossing are frozen dataclasses, defined once here; never dicts of dicts.
 """
@@ -214,9 +215,19 @@ class NetworkSeam(Protocol):
         ...
 
 
-class InstanceHostnames(Protocol):
-    """What network asks of compute: the host name a DHCP lease for an instance carries."""
+class ComputeForNetwork(Protocol):
+    """What network asks of compute about the instances its ports serve: the host name a DHCP
+    lease carries, and the metadata service's documents and password file."""
 
     def instance_hostname(self, instance_id: str) -> str | None:
         """The instance's DNS host name, or None if it is unknown."""
+        ...
+
+    def instance_metadata(self, instance_id: str) -> Any:
+        """The metadata documents of a live instance (ConfigDriveContent), or None for an
+        unknown one or one being deleted."""
+        ...
+
+    async def set_instance_password(self, instance_id: str, value: str) -> bool:
+        """The guest's one POST to its password file; False once one is set."""
         ...

@@ -9,37 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import importlib
 import logging
 import os
 import signal
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from appliance.api.app import build_app
 from appliance.api.listeners import LimitedTCPSite, TcpLimits, raise_fd_limit, server_options
-from appliance.component import ApplianceContext
+from appliance.component import ApplianceContext, Component
+from appliance.compute.component import ComputeComponent
 from appliance.config import Config
 from appliance.audit import AuditLog
 from appliance.errors import Conflict
 from appliance.metrics import store_metrics
 from appliance.events import EventBus
 from appliance.identity import IdentityService
+from appliance.images.component import ImageComponent
+from appliance.network.component import NetworkComponent
+from appliance.objects.component import ObjectComponent
 from appliance.state import Store
+from appliance.volumes.component import VolumeComponent
 
 log = logging.getLogger("monostack.daemon")
+C = TypeVar("C", bound=Component)
 
-#: Components in start order: "module:Class". A missing module (not built yet) is skipped.
-COMPONENTS: list[str] = [
-    "appliance.images.component:ImageComponent",
-    "appliance.volumes.component:VolumeComponent",
-    "appliance.network.component:NetworkComponent",
-    "appliance.compute.component:ComputeComponent",
-    "appliance.objects.component:ObjectComponent",
-]
+#: Components by their config name (`components = [...]`), in start order: each is built
+#: after the ones it uses, so a dependency that failed to start is handed in as None.
+COMPONENTS: tuple[str, ...] = ("images", "volumes", "network", "compute", "objects")
+#: config names that run no component (the API core only)
+NO_COMPONENT = "core"
 
 
 class StateDirLocked(Conflict):
@@ -79,12 +81,18 @@ class StateLock:
 class Appliance:
     def __init__(self, config: Config, *, components: list[str] | None = None,
                  component_options: dict[str, Any] | None = None) -> None:
+        """`components`: config names to run (default: the config's; empty: all).
+        `component_options`: constructor keywords by component name (tests hand in a driver,
+        dataplane=False …)."""
         self.config = config
         if components is None:
             wanted = set(config.components)
-            components = [c for c in COMPONENTS
-                          if not wanted or c.split(":")[0].split(".")[1] in wanted]
-        self.component_specs = components
+            components = [c for c in COMPONENTS if not wanted or c in wanted]
+        unknown = set(components) - set(COMPONENTS) - {NO_COMPONENT}
+        if unknown:
+            raise ValueError(f"unknown components {sorted(unknown)}: "
+                             f"name them as in the config: {', '.join(COMPONENTS)}")
+        self.component_names = [c for c in COMPONENTS if c in components]
         self.component_options = component_options or {}
         self.lock = StateLock(config.state_dir)
         self.store = Store(config.state_dir)
@@ -94,7 +102,7 @@ class Appliance:
         self.tcp_site: LimitedTCPSite | None = None
         self.failed: dict[str, str] = {}
         self._stop = asyncio.Event()
-        self._started: list[Any] = []
+        self._started: list[Component] = []
 
     async def startup(self, *, listen: bool = True, settle: bool = True) -> None:
         """Open the store, start components, listen. `settle=False` (the daemon) listens
@@ -112,8 +120,7 @@ class Appliance:
             self.ctx.audit = AuditLog(self.config.state_dir / "audit",
                                       self.config.audit.retention_days)
             await self.ctx.audit.start()
-            for spec in self.component_specs:
-                await self._start_component(spec)
+            await self._start_components()
             self.app = build_app(self.ctx)
             self.app["failed_components"] = self.failed
             # auto_decompress=False: request bodies are stored as sent (a Swift object PUT
@@ -132,31 +139,48 @@ class Appliance:
             raise
 
     async def settled(self) -> None:
+        """Until every started component has finished its slow start-up work."""
         for component in self._started:
-            settled = getattr(component, "settled", None)
-            if settled is not None:
-                await settled()
+            await component.settled()
 
-    async def _start_component(self, spec: str) -> None:
-        module_name, _, class_name = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                log.info("component not built", extra={"component": module_name})
-                return
-            raise
-        cls = getattr(module, class_name)
+    async def _start_components(self) -> None:
+        """Builds each wanted component with what it uses, and starts it."""
         assert self.ctx is not None
-        component = cls(self.ctx, **self.component_options.get(cls.name, {}))
+        ctx, wanted, run = self.ctx, self.component_names, self._start
+        opts = self.component_options.get
+        c = ctx.components
+        if "images" in wanted:
+            c.image = await run(ImageComponent(ctx, **opts("image", {})))
+        if "volumes" in wanted:
+            c.volume = await run(VolumeComponent(ctx, images=c.image, **opts("volume", {})))
+        if "network" in wanted:
+            # compute is built after network (it uses network's ports): network asks for it
+            # when it needs it, and finds None when compute does not run
+            c.network = await run(NetworkComponent(ctx, compute=lambda: c.compute,
+                                                   **opts("network", {})))
+        if "compute" in wanted:
+            c.compute = await run(ComputeComponent(
+                ctx, images=c.image, volumes=c.volume, network=c.network,
+                **opts("compute", {})))
+        if "objects" in wanted:
+            c.object = await run(ObjectComponent(ctx, **opts("object", {})))
+
+    async def _start(self, component: C) -> C | None:
+        """The started component, or None when it failed (reported; the rest still serve)."""
         try:
             await component.start()
-        except Exception as exc:  # a broken component is reported, the rest still serve
-            log.exception("component failed to start", extra={"component": cls.name})
-            self.failed[cls.name] = str(exc)
-            return
-        self.ctx.components[component.name] = component
+        except Exception as exc:
+            log.exception("component failed to start", extra={"component": component.name})
+            self.failed[component.name] = str(exc)
+            return None
         self._started.append(component)
+        return component
+
+    async def bootstrap(self, admin_project: Any) -> None:
+        """`monostack init` (and test daemons): each running component's first records."""
+        assert self.ctx is not None
+        for component in self.ctx.components.running():
+            await component.bootstrap(admin_project)
 
     async def _listen(self) -> None:
         assert self.runner is not None

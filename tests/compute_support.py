@@ -13,12 +13,10 @@ from typing import AsyncIterator
 
 from appliance.client import MonostackClient
 
-#: the component specs a compute test daemon runs (appliance/service.py order)
-COMPONENTS = ["appliance.images.component:ImageComponent",
-              "appliance.volumes.component:VolumeComponent",
-              "appliance.compute.component:ComputeComponent"]
-#: the config names of the same components (write_config(components=…))
-CONFIG_COMPONENTS = ["images", "volumes", "compute"]
+#: the components a compute test daemon runs (config names, appliance/service.py order)
+COMPONENTS = ["images", "volumes", "compute"]
+#: the same, for write_config(components=…)
+CONFIG_COMPONENTS = COMPONENTS
 
 #: a fixed id so tests can name the small test image as a constant (Glance accepts `id`)
 TEST_IMAGE_ID = "0c0ffee0-0000-4000-8000-000000000001"

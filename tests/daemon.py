@@ -186,10 +186,7 @@ class InProcessDaemon:
         try:
             await self.appliance.startup()
             await self.appliance.ctx.identity.bootstrap("admin", ADMIN_PASSWORD, "admin")
-            for component in self.appliance.ctx.components.values():
-                bootstrap = getattr(component, "bootstrap", None)
-                if bootstrap is not None:
-                    await bootstrap(self.appliance.ctx.identity.project_by_name("admin"))
+            await self.appliance.bootstrap(self.appliance.ctx.identity.project_by_name("admin"))
         except BaseException:
             await self.__aexit__()
             raise

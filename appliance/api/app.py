@@ -30,7 +30,7 @@ async def health(request: web.Request) -> web.Response:
     """Healthy or not for anyone (a load balancer's probe); which components and why only for
     the local socket or an admin token: the details describe the whole cloud."""
     ctx = ctx_of(request)
-    components = {name: getattr(c, "health", lambda: "ok")() for name, c in ctx.components.items()}
+    components = {c.name: c.health() for c in ctx.components.running()}
     failed = request.app.get("failed_components", {})
     for name, why in failed.items():
         components[name] = f"failed: {why}"
@@ -158,8 +158,8 @@ def build_app(ctx: ApplianceContext) -> web.Application:
         web.post("/monostack/backup", backup),
     ])
     app.router.add_routes(identity.routes())
-    for name in ctx.components:
-        app.router.add_routes(ROUTES[name]())
+    for component in ctx.components.running():
+        app.router.add_routes(ROUTES[component.name]())
     return app
 
 

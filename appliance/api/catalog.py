@@ -38,8 +38,8 @@ class Service:
 def services(ctx: ApplianceContext) -> list[Service]:
     base = ctx.config.api.base_url
     entries = [IDENTITY]
-    for component in ctx.components.values():
-        entries.extend(getattr(component, "catalog", []))
+    for component in ctx.components.running():
+        entries.extend(component.catalog)
     return [Service(id=uuid.uuid5(uuid.NAMESPACE_URL, e.type).hex, type=e.type, name=e.name,
                     template=base + e.path) for e in entries]
 

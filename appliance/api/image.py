@@ -34,7 +34,7 @@ _IN_FILTERS = ("id", "name", "status", "disk_format", "container_format", "owner
 
 
 def _service(request: web.Request) -> ImageService:
-    return ctx_of(request).components["image"].service
+    return ctx_of(request).components.image.service
 
 
 # -- discovery ----------------------------------------------------------------------------------

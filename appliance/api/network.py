@@ -79,7 +79,7 @@ EXTENSIONS = [
 
 
 def _mgr(request: web.Request) -> NetworkManager:
-    component = ctx_of(request).components.get("network")
+    component = ctx_of(request).components.network
     if component is None:
         raise ServiceUnavailable("The network service is not running.")
     return component.manager

@@ -100,7 +100,7 @@ def swift_errors(handler: Callable) -> Callable:
 # ------------------------------------------------------------------------------ access
 
 def _component(request: web.Request):
-    comp = ctx_of(request).components.get("object")
+    comp = ctx_of(request).components.object
     if comp is None:
         raise ServiceUnavailable("object storage is not running")
     return comp

@@ -41,7 +41,7 @@ SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "bootab
 
 
 def _service(request: web.Request) -> VolumeService:
-    return ctx_of(request).components["volume"].service
+    return ctx_of(request).components.volume.service
 
 
 def _base(request: web.Request) -> str:

@@ -11,11 +11,14 @@ from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.compute import metrics as compute_metrics
+from appliance.compute.driver import ComputeDriver
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
-from appliance.compute.manager import ComputeManager, hostname_of
+from appliance.compute.hostnames import hostname_of
+from appliance.compute.manager import ComputeManager
 from appliance.compute.records import Flavor, KeyPair, ServerGroup, TaskState, VmState
 from appliance.errors import Forbidden
 from appliance.quota import QuotaSource
+from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.compute")
@@ -34,7 +37,9 @@ class ComputeComponent:
     name = "compute"
     catalog = [CatalogEntry(type="compute", name="nova", path="/compute/v2.1")]
 
-    def __init__(self, ctx: ApplianceContext, *, driver: Any = None, **options: Any) -> None:
+    def __init__(self, ctx: ApplianceContext, *, images: ImageSeam | None = None,
+                 volumes: VolumeSeam | None = None, network: NetworkSeam | None = None,
+                 driver: ComputeDriver | None = None) -> None:
         self.ctx = ctx
         if driver is None:
             from appliance.compute.libvirt.driver import LibvirtDriver
@@ -42,7 +47,8 @@ class ComputeComponent:
             driver = LibvirtDriver(ctx.config.compute.libvirt_uri,
                                    probe_cache=ctx.config.state_dir / KVM_PROBE_CACHE)
         self.driver = driver
-        self.manager = ComputeManager(ctx, driver)
+        self.manager = ComputeManager(ctx, driver, images=images, volumes=volumes,
+                                      network=network)
         self.flavors: Repository[Flavor] = Repository(ctx.store, "flavors", Flavor,
                                                       kind="Flavor")
         self.keypairs: Repository[KeyPair] = Repository(ctx.store, "keypairs", KeyPair,
@@ -80,7 +86,7 @@ class ComputeComponent:
                 await self.flavors.save(Flavor(**{**flavor.__dict__, "extra_specs": {},
                                                   "projects": []}))
 
-    # ---- what other components may ask compute (appliance/seams.py InstanceHostnames) ----
+    # ---- what network may ask compute (appliance/seams.py ComputeForNetwork) ----------------
 
     def instance_hostname(self, instance_id: str) -> str | None:
         """The host name an instance's DHCP lease carries: its `hostname` (set at create from

@@ -29,7 +29,6 @@ import binascii
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 import uuid as uuidlib
@@ -63,7 +62,8 @@ from appliance.compute.records import (
     now,
 )
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
-from appliance.seams import BootImage, PortBinding
+from appliance.compute.hostnames import hostname_of
+from appliance.seams import BootImage, ImageSeam, NetworkSeam, PortBinding, VolumeSeam
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -116,8 +116,13 @@ def fault_of(exc: BaseException) -> dict[str, Any]:
 
 
 class ComputeManager:
-    def __init__(self, ctx: ApplianceContext, driver: ComputeDriver) -> None:
+    def __init__(self, ctx: ApplianceContext, driver: ComputeDriver, *,
+                 images: ImageSeam | None = None, volumes: VolumeSeam | None = None,
+                 network: NetworkSeam | None = None) -> None:
+        """images/volumes/network: the components compute uses, None when one does not run
+        (booting from an image is then a 400, instances boot without NICs)."""
         self.ctx = ctx
+        self.images, self.volumes, self.network = images, volumes, network
         self.config = ctx.config.compute
         self.driver = driver
         self.store = ctx.store
@@ -144,11 +149,6 @@ class ComputeManager:
                                         self.quota_usage, over_quota))
         #: set once the start-up reconciliation is over; admission waits for it (the lock)
         self.reconciled = asyncio.Event()
-
-    # -- seams ----------------------------------------------------------------------------
-
-    def seam(self, name: str) -> Any:
-        return self.ctx.components.get(name)
 
     # -- lifecycle of the manager -----------------------------------------------------------
 
@@ -496,7 +496,7 @@ class ComputeManager:
         await self._admit(iid, "unrescue", TaskState.UNRESCUING, {VmState.RESCUED})
 
     async def create_image(self, iid: str, name: str, metadata: dict[str, str]) -> str:
-        image = self.seam("image")
+        image = self.images
         if image is None:
             raise BadRequest("No image service is running: snapshots cannot be stored.")
         inst = self.instances.require(iid)
@@ -509,7 +509,7 @@ class ComputeManager:
         return await asyncio.shield(t)
 
     async def attach_volume(self, iid: str, volume_id: str, device: str | None) -> dict[str, Any]:
-        if self.seam("volume") is None:
+        if self.volumes is None:
             raise BadRequest("No volume service is running.")
         t = await self._admit(iid, "attach_volume", TaskState.BLOCK_DEVICE_MAPPING,
                               {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
@@ -528,7 +528,7 @@ class ComputeManager:
         await asyncio.shield(t)
 
     async def attach_interface(self, iid: str, request: dict[str, Any]) -> dict[str, Any]:
-        if self.seam("network") is None:
+        if self.network is None:
             raise BadRequest("No network service is running.")
         t = await self._admit(iid, "attach_interface", TaskState.NETWORKING,
                               {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},
@@ -556,7 +556,7 @@ class ComputeManager:
                                     remove: str | None = None) -> list[str]:
         """add/removeSecurityGroup: the network component changes the ports (and so the
         firewall); the instance record keeps the names its view shows."""
-        net = self.seam("network")
+        net = self.network
         if net is None:
             raise BadRequest("The network service is not running: no security groups.")
         inst = self.instances.require(iid)
@@ -596,7 +596,7 @@ class ComputeManager:
     # -- task handlers: build -----------------------------------------------------------------
 
     async def _boot_image(self, image_id: str, project_id: str) -> BootImage:
-        image = self.seam("image")
+        image = self.images
         if image is None:
             raise BadRequest("No image service is running: cannot boot from an image.")
         return await image.boot_source(image_id, project_id)
@@ -647,7 +647,7 @@ class ComputeManager:
         waited for, so a build re-driven after a crash reuses it instead of making another."""
         if any(a.get("boot") for a in inst.volume_attachments):
             return  # done before a crash
-        vol_seam = self.seam("volume")
+        vol_seam = self.volumes
         if vol_seam is None:
             raise BadRequest("Cannot boot from a new volume: no volume service is running.")
         if inst.root_volume_id is None:
@@ -665,7 +665,7 @@ class ComputeManager:
         await self._save(inst)
 
     async def _allocate_network(self, inst: Instance) -> None:
-        net = self.seam("network")
+        net = self.network
         if net is None:
             return
         ports: list[PortBinding] = await net.allocate_ports(
@@ -725,8 +725,8 @@ class ComputeManager:
 
     async def _write_config_drive(self, inst: Instance, path: Path) -> None:
         network_data: dict[str, Any] = {}
-        net = self.seam("network")
-        if net is not None and hasattr(net, "network_data"):
+        net = self.network
+        if net is not None:
             with contextlib.suppress(Exception):
                 network_data = await net.network_data(inst.id)
         await write_config_drive(self.metadata_content(inst, network_data), str(path))
@@ -782,7 +782,7 @@ class ComputeManager:
         await self._plug(inst)
 
     async def _plug(self, inst: Instance) -> None:
-        net = self.seam("network")
+        net = self.network
         if net is None:
             return
         for p in inst.ports:
@@ -801,7 +801,7 @@ class ComputeManager:
         """Destroy the domain, release ports and volumes, remove disk files."""
         with contextlib.suppress(NotFound):
             await self.driver.destroy(inst.id)
-        net = self.seam("network")
+        net = self.network
         if net is not None and inst.ports:
             await net.deallocate_ports(inst.id)
         inst.ports, inst.addresses = [], {}
@@ -819,15 +819,15 @@ class ComputeManager:
             await console.close_instance(inst.id)
         with contextlib.suppress(NotFound):
             await self.driver.destroy(inst.id)
-        net = self.seam("network")
+        net = self.network
         if net is not None:
             await net.deallocate_ports(inst.id)
-        vol = self.seam("volume")
+        vol = self.volumes
         if vol is not None:
             for att in inst.volume_attachments:
                 with contextlib.suppress(NotFound):
                     await vol.mark_detached(att["volume_id"])
-                if att.get("delete_on_termination") and hasattr(vol, "delete_volume"):
+                if att.get("delete_on_termination"):
                     try:
                         await vol.delete_volume(att["volume_id"], inst.project_id)
                     except MonostackError as exc:  # the volume stays; the delete goes on
@@ -1018,7 +1018,7 @@ class ComputeManager:
 
     async def _do_snapshot(self, task: Task) -> str:
         inst = self.instances.require(task.instance_id)
-        image = self.seam("image")
+        image = self.images
         if image is None:
             raise BadRequest("No image service is running.")
         d = disks.instance_dir(self.instances_dir, inst.id)
@@ -1042,7 +1042,7 @@ class ComputeManager:
 
     async def _do_attach_volume(self, task: Task) -> dict[str, Any]:
         inst = self.instances.require(task.instance_id)
-        vol_seam = self.seam("volume")
+        vol_seam = self.volumes
         volume_id = task.params["volume_id"]
         if any(a["volume_id"] == volume_id for a in inst.volume_attachments):
             raise Conflict(f"volume {volume_id} is already attached to {inst.id}")
@@ -1072,14 +1072,14 @@ class ComputeManager:
         att = next(a for a in inst.volume_attachments if a["volume_id"] == volume_id)
         with contextlib.suppress(NotFound):
             await self.driver.detach_disk(inst.id, att["device"].rsplit("/", 1)[-1])
-        await self.seam("volume").mark_detached(volume_id)
+        await self.volumes.mark_detached(volume_id)
         inst.volume_attachments = [a for a in inst.volume_attachments
                                    if a["volume_id"] != volume_id]
         await self._finish_power(inst, task, inst.vm_state)
 
     async def _do_attach_interface(self, task: Task) -> dict[str, Any]:
         inst = self.instances.require(task.instance_id)
-        net = self.seam("network")
+        net = self.network
         before = {p["port_id"] for p in inst.ports}
         ports = await net.allocate_ports(inst.id, inst.project_id, [task.params["request"]])
         new = [p for p in ports if p.port_id not in before]
@@ -1101,9 +1101,8 @@ class ComputeManager:
         port = next(p for p in inst.ports if p["port_id"] == task.params["port_id"])
         with contextlib.suppress(NotFound, ServiceUnavailable):
             await self.driver.detach_nic(inst.id, port["mac"])
-        net = self.seam("network")
-        if hasattr(net, "deallocate_port"):
-            await net.deallocate_port(port["port_id"])
+        if self.network is not None:
+            await self.network.deallocate_port(port["port_id"])
         inst.ports = [p for p in inst.ports if p["port_id"] != port["port_id"]]
         inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
         await self._finish_power(inst, task, inst.vm_state)
@@ -1313,6 +1312,3 @@ def addresses_of(ports: list[PortBinding]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def hostname_of(name: str) -> str:
-    h = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
-    return h or "server"

@@ -13,16 +13,21 @@ class ImageComponent:
     name = "image"
     catalog = [CatalogEntry(type="image", name="glance", path="/image")]
 
-    def __init__(self, ctx: ApplianceContext, **options: Any) -> None:
+    def __init__(self, ctx: ApplianceContext, *, images_dir: Path | None = None) -> None:
         self.ctx = ctx
-        self.service = ImageService(ctx, Path(options.get("images_dir")
-                                              or ctx.config.storage.images_dir))
+        self.service = ImageService(ctx, Path(images_dir or ctx.config.storage.images_dir))
 
     async def start(self) -> None:
         await self.service.start()
 
     async def stop(self) -> None:
         await self.service.stop()
+
+    async def bootstrap(self, admin_project: Any) -> None:
+        """Nothing: images come from uploads (the installer adds the test guest image)."""
+
+    async def settled(self) -> None:
+        """Nothing runs on after start()."""
 
     def health(self) -> str:
         return "ok"

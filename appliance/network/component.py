@@ -5,22 +5,26 @@ deallocate_port and network_data), delegated to the manager.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
 from appliance.network import metrics as network_metrics
 from appliance.network.manager import NetworkManager
+from appliance.seams import ComputeForNetwork, PortBinding
 
 
 class NetworkComponent:
     name = "network"
     catalog = [CatalogEntry(type="network", name="neutron", path="/network")]
 
-    def __init__(self, ctx: ApplianceContext, *, dataplane: bool = True, lease_time: int = 86400,
-                 dns_domain: str = "monostack.local", **options: Any) -> None:
+    def __init__(self, ctx: ApplianceContext, *,
+                 compute: Callable[[], ComputeForNetwork | None] = lambda: None,
+                 dataplane: bool = True, lease_time: int = 86400,
+                 dns_domain: str = "monostack.local") -> None:
         self.ctx = ctx
-        self.manager = NetworkManager(ctx, dataplane=dataplane, lease_time=lease_time,
-                                      dns_domain=dns_domain)
+        self.manager = NetworkManager(ctx, compute=compute, dataplane=dataplane,
+                                      lease_time=lease_time, dns_domain=dns_domain)
         network_metrics.register(ctx.metrics, self)
 
     async def start(self) -> None:
@@ -31,6 +35,9 @@ class NetworkComponent:
 
     async def bootstrap(self, admin_project: Any) -> None:
         await self.manager.bootstrap(admin_project.id)
+
+    async def settled(self) -> None:
+        """Nothing runs on after start()."""
 
     def health(self) -> str:
         return self.manager.health()
@@ -43,7 +50,7 @@ class NetworkComponent:
 
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]],
-                             security_groups: list[str] | None = None) -> list:
+                             security_groups: list[str] | None = None) -> list[PortBinding]:
         return await self.manager.allocate_ports(instance_id, project_id, requested_networks,
                                                  security_groups)
 

@@ -22,6 +22,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from appliance.component import ApplianceContext
@@ -52,7 +53,7 @@ from appliance.network.records import (
 from appliance.network.rules import FirewallState, build_ruleset
 from appliance.quota import QuotaSource
 from appliance.quota import Reservation as QuotaReservation
-from appliance.seams import GroupRule, InstanceGroup, PortBinding
+from appliance.seams import ComputeForNetwork, GroupRule, InstanceGroup, PortBinding
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.network")
@@ -72,9 +73,14 @@ def _hostname(name: str) -> str | None:
 
 
 class NetworkManager:
-    def __init__(self, ctx: ApplianceContext, *, dataplane: bool = True,
-                 lease_time: int = 86400, dns_domain: str = DEFAULT_DOMAIN) -> None:
+    def __init__(self, ctx: ApplianceContext, *,
+                 compute: Callable[[], ComputeForNetwork | None] = lambda: None,
+                 dataplane: bool = True, lease_time: int = 86400,
+                 dns_domain: str = DEFAULT_DOMAIN) -> None:
+        """compute: the compute component when it runs (None otherwise), asked when needed:
+        it is built after network."""
         self.ctx = ctx
+        self.compute = compute
         store = ctx.store
         self.networks = Repository(store, "networks", Network, kind="Network")
         self.subnets = Repository(store, "subnets", Subnet, kind="Subnet")
@@ -89,7 +95,7 @@ class NetworkManager:
         self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
         self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
         #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
-        self.metadata = NetworkMetadata(ctx, self.dp, self.network_data) if self.dp else None
+        self.metadata = NetworkMetadata(ctx, self.dp, self.network_data, compute) if self.dp else None
         self.lease_time = lease_time
         self.dns_domain = dns_domain
         ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
@@ -248,10 +254,9 @@ class NetworkManager:
 
     def _hostname_for(self, port: Port) -> str | None:
         if port.device_owner.startswith("compute:") and port.device_id:
-            # compute's InstanceHostnames (appliance/seams.py); compute may be absent
-            compute = self.ctx.components.get("compute")
             name = None
-            if compute is not None and hasattr(compute, "instance_hostname"):
+            compute = self.compute()
+            if compute is not None:
                 name = compute.instance_hostname(port.device_id)
             if name:
                 return _hostname(name)

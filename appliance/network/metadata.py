@@ -5,13 +5,13 @@ moment), and `sync(bridges)` after the bridges exist. The index maps (bridge, so
 to the instance whose port holds that fixed IP; an address another port on the network may
 also use (an allowed address pair) is left out, so a guest can never be taken for another.
 Instance documents come from compute through its seam (`instance_metadata`,
-`set_instance_password`, appliance/compute/seams.py); compute may be absent, and then every
+`set_instance_password`, appliance/seams.py ComputeForNetwork); compute may be absent, and then every
 guest gets 404.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from appliance.component import ApplianceContext
@@ -25,6 +25,7 @@ from appliance.metadata.server import (
 )
 from appliance.network.netlink import DataPlane
 from appliance.network.records import FloatingIP, Network, Port
+from appliance.seams import ComputeForNetwork
 
 log = logging.getLogger("monostack.network")
 
@@ -34,8 +35,10 @@ METADATA_ROUTE = f"{METADATA_ADDRESS}/32"
 
 class NetworkMetadata:
     def __init__(self, ctx: ApplianceContext, dp: DataPlane, network_data: Any,
+                 compute: Callable[[], ComputeForNetwork | None] = lambda: None,
                  limits: Limits | None = None) -> None:
         self.ctx = ctx
+        self.compute = compute
         self.dp = dp
         self._index: dict[str, dict[str, str]] = {}
         self._floating: dict[tuple[str, str], str] = {}
@@ -80,16 +83,13 @@ class NetworkMetadata:
                               floating_ip=self._floating.get((bridge, source)))
 
     def content(self, instance_id: str) -> Any:
-        compute = self.ctx.components.get("compute")
-        if compute is None or not hasattr(compute, "instance_metadata"):
-            return None
-        return compute.instance_metadata(instance_id)
+        compute = self.compute()
+        return None if compute is None else compute.instance_metadata(instance_id)
 
     async def set_password(self, instance_id: str, value: str) -> bool:
-        compute = self.ctx.components.get("compute")
-        if compute is None or not hasattr(compute, "set_instance_password"):
-            return False
-        return await compute.set_instance_password(instance_id, value)
+        compute = self.compute()
+        return False if compute is None else await compute.set_instance_password(instance_id,
+                                                                                 value)
 
     # ---- where it listens --------------------------------------------------------------------
 

@@ -71,6 +71,12 @@ class ObjectComponent:
             await asyncio.wait(self._pending_events, timeout=5)
         await self.engine.close()
 
+    async def bootstrap(self, admin_project: Any) -> None:
+        """Nothing: an account comes into being with its first container."""
+
+    async def settled(self) -> None:
+        """Nothing runs on after start()."""
+
     def health(self) -> str:
         st = self.auditor.status
         state = "auditing" if st.running else "idle"

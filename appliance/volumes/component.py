@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.component import ApplianceContext, CatalogEntry
-from appliance.seams import AttachableVolume
+from appliance.seams import AttachableVolume, ImageSeam
 from appliance.volumes.service import VolumeService
 
 PATH = "/volume/v3/{project_id}"
@@ -16,16 +16,23 @@ class VolumeComponent:
     catalog = [CatalogEntry(type="volumev3", name="cinderv3", path=PATH),
                CatalogEntry(type="block-storage", name="cinder", path=PATH)]
 
-    def __init__(self, ctx: ApplianceContext, **options: Any) -> None:
+    def __init__(self, ctx: ApplianceContext, *, images: ImageSeam | None = None,
+                 volumes_dir: Path | None = None) -> None:
         self.ctx = ctx
-        self.service = VolumeService(ctx, Path(options.get("volumes_dir")
-                                               or ctx.config.storage.volumes_dir))
+        self.service = VolumeService(ctx, Path(volumes_dir or ctx.config.storage.volumes_dir),
+                                     images=images)
 
     async def start(self) -> None:
         await self.service.start()
 
     async def stop(self) -> None:
         await self.service.stop()
+
+    async def bootstrap(self, admin_project: Any) -> None:
+        """Nothing: a fresh appliance has no volumes and the default volume type is built in."""
+
+    async def settled(self) -> None:
+        """Nothing runs on after start()."""
 
     def health(self) -> str:
         return "ok"

@@ -39,7 +39,7 @@ from appliance.errors import (
 from appliance.identity.policy import AuthContext
 from appliance.images.service import now_iso
 from appliance.quota import QuotaSource, Reservation
-from appliance.seams import AttachableVolume
+from appliance.seams import AttachableVolume, ImageSeam
 from appliance.state import Repository
 from appliance.volumes.records import (
     DEFAULT_TYPE_ID,
@@ -97,8 +97,12 @@ def _storage_error(exc: BaseException) -> str:
 
 
 class VolumeService:
-    def __init__(self, ctx: ApplianceContext, volumes_dir: Path) -> None:
+    def __init__(self, ctx: ApplianceContext, volumes_dir: Path, *,
+                 images: ImageSeam | None = None) -> None:
+        """images: the image component (volumes from images, upload to image); None when it
+        does not run."""
         self.ctx = ctx
+        self.images = images
         self.volumes: Repository[Volume] = Repository(ctx.store, "volumes", Volume)
         self.snapshots: Repository[Snapshot] = Repository(ctx.store, "volume_snapshots",
                                                           Snapshot, kind="snapshot")
@@ -155,9 +159,6 @@ class VolumeService:
 
     def _spawn(self, coro):
         return self._background.spawn(coro)
-
-    def _images(self):
-        return self.ctx.components.get("image")
 
     # ------------------------------------------------------------------ reading
     def get(self, auth: AuthContext, volume_id: str) -> Volume:
@@ -302,7 +303,7 @@ class VolumeService:
         return vol
 
     async def _image_for_volume(self, image_id: str, project_id: str):
-        images = self._images()
+        images = self.images
         if images is None:
             raise BadRequest("The image service is not running: cannot create a volume "
                              "from an image.")
@@ -431,7 +432,7 @@ class VolumeService:
         self._locks.pop(volume_id, None)
         if vol is not None:
             await self._event("volume.deleted", vol, f"volume {vol.name or vol.id} deleted")
-            images = self._images()
+            images = self.images
             if vol.source_image_id and images is not None:
                 with contextlib.suppress(Exception):
                     await self.files.prune_bases()
@@ -590,7 +591,7 @@ class VolumeService:
     async def upload_to_image(self, auth: AuthContext, volume_id: str,
                               body: dict[str, Any]) -> tuple[Volume, Any]:
         """os-volume_upload_image: a new image (id returned at once) filled by a task."""
-        images = self._images()
+        images = self.images
         if images is None:
             raise BadRequest("The image service is not running.")
         disk_format = body.get("disk_format") or "raw"

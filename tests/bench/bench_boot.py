@@ -69,7 +69,7 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
     _, config = write_config(base / "daemon", components=CONFIG_COMPONENTS, extra=extra)
     async with InProcessDaemon(config, components=COMPONENTS) as daemon:
         comps = daemon.appliance.ctx.components
-        manager = comps["compute"].manager
+        manager = comps.compute.manager
         client = await daemon.admin_client()
         image_id = await upload_image(client, image or make_tiny_qcow2(base / "tiny.qcow2"),
                                       name="bench")

@@ -109,7 +109,7 @@ async def latency() -> dict:
         _, config = write_config(Path(tmp), components=[*CONFIG_COMPONENTS, "network"],
                                  extra={"log": {"level": "ERROR"}})
         daemon = InProcessDaemon(config, components=[
-            *COMPONENTS, "appliance.network.component:NetworkComponent"])
+            *COMPONENTS, "network"])
         try:
             async with daemon:
                 client = await daemon.admin_client()
@@ -148,7 +148,7 @@ async def latency() -> dict:
                         await dp.close()
                     loop = asyncio.get_running_loop()
                     baseline = await loop.create_server(_Fixed, sock=baseline_sock)
-                    server = daemon.appliance.ctx.components["network"].manager.metadata.server
+                    server = daemon.appliance.ctx.components.network.manager.metadata.server
                     server.limits = server.limits.__class__(rate=1e6, burst=10**6)  # measure, not throttle
                     server.buckets.rate, server.buckets.burst = 1e6, 1e6
                     # The service's own share: time inside its answer path per request.

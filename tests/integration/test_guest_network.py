@@ -60,7 +60,7 @@ async def real_daemon(tmp_path):
                 flavor_id = await make_flavor(client)
                 yield daemon, client, image_id, flavor_id, made
             finally:
-                manager = daemon.appliance.ctx.components["compute"].manager
+                manager = daemon.appliance.ctx.components.compute.manager
                 for sid in made:  # never leak a domain, even when the test failed
                     try:
                         await manager.delete(sid)
@@ -85,7 +85,7 @@ def restart_domain_directly(uuid: str) -> None:
 
 
 async def tap_in_namespace(daemon, tap: str) -> bool:
-    dp: DataPlane = daemon.appliance.ctx.components["network"].manager.dp
+    dp: DataPlane = daemon.appliance.ctx.components.network.manager.dp
     return tap in {p.name for p in await dp.list_ports()}
 
 

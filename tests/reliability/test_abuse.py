@@ -278,7 +278,7 @@ async def _wait_server(client, sid: str) -> dict:
 async def test_xml_special_strings_round_trip_and_never_break_the_domain_xml(env):
     require("compute", "image")
     daemon, admin, _, _ = env
-    comp = daemon.appliance.ctx.components["compute"]
+    comp = daemon.appliance.ctx.components.compute
     image = await upload_image(admin, "xml-boot")
     for i, nasty in enumerate(XML_NASTY):
         key_name = None
@@ -460,7 +460,7 @@ async def test_expired_tokens_are_refused(tmp_path):
 async def test_console_tokens_are_single_use_short_lived_and_same_origin(env):
     require("compute", "image")
     daemon, admin, _, _ = env
-    comp = daemon.appliance.ctx.components["compute"]
+    comp = daemon.appliance.ctx.components.compute
     image = await upload_image(admin, "console-boot")
     srv = (await admin.post(f"{C}/servers", {"server": {
         "name": "console", "imageRef": image["id"], "flavorRef": "1"}}, headers=NOVA))["server"]

@@ -141,7 +141,7 @@ def _replicas(engine, account: str, name: str) -> list:
 @pytest.mark.parametrize("size", [200_000, 6 << 20])  # verified before serving / while streaming
 async def test_corrupt_and_missing_replicas_are_served_around_and_repaired(audited_daemon, size):
     daemon = audited_daemon
-    engine = daemon.appliance.ctx.components["object"].engine
+    engine = daemon.appliance.ctx.components.object.engine
     admin = await daemon.admin_client()
     async with aiohttp.ClientSession(auto_decompress=False) as http:
         sw = Swift(http, daemon.url, admin.token, f"AUTH_{admin.session.project_id}")

@@ -27,11 +27,11 @@ import pytest
 
 from tests.tui.harness import FROZEN, ThreadDaemon
 
-BASE = ["appliance.images.component:ImageComponent",
-        "appliance.volumes.component:VolumeComponent",
-        "appliance.compute.component:ComputeComponent",
-        "appliance.objects.component:ObjectComponent"]
-NETWORK = "appliance.network.component:NetworkComponent"
+BASE = ["images",
+        "volumes",
+        "compute",
+        "objects"]
+NETWORK = "network"
 NOVA = {"OpenStack-API-Version": "compute 2.60"}
 
 
@@ -169,7 +169,7 @@ async def _seed(daemon: ThreadDaemon, base: Path, with_network: bool) -> None:
     # DHCP leases for the servers' ports, as the DHCP server would have stored them
     if with_network:
         from appliance.network.records import LeaseRecord, LeaseState
-        manager = daemon.daemon.appliance.ctx.components["network"].manager  # type: ignore[union-attr]
+        manager = daemon.daemon.appliance.ctx.components.network.manager  # type: ignore[union-attr]
         for port in sorted(manager.ports.list(), key=lambda p: p.mac_address):
             if not str(port.device_owner).startswith("compute") or not port.fixed_ips:
                 continue

@@ -38,8 +38,7 @@ class ThreadDaemon:
         # A fixed disk size: the overview's disk bar must not depend on the test machine.
         extra = {**(extra or {})}
         extra["compute"] = {"disk_gb": SNAPSHOT_DISK_GB, **extra.get("compute", {})}
-        _, self.config = write_config(base, components=[c.split(":")[0].split(".")[1]
-                                                        for c in self.components] or ["core"],
+        _, self.config = write_config(base, components=list(self.components) or ["core"],
                                       extra=extra)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

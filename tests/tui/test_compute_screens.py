@@ -18,8 +18,8 @@ from tui.screens.instance_detail import InstanceDetailScreen
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("appliance.compute") is None,
                                 reason="the compute component is not merged yet")
 
-COMPONENTS = ["appliance.images.component:ImageComponent",
-              "appliance.compute.component:ComputeComponent"]
+COMPONENTS = ["images",
+              "compute"]
 
 
 @pytest.fixture(scope="module")

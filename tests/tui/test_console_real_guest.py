@@ -25,9 +25,9 @@ from tui.screens.console import ConsoleScreen
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ["appliance.images.component:ImageComponent",
-              "appliance.volumes.component:VolumeComponent",
-              "appliance.compute.component:ComputeComponent"]
+COMPONENTS = ["images",
+              "volumes",
+              "compute"]
 NOVA = {"OpenStack-API-Version": "compute 2.60"}
 BOOT_TIMEOUT = 75.0
 
@@ -72,7 +72,7 @@ def guest_cloud(tmp_path, qemu_dir):
         yield daemon, name, made[0]
     finally:
         async def clean(admin) -> None:
-            manager = daemon.daemon.appliance.ctx.components["compute"].manager
+            manager = daemon.daemon.appliance.ctx.components.compute.manager
             for sid in made:
                 try:
                     await manager.delete(sid)

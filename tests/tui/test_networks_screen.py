@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not network_possible(),
 @pytest.fixture(scope="module")
 def net_daemon(tmp_path_factory):
     daemon = ThreadDaemon(tmp_path_factory.mktemp("net-daemon"),
-                          ["appliance.network.component:NetworkComponent"]).start()
+                          ["network"]).start()
     try:
         yield daemon
     finally:
@@ -26,7 +26,7 @@ def net_daemon(tmp_path_factory):
 
 async def test_create_network_subnet_rule_and_read_leases(net_daemon, tmp_path):
     from appliance.network.records import LeaseRecord, LeaseState
-    manager = net_daemon.daemon.appliance.ctx.components["network"].manager
+    manager = net_daemon.daemon.appliance.ctx.components.network.manager
     private = next(n for n in manager.networks.list() if n.name == "private")
     net_daemon.call(manager.leases.save(LeaseRecord(
         id=f"{private.id}:fa:16:3e:00:00:01", network_id=private.id, mac="fa:16:3e:00:00:01",

@@ -17,7 +17,7 @@ from tui.widgets.transfer import TransferBar, human_bytes
 @pytest.fixture(scope="module")
 def swift_daemon(tmp_path_factory):
     daemon = ThreadDaemon(tmp_path_factory.mktemp("swift-daemon"),
-                          ["appliance.objects.component:ObjectComponent"]).start()
+                          ["objects"]).start()
     try:
         yield daemon
     finally:

@@ -9,8 +9,8 @@ from tests.tui.harness import ThreadDaemon, log_in, settle, fill_form
 from tests.tui.test_pilot import _names, _rows, _wait
 from tui.widgets.transfer import TransferBar
 
-COMPONENTS = ["appliance.images.component:ImageComponent",
-              "appliance.volumes.component:VolumeComponent"]
+COMPONENTS = ["images",
+              "volumes"]
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def at_least(request: web.Request, minor: int) -> bool:
 
 
 def component(request: web.Request) -> Any:
-    comp = ctx_of(request).components.get("compute")
+    comp = ctx_of(request).components.compute
     if comp is None:
         raise NotFound("compute is not running")
     return comp

@@ -89,7 +89,7 @@ async def create_server(request: web.Request) -> web.Response:
 
     boot_image = None
     if root_volume is None and image_volume is None:
-        image_seam = ctx_of(request).components.get("image")
+        image_seam = ctx_of(request).components.image
         if image_seam is None:
             raise BadRequest("Cannot boot from an image: no image service is running.")
         try:
@@ -115,7 +115,7 @@ async def create_server(request: web.Request) -> web.Response:
                                                                  image_volume, flavor)
     volume_attachment = None
     if root_volume is not None:
-        vol_seam = ctx_of(request).components.get("volume")
+        vol_seam = ctx_of(request).components.volume
         if vol_seam is None:
             raise BadRequest("Cannot boot from a volume: no volume service is running.")
         vid = root_volume.get("uuid")
@@ -148,8 +148,8 @@ async def create_server(request: web.Request) -> web.Response:
     else:
         requested = [{k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n}
                      for n in networks]
-    net_seam = ctx_of(request).components.get("network")
-    if requested and hasattr(net_seam, "check_requested_networks"):
+    net_seam = ctx_of(request).components.network
+    if requested and net_seam is not None:
         try:  # refused here, as Nova does, not by a build that ends in ERROR
             net_seam.check_requested_networks(auth.project_id, requested)
         except NotFound as exc:
@@ -189,11 +189,11 @@ async def create_server(request: web.Request) -> web.Response:
         if held is not None:
             held.release()
         if volume_attachment is not None:  # give the reserved root volume back
-            await ctx_of(request).components["volume"].mark_detached(
+            await ctx_of(request).components.volume.mark_detached(
                 volume_attachment["volume_id"])
         raise
     if volume_attachment is not None:
-        await ctx_of(request).components["volume"].mark_attached(
+        await ctx_of(request).components.volume.mark_attached(
             volume_attachment["volume_id"], instances[0].id, "/dev/vda")
     if group_id:
         group = comp.server_groups.require(group_id)
@@ -215,8 +215,8 @@ async def _boot_volume_request(request: web.Request, project_id: str, bdm: dict[
     """Check a source-image → destination-volume root disk now (400s at the API, like Nova);
     the build creates the volume (its id is recorded before it waits for the copy)."""
     ctx = ctx_of(request)
-    vol_seam, image_seam = ctx.components.get("volume"), ctx.components.get("image")
-    if vol_seam is None or not hasattr(vol_seam, "begin_boot_volume"):
+    vol_seam, image_seam = ctx.components.volume, ctx.components.image
+    if vol_seam is None:
         raise BadRequest("Cannot boot from a new volume: no volume service is running.")
     if image_seam is None:
         raise BadRequest("Cannot boot from an image: no image service is running.")
@@ -456,7 +456,7 @@ async def _resize(request, inst, args):
 
 async def _rebuild(request, inst, args):
     image_id = args["imageRef"].rstrip("/").rsplit("/", 1)[-1]
-    image_seam = ctx_of(request).components.get("image")
+    image_seam = ctx_of(request).components.image
     if image_seam is None:
         raise BadRequest("Cannot rebuild from an image: no image service is running.")
     if inst.root_volume_id:
@@ -698,7 +698,7 @@ async def list_server_security_groups(request: web.Request) -> web.Response:
     """GET /servers/{id}/os-security-groups: the groups the server's ports hold, in Nova's
     (pre-Neutron) shape, which Ansible's openstack.cloud.server reads."""
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
-    net = ctx_of(request).components.get("network")
+    net = ctx_of(request).components.network
     groups = net.instance_security_groups(inst.id) if net is not None else []
     return web.json_response({"security_groups": [{
         "id": g.id, "name": g.name, "description": g.description, "tenant_id": g.project_id,

@@ -25,7 +25,7 @@ def host_id(inst: Instance) -> str:
 def _floating(request: web.Request) -> dict[str, dict[str, list[str]]]:
     """Floating IPs by port, read once per request (a listing of many servers asks once)."""
     if "monostack.floating" not in request:
-        net = ctx_of(request).components.get("network")
+        net = ctx_of(request).components.network
         request["monostack.floating"] = net.floating_addresses() if net is not None else {}
     return request["monostack.floating"]
 

@@ -53,7 +53,7 @@ async def nova(compute_daemon):
 
 
 def manager_of(daemon):
-    return daemon.appliance.ctx.components["compute"].manager
+    return daemon.appliance.ctx.components.compute.manager
 
 
 async def wait_status(client, server_id: str, *statuses: str, timeout: float = 30.0) -> dict:

@@ -68,7 +68,7 @@ async def _until(ws, needle: bytes) -> bytes:
 
 async def test_second_console_client_is_told_who_holds_it_and_can_take_over(nova, compute_daemon):
     s = await boot(nova, "shared")
-    comp = compute_daemon.appliance.ctx.components["compute"]
+    comp = compute_daemon.appliance.ctx.components.compute
     pipe = _Pipe()
 
     async def open_stream(instance_id):

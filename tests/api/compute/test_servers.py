@@ -197,7 +197,7 @@ async def test_config_drive_written_with_key_and_user_data(nova, compute_daemon)
     # As in Nova: no drive unless asked for (the metadata service serves the same documents).
     plain = await boot(nova, "nocd", key_name="kd", user_data=ud)
     assert not (manager.instances_dir / plain["id"] / "disk.config").exists()
-    content = compute_daemon.appliance.ctx.components["compute"].instance_metadata(plain["id"])
+    content = compute_daemon.appliance.ctx.components.compute.instance_metadata(plain["id"])
     assert content.public_keys == {"kd": kp["public_key"]} and content.user_data == b"#!/bin/sh\necho hi\n"
     with pytest.raises(BadRequest, match="key_name"):
         await boot(nova, "nokey", key_name="missing")

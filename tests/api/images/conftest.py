@@ -11,7 +11,7 @@ import pytest
 from appliance.client import MonostackClient
 from tests.daemon import InProcessDaemon, write_config
 
-IMAGE_COMPONENTS = ["appliance.images.component:ImageComponent"]
+IMAGE_COMPONENTS = ["images"]
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img missing")
 
 

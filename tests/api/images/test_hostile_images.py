@@ -122,7 +122,7 @@ async def test_hostile_image_is_refused_and_nothing_is_stored(case, admin, image
     assert shown["status"] == "queued"
     assert shown["size"] is None and shown["checksum"] is None
     assert shown["monostack_last_error"]
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     assert not service.blobs.exists(img["id"])
     assert [p for p in service.blobs.root.iterdir() if p.is_file()] == []
 
@@ -150,7 +150,7 @@ async def test_hostile_staged_import_fails_and_keeps_nothing(admin, image_daemon
         await asyncio.sleep(0.02)
     assert shown["status"] == "queued"
     assert "backing" in shown["monostack_last_error"]
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     assert not service.blobs.exists(img["id"]) and not service.staging.exists(img["id"])
 
 
@@ -169,7 +169,7 @@ async def test_image_qemu_cannot_open_fails_its_import_with_the_reason(admin, im
     assert shown["status"] != "active"
     assert "qemu cannot open" in shown["monostack_last_error"]
     assert "L1 table too large" in shown["monostack_last_error"]
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     assert not service.blobs.exists(img["id"])
 
 

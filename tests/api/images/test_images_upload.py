@@ -84,7 +84,7 @@ async def test_progress_is_recorded_while_saving(admin, image_daemon, tmp_path):
 
     async def watch():
         while True:
-            rec = image_daemon.appliance.ctx.components["image"].service.images.get(img["id"])
+            rec = image_daemon.appliance.ctx.components.image.service.images.get(img["id"])
             seen.append((rec.status, rec.progress_bytes))
             await asyncio.sleep(0.005)
 
@@ -105,7 +105,7 @@ async def test_progress_is_recorded_while_saving(admin, image_daemon, tmp_path):
 
 async def test_interrupted_upload_leaves_no_active_image_and_no_data(admin, image_daemon, qcow2):
     img = await create_image(admin, "interrupted")
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     data = qcow2.read_bytes()
     host, port = image_daemon.config.api.listen_host_port
     reader, writer = await asyncio.open_connection(host, port)
@@ -167,7 +167,7 @@ async def test_protected_image_cannot_be_deleted(admin, qcow2, image_daemon):
     await admin.delete(f"/image/v2/images/{img['id']}")
     with pytest.raises(NotFound):
         await admin.get(f"/image/v2/images/{img['id']}")
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     assert not service.blobs.exists(img["id"])
 
 
@@ -185,7 +185,7 @@ async def test_glance_direct_import(admin, qcow2, image_daemon):
     assert shown["status"] == "active"
     assert shown["checksum"] == digests(qcow2.read_bytes())[0]
     assert await download(admin, img["id"]) == qcow2.read_bytes()
-    service = image_daemon.appliance.ctx.components["image"].service
+    service = image_daemon.appliance.ctx.components.image.service
     assert not service.staging.exists(img["id"])
     with pytest.raises(BadRequest):
         await admin.post(f"/image/v2/images/{img['id']}/import", {"method": {"name": "web-download"}})
@@ -198,7 +198,7 @@ async def test_restart_puts_saving_images_back_to_queued(tmp_path, qcow2):
     async with InProcessDaemon(config, components=IMAGE_COMPONENTS) as daemon:
         admin = await daemon.admin_client()
         img = await create_image(admin, "crashy")
-        service = daemon.appliance.ctx.components["image"].service
+        service = daemon.appliance.ctx.components.image.service
         rec = service.images.require(img["id"])
         rec.status = "saving"
         await service.images.save(rec)

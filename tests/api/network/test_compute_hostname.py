@@ -9,7 +9,7 @@ from tests.api.network.conftest import needs_root
 from tests.daemon import InProcessDaemon, write_config
 
 pytestmark = needs_root
-NETWORK = "appliance.network.component:NetworkComponent"
+NETWORK = "network"
 
 
 async def test_dhcp_hostname_is_the_instance_hostname(tmp_path):
@@ -24,9 +24,9 @@ async def test_dhcp_hostname_is_the_instance_hostname(tmp_path):
                 "server"]["id"]
             await wait_status(client, sid, "ACTIVE")
             comps = daemon.appliance.ctx.components
-            assert comps["compute"].instance_hostname(sid) == "web-server-1"
-            assert comps["compute"].instance_hostname("no-such-instance") is None
-            network = comps["network"].manager
+            assert comps.compute.instance_hostname(sid) == "web-server-1"
+            assert comps.compute.instance_hostname("no-such-instance") is None
+            network = comps.network.manager
             (port,) = network.ports.list(lambda p: p.device_id == sid)
             bridge = network.networks.require(port.network_id).bridge
             assert network._lookup(bridge, port.mac_address).hostname == "web-server-1"

@@ -12,7 +12,7 @@ from tests.compute_support import COMPONENTS as IMAGE_COMPONENTS, TEST_IMAGE_ID,
 from tests.daemon import InProcessDaemon, write_config
 
 pytestmark = needs_root
-NETWORK = "appliance.network.component:NetworkComponent"
+NETWORK = "network"
 C, N = "/compute/v2.1", "/network/v2.0"
 
 
@@ -37,7 +37,7 @@ async def _boot(client, name, **extra):
 
 
 def _port_groups(daemon, sid):
-    net = daemon.appliance.ctx.components["network"].manager
+    net = daemon.appliance.ctx.components.network.manager
     (port,) = net.ports.list(lambda p: p.device_id == sid)
     return {net.security_groups.require(g).name for g in port.security_groups}
 

@@ -339,7 +339,7 @@ async def test_routers_and_floating_ips(net_daemon, nadmin):
 
 
 async def test_compute_seam_allocate_plug_deallocate(net_daemon, nadmin):
-    comp = net_daemon.appliance.ctx.components["network"]
+    comp = net_daemon.appliance.ctx.components.network
     project = nadmin.session.project_id
     first = await comp.allocate_ports("inst-1", project, [])
     assert len(first) == 1 and first[0].network_name == "private"

@@ -21,7 +21,7 @@ from yarl import URL
 from appliance.client import MonostackClient
 from tests.daemon import ADMIN_PASSWORD, InProcessDaemon, write_config
 
-SPEC = "appliance.objects.component:ObjectComponent"
+SPEC = "objects"
 BIN = Path(sys.executable).parent
 SWIFT = shutil.which("swift", path=str(BIN)) or "swift"
 OPENSTACK = shutil.which("openstack", path=str(BIN)) or "openstack"

@@ -270,7 +270,7 @@ async def test_expiry_delete_after_and_delete_at(swift_daemon, sw):
     # POST can set an expiry on an existing object
     await put(sw, "/exp/p", b"p")
     assert (await sw.request("POST", "/exp/p", headers={"X-Delete-After": "1"}))[0] == 202
-    await wait_for(lambda: swift_daemon.appliance.ctx.components["object"].expired >= 2, timeout=10)
+    await wait_for(lambda: swift_daemon.appliance.ctx.components.object.expired >= 2, timeout=10)
     assert (await sw.request("HEAD", "/exp/p"))[0] == 404
 
 
@@ -413,7 +413,7 @@ async def test_auditor_status_is_admin_only_and_events_flow(swift_daemon, sw):
             assert "passes_completed" in st and "findings" in st
         async with http.post(sw.base + "/swift/monostack/auditor", headers={"X-Auth-Token": sw.token}) as r:
             assert r.status == 200 and (await r.json())["auditor"]["passes_completed"] >= 1
-    health = swift_daemon.appliance.ctx.components["object"].health()
+    health = swift_daemon.appliance.ctx.components.object.health()
     assert "auditor" in health
 
 

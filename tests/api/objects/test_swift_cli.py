@@ -86,7 +86,7 @@ async def test_swift_cli_static_large_object(swift_daemon, sw, tmp_path):
 async def test_swift_cli_listing_pagination_prefix_delimiter_20000(swift_daemon, sw, tmp_path):
     """20,000 names loaded through the engine's index (real PUTs run at ~110/s on this
     2-core box, so 20,000 would take ~3 minutes), plus 300 real PUTs through HTTP mixed in."""
-    engine = swift_daemon.appliance.ctx.components["object"].engine
+    engine = swift_daemon.appliance.ctx.components.object.engine
     st, _, _ = await sw.request("PUT", "/many")
     assert st == 201
     now = time.time()

@@ -9,8 +9,8 @@ from appliance.client import MonostackClient
 from tests.api.images.conftest import make_qcow2, needs_qemu_img  # noqa: F401
 from tests.daemon import InProcessDaemon, write_config
 
-COMPONENTS = ["appliance.images.component:ImageComponent",
-              "appliance.volumes.component:VolumeComponent"]
+COMPONENTS = ["images",
+              "volumes"]
 
 
 @pytest.fixture

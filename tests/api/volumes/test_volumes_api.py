@@ -30,7 +30,7 @@ def qemu_info(path) -> dict:
 
 
 def files(daemon):
-    return daemon.appliance.ctx.components["volume"].service.files
+    return daemon.appliance.ctx.components.volume.service.files
 
 
 async def test_discovery_with_and_without_project(daemon, admin):
@@ -97,7 +97,7 @@ async def test_volume_from_a_stored_image_qemu_cannot_open_goes_to_error(daemon,
     disk = make_qcow2(tmp_path / "src.qcow2", "64M")
     img = await create_image(admin, "turned-hostile")
     await upload(admin, img["id"], disk)
-    images = daemon.appliance.ctx.components["image"].service
+    images = daemon.appliance.ctx.components.image.service
     hostile = qcow2_beyond_qemu(tmp_path, 36, 1 << 24, "stored-l1")
     images.blobs.path(img["id"]).write_bytes(hostile.read_bytes())
     vol = (await admin.post(vpath(admin, "/volumes"), {"volume": {
@@ -158,7 +158,7 @@ async def test_snapshot_revert_clone_and_extend(daemon, admin):
 
 async def test_attach_status_machine_and_delete_refused_while_in_use(daemon, admin):
     vol = await create_volume(admin, name="attachme")
-    seam = daemon.appliance.ctx.components["volume"]
+    seam = daemon.appliance.ctx.components.volume
     pid = admin.session.project_id
     target = await seam.volume_for_attach(vol["id"], pid)
     assert target.path == files(daemon).path(vol["id"]) and target.format == "qcow2"
@@ -275,7 +275,7 @@ async def test_restart_settles_interrupted_volumes(tmp_path):
     async with InProcessDaemon(config, components=COMPONENTS) as d:
         admin = await d.admin_client()
         ok = await create_volume(admin, name="ok")
-        service = d.appliance.ctx.components["volume"].service
+        service = d.appliance.ctx.components.volume.service
         rec = service.volumes.require(ok["id"])
         rec.status = "extending"
         await service.volumes.save(rec)

@@ -100,7 +100,7 @@ async def test_cloud_init_configures_from_metadata_service_and_config_drive(tmp_
                     assert got["ci-key"].strip() == kp["public_key"].strip(), got
                 assert "metadata (http://169.254.169.254)" in seen["md"]["ci-source"], seen["md"]
                 assert "config-disk" in seen["cd"]["ci-source"], seen["cd"]
-                stats = daemon.appliance.ctx.components["network"].manager.metadata.server.stats
+                stats = daemon.appliance.ctx.components.network.manager.metadata.server.stats
                 assert stats["ok"] >= 5 and stats["errors"] == 0, stats
             finally:
                 for sid in made:
@@ -108,7 +108,7 @@ async def test_cloud_init_configures_from_metadata_service_and_config_drive(tmp_
                         await client.delete(f"{C}/servers/{sid}")
                     except Exception:
                         pass
-                compute = daemon.appliance.ctx.components["compute"].manager
+                compute = daemon.appliance.ctx.components.compute.manager
                 try:
                     await compute.wait_idle(120)
                 except Exception:

@@ -72,7 +72,7 @@ class Env:
 
     @property
     def manager(self):
-        return self.daemon.appliance.ctx.components["compute"].manager
+        return self.daemon.appliance.ctx.components.compute.manager
 
     def vpath(self, rest: str = "") -> str:
         return f"/volume/v3/{self.client.session.project_id}{rest}"

@@ -91,7 +91,7 @@ async def ask_one(namespace: str, request: bytes, source: str = "") -> dict:
 class MetadataDaemon(InProcessDaemon):
     def __init__(self, config, scratch) -> None:
         super().__init__(config, components=[*COMPONENTS,
-                                             "appliance.network.component:NetworkComponent"])
+                                             "network"])
         self.scratch = scratch
 
     async def __aenter__(self):
@@ -274,7 +274,7 @@ async def test_fake_guests_read_only_their_own_metadata(tmp_path):
                 await wait_for(gone, timeout=30)
                 after = await ask_one(guests["b"], get("/openstack/latest/meta_data.json"))
                 assert after["status"] in (0, 404) and b["id"] not in after["body"], after
-                stats = daemon.appliance.ctx.components["network"].manager.metadata.server.stats
+                stats = daemon.appliance.ctx.components.network.manager.metadata.server.stats
                 assert stats["errors"] == 0 and stats["rate_limited"] >= 1
             finally:
                 await admin.close()
