@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.config import ApiConfig, Config
 from appliance.errors import Invalid
+from storage.atomic import write_text_atomic
 
 CLIENT_CONFIG = Path("/etc/monostack/client.toml")
 
@@ -66,11 +67,7 @@ class ClientConfig:
                 return False
         except OSError:
             pass
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_text_atomic(path, text, 0o644)
         return True
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import Conflict, Invalid, NotFound
+from storage.atomic import atomic_writer
 
 OPERATORS_GROUP = "monostack-operators"
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
@@ -67,16 +68,9 @@ def _operator_account(name: str, group: str) -> pwd.struct_passwd:
 def _write_owned(path: Path, text: str, user: pwd.struct_passwd) -> Path:
     """Replace `path` (in a directory the user owns) atomically with a 0600 file of theirs;
     root never follows a link the user may have planted there."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fchown(fd, user.pw_uid, user.pw_gid)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    with atomic_writer(path, 0o600) as f:  # O_EXCL on a fresh random name: no link followed
+        os.fchown(f.fileno(), user.pw_uid, user.pw_gid)
+        f.write(text.encode())
     return path
 
 

@@ -72,6 +72,22 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[B
     fsync_dir(target.parent)
 
 
+def install_temp(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Make a temp file another writer filled (qemu-img, a libvirt backup job) the content of
+    `path`, as atomic_writer does: fsync its data, rename it over `path`, fsync the directory.
+    `tmp` must be in `path`'s directory (temp_path_for); on failure it is left to the caller."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise translate_os_error(exc, str(path)) from exc
+    fsync_dir(Path(path).parent)
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
     with atomic_writer(path, mode) as f:
         f.write(data)

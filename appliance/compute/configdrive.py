@@ -11,21 +11,21 @@ glean find what they expect:
 for the versions in VERSIONS and `latest`. Rock Ridge and Joliet carry the real (long, lower
 case, dashed) names; the plain ISO9660 names underneath are mechanical upper-case stand-ins.
 pycdlib builds the image in memory (a config drive is a few KiB) instead of a genisoimage or
-xorriso process per boot. The file is written to a temporary name, fsynced and renamed, so a
-crash never leaves a half-written drive where a guest could find it.
+xorriso process per boot. The file is written through storage/atomic.py, so a crash never
+leaves a half-written drive where a guest could find it.
 """
 from __future__ import annotations
 
 import asyncio
 import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import pycdlib
+
+from storage.atomic import write_bytes_atomic_async
 
 VOLUME_LABEL = "config-2"
 #: Dated versions written besides `latest` (cloud-init picks the newest it knows).
@@ -126,31 +126,8 @@ def build_config_drive(content: ConfigDriveContent) -> bytes:
         iso.close()
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # qemu (libvirt-qemu) must read it
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 async def write_config_drive(content: ConfigDriveContent, path: str) -> int:
     """Build the ISO and put it at `path` atomically; returns its size in bytes."""
     data = await asyncio.to_thread(build_config_drive, content)
-    await asyncio.to_thread(_write_atomically, path, data)
+    await write_bytes_atomic_async(path, data, 0o644)  # qemu (libvirt-qemu) must read it
     return len(data)

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from appliance.errors import InsufficientStorage, Invalid, MonostackError
-from appliance.state.store import SCHEMA_VERSION, Store, _fsync_dir
+from appliance.state.store import SCHEMA_VERSION, Store
+from storage.atomic import atomic_writer, fsync_dir, write_bytes_atomic
 
 FORMAT = "monostack-state-backup/1"
 
@@ -74,32 +75,14 @@ def _write_new(directory: Path, name: str, data: dict) -> Path:
 
 def move_backup(source: Path, dest: Path) -> None:
     """Host-side: put a finished backup at `dest` (mode 0600), replacing it atomically."""
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
+    with atomic_writer(dest, 0o600) as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
     Path(source).unlink()
 
 
 def _write(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(json.dumps(data, separators=(",", ":")).encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_bytes_atomic(path, json.dumps(data, separators=(",", ":")).encode(), 0o600)
 
 
 def restore_backup(backup: Path, state_dir: Path) -> dict:
@@ -115,5 +98,5 @@ def restore_backup(backup: Path, state_dir: Path) -> dict:
     _write(state_dir / "snapshot.json", snapshot)
     for seg in state_dir.glob("journal.*"):
         seg.unlink()
-    _fsync_dir(state_dir)
+    fsync_dir(state_dir)
     return {k: data[k] for k in ("created_at", "seq", "counts")}

@@ -39,6 +39,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from appliance.errors import InsufficientStorage, MonostackError
+from storage.atomic import fsync_dir, remove_stale_temps, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,6 @@ def _decode_line(line: bytes) -> dict[str, Any] | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class Store:
     """Crash-safe TinyDB-backed store. Create, `await open()`, then read and commit."""
@@ -148,6 +142,7 @@ class Store:
 
     def _open_sync(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        remove_stale_temps(self.directory)  # a snapshot a crash cut short
         snap = self.directory / "snapshot.json"
         if snap.exists():
             data = json.loads(snap.read_bytes())
@@ -378,27 +373,21 @@ class Store:
         self._journal = open(path, "ab", buffering=0)
         self._journal_path = path
         self._journal_size = 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _write_snapshot_sync(self, tables: dict[str, Any], seq: int) -> None:
         data = json.dumps(
             {"schema_version": self._schema_version, "seq": seq, "tables": tables},
             separators=(",", ":"),
         ).encode()
-        tmp = self.directory / "snapshot.json.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.directory / "snapshot.json")
-        _fsync_dir(self.directory)
+        write_bytes_atomic(self.directory / "snapshot.json", data, 0o600)
         self._snapshot_size = len(data)
 
     def _drop_segments_before(self, current: Path | None) -> None:
         for seg in self._segments():
             if seg != current:
                 seg.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
 
 __all__ = ["Store", "Put", "Delete", "Query", "Document", "SCHEMA_VERSION", "MIGRATIONS"]

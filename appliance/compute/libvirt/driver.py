@@ -24,7 +24,6 @@ import os
 import shutil
 import threading
 import time
-import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -61,6 +60,7 @@ from appliance.errors import (
     ServiceUnavailable,
 )
 from storage import qemu_img
+from storage.atomic import install_temp, temp_path_for
 from storage.errors import QemuImgError
 
 log = logging.getLogger(__name__)
@@ -825,8 +825,7 @@ class LibvirtDriver:
         disk = next((d for d in disks if d.target == target and d.device == DiskDevice.DISK), None)
         if disk is None or not disk.path:
             raise NotFound(f"domain {uuid} has no file disk {target}")
-        dest_dir = os.path.dirname(os.path.abspath(dest_path))
-        tmp = os.path.join(dest_dir, f".{os.path.basename(dest_path)}.{uuidlib.uuid4().hex}.tmp")
+        tmp = str(temp_path_for(Path(dest_path).absolute()))
         live = active and self.capabilities.supports_live_snapshot
         try:
             if live:
@@ -835,7 +834,7 @@ class LibvirtDriver:
                 if not os.path.exists(disk.path):
                     raise NotFound(f"disk file of {uuid} {target} does not exist: {disk.path}")
                 await _qemu_img_convert(disk.path, disk.format, tmp, format)
-            await asyncio.to_thread(_fsync_rename, tmp, dest_path)
+            await asyncio.to_thread(install_temp, tmp, dest_path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -988,17 +987,3 @@ async def _qemu_img_convert(src: str, src_format: str | None, dest: str,
         await qemu_img.convert(src, src_format or "raw", dest, str(format), force_share=True)
     except (QemuImgError, ValueError) as exc:
         raise HypervisorError(f"qemu-img convert failed: {exc}") from exc
-
-
-def _fsync_rename(tmp: str, dest: str) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, dest)
-    dfd = os.open(os.path.dirname(os.path.abspath(dest)), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

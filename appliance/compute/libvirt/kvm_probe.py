@@ -24,6 +24,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from storage.atomic import write_text_atomic
+
 log = logging.getLogger("monostack.compute")
 
 _PR_SET_PDEATHSIG = 1
@@ -115,12 +117,7 @@ def read_verdict(path: Path) -> ProbeVerdict | None:
 
 
 def _write_verdict(path: Path, verdict: ProbeVerdict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(asdict(verdict), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(asdict(verdict)), 0o644)
 
 
 async def kvm_boots_cached(qemu: str, kernel: str, timeout: float,
