@@ -18,6 +18,7 @@ from appliance.api.util import LOCAL_SOURCE, auth_of, client_source, ctx_of, jso
 from appliance.api.validation import valid_query
 from appliance.component import ApplianceContext
 from appliance.errors import Forbidden, Unauthorized
+from appliance.identity.policy import owns
 
 
 @public
@@ -79,7 +80,7 @@ async def event_stream(request: web.Request) -> web.WebSocketResponse:
     async def pump() -> None:
         while True:
             event = await queue.get()
-            if auth.is_admin or event.project_id in (None, auth.project_id):
+            if event.project_id is None or owns(auth, event.project_id):
                 await ws.send_str(json.dumps(_event(event)))
 
     task = asyncio.create_task(pump())

@@ -16,6 +16,7 @@ from appliance.api.util import (
 from appliance.api.validation import valid_body
 from appliance.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from appliance.identity.domains import DOMAIN_FIELDS, Domain
+from appliance.identity.policy import owns
 from appliance.identity.records import (
     DEFAULT_DOMAIN_ID, SYSTEM_SCOPE, Project, Role, User,
 )
@@ -328,7 +329,7 @@ async def get_project(request: web.Request) -> web.Response:
     pid = request.match_info["project_id"]
     auth = auth_of(request)
     ident = ctx_of(request).identity
-    if not auth.is_admin and pid != auth.project_id:
+    if not owns(auth, pid):
         raise Forbidden("You are not authorized to perform the requested action: identity:get_project.")
     return web.json_response({"project": _project(request, ident.projects.require(pid))})
 

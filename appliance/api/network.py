@@ -39,7 +39,7 @@ from appliance.api.schemas import network as schemas
 from appliance.api.schemas.types import PAGE, as_int
 from appliance.api.validation import valid_body, valid_query, validate
 from appliance.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from appliance.identity.policy import AuthContext
+from appliance.identity.policy import AuthContext, owns
 from appliance.network.manager import UNSET, NetworkManager
 from appliance.network.records import (
     QUOTA_DEFAULTS,
@@ -263,7 +263,7 @@ async def _create_body(request: web.Request, action: str, schema: dict[str, Any]
     auth = authorize(request, action)
     body = await valid_body(request, schema)
     project_id = body.get("project_id") or body.get("tenant_id") or auth.project_id
-    if project_id != auth.project_id and not auth.is_admin:
+    if not owns(auth, project_id):
         raise Forbidden(f"Policy doesn't allow {action} to be performed on another project.")
     if not project_id:
         raise BadRequest("A project-scoped token is required.")
@@ -271,7 +271,7 @@ async def _create_body(request: web.Request, action: str, schema: dict[str, Any]
 
 
 def _check_owner(auth: AuthContext, project_id: str, visible: bool, what: str) -> None:
-    if auth.is_admin or project_id == auth.project_id:
+    if owns(auth, project_id):
         return
     if visible:
         raise Forbidden(f"Policy doesn't allow this operation on {what}.")
@@ -279,7 +279,7 @@ def _check_owner(auth: AuthContext, project_id: str, visible: bool, what: str) -
 
 
 def _own(auth: AuthContext, project_id: str, what: str) -> None:
-    if not auth.is_admin and project_id != auth.project_id:
+    if not owns(auth, project_id):
         raise NotFound(f"{what} could not be found.")
 
 
@@ -463,14 +463,14 @@ async def delete_subnet(request: web.Request) -> web.Response:
 def _port(request: web.Request) -> Port:
     auth = auth_of(request)
     port = _mgr(request).ports.get(request.match_info["id"])
-    if port is None or not (auth.is_admin or port.project_id == auth.project_id):
+    if port is None or not owns(auth, port.project_id):
         raise NotFound(f"Port {request.match_info['id']} could not be found.")
     return port
 
 
 async def list_ports(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_ports")
-    ports = _mgr(request).ports.list(lambda p: auth.is_admin or p.project_id == auth.project_id)
+    ports = _mgr(request).ports.list(lambda p: owns(auth, p.project_id))
     return _json("ports", _filtered(request, [port_view(p) for p in ports]))
 
 
@@ -522,7 +522,7 @@ def _sg(request: web.Request, sg_id: str | None = None) -> SecurityGroup:
     auth = auth_of(request)
     sg_id = sg_id or request.match_info["id"]
     sg = _mgr(request).security_groups.get(sg_id)
-    if sg is None or not (auth.is_admin or sg.project_id == auth.project_id):
+    if sg is None or not owns(auth, sg.project_id):
         raise NotFound(f"Security group {sg_id} does not exist")
     return sg
 
@@ -532,7 +532,7 @@ async def list_security_groups(request: web.Request) -> web.Response:
     mgr = _mgr(request)
     if auth.project_id:
         await mgr.ensure_default_sg(auth.project_id)
-    groups = mgr.security_groups.list(lambda g: auth.is_admin or g.project_id == auth.project_id)
+    groups = mgr.security_groups.list(lambda g: owns(auth, g.project_id))
     return _json("security_groups", _filtered(request, [sg_view(mgr, g) for g in groups]))
 
 
@@ -567,7 +567,7 @@ async def delete_security_group(request: web.Request) -> web.Response:
 
 async def list_security_group_rules(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_security_group_rules")
-    rules = _mgr(request).sg_rules.list(lambda r: auth.is_admin or r.project_id == auth.project_id)
+    rules = _mgr(request).sg_rules.list(lambda r: owns(auth, r.project_id))
     return _json("security_group_rules", _filtered(request, [rule_view(r) for r in rules]))
 
 
@@ -584,7 +584,7 @@ async def create_security_group_rule(request: web.Request) -> web.Response:
 async def get_security_group_rule(request: web.Request) -> web.Response:
     auth = authorize(request, "network:get_security_group_rule")
     rule = _mgr(request).sg_rules.get(request.match_info["id"])
-    if rule is None or not (auth.is_admin or rule.project_id == auth.project_id):
+    if rule is None or not owns(auth, rule.project_id):
         raise NotFound(f"Security group rule {request.match_info['id']} does not exist")
     return _json("security_group_rule", rule_view(rule))
 
@@ -592,7 +592,7 @@ async def get_security_group_rule(request: web.Request) -> web.Response:
 async def delete_security_group_rule(request: web.Request) -> web.Response:
     auth = authorize(request, "network:delete_security_group_rule")
     rule = _mgr(request).sg_rules.get(request.match_info["id"])
-    if rule is None or not (auth.is_admin or rule.project_id == auth.project_id):
+    if rule is None or not owns(auth, rule.project_id):
         raise NotFound(f"Security group rule {request.match_info['id']} does not exist")
     await _mgr(request).delete_security_group_rule(rule.id)
     return web.Response(status=204)
@@ -603,7 +603,7 @@ async def delete_security_group_rule(request: web.Request) -> web.Response:
 def _router(request: web.Request) -> Router:
     auth = auth_of(request)
     router = _mgr(request).routers.get(request.match_info["id"])
-    if router is None or not (auth.is_admin or router.project_id == auth.project_id):
+    if router is None or not owns(auth, router.project_id):
         raise NotFound(f"Router {request.match_info['id']} could not be found")
     return router
 
@@ -621,7 +621,7 @@ def _gateway_info(request: web.Request, info: Any) -> dict | None:
 async def list_routers(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_routers")
     mgr = _mgr(request)
-    routers = mgr.routers.list(lambda r: auth.is_admin or r.project_id == auth.project_id)
+    routers = mgr.routers.list(lambda r: owns(auth, r.project_id))
     return _json("routers", _filtered(request, [router_view(mgr, r) for r in routers]))
 
 
@@ -688,14 +688,14 @@ async def remove_router_interface(request: web.Request) -> web.Response:
 def _fip(request: web.Request) -> FloatingIP:
     auth = auth_of(request)
     fip = _mgr(request).floatingips.get(request.match_info["id"])
-    if fip is None or not (auth.is_admin or fip.project_id == auth.project_id):
+    if fip is None or not owns(auth, fip.project_id):
         raise NotFound(f"Floating IP {request.match_info['id']} could not be found")
     return fip
 
 
 async def list_floatingips(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_floatingips")
-    fips = _mgr(request).floatingips.list(lambda f: auth.is_admin or f.project_id == auth.project_id)
+    fips = _mgr(request).floatingips.list(lambda f: owns(auth, f.project_id))
     return _json("floatingips", _filtered(request, [fip_view(f) for f in fips]))
 
 

@@ -49,7 +49,7 @@ from appliance.errors import (
     Unauthorized,
     Unprocessable,
 )
-from appliance.identity.policy import ROLE_RANK, AuthContext, enforce
+from appliance.identity.policy import ROLE_RANK, AuthContext, enforce, owns
 from appliance.objects import large, swift, tempurl
 from appliance.objects.swift import Acl, SwiftPath
 from storage import objects as so
@@ -119,7 +119,7 @@ def _caller(request: web.Request) -> AuthContext | None:
 
 
 def _owns(auth: AuthContext | None, path: SwiftPath) -> bool:
-    return auth is not None and (auth.is_admin or auth.project_id == path.project_id)
+    return auth is not None and owns(auth, path.project_id)
 
 
 def _swift_owner(auth: AuthContext | None, path: SwiftPath) -> bool:

@@ -135,6 +135,13 @@ def allowed(ctx: AuthContext, action: str, *, target_project_id: str | None = No
     return ctx.rank >= ROLE_RANK[rule]
 
 
+def owns(ctx: AuthContext, project_id: str | None) -> bool:
+    """May the caller see and act on a record of `project_id`: its own project's, or any as a
+    cloud admin. The one ownership check (a record the caller may not see is a 404, never a
+    403, so its existence does not leak)."""
+    return ctx.is_admin or project_id == ctx.project_id
+
+
 def enforce(ctx: AuthContext, action: str, *, target_project_id: str | None = None,
             target_user_id: str | None = None) -> None:
     if not allowed(ctx, action, target_project_id=target_project_id,

@@ -36,7 +36,7 @@ from appliance.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from appliance.identity.policy import AuthContext
+from appliance.identity.policy import AuthContext, owns
 from appliance.images.service import now_iso
 from appliance.quota import QuotaSource, Reservation
 from appliance.seams import AttachableVolume, ImageSeam
@@ -163,7 +163,7 @@ class VolumeService:
     # ------------------------------------------------------------------ reading
     def get(self, auth: AuthContext, volume_id: str) -> Volume:
         vol = self.volumes.get(volume_id)
-        if vol is None or not (auth.is_admin or vol.project_id == auth.project_id):
+        if vol is None or not owns(auth, vol.project_id):
             raise NotFound(f"Volume {volume_id} could not be found.")
         return vol
 
@@ -174,7 +174,7 @@ class VolumeService:
 
     def get_snapshot(self, auth: AuthContext, snapshot_id: str) -> Snapshot:
         snap = self.snapshots.get(snapshot_id)
-        if snap is None or not (auth.is_admin or snap.project_id == auth.project_id):
+        if snap is None or not owns(auth, snap.project_id):
             raise NotFound(f"Snapshot {snapshot_id} could not be found.")
         return snap
 

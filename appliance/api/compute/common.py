@@ -15,6 +15,7 @@ from aiohttp import web
 from appliance.api.microversions import Microversions, fmt_version
 from appliance.api.util import auth_of, ctx_of
 from appliance.errors import BadRequest, Conflict, NotFound
+from appliance.identity.policy import owns
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 60)
@@ -69,7 +70,7 @@ def require_instance(request: web.Request, server_id: str, action: str) -> Any:
     from appliance.api.util import authorize
     inst = component(request).manager.instances.get(server_id)
     auth = auth_of(request)
-    if inst is None or (not auth.is_admin and inst.project_id != auth.project_id):
+    if inst is None or not owns(auth, inst.project_id):
         raise NotFound(f"Instance {server_id} could not be found.")
     authorize(request, action, target_project_id=inst.project_id)
     return inst

@@ -18,6 +18,7 @@ from appliance.api.util import auth_of, authorize, ctx_of, public
 from appliance.api.validation import valid_body
 from appliance.compute.records import DEFAULT_QUOTAS, QuotaSet, ServerGroup
 from appliance.errors import BadRequest, NotFound
+from appliance.identity.policy import owns
 
 #: quota keys shown at our max microversion (2.57 dropped injected_file*, 2.36 network ones)
 SHOWN_QUOTAS = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
@@ -269,7 +270,7 @@ async def create_server_group(request: web.Request) -> web.Response:
 def _group(request: web.Request) -> ServerGroup:
     auth = auth_of(request)
     g = component(request).server_groups.get(request.match_info["id"])
-    if g is None or (not auth.is_admin and g.project_id != auth.project_id):
+    if g is None or not owns(auth, g.project_id):
         raise NotFound(f"Server group {request.match_info['id']} could not be found.")
     return g
 
