@@ -16,6 +16,7 @@ from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.hostnames import hostname_of
 from appliance.compute.manager import ComputeManager
 from appliance.compute.records import Flavor, KeyPair, ServerGroup, TaskState, VmState
+from appliance.compute.service import ComputeService
 from appliance.errors import Forbidden
 from appliance.quota import QuotaSource
 from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
@@ -60,6 +61,9 @@ class ComputeComponent:
             lambda project_id: {"server_groups": len(self.server_groups.list(
                 lambda g: g.project_id == project_id))},
             lambda *_: Forbidden("Quota exceeded, too many server groups.")))
+        self.service = ComputeService(self.manager, self.flavors, self.keypairs,
+                                      self.server_groups, ctx.quotas, images=images,
+                                      volumes=volumes, network=network)
         self.console_tokens = ConsoleTokens()
         self.console_proxy = ConsoleProxy(self._open_console)
         self.manager.console_proxy = self.console_proxy  # type: ignore[attr-defined]
@@ -81,10 +85,7 @@ class ComputeComponent:
 
     async def bootstrap(self, admin_project: Any) -> None:
         for flavor in DEFAULT_FLAVORS:
-            if self.flavors.get(flavor.id) is None and not self.flavors.list(
-                    lambda f, n=flavor.name: f.name == n):
-                await self.flavors.save(Flavor(**{**flavor.__dict__, "extra_specs": {},
-                                                  "projects": []}))
+            await self.service.ensure_flavor(flavor)
 
     # ---- what network may ask compute (appliance/seams.py ComputeForNetwork) ----------------
 

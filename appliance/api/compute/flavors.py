@@ -1,9 +1,6 @@
 """/flavors (+ extra specs, access) and /os-keypairs."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -14,22 +11,19 @@ from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
 from appliance.api.util import auth_of, authorize, query_bool
 from appliance.api.validation import valid_body, valid_query
-from appliance.compute.records import Flavor, KeyPair
-from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
+from appliance.compute.records import Flavor
+from appliance.compute.service import ComputeService, FlavorSpec
+from appliance.errors import BadRequest, NotFound
 
 
 def _may_use(request: web.Request, f: Flavor) -> bool:
-    auth = auth_of(request)
-    return f.is_public or auth.is_admin or (auth.project_id in f.projects)
+    return ComputeService.may_use_flavor(auth_of(request), f)
 
 
 def find_flavor(request: web.Request, flavor_id: str) -> Flavor:
-    f = component(request).flavors.get(flavor_id)
-    if f is None or not _may_use(request, f):
-        raise BadRequest(f"Flavor {flavor_id} could not be found.") \
-            if request.path.endswith(("/servers", "/action")) \
-            else NotFound(f"Flavor {flavor_id} could not be found.")
-    return f
+    return component(request).service.find_flavor(
+        auth_of(request), flavor_id,
+        for_request=request.path.endswith(("/servers", "/action")))
 
 
 def _listed(request: web.Request) -> list[Flavor]:
@@ -91,43 +85,31 @@ def _int(body: dict, key: str, default: int = 0) -> int:
 async def create_flavor(request: web.Request) -> web.Response:
     authorize(request, "compute:create_flavor")
     body = await valid_body(request, schemas.FLAVOR_CREATE)
-    comp = component(request)
-    name = body["name"].strip()
-    fid = body.get("id")
-    if fid in (None, "", "auto"):
-        fid = str(uuid.uuid4())
-    fid = str(fid)
-    if comp.flavors.get(fid) is not None:
-        raise Conflict(f"Flavor with ID {fid} already exists.")
-    if comp.flavors.list(lambda f: f.name == name):
-        raise Conflict(f"Flavor with name {name} already exists.")
     is_public = body.get("os-flavor-access:is_public", True)
-    flavor = Flavor(
-        id=fid, name=name, vcpus=_int(body, "vcpus"), ram=_int(body, "ram"),
-        disk=_int(body, "disk"), ephemeral=_int(body, "OS-FLV-EXT-DATA:ephemeral"),
-        swap=_int(body, "swap"), is_public=is_public is None or nova_bool(is_public),
+    spec = FlavorSpec(
+        id=body.get("id"), name=body["name"].strip(), vcpus=_int(body, "vcpus"),
+        ram=_int(body, "ram"), disk=_int(body, "disk"),
+        ephemeral=_int(body, "OS-FLV-EXT-DATA:ephemeral"), swap=_int(body, "swap"),
+        is_public=is_public is None or nova_bool(is_public),
         description=body.get("description"),
         rxtx_factor=float(body.get("rxtx_factor", 1.0) or 1.0))
-    await comp.flavors.save(flavor)
+    flavor = await component(request).service.create_flavor(spec)
     return web.json_response({"flavor": flavor_view(request, flavor)})
 
 
 async def update_flavor(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
-    comp = component(request)
-    f = comp.flavors.require(request.match_info["id"])
+    service = component(request).service
+    f = service.flavors.require(request.match_info["id"])
     body = await valid_body(request, schemas.FLAVOR_UPDATE)
     if "description" in body:
-        f.description = body["description"]
-    await comp.flavors.save(f)
+        f = await service.set_flavor_description(f.id, body["description"])
     return web.json_response({"flavor": flavor_view(request, f)})
 
 
 async def delete_flavor(request: web.Request) -> web.Response:
     authorize(request, "compute:delete_flavor")
-    comp = component(request)
-    comp.flavors.require(request.match_info["id"])
-    await comp.flavors.delete(request.match_info["id"])
+    await component(request).service.delete_flavor(request.match_info["id"])
     return web.Response(status=202)
 
 
@@ -146,25 +128,17 @@ async def get_extra_specs(request: web.Request) -> web.Response:
 
 async def set_extra_specs(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
-    comp = component(request)
-    f = comp.flavors.require(request.match_info["id"])
+    service = component(request).service
+    service.flavors.require(request.match_info["id"])
     key = request.match_info.get("key")
     body = await valid_body(request, schemas.EXTRA_SPECS if key is None
                             else schemas.EXTRA_SPEC_ONE)
     specs = body["extra_specs"] if key is None else body
     if key is not None and set(specs) != {key}:
         raise BadRequest("Request body and URI mismatch")
-    new = {**f.extra_specs, **{k: _spec_text(v) for k, v in specs.items()}}
-    if len(new) > MAX_EXTRA_SPECS:
-        raise BadRequest(f"Invalid input for field/attribute extra_specs. A flavor holds at "
-                         f"most {MAX_EXTRA_SPECS} extra specs.")
-    f.extra_specs = new
-    await comp.flavors.save(f)
+    f = await service.set_extra_specs(request.match_info["id"],
+                                      {k: _spec_text(v) for k, v in specs.items()})
     return web.json_response(specs if key is not None else {"extra_specs": dict(f.extra_specs)})
-
-
-#: Nova has no bound; a flavor record with thousands of specs is copied into every server.
-MAX_EXTRA_SPECS = 128
 
 
 def _spec_text(value: Any) -> str:
@@ -175,13 +149,8 @@ def _spec_text(value: Any) -> str:
 
 async def delete_extra_spec(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor")
-    comp = component(request)
-    f = comp.flavors.require(request.match_info["id"])
-    key = request.match_info["key"]
-    if key not in f.extra_specs:
-        raise NotFound(f"Flavor {f.id} has no extra specs with key {key}.")
-    del f.extra_specs[key]
-    await comp.flavors.save(f)
+    await component(request).service.delete_extra_spec(request.match_info["id"],
+                                                       request.match_info["key"])
     return web.Response(status=200)
 
 
@@ -196,61 +165,24 @@ async def flavor_access(request: web.Request) -> web.Response:
 
 async def flavor_action(request: web.Request) -> web.Response:
     authorize(request, "compute:update_flavor_access")
-    comp = component(request)
-    f = comp.flavors.require(request.match_info["id"])
+    service = component(request).service
+    service.flavors.require(request.match_info["id"])
     body = await valid_body(request, schemas.FLAVOR_ACTION)
     (action, args), = body.items()
     p = args["tenant"]
     if action == "addTenantAccess":
-        if p in f.projects:
-            raise Conflict(f"Flavor access already exists for flavor {f.id} and project {p}")
-        f.projects.append(p)
+        f = await service.add_flavor_access(request.match_info["id"], p)
     else:
-        if p not in f.projects:
-            raise NotFound(f"Flavor access not found for {f.id} / {p}")
-        f.projects.remove(p)
-    await comp.flavors.save(f)
+        f = await service.remove_flavor_access(request.match_info["id"], p)
     return web.json_response({"flavor_access": [{"flavor_id": f.id, "tenant_id": p}
                                                 for p in f.projects]})
 
 
 # -- key pairs ----------------------------------------------------------------------------------
 
-def fingerprint(public_key: str) -> str:
-    """Nova's: MD5 of the key blob, colon-separated hex."""
-    parts = public_key.strip().split()
-    if len(parts) < 2:
-        raise BadRequest("Keypair data is invalid: not an OpenSSH public key")
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except ValueError as exc:
-        raise BadRequest("Keypair data is invalid: bad base64") from exc
-    if not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
-        raise BadRequest(f"Keypair data is invalid: unknown key type {parts[0]}")
-    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
-
-
-def generate_keypair() -> tuple[str, str]:
-    """(public OpenSSH line, private key PEM): ed25519, made with `cryptography`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return public, private
-
-
 def _owner(request: web.Request) -> str:
-    auth = auth_of(request)
-    wanted = request.query.get("user_id")
-    if wanted and wanted != auth.user_id:
-        if not auth.is_admin:
-            raise Forbidden("Only an admin may manage another user's key pairs.")
-        return wanted
-    return auth.user_id
+    return component(request).service.keypair_owner(auth_of(request),
+                                                    request.query.get("user_id"))
 
 
 async def list_keypairs(request: web.Request) -> web.Response:
@@ -263,10 +195,7 @@ async def list_keypairs(request: web.Request) -> web.Response:
 
 async def show_keypair(request: web.Request) -> web.Response:
     authorize(request, "compute:get_keypair")
-    user = _owner(request)
-    k = component(request).keypairs.get(f"{user}/{request.match_info['name']}")
-    if k is None:
-        raise NotFound(f"Keypair {request.match_info['name']} not found for user {user}")
+    k = component(request).service.find_keypair(_owner(request), request.match_info["name"])
     return web.json_response({"keypair": keypair_view(request, k, full=True)})
 
 
@@ -274,30 +203,14 @@ async def create_keypair(request: web.Request) -> web.Response:
     authorize(request, "compute:create_keypair")
     auth = auth_of(request)
     body = await valid_body(request, schemas.KEYPAIR_CREATE)
-    comp = component(request)
     name = body["name"]
     if not name.strip():
         raise BadRequest(f"Invalid input for field/attribute name. Value: {name!r}. A key "
                          "pair name is not only blanks.")
-    user = body.get("user_id") or auth.user_id
-    if user != auth.user_id and not auth.is_admin:
-        raise Forbidden("Only an admin may create key pairs for other users.")
-    if comp.keypairs.get(f"{user}/{name}") is not None:
-        raise Conflict(f"Key pair '{name}' already exists.")
-    limit = comp.manager.quota_limits(auth.project_id or "")["key_pairs"]
-    if limit >= 0 and len(comp.keypairs.list(lambda k: k.user_id == user)) >= limit:
-        raise Forbidden("Quota exceeded, too many key pairs.")
-    private = None
-    public = body.get("public_key")
-    if public:
-        public = public.strip()
-    else:
-        public, private = generate_keypair()
-    kp = KeyPair(id=f"{user}/{name}", name=name, user_id=user, public_key=public,
-                 fingerprint=fingerprint(public), type=body.get("type", "ssh"))
-    await comp.keypairs.save(kp)
+    kp, private = await component(request).service.create_keypair(
+        auth, name, body.get("user_id"), body.get("public_key"), body.get("type", "ssh"))
     view = keypair_view(request, kp)
-    view["user_id"] = user
+    view["user_id"] = kp.user_id
     if private is not None:
         view["private_key"] = private
     from appliance.api.compute.common import at_least
@@ -306,12 +219,7 @@ async def create_keypair(request: web.Request) -> web.Response:
 
 async def delete_keypair(request: web.Request) -> web.Response:
     authorize(request, "compute:delete_keypair")
-    user = _owner(request)
-    comp = component(request)
-    kid = f"{user}/{request.match_info['name']}"
-    if comp.keypairs.get(kid) is None:
-        raise NotFound(f"Keypair {request.match_info['name']} not found for user {user}")
-    await comp.keypairs.delete(kid)
+    await component(request).service.delete_keypair(_owner(request), request.match_info["name"])
     from appliance.api.compute.common import at_least
     return web.Response(status=204 if at_least(request, 2) else 202)
 

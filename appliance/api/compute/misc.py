@@ -16,7 +16,7 @@ from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import as_int
 from appliance.api.util import auth_of, authorize, ctx_of, public
 from appliance.api.validation import valid_body
-from appliance.compute.records import DEFAULT_QUOTAS, QuotaSet, ServerGroup
+from appliance.compute.records import DEFAULT_QUOTAS, ServerGroup
 from appliance.errors import BadRequest, NotFound
 from appliance.identity.policy import owns
 
@@ -113,13 +113,11 @@ async def update_quotas(request: web.Request) -> web.Response:
     authorize(request, "compute:update_quotas")
     pid = request.match_info["project_id"]
     body = await valid_body(request, schemas.QUOTA_UPDATE)
-    manager = component(request).manager
-    qs = manager.quotas.get(pid) or QuotaSet(id=pid)
-    for key, value in body.items():
-        if key == "force" or key not in DEFAULT_QUOTAS:
-            continue  # Nova's network quotas (fixed_ips …) are accepted and not kept here
-        qs.limits[key] = as_int(value)  # -1 … 2^31-1 (schema)
-    await manager.quotas.save(qs)
+    limits = {key: as_int(value)  # -1 … 2^31-1 (schema)
+              for key, value in body.items()
+              # Nova's network quotas (fixed_ips …) are accepted and not kept here
+              if key != "force" and key in DEFAULT_QUOTAS}
+    await component(request).service.set_quota_limits(pid, limits)
     body = _quota_body(request, pid)
     body.pop("id")
     return web.json_response({"quota_set": body})
@@ -127,9 +125,7 @@ async def update_quotas(request: web.Request) -> web.Response:
 
 async def delete_quotas(request: web.Request) -> web.Response:
     authorize(request, "compute:update_quotas")
-    manager = component(request).manager
-    if manager.quotas.get(request.match_info["project_id"]):
-        await manager.quotas.delete(request.match_info["project_id"])
+    await component(request).service.reset_quota_limits(request.match_info["project_id"])
     return web.Response(status=202)
 
 
@@ -255,15 +251,10 @@ async def create_server_group(request: web.Request) -> web.Response:
     body = await valid_body(request, schemas.SERVER_GROUP_CREATE)
     name = body["name"]
     policies = body.get("policies") or ([body["policy"]] if body.get("policy") else [])
-    if len(policies) != 1 or policies[0] not in ("affinity", "anti-affinity", "soft-affinity",
-                                                 "soft-anti-affinity"):
+    if len(policies) != 1:
         raise BadRequest("server_group needs exactly one policy: affinity, anti-affinity, "
                          "soft-affinity or soft-anti-affinity")
-    comp = component(request)
-    g = ServerGroup(id=str(uuid.uuid4()), name=name, project_id=auth.project_id or "",
-                    user_id=auth.user_id, policy=policies[0])
-    async with ctx_of(request).quotas.reserve(g.project_id, {"server_groups": 1}) as held:
-        await held.store(comp.server_groups.save(g))
+    g = await component(request).service.create_server_group(auth, name, policies[0])
     return web.json_response({"server_group": _group_view(g)})
 
 
@@ -278,14 +269,13 @@ def _group(request: web.Request) -> ServerGroup:
 async def show_server_group(request: web.Request) -> web.Response:
     authorize(request, "compute:get_server_group")
     g = _group(request)
-    alive = component(request).manager.instances
-    g.members = [m for m in g.members if alive.get(m) is not None]
+    g.members = component(request).service.live_members(g)
     return web.json_response({"server_group": _group_view(g)})
 
 
 async def delete_server_group(request: web.Request) -> web.Response:
     authorize(request, "compute:delete_server_group")
     g = _group(request)
-    await component(request).server_groups.delete(g.id)
+    await component(request).service.delete_server_group(g.id)
     return web.Response(status=204)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -27,8 +26,8 @@ from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
 from appliance.api.util import auth_of, authorize, ctx_of, json_answer, public, query_bool
 from appliance.api.validation import valid_body, valid_query, validate
-from appliance.compute.manager import hostname_of
 from appliance.compute.records import Instance, PowerState, TaskState, VmState
+from appliance.compute.service import NewRootVolume, RootVolume, ServerCreate
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 
 _STATUS_FILTER = {"BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR",
@@ -40,167 +39,17 @@ _STATUS_FILTER = {"BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE",
 # -- create ---------------------------------------------------------------------------------
 
 async def create_server(request: web.Request) -> web.Response:
+    """Reads the body (shapes checked by its schema) into a ServerCreate; compute's service
+    judges and records it."""
     auth = authorize(request, "compute:create_server")
     if not auth.project_id:
         raise Forbidden("A project-scoped token is needed to create servers.")
     body = await valid_body(request, schemas.SERVER_CREATE, unwrap=False)
     srv = body["server"]
-    comp = component(request)
-    manager = comp.manager
-
-    name = server_name(srv.get("name"))
-    min_count = as_int(srv.get("min_count", 1))
-    max_count = as_int(srv.get("max_count", min_count))
-    if max_count < min_count:
-        raise BadRequest(f"Invalid input for field/attribute min_count. Value: {min_count}. "
-                         f"min_count must be <= max_count ({max_count}).")
-    flavor = find_flavor(request, str(srv["flavorRef"]).rstrip("/").rsplit("/", 1)[-1])
-    metadata = dict(srv.get("metadata") or {})
-    if len(metadata) > manager.quota_limits(auth.project_id)["metadata_items"] >= 0:
-        raise Forbidden("Quota exceeded for metadata_items")
-
-    image_id = srv.get("imageRef") or None
-    if isinstance(image_id, str):
-        image_id = image_id.rstrip("/").rsplit("/", 1)[-1] or None
-    root_volume: dict[str, Any] | None = None
-    #: boot from image onto a new volume (source image, destination volume, boot_index 0)
-    image_volume: dict[str, Any] | None = None
-    for bdm in srv.get("block_device_mapping_v2") or []:
-        src, dest = bdm.get("source_type"), bdm.get("destination_type", "volume")
-        boot = str(bdm.get("boot_index", "")) == "0"
-        if src == "image" and dest == "local":
-            image_id = image_id or bdm.get("uuid")
-        elif src == "volume" and boot:
-            root_volume = bdm
-        elif src == "image" and dest == "volume" and boot:
-            if not bdm.get("uuid"):
-                raise BadRequest("block_device_mapping_v2: source_type image needs a uuid")
-            image_volume = bdm
-            image_id = None
-        elif src in ("blank", "image", "snapshot") and dest == "volume":
-            raise BadRequest(f"block device mapping {src} -> volume is not supported; create "
-                             "the volume first and boot from it (source_type volume)")
-        elif src == "volume":
-            raise BadRequest("Only the root volume may be given at create; attach others "
-                             "with os-volume_attachments")
-    if image_id is None and root_volume is None and image_volume is None:
-        raise BadRequest("An image (imageRef) or a bootable volume (block_device_mapping_v2 "
-                         "with source_type volume and boot_index 0) is required.")
-
-    boot_image = None
-    if root_volume is None and image_volume is None:
-        image_seam = ctx_of(request).components.image
-        if image_seam is None:
-            raise BadRequest("Cannot boot from an image: no image service is running.")
-        try:
-            boot_image = await image_seam.boot_source(image_id, auth.project_id)
-        except NotFound as exc:
-            raise BadRequest(f"Image {image_id} could not be found.") from exc
-        except Conflict as exc:
-            raise BadRequest(f"Image {image_id} is not active: {exc}") from exc
-        if boot_image.min_ram and flavor.ram < boot_image.min_ram:
-            raise BadRequest("Flavor's memory is too small for requested image.")
-        if boot_image.min_disk and flavor.disk and flavor.disk < boot_image.min_disk:
-            raise BadRequest("Flavor's disk is too small for requested image.")
-        if boot_image.virtual_size and flavor.disk and \
-                flavor.disk * (1 << 30) < boot_image.virtual_size:
-            # the root overlay cannot be smaller than the image (say so now, not as a fault)
-            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk "
-                             f"is {flavor.disk * (1 << 30)} bytes, image is "
-                             f"{boot_image.virtual_size} bytes.")
-
-    build_params: dict[str, Any] = {}
-    if image_volume is not None:
-        build_params["boot_volume"] = await _boot_volume_request(request, auth.project_id,
-                                                                 image_volume, flavor)
-    volume_attachment = None
-    if root_volume is not None:
-        vol_seam = ctx_of(request).components.volume
-        if vol_seam is None:
-            raise BadRequest("Cannot boot from a volume: no volume service is running.")
-        vid = root_volume.get("uuid")
-        try:
-            vol = await vol_seam.root_volume_for_boot(vid, auth.project_id)
-        except NotFound as exc:
-            raise BadRequest(f"Volume {vid} could not be found.") from exc
-        except Conflict as exc:  # Nova: InvalidVolume → 400
-            raise BadRequest(f"Invalid volume: {exc}") from exc
-        volume_attachment = {"id": vid, "volume_id": vid, "device": "/dev/vda",
-                             "path": str(vol.path), "format": vol.format, "boot": True,
-                             "delete_on_termination": nova_bool(root_volume.get(
-                                 "delete_on_termination"))}
-        image_id = None
-
-    key_name = srv.get("key_name")
-    key_data = None
-    if key_name:
-        kp = comp.keypairs.get(f"{auth.user_id}/{key_name}")
-        if kp is None:
-            raise BadRequest("Invalid key_name provided.")
-        key_data = kp.public_key
-
-    user_data = srv.get("user_data")  # base64 of ≤ 65535 characters (schema)
-    networks = srv.get("networks")
-    if networks in (None, "auto"):
-        requested: list[dict[str, Any]] = []
-    elif networks == "none":
-        requested = [{"none": True}]
-    else:
-        requested = [{k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n}
-                     for n in networks]
-    net_seam = ctx_of(request).components.network
-    if requested and net_seam is not None:
-        try:  # refused here, as Nova does, not by a build that ends in ERROR
-            net_seam.check_requested_networks(auth.project_id, requested)
-        except NotFound as exc:
-            raise BadRequest(str(exc)) from exc
-    tags = list(dict.fromkeys(srv.get("tags") or []))
-    sgs = [sg.get("name", "default") for sg in srv.get("security_groups") or []] or ["default"]
-    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
-    group_id = hints.get("group")
-    if isinstance(group_id, list):
-        group_id = group_id[0] if group_id else None
-    if group_id and comp.server_groups.get(group_id) is None:
-        raise BadRequest(f"Invalid server group {group_id}")
-
-    # the quota is reserved before any instance object is built: a count beyond it costs
-    # nothing, and parallel creates cannot pass it together
-    held = None
-    try:
-        held = await manager.reserve_instances(auth.project_id, flavor.snapshot(), max_count)
-        reservation = "r-" + secrets.token_hex(4)
-        instances = []
-        for i in range(max_count):
-            display = name if max_count == 1 else f"{name}-{i + 1}"
-            instances.append(Instance(
-                id=str(uuid.uuid4()), name=display, project_id=auth.project_id,
-                user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
-                root_volume_id=volume_attachment["volume_id"] if volume_attachment else None,
-                key_name=key_name or None, key_data=key_data,
-                requested_networks=requested, metadata=dict(metadata), tags=list(tags),
-                config_drive=nova_bool(srv.get("config_drive")), user_data=user_data,
-                description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
-                access_ipv6=srv.get("accessIPv6") or "", security_groups=sgs,
-                volume_attachments=[dict(volume_attachment)] if volume_attachment else [],
-                server_group_id=group_id, launch_index=i, reservation_id=reservation,
-                hostname=hostname_of(display)))
-        await manager.create(instances, build_params, held)
-    except BaseException:
-        if held is not None:
-            held.release()
-        if volume_attachment is not None:  # give the reserved root volume back
-            await ctx_of(request).components.volume.mark_detached(
-                volume_attachment["volume_id"])
-        raise
-    if volume_attachment is not None:
-        await ctx_of(request).components.volume.mark_attached(
-            volume_attachment["volume_id"], instances[0].id, "/dev/vda")
-    if group_id:
-        group = comp.server_groups.require(group_id)
-        group.members.extend(i.id for i in instances)
-        await comp.server_groups.save(group)
+    req = _server_create(body, srv)
+    instances, reservation = await component(request).service.create_servers(auth, req)
     first = instances[0]
-    if nova_bool(srv.get("return_reservation_id")) and max_count > 1:
+    if nova_bool(srv.get("return_reservation_id")) and req.max_count > 1:
         return web.json_response({"reservation_id": reservation}, status=202)
     answer = {"id": first.id, "links": server_summary(request, first)["links"],
               "OS-DCF:diskConfig": "MANUAL",
@@ -210,38 +59,64 @@ async def create_server(request: web.Request) -> web.Response:
                              headers={"Location": f"{base_url(request)}/servers/{first.id}"})
 
 
-async def _boot_volume_request(request: web.Request, project_id: str, bdm: dict[str, Any],
-                               flavor: Any) -> dict[str, Any]:
-    """Check a source-image → destination-volume root disk now (400s at the API, like Nova);
-    the build creates the volume (its id is recorded before it waits for the copy)."""
-    ctx = ctx_of(request)
-    vol_seam, image_seam = ctx.components.volume, ctx.components.image
-    if vol_seam is None:
-        raise BadRequest("Cannot boot from a new volume: no volume service is running.")
-    if image_seam is None:
-        raise BadRequest("Cannot boot from an image: no image service is running.")
-    image_id = bdm["uuid"]
-    try:
-        img = await image_seam.boot_source(image_id, project_id)
-    except NotFound as exc:
-        raise BadRequest(f"Image {image_id} could not be found.") from exc
-    except Conflict as exc:
-        raise BadRequest(f"Image {image_id} is not active: {exc}") from exc
-    if img.min_ram and flavor.ram < img.min_ram:
-        raise BadRequest("Flavor's memory is too small for requested image.")
-    gib = 1 << 30
-    needed = max(-(-(img.virtual_size or 0) // gib), int(img.min_disk or 0), 1)
-    size = bdm.get("volume_size")
-    if size is None:
-        size = max(int(flavor.disk or 0), needed)
-    try:
-        size = int(size)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("block_device_mapping_v2: volume_size must be an integer") from exc
-    if size < needed:
-        raise BadRequest(f"Volume size {size} GiB is smaller than the image ({needed} GiB).")
-    return {"image_id": image_id, "size": size,
-            "delete_on_termination": nova_bool(bdm.get("delete_on_termination"))}
+def _server_create(body: dict[str, Any], srv: dict[str, Any]) -> ServerCreate:
+    name = server_name(srv.get("name"))
+    min_count = as_int(srv.get("min_count", 1))
+    max_count = as_int(srv.get("max_count", min_count))
+    if max_count < min_count:
+        raise BadRequest(f"Invalid input for field/attribute min_count. Value: {min_count}. "
+                         f"min_count must be <= max_count ({max_count}).")
+    image_id = srv.get("imageRef") or None
+    if isinstance(image_id, str):
+        image_id = image_id.rstrip("/").rsplit("/", 1)[-1] or None
+    root_volume: RootVolume | None = None
+    #: boot from image onto a new volume (source image, destination volume, boot_index 0)
+    new_root: NewRootVolume | None = None
+    for bdm in srv.get("block_device_mapping_v2") or []:
+        src, dest = bdm.get("source_type"), bdm.get("destination_type", "volume")
+        boot = str(bdm.get("boot_index", "")) == "0"
+        if src == "image" and dest == "local":
+            image_id = image_id or bdm.get("uuid")
+        elif src == "volume" and boot:
+            root_volume = RootVolume(bdm.get("uuid"),
+                                     nova_bool(bdm.get("delete_on_termination")))
+        elif src == "image" and dest == "volume" and boot:
+            if not bdm.get("uuid"):
+                raise BadRequest("block_device_mapping_v2: source_type image needs a uuid")
+            new_root = NewRootVolume(bdm["uuid"], bdm.get("volume_size"),
+                                     nova_bool(bdm.get("delete_on_termination")))
+            image_id = None
+        elif src in ("blank", "image", "snapshot") and dest == "volume":
+            raise BadRequest(f"block device mapping {src} -> volume is not supported; create "
+                             "the volume first and boot from it (source_type volume)")
+        elif src == "volume":
+            raise BadRequest("Only the root volume may be given at create; attach others "
+                             "with os-volume_attachments")
+    networks = srv.get("networks")
+    if networks in (None, "auto"):
+        requested: list[dict[str, Any]] = []
+    elif networks == "none":
+        requested = [{"none": True}]
+    else:
+        requested = [{k: n[k] for k in ("uuid", "port", "fixed_ip", "tag") if k in n}
+                     for n in networks]
+    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+    group_id = hints.get("group")
+    if isinstance(group_id, list):
+        group_id = group_id[0] if group_id else None
+    return ServerCreate(
+        name=name, flavor_id=str(srv["flavorRef"]).rstrip("/").rsplit("/", 1)[-1],
+        image_id=image_id, root_volume=root_volume, new_root_volume=new_root,
+        key_name=srv.get("key_name"),
+        user_data=srv.get("user_data"),  # base64 of ≤ 65535 characters (schema)
+        metadata=dict(srv.get("metadata") or {}), requested_networks=requested,
+        tags=list(dict.fromkeys(srv.get("tags") or [])), min_count=min_count,
+        max_count=max_count,
+        security_groups=[sg.get("name", "default")
+                         for sg in srv.get("security_groups") or []] or ["default"],
+        group_id=group_id, config_drive=nova_bool(srv.get("config_drive")),
+        description=srv.get("description"), access_ipv4=srv.get("accessIPv4") or "",
+        access_ipv6=srv.get("accessIPv6") or "")
 
 
 # -- list / show ------------------------------------------------------------------------------
@@ -456,20 +331,9 @@ async def _resize(request, inst, args):
 
 async def _rebuild(request, inst, args):
     image_id = args["imageRef"].rstrip("/").rsplit("/", 1)[-1]
-    image_seam = ctx_of(request).components.image
-    if image_seam is None:
-        raise BadRequest("Cannot rebuild from an image: no image service is running.")
-    if inst.root_volume_id:
-        raise BadRequest("Rebuilding a volume-backed instance is not supported.")
-    try:
-        await image_seam.boot_source(image_id, inst.project_id)
-    except NotFound as exc:
-        raise BadRequest(f"Image {image_id} could not be found.") from exc
     name = server_name(args["name"]) if args.get("name") is not None else None
     metadata = dict(args["metadata"]) if "metadata" in args else None
-    manager = component(request).manager
-    await manager.rebuild(inst.id, image_id, name, metadata)
-    inst = manager.instances.require(inst.id)
+    inst = await component(request).service.rebuild_server(inst, image_id, name, metadata)
     return web.json_response({"server": server_detail(request, inst)}, status=202)
 
 
