@@ -145,6 +145,19 @@ class ComputeManager:
         #: instances whose task is inside the driver's spawn (a delete does not wait for it)
         self._spawning: set[str] = set()
         self._stopping = False
+        #: task action (as the stored task records name it) → its handler
+        self._handlers: dict[str, Callable[[Task], Awaitable[Any]]] = {
+            "build": self._do_build, "delete": self._do_delete, "start": self._do_start,
+            "stop": self._do_stop, "reboot": self._do_reboot, "pause": self._do_pause,
+            "unpause": self._do_unpause, "suspend": self._do_suspend,
+            "resume": self._do_resume, "resize": self._do_resize,
+            "confirm_resize": self._do_confirm_resize, "revert_resize": self._do_revert_resize,
+            "rebuild": self._do_rebuild, "rescue": self._do_rescue,
+            "unrescue": self._do_unrescue, "snapshot": self._do_snapshot,
+            "attach_volume": self._do_attach_volume, "detach_volume": self._do_detach_volume,
+            "attach_interface": self._do_attach_interface,
+            "detach_interface": self._do_detach_interface,
+        }
         ctx.quotas.register(QuotaSource(INSTANCE_RESOURCES, self.quota_limits,
                                         self.quota_usage, over_quota))
         #: set once the start-up reconciliation is over; admission waits for it (the lock)
@@ -320,7 +333,7 @@ class ComputeManager:
         if after is not None:
             with contextlib.suppress(BaseException):
                 await after
-        handler: Callable[[Task], Awaitable[Any]] = getattr(self, f"_do_{task.action}")
+        handler = self._handlers[task.action]
         event = NAMES.get(task.action, (task.action, f"compute_{task.action}"))[1]
         await self._action_event(task, event)
         began = time.monotonic()
