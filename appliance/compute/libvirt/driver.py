@@ -5,20 +5,14 @@ runs in a worker thread (`asyncio.to_thread`), never on the event loop. The same
 `qemu:///system` and `test:///default`; what the test driver cannot do is declared in
 `capabilities`, not discovered by the caller.
 
-Events: libvirt delivers lifecycle events and console-stream readiness through an event loop
-implementation registered once per process, before the first connection. We run libvirt's
-default implementation in one daemon thread and hand events to asyncio with
-`call_soon_threadsafe`, instead of `libvirtaio`: libvirt cannot change its event
-implementation once registered, and libvirtaio binds it to the one asyncio loop current at
-registration, so a second loop in the same process (every pytest test, a restart of the
-daemon's loop) would never see an event again. The thread costs nothing while idle.
+Beside it in this package: `events.py` (the libvirt event thread and lifecycle events),
+`console_stream.py` (serial console streams), `errors.py` (libvirt errors → ours),
+`kvm_probe.py` (can KVM run a guest here), `domain_xml.py` (the one place that builds XML).
 """
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -45,16 +39,21 @@ from appliance.compute.driver import (
     HostNumaCell,
     HypervisorType,
     LifecycleEvent,
-    LifecycleEventKind,
     NicSpec,
     SnapshotResult,
 )
 from appliance.compute.libvirt import domain_xml
-from appliance.compute.libvirt.kvm_probe import default_probe_kernel, kvm_boots_cached
+from appliance.compute.libvirt.console_stream import LibvirtConsole
+from appliance.compute.libvirt.errors import CONNECTION_LOST, translate
+from appliance.compute.libvirt.events import EventSubscription, ensure_event_loop, lifecycle_event
+from appliance.compute.libvirt.kvm_probe import (
+    default_probe_kernel,
+    kvm_boots_cached,
+    kvm_device_usable,
+)
 from appliance.errors import (
     Conflict,
     HypervisorError,
-    Invalid,
     MonostackError,
     NotFound,
     ServiceUnavailable,
@@ -65,15 +64,7 @@ from storage.errors import QemuImgError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# --- process-wide libvirt event loop ---------------------------------------------------------
-
-_event_lock = threading.Lock()
-_event_thread: threading.Thread | None = None
-
-
-def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
-    """libvirt prints every error to stderr by default; we raise them as exceptions instead."""
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s until libvirtd is back
 
 
 def _alive(conn: libvirt.virConnect) -> bool:
@@ -88,57 +79,7 @@ def _close_quietly(conn: libvirt.virConnect) -> None:
         conn.close()
 
 
-def ensure_event_loop() -> None:
-    """Register libvirt's default event implementation and run it in a daemon thread (once)."""
-    global _event_thread
-    with _event_lock:
-        if _event_thread is not None:
-            return
-        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                try:
-                    libvirt.virEventRunDefaultImpl()
-                except Exception:  # never let the event thread die
-                    log.exception("libvirt event loop iteration failed")
-                    time.sleep(0.1)
-
-        _event_thread = threading.Thread(target=run, name="libvirt-events", daemon=True)
-        _event_thread.start()
-
-
-# --- error translation ------------------------------------------------------------------------
-
-_NOT_FOUND = {libvirt.VIR_ERR_NO_DOMAIN}
-_CONFLICT = {libvirt.VIR_ERR_OPERATION_INVALID}
-_UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_UNSUPPORTED}
-_INVALID = {libvirt.VIR_ERR_XML_ERROR, libvirt.VIR_ERR_XML_DETAIL}
-# libvirtd went away (restart, crash): the caller may retry once we have reconnected.
-_CONNECTION_LOST = {libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT,
-                    libvirt.VIR_ERR_INVALID_CONN}
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s until libvirtd is back
-
-
-def translate(err: libvirt.libvirtError, what: str) -> MonostackError:
-    """The one mapping from libvirt error codes to our error tree."""
-    code = err.get_error_code()
-    msg = f"{what}: {err.get_error_message() or err}"
-    if code in _NOT_FOUND:
-        return NotFound(msg)
-    if code in _CONFLICT:
-        return Conflict(msg)
-    if code in _UNSUPPORTED or code in _CONNECTION_LOST:
-        return ServiceUnavailable(msg)
-    if code in _INVALID:
-        return Invalid(msg)
-    if code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in msg:
-        return Conflict(msg)
-    return HypervisorError(msg, libvirt_code=code)
-
-
-# --- state and event mapping -----------------------------------------------------------------
+# --- states ----------------------------------------------------------------------------------
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: DomainState.NOSTATE,
@@ -151,201 +92,9 @@ _STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.SUSPENDED,
 }
 
-_EVENTS: dict[int, tuple[LifecycleEventKind, tuple[str, ...]]] = {
-    libvirt.VIR_DOMAIN_EVENT_DEFINED: (LifecycleEventKind.DEFINED,
-                                       ("added", "updated", "renamed", "from_snapshot")),
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: (LifecycleEventKind.UNDEFINED, ("removed", "renamed")),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: (LifecycleEventKind.STARTED,
-                                       ("booted", "migrated", "restored", "from_snapshot",
-                                        "wakeup")),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: (LifecycleEventKind.SUSPENDED,
-                                         ("paused", "migrated", "ioerror", "watchdog",
-                                          "restored", "from_snapshot", "api_error", "postcopy",
-                                          "postcopy_failed")),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: (LifecycleEventKind.RESUMED,
-                                       ("unpaused", "migrated", "from_snapshot", "postcopy")),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: (LifecycleEventKind.STOPPED,
-                                       ("shutdown", "destroyed", "crashed", "migrated", "saved",
-                                        "failed", "from_snapshot")),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: (LifecycleEventKind.SHUTDOWN,
-                                        ("finished", "guest", "host")),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: (LifecycleEventKind.PMSUSPENDED, ("memory", "disk")),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: (LifecycleEventKind.CRASHED, ("panicked", "crashloaded")),
-}
-
-
-def lifecycle_event(uuid: str, event: int, detail: int) -> LifecycleEvent:
-    kind, details = _EVENTS.get(event, (LifecycleEventKind.UNKNOWN, ()))
-    text = details[detail] if 0 <= detail < len(details) else str(detail)
-    return LifecycleEvent(uuid=uuid, event=kind, detail=text)
-
-
 def _version(v: int) -> str:
     return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
 
-
-class _EventSubscription:
-    """An async iterator of LifecycleEvents, registered at creation (no event is missed between
-    `driver.events()` and the first `await`)."""
-
-    def __init__(self, owner: LibvirtDriver) -> None:
-        self._owner = owner
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[LifecycleEvent | None] = asyncio.Queue()
-        self._closed = False
-        owner._subscribers.add(self)
-
-    def __aiter__(self) -> _EventSubscription:
-        return self
-
-    async def __anext__(self) -> LifecycleEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        ev = await self.queue.get()
-        if ev is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        return ev
-
-    def deliver(self, ev: LifecycleEvent | None) -> None:
-        """Called from the libvirt event thread."""
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
-        except RuntimeError:  # the subscriber's loop is closed
-            self._owner._subscribers.discard(self)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._owner._subscribers.discard(self)
-
-
-class LibvirtConsole:
-    """A libvirt console stream (virDomainOpenConsole), non-blocking, fed by the libvirt event
-    thread. Output a slow reader has not taken is bounded (`max_pending` bytes, oldest dropped):
-    the console log file keeps everything, this is only the live view."""
-
-    def __init__(self, conn: libvirt.virConnect, dom: libvirt.virDomain, force: bool,
-                 loop: asyncio.AbstractEventLoop, max_pending: int = 1 << 20) -> None:
-        self._loop = loop
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._pending = 0
-        self._max_pending = max_pending
-        self._eof = False
-        self._wakeup = asyncio.Event()
-        self._closed = False
-        self._stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-        flags = libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else libvirt.VIR_DOMAIN_CONSOLE_SAFE
-        try:
-            dom.openConsole(None, self._stream, flags)
-            self._stream.eventAddCallback(
-                libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR
-                | libvirt.VIR_STREAM_EVENT_HANGUP, self._on_event, None)
-        except libvirt.libvirtError:
-            with contextlib.suppress(libvirt.libvirtError):
-                self._stream.abort()
-            raise
-
-    # libvirt event thread
-    def _on_event(self, stream: libvirt.virStream, events: int, _opaque: object) -> None:
-        while True:
-            try:
-                data = stream.recv(65536)
-            except libvirt.libvirtError:
-                data = b""
-            if data == -2:  # EAGAIN
-                return
-            if not data:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.eventRemoveCallback()
-                self._post(b"")
-                return
-            self._post(data)
-
-    def _post(self, data: bytes) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._feed, data)
-        except RuntimeError:
-            pass
-
-    # event loop
-    def _feed(self, data: bytes) -> None:
-        if not data:
-            self._eof = True
-        else:
-            self._chunks.append(data)
-            self._pending += len(data)
-            while self._pending > self._max_pending and len(self._chunks) > 1:
-                self._pending -= len(self._chunks.popleft())
-        self._wakeup.set()
-
-    async def read(self) -> bytes:
-        while not self._chunks:
-            if self._eof or self._closed:
-                return b""
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        data = self._chunks.popleft()
-        self._pending -= len(data)
-        return data
-
-    async def write(self, data: bytes) -> None:
-        if self._closed or self._eof:
-            raise Conflict("console stream is closed")
-        await asyncio.to_thread(self._send_all, bytes(data))
-
-    def _send_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        deadline = time.monotonic() + 10
-        while view:
-            try:
-                n = self._stream.send(bytes(view))
-            except libvirt.libvirtError as e:
-                raise translate(e, "console write") from e
-            if n == -2:
-                if time.monotonic() > deadline:
-                    raise HypervisorError("console write timed out")
-                time.sleep(0.01)
-                continue
-            view = view[n:]
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._wakeup.set()
-
-        def _close() -> None:
-            with contextlib.suppress(libvirt.libvirtError):
-                self._stream.eventRemoveCallback()
-            with contextlib.suppress(libvirt.libvirtError):
-                self._stream.abort()
-
-        await asyncio.to_thread(_close)
-
-
-# --- KVM detection ---------------------------------------------------------------------------
-
-_KVM_GET_API_VERSION = 0xAE00
-_KVM_CREATE_VM = 0xAE01
-
-
-def kvm_device_usable(path: str = "/dev/kvm") -> bool:
-    """/dev/kvm opens, speaks API 12 and creates a VM. Necessary, not sufficient: a nested or
-    paravirtual KVM (kvm-pvm here) passes this and still cannot run an ordinary guest kernel."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        if fcntl.ioctl(fd, _KVM_GET_API_VERSION) != 12:
-            return False
-        vm = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
-        os.close(vm)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -387,7 +136,7 @@ class LibvirtDriver:
         self._last_cpu_sample: tuple[int, int] | None = None
         self._conn: libvirt.virConnect | None = None
         self._callback_ids: list[int] = []
-        self._subscribers: set[_EventSubscription] = set()
+        self._subscribers: set[EventSubscription] = set()
         self._is_test = uri.startswith("test:")
         self._connect_lock = asyncio.Lock()
         self._wanted = False  # between connect() and close(): a lost connection is re-made
@@ -509,7 +258,7 @@ class LibvirtDriver:
         try:
             return await asyncio.to_thread(fn, *args)
         except libvirt.libvirtError as e:
-            if e.get_error_code() in _CONNECTION_LOST:
+            if e.get_error_code() in CONNECTION_LOST:
                 conn = self._conn
                 if conn is not None and not await asyncio.to_thread(_alive, conn):
                     self._lost(conn, str(e))
@@ -968,7 +717,7 @@ class LibvirtDriver:
         return await self._on_domain("dump XML", uuid, lambda d: d.XMLDesc(0))
 
     def events(self) -> AsyncIterator[LifecycleEvent]:
-        return _EventSubscription(self)
+        return EventSubscription(self._subscribers)
 
 
 # --- helpers ---------------------------------------------------------------------------------

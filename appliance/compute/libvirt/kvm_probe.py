@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import glob
 import hashlib
 import json
@@ -27,6 +28,28 @@ from pathlib import Path
 from storage.atomic import write_text_atomic
 
 log = logging.getLogger("monostack.compute")
+
+_KVM_GET_API_VERSION = 0xAE00
+_KVM_CREATE_VM = 0xAE01
+
+
+def kvm_device_usable(path: str = "/dev/kvm") -> bool:
+    """/dev/kvm opens, speaks API 12 and creates a VM. Necessary, not sufficient: a nested or
+    paravirtual KVM (kvm-pvm here) passes this and still cannot run an ordinary guest kernel."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if fcntl.ioctl(fd, _KVM_GET_API_VERSION) != 12:
+            return False
+        vm = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
+        os.close(vm)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 _PR_SET_PDEATHSIG = 1
 CACHE_NAME = "kvm-probe.json"
