@@ -28,7 +28,7 @@ def _sum(samples, name, **labels) -> float:
 async def cloud(tmp_path):
     _, config = write_config(tmp_path, components=["images", "volumes", "compute", "objects"])
     async with InProcessDaemon(config, components=[
-            *COMPONENTS, "appliance.objects.component:ObjectComponent"]) as daemon:
+            *COMPONENTS, "objects"]) as daemon:
         client = await daemon.admin_client()
         try:
             await seed_test_image(client, tmp_path)

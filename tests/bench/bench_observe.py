@@ -48,8 +48,7 @@ async def _main() -> dict:
         daemons = []
         for name in ("on", "off"):
             _, config = write_config(Path(tmp) / name, components=["compute"])
-            daemons.append(InProcessDaemon(config, components=[
-                "appliance.compute.component:ComputeComponent"]))
+            daemons.append(InProcessDaemon(config, components=["compute"]))
         on, off = daemons
         async with on, off:
             ctx = off.appliance.ctx
