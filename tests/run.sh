@@ -52,9 +52,12 @@ fi
 OWNED=/run/monostack-tests-libvirtd.pid
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   echo "== starting virtlogd and libvirtd"
-  pgrep -x virtlogd >/dev/null || virtlogd -d
-  if ! pgrep -x libvirtd >/dev/null; then
-    libvirtd -d
+  # Asked by their sockets and pidfiles, never by process name: a container or chroot sees
+  # the host's processes, whose daemons serve sockets it cannot reach.
+  [ -S /run/libvirt/virtlogd-sock ] || virtlogd -d
+  # `libvirtd -d` exits non-zero when another libvirtd holds the pidfile: only one this
+  # started is recorded as the suite's own.
+  if libvirtd -d; then
     for _ in $(seq 1 50); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
     cp /run/libvirtd.pid "$OWNED" 2>/dev/null || true
   fi
