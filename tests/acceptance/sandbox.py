@@ -40,7 +40,11 @@ from tests.daemon import ROOT
 
 CACHE = Path("/var/cache/monostack-test")
 WORK = Path("/var/lib/monostack-test")
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+#: The CA bundle this host's clients trust: the one its environment names (CI hands the bundle
+#: that holds the package proxy's CA in SSL_CERT_FILE / PIP_CERT, beside a system bundle that
+#: does not), else the system's.
+HOST_CA = next((Path(p) for p in (os.environ.get("SSL_CERT_FILE"), os.environ.get("PIP_CERT"))
+                if p and Path(p).is_file()), Path("/etc/ssl/certs/ca-certificates.crt"))
 PASSWORD = "install-Test-pw-7"
 IN_ROOT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
