@@ -1,13 +1,13 @@
 #!/bin/bash
 # Build a small Debian 12 guest with cloud-init: the client every real cloud image uses.
 #
-# The root filesystem comes from Debian packages (debootstrap, default mirror, minbase plus
-# the cloud kernel, cloud-init, ifupdown + isc-dhcp-client for its network renderer and
-# openssh-server for its key handling). Like build.sh, no loop devices and no mounts of the
-# image: the ext4 root is made from the directory by `mkfs.ext4 -d`, the boot partition is a
-# FAT file filled with mtools and booted by syslinux, and both are dd'd behind an MBR.
-# (debootstrap itself mounts /proc inside its target while packages configure; that is the
-# chroot, not the image.)
+# The root filesystem comes from Debian packages (debootstrap from the mirror the host's apt
+# sources name, minbase plus the cloud kernel, cloud-init, ifupdown + isc-dhcp-client for its
+# network renderer and openssh-server for its key handling). Like build.sh, no loop devices
+# and no mounts of the image: the ext4 root is made from the directory by `mkfs.ext4 -d`, the
+# boot partition is a FAT file filled with mtools and booted by syslinux, and both are dd'd
+# behind an MBR. (debootstrap itself mounts /proc inside its target while packages configure;
+# that is the chroot, not the image.)
 #
 # Cached like build.sh: a hash over this script and the suite names the output directory,
 # and a second run only prints the path. A build downloads a few hundred MiB of packages
@@ -58,6 +58,10 @@ if [[ -f "$DEST/MANIFEST" && -f "$DEST/cloud.qcow2" ]]; then
 fi
 [[ $(id -u) == 0 ]] || die "debootstrap needs root"
 
+. "$HERE/debian-mirror.sh"
+MIRROR=$(debian_mirror)
+[[ -n "$MIRROR" ]] || die "this host's apt sources name no Debian mirror to debootstrap from"
+
 WORK=$(mktemp -d "$OUTROOT/.build-$HASH.XXXXXX")
 ROOT=$WORK/root
 cleanup() {
@@ -73,7 +77,7 @@ log "building $HASH ($SUITE) in $WORK"
 # Packages: no recommends (keeps it small), the kernel's initramfs built in the chroot.
 # debootstrap does not resolve virtual packages: python3-cffi-backend is named for
 # python3-cryptography (cloud-init's dependency), which only asks for its virtual API name.
-debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" >"$WORK/debootstrap.log" 2>&1 \
+debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
     || { cp "$ROOT/debootstrap/debootstrap.log" "$OUTROOT/last-failure.log" 2>/dev/null || true
          tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $OUTROOT/last-failure.log)"; }
 
