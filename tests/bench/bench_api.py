@@ -160,8 +160,8 @@ async def _bench(base: Path) -> dict:
                 await _wait_active(client, step)
                 seeded = time.monotonic() - t0
                 ports = min(step, PORTS_MAX)
-                m["ports"] = ports
                 m = await _measure(client)
+                m["ports"] = ports
                 m.update(await _measure_creates(client, img["id"], net["id"], step))
                 have = step + SAMPLES_CREATE
                 await _wait_active(client, have)
