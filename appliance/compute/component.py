@@ -104,7 +104,7 @@ class ComputeComponent:
         if inst is None or inst.vm_state == VmState.DELETED \
                 or inst.task_state == TaskState.DELETING:
             return None
-        return self.manager.metadata_content(inst)
+        return self.manager.build.metadata_content(inst)
 
     async def set_instance_password(self, instance_id: str, value: str) -> bool:
         """The guest's one POST to its password file; False once one is set (Nova: 409)."""

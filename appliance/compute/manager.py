@@ -20,12 +20,15 @@ is cancelled and the delete runs at once; a define that lands later is swept as 
 
 Power changes made inside the guest reach the record through driver lifecycle events, and a
 periodic sync re-reads every idle instance's power state as a backstop.
+
+Rooms behind this facade: `build.py` (the build pipeline: claim, disks, config drive, domain,
+plugging), `reconcile.py` (restart reconciliation, orphans, lifecycle events, power sync);
+here remain admission, the task queue with its explicit action table, the action handlers,
+and what compute/service.py calls.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -38,16 +41,13 @@ from typing import Any, Awaitable, Callable
 from appliance.component import ApplianceContext
 from appliance.compute import disks, orphans
 from appliance.compute.actions import NAMES, ActionLog
-from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
+from appliance.compute.build import Builder, addresses_of
 from appliance.compute.driver import (
     ComputeDriver,
-    DiskBus,
-    DiskDevice,
     DiskFormat,
     DiskSpec,
     DomainSpec,
     DomainState,
-    GuestNumaCell,
     LifecycleEventKind,
     NicSpec,
 )
@@ -62,8 +62,7 @@ from appliance.compute.records import (
     now,
 )
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
-from appliance.compute.hostnames import hostname_of
-from appliance.seams import BootImage, ImageSeam, NetworkSeam, PortBinding, VolumeSeam
+from appliance.seams import ImageSeam, NetworkSeam, PortBinding, VolumeSeam
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -145,6 +144,8 @@ class ComputeManager:
         #: instances whose task is inside the driver's spawn (a delete does not wait for it)
         self._spawning: set[str] = set()
         self._stopping = False
+        #: the build pipeline (compute/build.py)
+        self.build = Builder(self)
         #: task action (as the stored task records name it) → its handler
         self._handlers: dict[str, Callable[[Task], Awaitable[Any]]] = {
             "build": self._do_build, "delete": self._do_delete, "start": self._do_start,
@@ -384,7 +385,7 @@ class ComputeManager:
         inst.task_state = None
         if task.action in ("build", "delete", "rebuild"):
             if task.action == "build":
-                await self._cleanup_resources(inst, keep_record=True)
+                await self.build.cleanup_resources(inst, keep_record=True)
                 inst.claim = inst.old_claim = None
                 inst.pinned_cpus = []
             inst.vm_state = VmState.ERROR
@@ -606,219 +607,13 @@ class ComputeManager:
             text = "".join(lines[-length:]) if length > 0 else ""
         return text
 
-    # -- task handlers: build -----------------------------------------------------------------
-
-    async def _boot_image(self, image_id: str, project_id: str) -> BootImage:
-        image = self.images
-        if image is None:
-            raise BadRequest("No image service is running: cannot boot from an image.")
-        return await image.boot_source(image_id, project_id)
+    # -- the build pipeline: compute/build.py ------------------------------------------------
 
     async def _do_build(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        # a re-driven build (after a crash) starts over on the hypervisor side
-        if await self._power_of(inst.id) != PowerState.NOSTATE or task.attempts:
-            with contextlib.suppress(NotFound):
-                await self.driver.destroy(inst.id)
-        boot: BootImage | None = None
-        if inst.image_id:
-            boot = await self._boot_image(inst.image_id, inst.project_id)
-        if inst.claim is None:
-            assert self.scheduler is not None
-            spec = RequestSpec.for_flavor(
-                inst.id, inst.flavor, boot.properties if boot else {},
-                boot.min_ram if boot else 0, boot.min_disk if boot else 0,
-                # a volume-backed root takes no local disk
-                root_gb=0 if inst.root_volume_id or task.params.get("boot_volume") else None)
-
-            async def persist(claim: Claim) -> None:
-                inst.claim = claim.to_dict()
-                inst.pinned_cpus = list(claim.pcpus)
-                inst.host = self.host_info.hostname
-                inst.task_state = TaskState.NETWORKING
-                await self._save(inst)
-
-            await self.scheduler.claim(spec, persist)
-        else:
-            await self._step(inst, TaskState.NETWORKING)
-        await self._allocate_network(inst)
-        await self._step(inst, TaskState.BLOCK_DEVICE_MAPPING)
-        if task.params.get("boot_volume"):
-            await self._prepare_boot_volume(inst, task.params["boot_volume"])
-        await self._prepare_disks(inst, boot, fresh=True)
-        await self._step(inst, TaskState.SPAWNING)
-        await self._spawn(inst)
-        inst.vm_state = VmState.ACTIVE
-        inst.task_state = None
-        inst.power_state = await self._power_of(inst.id)
-        inst.launched_at = now()
-        inst.fault = None
-        await self._save(inst, finishing=task)
-
-    async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
-        """Boot from image onto a new volume. The volume id is recorded before its copy is
-        waited for, so a build re-driven after a crash reuses it instead of making another."""
-        if any(a.get("boot") for a in inst.volume_attachments):
-            return  # done before a crash
-        vol_seam = self.volumes
-        if vol_seam is None:
-            raise BadRequest("Cannot boot from a new volume: no volume service is running.")
-        if inst.root_volume_id is None:
-            inst.root_volume_id = await vol_seam.begin_boot_volume(
-                image_id=request["image_id"], project_id=inst.project_id,
-                size_gb=int(request["size"]), name=f"{inst.name}-root")
-            await self._save(inst)
-        await vol_seam.wait_available(inst.root_volume_id)
-        vol = await vol_seam.root_volume_for_boot(inst.root_volume_id, inst.project_id)
-        await vol_seam.mark_attached(inst.root_volume_id, inst.id, "/dev/vda")
-        inst.volume_attachments.insert(0, {
-            "id": inst.root_volume_id, "volume_id": inst.root_volume_id, "device": "/dev/vda",
-            "path": str(vol.path), "format": vol.format, "boot": True,
-            "delete_on_termination": bool(request.get("delete_on_termination"))})
-        await self._save(inst)
-
-    async def _allocate_network(self, inst: Instance) -> None:
-        net = self.network
-        if net is None:
-            return
-        ports: list[PortBinding] = await net.allocate_ports(
-            inst.id, inst.project_id, inst.requested_networks, inst.security_groups)
-        inst.ports = [p.to_dict() for p in ports]
-        inst.addresses = addresses_of(ports)
-        await self._save(inst)
-
-    async def _prepare_disks(self, inst: Instance, boot: BootImage | None, *,
-                             fresh: bool) -> None:
-        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
-        if inst.root_volume_id is None:
-            if boot is None:
-                raise BadRequest("The instance has neither an image nor a root volume.")
-            root = d / "disk"
-            if fresh or not root.exists():
-                await self._make_root(root, boot, int(inst.flavor["disk"]))
-        if self._wants_config_drive(inst):
-            await self._write_config_drive(inst, d / "disk.config")
-
-    async def _make_root(self, root: Path, boot: BootImage, flavor_disk_gb: int) -> None:
-        vsize = boot.virtual_size or await disks.virtual_size(boot.path, boot.disk_format)
-        size = flavor_disk_gb * GiB
-        if size and size < vsize:
-            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is "
-                             f"{size} bytes, image is {vsize} bytes.")
-        tmp = root.with_name(root.name + ".tmp")
-        with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(tmp.unlink)
-        await disks.create_overlay(tmp, boot.path, boot.disk_format, max(size, vsize))
-        await asyncio.to_thread(os.replace, tmp, root)
-
-    def _wants_config_drive(self, inst: Instance) -> bool:
-        """As in Nova: when the user asks (or the operator forces it); everything else reads
-        the same documents from the metadata service."""
-        return inst.config_drive or self.config.force_config_drive
-
-    def metadata_content(self, inst: Instance,
-                         network_data: dict[str, Any] | None = None) -> ConfigDriveContent:
-        """The documents a guest reads about itself, from the config drive or the metadata
-        service (one builder, so both paths say the same)."""
-        user_data = None
-        if inst.user_data:
-            try:
-                user_data = base64.b64decode(inst.user_data)
-            except (binascii.Error, ValueError):
-                user_data = inst.user_data.encode()
-        return ConfigDriveContent(
-            uuid=inst.id, name=inst.name, hostname=inst.hostname or hostname_of(inst.name),
-            project_id=inst.project_id, availability_zone=inst.availability_zone,
-            launch_index=inst.launch_index,
-            public_keys={inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {},
-            meta=dict(inst.metadata), user_data=user_data, network_data=network_data or {},
-            image_id=inst.image_id, flavor_name=str(inst.flavor.get("name", "")),
-            reservation_id=inst.reservation_id, security_groups=tuple(inst.security_groups),
-            password=inst.metadata_password)
-
-    async def _write_config_drive(self, inst: Instance, path: Path) -> None:
-        network_data: dict[str, Any] = {}
-        net = self.network
-        if net is not None:
-            with contextlib.suppress(Exception):
-                network_data = await net.network_data(inst.id)
-        await write_config_drive(self.metadata_content(inst, network_data), str(path))
+        await self.build.build(task)
 
     def domain_spec(self, inst: Instance, *, rescue: bool = False) -> DomainSpec:
-        d = disks.instance_dir(self.instances_dir, inst.id)
-        specs: list[DiskSpec] = []
-        if rescue:
-            specs.append(DiskSpec(path=str(d / "disk.rescue"), target="vda"))
-        root_target = "vdb" if rescue else "vda"
-        if inst.root_volume_id is None:
-            specs.append(DiskSpec(path=str(d / "disk"), target=root_target))
-        for att in inst.volume_attachments:
-            target = att["device"].rsplit("/", 1)[-1]
-            if att.get("boot"):
-                target = root_target
-            elif rescue and target == "vdb":
-                continue
-            specs.append(DiskSpec(path=att["path"], format=DiskFormat(att.get("format", "raw")),
-                                  target=target, serial=att["volume_id"][:20]))
-        if self._wants_config_drive(inst):
-            specs.append(DiskSpec(path=str(d / "disk.config"), format=DiskFormat.RAW,
-                                  target="hdd", bus=DiskBus.IDE, device=DiskDevice.CDROM))
-        specs.sort(key=lambda s: (s.target != "vda", s.target))
-        nics = [NicSpec(mac=p["mac"], tap_name=p["tap_name"], mtu=p.get("mtu"),
-                        precreated_tap=bool(p.get("precreated_tap"))) for p in inst.ports]
-        claim = Claim.from_dict(inst.claim) if inst.claim else None
-        pinning = [[p] for p in claim.pcpus] if claim and claim.pcpus else None
-        numa = None
-        if claim and claim.numa:
-            numa = [GuestNumaCell(id=i, vcpus=tuple(c.vcpus), memory_mib=c.memory_mb,
-                                  host_node=c.host_node) for i, c in enumerate(claim.numa)]
-        if pinning is not None and len(pinning) != int(inst.flavor["vcpus"]):
-            pinning = None
-        caps = self.driver.capabilities
-        return DomainSpec(
-            uuid=inst.id, name=f"ms-{inst.id}", vcpus=int(inst.flavor["vcpus"]),
-            memory_mib=int(inst.flavor["ram"]), disks=specs, nics=nics, cpu_pinning=pinning,
-            numa_cells=numa,
-            metadata={orphans.INSTANCE_KEY: inst.id, orphans.APPLIANCE_KEY: self.appliance_id,
-                      "project-id": inst.project_id,
-                      "user-id": inst.user_id, "display-name": inst.name[:200],
-                      "flavor": str(inst.flavor.get("name", ""))},
-            console_log_path=str(d / "console.log") if caps.supports_console_log else None)
-
-    async def _spawn(self, inst: Instance, *, rescue: bool = False) -> None:
-        spec = self.domain_spec(inst, rescue=rescue)
-        self._spawning.add(inst.id)
-        try:
-            await self.driver.spawn(spec)
-        finally:
-            self._spawning.discard(inst.id)
-        await self._plug(inst)
-
-    async def _plug(self, inst: Instance) -> None:
-        net = self.network
-        if net is None:
-            return
-        for p in inst.ports:
-            await net.plug(p["tap_name"], p["port_id"])
-
-    async def _ensure_domain(self, inst: Instance) -> bool:
-        """True if the domain exists; else spawn it from the record (it is then running)."""
-        try:
-            await self.driver.state(inst.id)
-            return True
-        except NotFound:
-            await self._spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
-            return False
-
-    async def _cleanup_resources(self, inst: Instance, *, keep_record: bool) -> None:
-        """Destroy the domain, release ports and volumes, remove disk files."""
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
-        net = self.network
-        if net is not None and inst.ports:
-            await net.deallocate_ports(inst.id)
-        inst.ports, inst.addresses = [], {}
-        await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
+        return self.build.domain_spec(inst, rescue=rescue)
 
     # -- task handlers: delete ----------------------------------------------------------------
 
@@ -873,9 +668,9 @@ class ComputeManager:
 
     async def _do_start(self, task: Task) -> None:
         inst = self.instances.require(task.instance_id)
-        if await self._ensure_domain(inst):
+        if await self.build.ensure_domain(inst):
             await self.driver.power_on(inst.id)
-            await self._plug(inst)
+            await self.build.plug(inst)
         await self._finish_power(inst, task, VmState.ACTIVE)
 
     async def _do_stop(self, task: Task) -> None:
@@ -888,7 +683,7 @@ class ComputeManager:
     async def _do_reboot(self, task: Task) -> None:
         inst = self.instances.require(task.instance_id)
         hard = bool(task.params.get("hard"))
-        if not await self._ensure_domain(inst):
+        if not await self.build.ensure_domain(inst):
             pass  # spawned fresh: that is a (hard) reboot
         elif hard:
             if await self.driver.state(inst.id) in (DomainState.RUNNING, DomainState.PAUSED):
@@ -897,11 +692,11 @@ class ComputeManager:
                 if await self.driver.state(inst.id) == DomainState.SUSPENDED:
                     await self.driver.power_off(inst.id, graceful=False)
                 await self.driver.power_on(inst.id)
-            await self._plug(inst)
+            await self.build.plug(inst)
         else:
             await self.driver.reboot(inst.id, hard=False,
                                      timeout=self.config.graceful_shutdown_timeout)
-            await self._plug(inst)
+            await self.build.plug(inst)
         await self._finish_power(inst, task, VmState.ACTIVE)
 
     async def _do_pause(self, task: Task) -> None:
@@ -922,7 +717,7 @@ class ComputeManager:
     async def _do_resume(self, task: Task) -> None:
         inst = self.instances.require(task.instance_id)
         await self.driver.resume(inst.id)
-        await self._plug(inst)
+        await self.build.plug(inst)
         await self._finish_power(inst, task, VmState.ACTIVE)
 
     # -- task handlers: resize, rebuild, rescue, snapshot -----------------------------------
@@ -930,7 +725,7 @@ class ComputeManager:
     async def _respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:
         with contextlib.suppress(NotFound):
             await self.driver.destroy(inst.id)
-        await self._spawn(inst, rescue=rescue)
+        await self.build.spawn(inst, rescue=rescue)
         if not running:
             await self.driver.power_off(inst.id, graceful=False)
 
@@ -992,7 +787,7 @@ class ComputeManager:
     async def _do_rebuild(self, task: Task) -> None:
         inst = self.instances.require(task.instance_id)
         image_id = task.params["image_id"]
-        boot = await self._boot_image(image_id, inst.project_id)
+        boot = await self.build.boot_image(image_id, inst.project_id)
         running = inst.vm_state != VmState.STOPPED
         with contextlib.suppress(NotFound):
             await self.driver.destroy(inst.id)
@@ -1001,7 +796,7 @@ class ComputeManager:
             inst.name = task.params["name"]
         if task.params.get("metadata") is not None:
             inst.metadata = dict(task.params["metadata"])
-        await self._prepare_disks(inst, boot, fresh=True)
+        await self.build.prepare_disks(inst, boot, fresh=True)
         await self._respawn(inst, running=running)
         inst.fault = None
         inst.launched_at = now()
@@ -1012,9 +807,9 @@ class ComputeManager:
         image_id = task.params.get("image_id") or inst.image_id
         if not image_id:
             raise BadRequest("A rescue image is needed for a volume-backed instance.")
-        boot = await self._boot_image(image_id, inst.project_id)
+        boot = await self.build.boot_image(image_id, inst.project_id)
         d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
-        await self._make_root(d / "disk.rescue", boot, 0)
+        await self.build.make_root(d / "disk.rescue", boot, 0)
         inst.resume_running = inst.vm_state == VmState.ACTIVE
         with contextlib.suppress(NotFound):
             await self.driver.power_off(inst.id, graceful=True,
@@ -1218,7 +1013,7 @@ class ComputeManager:
             if self.config.resume_guests_on_start and inst.vm_state in (VmState.ACTIVE,
                                                                         VmState.RESCUED):
                 try:
-                    await self._spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
+                    await self.build.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
                     inst.power_state = await self._power_of(inst.id)
                 except Exception as exc:  # the instance cannot run any more: say so
                     inst.vm_state, inst.fault = VmState.ERROR, fault_of(exc)
@@ -1238,14 +1033,14 @@ class ComputeManager:
                 and self.config.resume_guests_on_start):
             try:
                 await self.driver.power_on(inst.id)
-                await self._plug(inst)
+                await self.build.plug(inst)
             except MonostackError as exc:
                 log.warning("cannot resume %s after a restart: %s", inst.id, exc,
                             extra={"instance": inst.id})
             power = await self._power_of(inst.id)
         elif power == PowerState.RUNNING:
             with contextlib.suppress(MonostackError):
-                await self._plug(inst)
+                await self.build.plug(inst)
         await self._apply_power(inst, power)
 
     async def _apply_power(self, inst: Instance, power: PowerState) -> None:
@@ -1277,7 +1072,7 @@ class ComputeManager:
                         # A qemu started behind our back (virsh start, a restore) has fresh
                         # taps in the root namespace: plug them like every start of ours.
                         with contextlib.suppress(MonostackError):
-                            await self._plug(inst)
+                            await self.build.plug(inst)
                     await self._apply_power(inst, power)
             except asyncio.CancelledError:
                 raise
@@ -1312,16 +1107,3 @@ class ComputeManager:
                 if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
                     continue
                 await self._apply_power(fresh, await self._power_of(fresh.id, observed=True))
-
-
-def addresses_of(ports: list[PortBinding]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for p in ports:
-        for ip in p.fixed_ips:
-            out.setdefault(p.network_name, []).append({
-                "version": 6 if ":" in ip else 4, "addr": ip, "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": p.mac})
-        out.setdefault(p.network_name, [])
-    return out
-
-
