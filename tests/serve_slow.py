@@ -70,8 +70,8 @@ def main() -> None:
     _slow("destroy", _seconds("MONOSTACK_TEST_DESTROY_DELAY"))
     _lands_late(_seconds("MONOSTACK_TEST_SPAWN_LANDS_LATE"))
     if _seconds("MONOSTACK_TEST_ORPHAN_SWEEP"):
-        from appliance.compute import manager
-        manager.ORPHAN_SWEEP_INTERVAL = _seconds("MONOSTACK_TEST_ORPHAN_SWEEP")
+        from appliance.compute import reconcile
+        reconcile.ORPHAN_SWEEP_INTERVAL = _seconds("MONOSTACK_TEST_ORPHAN_SWEEP")
     asyncio.run(Appliance(config).run())
 
 

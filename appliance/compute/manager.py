@@ -48,9 +48,10 @@ from appliance.compute.driver import (
     DiskSpec,
     DomainSpec,
     DomainState,
-    LifecycleEventKind,
     NicSpec,
 )
+from appliance.compute.power import POWER, SETTLE, SETTLEABLE, fault_of
+from appliance.compute.reconcile import Reconciler
 from appliance.compute.records import (
     DEFAULT_QUOTAS,
     Instance,
@@ -67,7 +68,6 @@ from appliance.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    HypervisorError,
     MonostackError,
     NotFound,
     ServiceUnavailable,
@@ -80,18 +80,6 @@ log = logging.getLogger("monostack.compute")
 GiB = 1 << 30
 #: bytes of serial log os-getConsoleOutput reads at most
 CONSOLE_TAIL_BYTES = 256 * 1024
-POWER_SYNC_INTERVAL = 30.0
-#: seconds between sweeps for domains of ours whose server is gone
-ORPHAN_SWEEP_INTERVAL = 30.0
-
-_POWER = {DomainState.RUNNING: PowerState.RUNNING, DomainState.PAUSED: PowerState.PAUSED,
-          DomainState.SHUTOFF: PowerState.SHUTDOWN, DomainState.SUSPENDED: PowerState.SUSPENDED,
-          DomainState.CRASHED: PowerState.CRASHED, DomainState.NOSTATE: PowerState.NOSTATE}
-#: the vm_state an idle instance settles to for a power state
-_SETTLE = {PowerState.RUNNING: VmState.ACTIVE, PowerState.PAUSED: VmState.PAUSED,
-           PowerState.SHUTDOWN: VmState.STOPPED, PowerState.SUSPENDED: VmState.SUSPENDED,
-           PowerState.CRASHED: VmState.STOPPED}
-_SETTLEABLE = {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}
 
 
 INSTANCE_RESOURCES = ("instances", "cores", "ram")
@@ -105,13 +93,6 @@ def over_quota(resource: str, asked: int, used: int, limit: int) -> Forbidden:
 
 class Aborted(Exception):
     """A delete took over the instance: the running task stops writing."""
-
-
-def fault_of(exc: BaseException) -> dict[str, Any]:
-    code = exc.status if isinstance(exc, MonostackError) else 500
-    message = exc.message if isinstance(exc, MonostackError) else f"{type(exc).__name__}: {exc}"
-    return {"code": code, "message": message[:255], "details": message,
-            "created": now()}
 
 
 class ComputeManager:
@@ -138,7 +119,6 @@ class ComputeManager:
         self._abort: set[str] = set()
         self._background: list[asyncio.Task[Any]] = []
         self._statuses: dict[str, str] = {}
-        self.orphans: list[str] = []
         #: this appliance's id, written into every domain's metadata (compute/orphans.py)
         self.appliance_id = ""
         #: instances whose task is inside the driver's spawn (a delete does not wait for it)
@@ -146,6 +126,8 @@ class ComputeManager:
         self._stopping = False
         #: the build pipeline (compute/build.py)
         self.build = Builder(self)
+        #: restart reconciliation, orphans, lifecycle events, power sync (compute/reconcile.py)
+        self.reconciler = Reconciler(self)
         #: task action (as the stored task records name it) → its handler
         self._handlers: dict[str, Callable[[Task], Awaitable[Any]]] = {
             "build": self._do_build, "delete": self._do_delete, "start": self._do_start,
@@ -167,7 +149,7 @@ class ComputeManager:
     # -- lifecycle of the manager -----------------------------------------------------------
 
     async def start(self) -> None:
-        self.driver.on_reconnect = self._after_reconnect
+        self.driver.on_reconnect = self.reconciler.after_reconnect
         await self.driver.connect()
         self.host_info = await self.driver.host_info()
         self.scheduler = Scheduler(self.config, self.host_info, self.instances_dir)
@@ -177,23 +159,7 @@ class ComputeManager:
         self.scheduler.load(self.instances.list())
         for inst in self.instances.list():
             self._statuses[inst.id] = inst.status
-        self._background.append(asyncio.create_task(self._watch_events()))
-        # Reconciliation may start every guest that ran before (1,000 domains take a while):
-        # the API answers meanwhile. Reads see the recorded state; every action waits for the
-        # admission lock, held until reconciliation is done, so none acts on a stale record.
-        await self._admit_lock.acquire()
-        self._background.append(asyncio.create_task(self._reconcile_then_sync()))
-        self._background.append(asyncio.create_task(self._sweep_orphans_forever()))
-
-    async def _reconcile_then_sync(self) -> None:
-        try:
-            await self.reconcile()
-        except Exception:
-            log.exception("start-up reconciliation failed; the periodic power sync goes on")
-        finally:
-            self._admit_lock.release()
-            self.reconciled.set()
-        await self._power_sync_forever()
+        await self.reconciler.start()
 
     async def stop(self) -> None:
         """Stop taking work; running tasks are cancelled and left durable for the next start."""
@@ -398,7 +364,7 @@ class ComputeManager:
         """`observed`: the caller records what it learns, so an unreachable hypervisor must
         not read as "no domain" (a libvirtd restart would turn running guests off on paper)."""
         try:
-            return _POWER[await self.driver.state(instance_id)]
+            return POWER[await self.driver.state(instance_id)]
         except NotFound:
             return PowerState.NOSTATE
         except ServiceUnavailable:
@@ -412,9 +378,9 @@ class ComputeManager:
         """Idle state = what the hypervisor says (after a failed or interrupted action)."""
         inst.task_state = None
         inst.power_state = await self._power_of(inst.id)
-        if inst.vm_state in _SETTLEABLE and inst.power_state in _SETTLE:
-            inst.vm_state = _SETTLE[inst.power_state]
-        elif inst.vm_state in _SETTLEABLE and inst.power_state == PowerState.NOSTATE:
+        if inst.vm_state in SETTLEABLE and inst.power_state in SETTLE:
+            inst.vm_state = SETTLE[inst.power_state]
+        elif inst.vm_state in SETTLEABLE and inst.power_state == PowerState.NOSTATE:
             inst.vm_state = VmState.STOPPED if inst.vm_state != VmState.ERROR else inst.vm_state
 
     # -- public actions --------------------------------------------------------------------
@@ -662,7 +628,7 @@ class ComputeManager:
     async def _finish_power(self, inst: Instance, task: Task, vm_state: VmState | None = None
                             ) -> None:
         inst.power_state = await self._power_of(inst.id)
-        inst.vm_state = vm_state or _SETTLE.get(inst.power_state, inst.vm_state)
+        inst.vm_state = vm_state or SETTLE.get(inst.power_state, inst.vm_state)
         inst.task_state = None
         await self._save(inst, finishing=task)
 
@@ -915,195 +881,19 @@ class ComputeManager:
         inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
         await self._finish_power(inst, task, inst.vm_state)
 
-    # -- reconciliation and power sync ------------------------------------------------------
+    # -- reconciliation, orphans and power sync: compute/reconcile.py --------------------------
 
     async def reconcile(self) -> None:
-        """After a restart: finish or fail interrupted work, report orphans, re-read power."""
-        domains = {d.uuid.lower(): d for d in await self.driver.list_domains()}
-        pending = {t.instance_id: t for t in self.tasks.list()}
-        for inst in self.instances.list():
-            task = pending.pop(inst.id, None)
-            if task is not None and task.action in ("build", "delete"):
-                log.info("re-driving interrupted %s", task.action, extra={"instance": inst.id})
-                task.attempts += 1
-                if task.action == "delete":
-                    self._abort.add(inst.id)
-                if task.attempts > 3:
-                    await self._fail(task, HypervisorError(
-                        f"{task.action} interrupted {task.attempts} times; giving up"))
-                    continue
-                await self.tasks.save(task)
-                self._launch(task)
-                continue
-            if task is not None or inst.task_state is not None:
-                await self._settle_interrupted(inst, task)
-                continue
-            await self._resync_power(inst, inst.id in domains)
-        for task in pending.values():  # tasks of vanished instances
-            await self.tasks.delete(task.id)
-        found = orphans.classify(domains.values(), {i.id.lower() for i in self.instances.list()},
-                                 self.appliance_id)
-        await self._remove_orphans(found.ours)
-        self.orphans = []
-        for dom in found.foreign:
-            uuid = dom.uuid.lower()
-            self.orphans.append(uuid)
-            log.warning("orphan domain %s (%s) is not in our state; left untouched",
-                        dom.name, uuid, extra={"domain": uuid})
-            await self.ctx.events.publish(
-                "compute.orphan", "domain", uuid, None,
-                f"libvirt domain {dom.name} ({uuid}) is not known to monostack; "
-                "left as it is (neither adopted nor destroyed)", name=dom.name, ours=False)
+        await self.reconciler.reconcile()
 
     async def sweep_orphans(self) -> int:
         """Remove domains this appliance defined whose server is gone; how many."""
-        domains = await self.driver.list_domains()
-        found = orphans.classify(domains, {i.id.lower() for i in self.instances.list()},
-                                 self.appliance_id)
-        return await self._remove_orphans(found.ours)
-
-    async def _remove_orphans(self, doms: list[Any]) -> int:
-        removed = 0
-        for dom in doms:
-            uuid = dom.uuid.lower()
-            if self.instances.get(uuid) is not None:  # a re-driven build: not an orphan
-                continue
-            with contextlib.suppress(NotFound):  # server ids are never reused: no lock needed
-                await self.driver.destroy(uuid)
-            removed += 1
-            log.warning("removed domain %s (%s): its server is gone", dom.name, uuid,
-                        extra={"domain": uuid})
-            await self.ctx.events.publish(
-                "compute.orphan_removed", "domain", uuid, dom.metadata.get("project-id"),
-                f"libvirt domain {dom.name} ({uuid}) outlived its server; removed",
-                name=dom.name)
-        return removed
-
-    async def _sweep_orphans_forever(self) -> None:
-        await self.reconciled.wait()  # the start-up reconciliation sweeps first
-        while True:
-            await asyncio.sleep(ORPHAN_SWEEP_INTERVAL)
-            try:
-                await self.sweep_orphans()
-            except asyncio.CancelledError:
-                raise
-            except ServiceUnavailable as exc:
-                log.warning("orphan sweep skipped: %s", exc)
-            except Exception:
-                log.exception("orphan sweep failed")
-
-    async def _settle_interrupted(self, inst: Instance, task: Task | None) -> None:
-        was = inst.task_state
-        await self._settle(inst)
-        if inst.vm_state == VmState.RESIZED or was in (TaskState.RESIZE_PREP,
-                                                       TaskState.RESIZE_MIGRATING,
-                                                       TaskState.RESIZE_FINISH):
-            if await self._power_of(inst.id) == PowerState.NOSTATE and was is not None:
-                inst.vm_state = VmState.ERROR
-        if was is not None:
-            inst.fault = {"code": 500, "message": f"{was} was interrupted by a daemon restart",
-                          "details": "", "created": now()}
-        ops = [self.tasks.delete_op(task.id)] if task is not None else []
-        await self._save(inst, *ops, deleting=True)
-
-    async def _resync_power(self, inst: Instance, has_domain: bool) -> None:
-        if inst.vm_state in (VmState.ERROR, VmState.BUILDING, VmState.DELETED):
-            return
-        if not has_domain:
-            if self.config.resume_guests_on_start and inst.vm_state in (VmState.ACTIVE,
-                                                                        VmState.RESCUED):
-                try:
-                    await self.build.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
-                    inst.power_state = await self._power_of(inst.id)
-                except Exception as exc:  # the instance cannot run any more: say so
-                    inst.vm_state, inst.fault = VmState.ERROR, fault_of(exc)
-                    inst.power_state = PowerState.NOSTATE
-            else:
-                inst.power_state = PowerState.NOSTATE
-                if inst.vm_state in _SETTLEABLE:
-                    inst.vm_state = VmState.STOPPED
-            await self._save(inst, deleting=True)
-            return
-        power = await self._power_of(inst.id)
-        # After a host reboot the domains of running instances are shut off (or, when
-        # libvirt-guests saved them on the way down, shut off with a managed-save image, which
-        # power_on restores). Their taps are new, in the root namespace: plug them.
-        if (power in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.SUSPENDED)
-                and inst.vm_state in (VmState.ACTIVE, VmState.RESCUED)
-                and self.config.resume_guests_on_start):
-            try:
-                await self.driver.power_on(inst.id)
-                await self.build.plug(inst)
-            except MonostackError as exc:
-                log.warning("cannot resume %s after a restart: %s", inst.id, exc,
-                            extra={"instance": inst.id})
-            power = await self._power_of(inst.id)
-        elif power == PowerState.RUNNING:
-            with contextlib.suppress(MonostackError):
-                await self.build.plug(inst)
-        await self._apply_power(inst, power)
-
-    async def _apply_power(self, inst: Instance, power: PowerState) -> None:
-        if power == inst.power_state and (inst.vm_state not in _SETTLEABLE
-                                          or _SETTLE.get(power, inst.vm_state) == inst.vm_state):
-            return
-        inst.power_state = power
-        if inst.vm_state in _SETTLEABLE and power in _SETTLE:
-            inst.vm_state = _SETTLE[power]
-        await self._save(inst, deleting=True)
-
-    async def _watch_events(self) -> None:
-        if not self.driver.capabilities.supports_lifecycle_events:
-            return
-        async for ev in self.driver.events():
-            try:
-                if ev.event in (LifecycleEventKind.DEFINED, LifecycleEventKind.UNDEFINED):
-                    continue
-                inst = self.instances.get(ev.uuid)
-                if inst is None or inst.task_state is not None or inst.id in self._running:
-                    continue
-                async with self._admit_lock:
-                    inst = self.instances.get(ev.uuid)
-                    if inst is None or inst.task_state is not None:
-                        continue
-                    power = await self._power_of(inst.id, observed=True)
-                    if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
-                            and power == PowerState.RUNNING:
-                        # A qemu started behind our back (virsh start, a restore) has fresh
-                        # taps in the root namespace: plug them like every start of ours.
-                        with contextlib.suppress(MonostackError):
-                            await self.build.plug(inst)
-                    await self._apply_power(inst, power)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("lifecycle event handling failed")
-
-    async def _power_sync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(POWER_SYNC_INTERVAL)
-            await self._sync_power_logged()
-
-    async def _sync_power_logged(self) -> None:
-        try:
-            await self.sync_power_states()
-        except asyncio.CancelledError:
-            raise
-        except ServiceUnavailable as exc:
-            log.warning("power state sync skipped: %s", exc)
-        except Exception:
-            log.exception("power state sync failed")
-
-    def _after_reconnect(self) -> None:
-        if not self._stopping:
-            self._background.append(asyncio.create_task(self._sync_power_logged()))
+        return await self.reconciler.sweep_orphans()
 
     async def sync_power_states(self) -> None:
-        for inst in self.instances.list(lambda i: i.task_state is None):
-            async with self._admit_lock:
-                fresh = self.instances.get(inst.id)
-                if fresh is None or fresh.task_state is not None or fresh.id in self._running:
-                    continue
-                if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
-                    continue
-                await self._apply_power(fresh, await self._power_of(fresh.id, observed=True))
+        await self.reconciler.sync_power_states()
+
+    @property
+    def orphans(self) -> list[str]:
+        """Domains libvirt has that are not this appliance's (found by the last reconcile)."""
+        return self.reconciler.orphans

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from appliance.compute import manager as manager_module
+from appliance.compute import reconcile as reconcile_module
 from appliance.compute import orphans
 from appliance.errors import NotFound
 from tests.api.compute.conftest import make_daemon, manager_of, wait_status
@@ -40,7 +40,7 @@ async def _gone(client, sid: str) -> bool:
 async def test_a_define_landing_after_its_server_was_deleted_is_swept(tmp_path, monkeypatch):
     """A build stuck in libvirt is not waited for by a delete; the define that lands after
     the server is gone is removed by the periodic sweep."""
-    monkeypatch.setattr(manager_module, "ORPHAN_SWEEP_INTERVAL", 0.2)
+    monkeypatch.setattr(reconcile_module, "ORPHAN_SWEEP_INTERVAL", 0.2)
     async with await make_daemon(tmp_path) as daemon:
         manager = manager_of(daemon)
         client = await daemon.admin_client()
@@ -80,7 +80,7 @@ async def test_a_sweep_removes_our_leftover_domains_and_never_another_appliances
         tmp_path, monkeypatch):
     """Daemon A leaves a domain whose server is gone (its record removed behind its back);
     daemon B, sharing the hypervisor, removes nothing of A's; A's own sweep removes it."""
-    monkeypatch.setattr(manager_module, "ORPHAN_SWEEP_INTERVAL", 3600.0)  # swept by hand
+    monkeypatch.setattr(reconcile_module, "ORPHAN_SWEEP_INTERVAL", 3600.0)  # swept by hand
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = await make_daemon(tmp_path / "a")
