@@ -46,34 +46,34 @@ class NetworkComponent:
 
     def check_requested_networks(self, project_id: str,
                                  requested_networks: list[dict[str, Any]]) -> None:
-        self.manager.check_requested_networks(project_id, requested_networks)
+        self.manager.binding.check_requested_networks(project_id, requested_networks)
 
     async def allocate_ports(self, instance_id: str, project_id: str,
                              requested_networks: list[dict[str, Any]],
                              security_groups: list[str] | None = None) -> list[PortBinding]:
-        return await self.manager.allocate_ports(instance_id, project_id, requested_networks,
-                                                 security_groups)
+        return await self.manager.binding.allocate_ports(instance_id, project_id,
+                                                         requested_networks, security_groups)
 
     async def change_instance_security_group(self, instance_id: str, project_id: str, *,
                                              add: str | None = None,
                                              remove: str | None = None) -> list[str]:
-        return await self.manager.change_instance_security_group(
+        return await self.manager.binding.change_instance_security_group(
             instance_id, project_id, add=add, remove=remove)
 
     def instance_security_groups(self, instance_id: str) -> list:
-        return self.manager.instance_security_groups(instance_id)
+        return self.manager.binding.instance_security_groups(instance_id)
 
     def floating_addresses(self) -> dict[str, dict[str, list[str]]]:
-        return self.manager.floating_addresses()
+        return self.manager.binding.floating_addresses()
 
     async def plug(self, tap_name: str, port_id: str) -> None:
-        await self.manager.plug(tap_name, port_id)
+        await self.manager.binding.plug(tap_name, port_id)
 
     async def deallocate_ports(self, instance_id: str) -> None:
-        await self.manager.deallocate_ports(instance_id)
+        await self.manager.binding.deallocate_ports(instance_id)
 
     async def deallocate_port(self, port_id: str) -> None:
-        await self.manager.deallocate_port(port_id)
+        await self.manager.binding.deallocate_port(port_id)
 
     async def network_data(self, instance_id: str) -> dict[str, Any]:
-        return await self.manager.network_data(instance_id)
+        return await self.manager.binding.network_data(instance_id)
