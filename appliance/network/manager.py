@@ -9,33 +9,32 @@ after a reconciliation that includes its change has run.
 
 The namespace is created at start and never removed here: `monostack network teardown` does that
 explicitly (a daemon restart must find the guests' taps where it left them).
+
+Rooms behind this facade: `dataplane_sync.py` (the data plane and DHCP servers made to match
+the records), `compute_binding.py` (what compute asks: ports for instances, plugging, their
+security groups, network_data), `metadata.py` (the metadata service's side here). Networks,
+subnets, ports, security groups, routers, floating IPs and quotas remain here.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from appliance.component import ApplianceContext
-from appliance.dhcp.leases import Lease, LeaseEvent, LeaseEventKind
-from appliance.dhcp.server import DhcpServer, Reservation
 from appliance.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, QuotaExceeded
 from appliance.network import ipam
 from appliance.network.compute_binding import ComputeBinding
-from appliance.network.firewall import apply_ruleset
-from appliance.network.metadata import METADATA_ROUTE, NetworkMetadata
+from appliance.network.dataplane_sync import DataPlaneSync
+from appliance.network.metadata import NetworkMetadata
 from appliance.network.netlink import DataPlane
 from appliance.network.records import (
-    BRIDGE_OWNED,
     QUOTA_DEFAULTS,
     FloatingIP,
     LeaseRecord,
-    LeaseState,
     Network,
     Port,
     PortOwner,
@@ -47,7 +46,6 @@ from appliance.network.records import (
     now_iso,
     tap_name,
 )
-from appliance.network.rules import FirewallState, build_ruleset
 from appliance.quota import QuotaSource
 from appliance.quota import Reservation as QuotaReservation
 from appliance.seams import ComputeForNetwork
@@ -61,14 +59,6 @@ def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceed
 
 UNSET: Any = object()
 DEFAULT_DOMAIN = "monostack.local"
-_HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
-
-
-def _hostname(name: str) -> str | None:
-    label = _HOSTNAME_BAD.sub("-", name.lower()).strip("-")[:63].strip("-")
-    return label or None
-
-
 class NetworkManager:
     def __init__(self, ctx: ApplianceContext, *,
                  compute: Callable[[], ComputeForNetwork | None] = lambda: None,
@@ -101,14 +91,8 @@ class NetworkManager:
         ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
                                         _over_quota))
         self._lock = asyncio.Lock()
-        self._sync_lock = asyncio.Lock()
-        self._dirty = False
-        self._dhcp: dict[str, DhcpServer] = {}
-        self._reservations: dict[str, dict[str, Reservation]] = {}
-        self._port_by_mac: dict[tuple[str, str], Port] = {}
-        self._lease_queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
-        self._lease_writer: asyncio.Task | None = None
-        self.last_error: str | None = None
+        #: bridges, addresses, DHCP servers and the ruleset, made to match the records
+        self.dataplane = DataPlaneSync(self)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -119,242 +103,30 @@ class NetworkManager:
             if not await self.dp.set_sysctl("net/bridge/bridge-nf-call-iptables", "1"):
                 log.warning("br_netfilter is not available: security groups cannot see "
                             "bridged traffic")
-        self._lease_writer = asyncio.create_task(self._write_leases(), name="dhcp-lease-writer")
+        self.dataplane.start()
         await self.sync()
 
     async def stop(self) -> None:
         if self.metadata is not None:
             await self.metadata.stop()
-        for server in list(self._dhcp.values()):
-            await server.stop()
-        self._dhcp.clear()
-        if self._lease_writer is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._lease_queue.join(), 5)
-            self._lease_writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_writer
-            self._lease_writer = None
+        await self.dataplane.stop()
         if self.dp is not None:
             await self.dp.close()  # the namespace stays: teardown is explicit
 
     def health(self) -> str:
-        if self.last_error:
-            return f"degraded: {self.last_error}"
+        if self.dataplane.last_error:
+            return f"degraded: {self.dataplane.last_error}"
         return (f"ok ({len(self.networks.list())} networks, {len(self.ports.list())} ports, "
-                f"{len(self._dhcp)} DHCP listeners)")
+                f"{self.dataplane.listeners} DHCP listeners)")
 
-    # ---- reconciliation ----------------------------------------------------------------------
+    # ---- the data plane and DHCP: network/dataplane_sync.py ---------------------------------
 
     async def sync(self) -> None:
-        """Make the data plane match the records (coalescing concurrent requests)."""
-        self._dirty = True
-        async with self._sync_lock:
-            if not self._dirty:
-                return
-            self._dirty = False
-            self._rebuild_reservations()
-            if self.dp is None:
-                return
-            try:
-                await self._sync_dataplane()
-                self.last_error = None
-            except Exception as exc:
-                self.last_error = str(exc)
-                log.exception("network data plane sync failed")
-                await self.ctx.events.publish("network.sync_failed", "network", "", None,
-                                              f"data plane sync failed: {exc}")
-
-    def _bridge_addresses(self, net: Network, subnets: list[Subnet],
-                          ports: list[Port]) -> tuple[str | None, list[str]]:
-        primary: str | None = None
-        extras: list[str] = []
-        by_id = {s.id: s for s in subnets}
-        for sn in subnets:
-            prefix = ipaddress.IPv4Network(sn.cidr).prefixlen
-            for addr in (sn.gateway_ip, sn.dhcp_address):
-                if addr:
-                    if primary is None:
-                        primary = f"{addr}/{prefix}"
-                    else:
-                        extras.append(f"{addr}/{prefix}")
-        for p in ports:
-            if p.device_owner not in BRIDGE_OWNED:
-                continue
-            for f in p.fixed_ips:
-                sn = by_id.get(f["subnet_id"])
-                if sn is None:
-                    continue
-                if p.device_owner in (PortOwner.ROUTER_GATEWAY, PortOwner.FLOATINGIP):
-                    extras.append(f"{f['ip_address']}/32")
-                else:
-                    extras.append(f"{f['ip_address']}/{ipaddress.IPv4Network(sn.cidr).prefixlen}")
-        if primary is not None:
-            extras = [e for e in extras if e.split("/")[0] != primary.split("/")[0]]
-        return primary, sorted(set(extras))
-
-    async def _sync_dataplane(self) -> None:
-        assert self.dp is not None
-        networks = self.networks.list()
-        subnets = self.subnets.list()
-        ports = self.ports.list()
-        wanted = {n.bridge: n for n in networks}
-        for net in networks:
-            net_subnets = [s for s in subnets if s.network_id == net.id]
-            primary, extras = self._bridge_addresses(
-                net, net_subnets, [p for p in ports if p.network_id == net.id])
-            await self.dp.ensure_bridge(net.bridge, net.mtu, primary, extras)
-        for br in await self.dp.list_bridges():
-            if br.name not in wanted:
-                log.info("removing bridge no network owns", extra={"bridge": br.name})
-                await self.dp.delete_bridge(br.name)
-        owned_taps = {p.tap_name for p in ports if p.tap_name}
-        for link in await self.dp.list_ports():
-            if link.bridge in wanted and link.name not in owned_taps:
-                log.info("removing port no record owns", extra={"port": link.name})
-                await self.dp.delete_port(link.name)
-        # DHCP: one listener per bridge that has a DHCP-enabled subnet.
-        want_dhcp: dict[str, str] = {}
-        for net in networks:
-            for sn in subnets:
-                if sn.network_id == net.id and sn.enable_dhcp and (sn.gateway_ip or sn.dhcp_address):
-                    want_dhcp[net.bridge] = sn.gateway_ip or sn.dhcp_address  # type: ignore
-                    break
-        for bridge, server in list(self._dhcp.items()):
-            if want_dhcp.get(bridge) != str(server.server_ip):
-                await server.stop()
-                del self._dhcp[bridge]
-        for bridge, server_ip in want_dhcp.items():
-            if bridge not in self._dhcp:
-                await self._start_dhcp(wanted[bridge], server_ip)
-        if self.metadata is not None:
-            await self.metadata.sync(set(wanted))
-        await apply_ruleset(self.dp.namespace, build_ruleset(self.firewall_state()))
-
-    async def _start_dhcp(self, net: Network, server_ip: str) -> None:
-        assert self.dp is not None
-        dp, bridge = self.dp, net.bridge
-        server = DhcpServer(bridge, server_ip, lambda mac, b=bridge: self._lookup(b, mac),
-                            self._lease_sink,
-                            socket_factory=lambda: dp.socket_in_namespace(bridge))
-        active = self.leases.list(lambda r: r.network_id == net.id and r.state == LeaseState.ACTIVE)
-        server.leases.restore(Lease(mac=r.mac, ip=r.ip, bridge=bridge, granted_at=r.granted_at,
-                                    expires_at=r.expires_at, hostname=r.hostname,
-                                    client_id=r.client_id, renewed_at=r.renewed_at)
-                              for r in active)
-        await server.start()
-        self._dhcp[bridge] = server
-
-    def firewall_state(self) -> FirewallState:
-        return FirewallState(networks=self.networks.list(), subnets=self.subnets.list(),
-                             ports=self.ports.list(), rules=self.sg_rules.list(),
-                             routers=self.routers.list(), floatingips=self.floatingips.list())
-
-    # ---- DHCP --------------------------------------------------------------------------------
-
-    def _hostname_for(self, port: Port) -> str | None:
-        if port.device_owner.startswith("compute:") and port.device_id:
-            name = None
-            compute = self.compute()
-            if compute is not None:
-                name = compute.instance_hostname(port.device_id)
-            if name:
-                return _hostname(name)
-        if port.name:
-            return _hostname(port.name)
-        ips = port.ips()
-        return "host-" + ips[0].replace(".", "-") if ips else None
-
-    def _rebuild_reservations(self) -> None:
-        nets = {n.id: n for n in self.networks.list()}
-        subnets = {s.id: s for s in self.subnets.list()}
-        table: dict[str, dict[str, Reservation]] = {}
-        by_mac: dict[tuple[str, str], Port] = {}
-        ports = self.ports.list()
-        if self.metadata is not None:
-            self.metadata.rebuild(nets, ports, self.floatingips.list())
-        # Subnets a router serves reach 169.254.169.254 through their default route; the
-        # others get a host route to it through the DHCP server's address (option 121).
-        routed = {f["subnet_id"] for p in ports if p.device_owner == PortOwner.ROUTER_INTERFACE
-                  for f in p.fixed_ips}
-        for port in ports:
-            net = nets.get(port.network_id)
-            if net is None or port.device_owner in BRIDGE_OWNED:
-                continue
-            by_mac[(net.bridge, port.mac_address)] = port
-            if not port.admin_state_up:
-                continue
-            for f in port.fixed_ips:
-                sn = subnets.get(f["subnet_id"])
-                if sn is None or not sn.enable_dhcp:
-                    continue
-                try:
-                    table.setdefault(net.bridge, {})[port.mac_address] = Reservation(
-                        ip=f["ip_address"], network=sn.cidr, router=sn.gateway_ip,
-                        dns_servers=tuple(sn.dns_nameservers), domain=self.dns_domain,
-                        hostname=self._hostname_for(port), mtu=net.mtu,
-                        static_routes=self._dhcp_routes(sn, routed),
-                        lease_time=self.lease_time)
-                except ValueError:
-                    log.warning("port %s has an unusable reservation", port.id)
-                break
-        self._reservations = table
-        self._port_by_mac = by_mac
-
-    def _dhcp_routes(self, sn: Subnet, routed: set[str]) -> tuple[tuple[str, str], ...]:
-        routes = [(r["destination"], r["nexthop"]) for r in sn.host_routes]
-        server = sn.gateway_ip or sn.dhcp_address
-        if (self.metadata is not None and sn.id not in routed and server
-                and not any(d == METADATA_ROUTE for d, _ in routes)):
-            routes.append((METADATA_ROUTE, server))
-        return tuple(routes)
-
-    def _lookup(self, bridge: str, mac: str) -> Reservation | None:
-        return self._reservations.get(bridge, {}).get(mac)
-
-    async def _lease_sink(self, event: LeaseEvent) -> None:
-        self._lease_queue.put_nowait(event)  # the DHCP path never waits for the disk
-
-    async def _write_leases(self) -> None:
-        kinds = {LeaseEventKind.GRANTED: LeaseState.ACTIVE, LeaseEventKind.RENEWED: LeaseState.ACTIVE,
-                 LeaseEventKind.RELEASED: LeaseState.RELEASED,
-                 LeaseEventKind.EXPIRED: LeaseState.EXPIRED,
-                 LeaseEventKind.DECLINED: LeaseState.DECLINED}
-        nets_by_bridge: dict[str, str] = {}
-        while True:
-            batch = [await self._lease_queue.get()]
-            while not self._lease_queue.empty():
-                batch.append(self._lease_queue.get_nowait())
-            try:
-                if any(e.lease.bridge not in nets_by_bridge for e in batch):
-                    nets_by_bridge = {n.bridge: n.id for n in self.networks.list()}
-                records = []
-                for e in batch:
-                    lease = e.lease
-                    port = self._port_by_mac.get((lease.bridge, lease.mac))
-                    network_id = nets_by_bridge.get(lease.bridge, "")
-                    records.append(LeaseRecord(
-                        id=f"{network_id}:{lease.mac}", network_id=network_id, mac=lease.mac,
-                        ip=lease.ip, state=kinds[e.kind], bridge=lease.bridge,
-                        port_id=port.id if port else None,
-                        project_id=port.project_id if port else None, hostname=lease.hostname,
-                        client_id=lease.client_id, granted_at=lease.granted_at,
-                        expires_at=lease.expires_at, renewed_at=lease.renewed_at,
-                        updated_at=e.at))
-                await self.leases.save_all(records)
-                for e, rec in zip(batch, records):
-                    await self.ctx.events.publish(
-                        f"lease.{e.kind.value}", "port", rec.port_id or "", rec.project_id,
-                        f"{rec.mac} {e.kind.value} {rec.ip}", ip=rec.ip, mac=rec.mac,
-                        network_id=rec.network_id, expires_at=rec.expires_at)
-            except Exception:
-                log.exception("could not record DHCP lease events")
-            finally:
-                for _ in batch:
-                    self._lease_queue.task_done()
+        """Make the data plane match the records (coalesced: see DataPlaneSync.sync)."""
+        await self.dataplane.sync()
 
     def dhcp_stats(self) -> dict[str, dict[str, int]]:
-        return {bridge: dict(server.stats) for bridge, server in self._dhcp.items()}
+        return self.dataplane.dhcp_stats()
 
     # ---- visibility and quotas ---------------------------------------------------------------
 

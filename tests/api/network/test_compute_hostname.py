@@ -29,7 +29,7 @@ async def test_dhcp_hostname_is_the_instance_hostname(tmp_path):
             network = comps.network.manager
             (port,) = network.ports.list(lambda p: p.device_id == sid)
             bridge = network.networks.require(port.network_id).bridge
-            assert network._lookup(bridge, port.mac_address).hostname == "web-server-1"
+            assert network.dataplane._lookup(bridge, port.mac_address).hostname == "web-server-1"
             await client.delete(f"/compute/v2.1/servers/{sid}")
         finally:
             await client.close()
