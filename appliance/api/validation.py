@@ -135,41 +135,45 @@ def _render(path: Iterable[str | int]) -> str:
     return out
 
 
+#: Our wording for the keywords whose jsonschema message would repeat the whole value (a 1 MB
+#: string, a 10^5-entry map) or say little.
+_REASONS: dict[str, Any] = {
+    "additionalProperties": lambda v: "This attribute is not recognised.",
+    "required": lambda v: "This attribute is required.",
+    "maxLength": lambda v: f"It is longer than {v} characters.",
+    "minLength": lambda v: f"It is shorter than {v} character(s).",
+    "maxItems": lambda v: f"It has more than {v} items.",
+    "minItems": lambda v: f"It has fewer than {v} item(s).",
+    "maxProperties": lambda v: f"It has more than {v} entries.",
+    "minProperties": lambda v: f"It has fewer than {v} entries.",
+    "enum": lambda v: "It must be one of: " + ", ".join(repr(x) for x in v[:12]) + ".",
+    "format": lambda v: f"It is not a valid {v}.",
+    "pattern": lambda v: "It holds characters that are not allowed here.",
+    "oneOf": lambda v: "It matches none of the accepted forms.",
+    "anyOf": lambda v: "It matches none of the accepted forms.",
+}
+
+
 def _reason(error: ValidationError) -> str:
     custom = error.schema.get("x-reason") if isinstance(error.schema, dict) else None
-    if error.validator in ("pattern", "format", "not") and custom:
+    if error.validator in ("pattern", "format") and custom:
         return f"It must be {custom}."
-    if error.validator == "additionalProperties":
-        return "This attribute is not recognised."
-    if error.validator == "required":
-        return "This attribute is required."
-    if error.validator in ("maxLength", "minLength", "maxItems", "minItems", "maxProperties",
-                           "minProperties", "pattern", "format", "oneOf", "anyOf", "enum"):
-        # jsonschema's own message repeats the whole value (a 1 MB string): say it briefly
-        if error.validator == "maxLength":
-            return f"It is longer than {error.validator_value} characters."
-        if error.validator == "minLength":
-            return f"It is shorter than {error.validator_value} character(s)."
-        if error.validator == "maxItems":
-            return f"It has more than {error.validator_value} items."
-        if error.validator == "minItems":
-            return f"It has fewer than {error.validator_value} item(s)."
-        if error.validator == "maxProperties":
-            return f"It has more than {error.validator_value} entries."
-        if error.validator == "minProperties":
-            return f"It has fewer than {error.validator_value} entries."
-        if error.validator == "enum":
-            shown = ", ".join(repr(v) for v in error.validator_value[:12])
-            return f"It must be one of: {shown}."
-        if error.validator == "format":
-            return f"It is not a valid {error.validator_value}."
-        if error.validator == "pattern":
-            return "It holds characters that are not allowed here."
-        return "It matches none of the accepted forms."
-    return error.message[:300]
+    wording = _REASONS.get(str(error.validator))
+    if wording is not None:
+        return wording(error.validator_value)
+    if error.validator == "type":
+        kinds = error.validator_value
+        kinds = " or ".join(kinds) if isinstance(kinds, list) else kinds
+        return f"It is not of type {kinds}."
+    return error.message[:300]  # minimum, maximum …: short, and they name the bound
 
 
 def _shown(value: Any) -> str:
+    """The offending value as a client can recognise it, never the whole of a huge one."""
+    if isinstance(value, str) and len(value) > _VALUE_SHOWN:
+        return repr(value[:_VALUE_SHOWN]) + "…"
+    if isinstance(value, (dict, list)) and len(value) > 8:
+        return f"<{type(value).__name__} of {len(value)} items>"
     text = repr(value)
     return text if len(text) <= _VALUE_SHOWN else text[:_VALUE_SHOWN] + "…"
 
