@@ -174,7 +174,7 @@ class Builder:
             meta=dict(inst.metadata), user_data=user_data, network_data=network_data or {},
             image_id=inst.image_id, flavor_name=str(inst.flavor.get("name", "")),
             reservation_id=inst.reservation_id, security_groups=tuple(inst.security_groups),
-            password=inst.metadata_password)
+            password=self.m.passwords.get(inst.id))
 
     async def write_config_drive(self, inst: Instance, path: Path) -> None:
         network_data: dict[str, Any] = {}

@@ -108,11 +108,9 @@ class ComputeComponent:
 
     async def set_instance_password(self, instance_id: str, value: str) -> bool:
         """The guest's one POST to its password file; False once one is set (Nova: 409)."""
-        inst = self.manager.instances.get(instance_id)
-        if inst is None or inst.metadata_password:
+        if self.manager.instances.get(instance_id) is None:
             return False
-        await self.manager.update(instance_id, {"metadata_password": value})
-        return True
+        return await self.manager.passwords.set_once(instance_id, value)
 
     def health(self) -> str:
         m = self.manager

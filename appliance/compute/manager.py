@@ -41,6 +41,7 @@ from typing import Any, Awaitable, Callable
 from appliance.component import ApplianceContext
 from appliance.compute import disks, orphans
 from appliance.compute.actions import NAMES, ActionLog
+from appliance.compute.passwords import InstancePasswords
 from appliance.compute.build import Builder, addresses_of
 from appliance.compute.driver import (
     ComputeDriver,
@@ -111,6 +112,7 @@ class ComputeManager:
         self.tasks: Repository[Task] = Repository(ctx.store, "compute_tasks", Task)
         self.quotas: Repository[QuotaSet] = Repository(ctx.store, "compute_quotas", QuotaSet)
         self.actions = ActionLog(ctx.store)
+        self.passwords = InstancePasswords(ctx.store)
         self.instances_dir = Path(self.config.instances_dir)
         self.scheduler: Scheduler | None = None
         self.host_info: Any = None
@@ -615,7 +617,8 @@ class ComputeManager:
                     await vol.mark_detached(inst.root_volume_id)
         await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
         await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id),
-                                 *self.actions.forget_ops(inst.id)])
+                                 *self.actions.forget_ops(inst.id),
+                                 *self.passwords.forget_op(inst.id)])
         assert self.scheduler is not None
         self.scheduler.forget(inst.id)
         self._abort.discard(inst.id)

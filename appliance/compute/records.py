@@ -193,9 +193,6 @@ class Instance:
     launch_index: int = 0
     reservation_id: str = ""
     hostname: str = ""
-    #: what the guest posted to the metadata service's password file (encrypted with its
-    #: key pair; `os-server-password` shows and clears it)
-    metadata_password: str = ""
 
     @property
     def status(self) -> str:

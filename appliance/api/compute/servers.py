@@ -430,13 +430,13 @@ async def show_server_password(request: web.Request) -> web.Response:
     """Nova's os-server-password: what the guest posted to the metadata service's password
     file (encrypted by the guest with its key pair's public key), "" when nothing yet."""
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
-    return web.json_response({"password": inst.metadata_password})
+    return web.json_response({"password": component(request).manager.passwords.get(inst.id)})
 
 
 async def clear_server_password(request: web.Request) -> web.Response:
     """Forget the posted password, so the guest may post a new one (Nova: 204)."""
     inst = require_instance(request, request.match_info["id"], "compute:update_server")
-    await component(request).manager.update(inst.id, {"metadata_password": ""})
+    await component(request).manager.passwords.clear(inst.id)
     return web.Response(status=204)
 
 

@@ -100,3 +100,23 @@ async def _project_member(daemon, admin, project_id, name="watcher") -> Monostac
     project = (await admin.get(f"/v3/projects/{project_id}"))["project"]["name"]
     await client.login(name, "pw-" + name, project)
     return client
+
+
+async def test_a_posted_password_survives_a_task_saving_its_copy(nova, compute_daemon):
+    """A task holds its copy of the instance record for minutes and saves it at the end: a
+    password the guest posted meanwhile must survive that save."""
+    from tests.api.compute.conftest import manager_of
+    sid = (await nova.post(f"{C}/servers", {"server": {
+        "name": "pw", "imageRef": TEST_IMAGE_ID, "flavorRef": "1"}}))["server"]["id"]
+    await wait_status(nova, sid, "ACTIVE")
+    manager = manager_of(compute_daemon)
+    stale = manager.instances.require(sid)  # the task's copy, taken before the POST
+    component = compute_daemon.appliance.ctx.components.compute
+    assert await component.set_instance_password(sid, "ciphertext")
+    assert not await component.set_instance_password(sid, "again")  # once only (Nova: 409)
+    stale.description = "saved by a task"
+    await manager._save(stale, deleting=True)
+    shown = (await nova.get(f"{C}/servers/{sid}/os-server-password"))["password"]
+    assert shown == "ciphertext"
+    await nova.delete(f"{C}/servers/{sid}/os-server-password")
+    assert (await nova.get(f"{C}/servers/{sid}/os-server-password"))["password"] == ""
