@@ -627,7 +627,7 @@ async def list_routers(request: web.Request) -> web.Response:
 
 async def create_router(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_router", schemas.ROUTER_CREATE)
-    router = await _mgr(request).create_router(
+    router = await _mgr(request).routing.create_router(
         project_id, name=body.get("name") or "", admin_state_up=_bool(body, "admin_state_up", True),
         description=body.get("description") or "",
         external_gateway_info=_gateway_info(request, body.get("external_gateway_info")),
@@ -647,14 +647,14 @@ async def update_router(request: web.Request) -> web.Response:
     changes = dict(body)
     if "external_gateway_info" in body:
         changes["external_gateway_info"] = _gateway_info(request, body["external_gateway_info"])
-    router = await _mgr(request).update_router(router, changes, is_admin=auth.is_admin)
+    router = await _mgr(request).routing.update_router(router, changes, is_admin=auth.is_admin)
     return _json("router", router_view(_mgr(request), router))
 
 
 async def delete_router(request: web.Request) -> web.Response:
     authorize(request, "network:delete_router")
     router = _router(request)
-    await _mgr(request).delete_router(router.id)
+    await _mgr(request).routing.delete_router(router.id)
     return web.Response(status=204)
 
 
@@ -668,7 +668,7 @@ async def add_router_interface(request: web.Request) -> web.Response:
     auth = authorize(request, "network:add_router_interface")
     router = _router(request)
     body = await valid_body(request, schemas.ROUTER_INTERFACE)
-    port, sn = await _mgr(request).add_router_interface(
+    port, sn = await _mgr(request).routing.add_router_interface(
         router, subnet_id=body.get("subnet_id"), port_id=body.get("port_id"),
         project_id=auth.project_id or "", is_admin=auth.is_admin)
     return web.json_response(_interface_info(router, port, sn))
@@ -678,7 +678,7 @@ async def remove_router_interface(request: web.Request) -> web.Response:
     authorize(request, "network:remove_router_interface")
     router = _router(request)
     body = await valid_body(request, schemas.ROUTER_INTERFACE)
-    port, sn = await _mgr(request).remove_router_interface(
+    port, sn = await _mgr(request).routing.remove_router_interface(
         router, subnet_id=body.get("subnet_id"), port_id=body.get("port_id"))
     return web.json_response(_interface_info(router, port, sn))
 
@@ -703,7 +703,7 @@ async def create_floatingip(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_floatingip",
                                                 schemas.FLOATINGIP_CREATE)
     net = _visible_network(request, body["floating_network_id"])
-    fip = await _mgr(request).create_floatingip(
+    fip = await _mgr(request).routing.create_floatingip(
         project_id, net.id, is_admin=auth.is_admin, port_id=body.get("port_id"),
         fixed_ip_address=body.get("fixed_ip_address"),
         floating_ip_address=body.get("floating_ip_address"),
@@ -720,7 +720,7 @@ async def update_floatingip(request: web.Request) -> web.Response:
     auth = authorize(request, "network:update_floatingip")
     fip = _fip(request)
     body = await valid_body(request, schemas.FLOATINGIP_UPDATE)
-    fip = await _mgr(request).update_floatingip(fip, body, project_id=fip.project_id,
+    fip = await _mgr(request).routing.update_floatingip(fip, body, project_id=fip.project_id,
                                                 is_admin=auth.is_admin)
     return _json("floatingip", fip_view(fip))
 
@@ -728,7 +728,7 @@ async def update_floatingip(request: web.Request) -> web.Response:
 async def delete_floatingip(request: web.Request) -> web.Response:
     authorize(request, "network:delete_floatingip")
     fip = _fip(request)
-    await _mgr(request).delete_floatingip(fip.id)
+    await _mgr(request).routing.delete_floatingip(fip.id)
     return web.Response(status=204)
 
 
@@ -821,8 +821,8 @@ _BULK: dict[str, tuple[str, str, Callable[[NetworkManager, str], Awaitable[Any]]
                         lambda m, i: m.delete_security_group(i, is_admin=True)),
     "security-group-rules": ("security_group_rule", "security_group_rules",
                              lambda m, i: m.delete_security_group_rule(i)),
-    "routers": ("router", "routers", lambda m, i: m.delete_router(i)),
-    "floatingips": ("floatingip", "floatingips", lambda m, i: m.delete_floatingip(i)),
+    "routers": ("router", "routers", lambda m, i: m.routing.delete_router(i)),
+    "floatingips": ("floatingip", "floatingips", lambda m, i: m.routing.delete_floatingip(i)),
 }
 
 
@@ -939,9 +939,9 @@ def _tagged() -> dict[str, Tagged]:
             r, {"tags": t}, is_admin=admin(rq)), *_actions("port")),
         "security-groups": Tagged(_sg, lambda rq, r, t: _mgr(rq).update_security_group(
             r, {"tags": t}), *_actions("security_group")),
-        "routers": Tagged(_router, lambda rq, r, t: _mgr(rq).update_router(
+        "routers": Tagged(_router, lambda rq, r, t: _mgr(rq).routing.update_router(
             r, {"tags": t}, is_admin=admin(rq)), *_actions("router")),
-        "floatingips": Tagged(_fip, lambda rq, r, t: _mgr(rq).update_floatingip(
+        "floatingips": Tagged(_fip, lambda rq, r, t: _mgr(rq).routing.update_floatingip(
             r, {"tags": t}, project_id=r.project_id, is_admin=admin(rq)),
             *_actions("floatingip")),
     }
