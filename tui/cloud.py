@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 from appliance.client import MonostackClient, Session
 from appliance.errors import MonostackError, NotFound, ServiceUnavailable
+from tui.clock import parse_iso
 
 #: Catalog types that stand for each service the screens need.
 SERVICE_TYPES: dict[str, tuple[str, ...]] = {
@@ -228,6 +229,95 @@ class CloudEvent:
 
 
 @dataclass
+class ActionStep:
+    """One step of an instance action (Nova's instance action event)."""
+
+    event: str
+    start_time: float | None
+    finish_time: float | None
+    result: str | None  # "Success", "Error", or None while the step runs
+    details: str
+    traceback: str  # admins only, as Nova; "" otherwise
+
+    @classmethod
+    def from_api(cls, e: dict) -> "ActionStep":
+        return cls(event=e.get("event") or "", start_time=parse_iso(e.get("start_time")),
+                   finish_time=parse_iso(e.get("finish_time")), result=e.get("result"),
+                   details=str(e.get("details") or ""), traceback=str(e.get("traceback") or ""))
+
+
+@dataclass
+class ServerAction:
+    """What was asked of a server, by whom, and how it ended (os-instance-actions)."""
+
+    request_id: str
+    action: str
+    start_time: float | None
+    user_id: str
+    project_id: str
+    message: str
+    steps: list[ActionStep] = field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, a: dict) -> "ServerAction":
+        return cls(request_id=a.get("request_id") or "", action=a.get("action") or "",
+                   start_time=parse_iso(a.get("start_time")), user_id=a.get("user_id") or "",
+                   project_id=a.get("project_id") or "", message=str(a.get("message") or ""),
+                   steps=[ActionStep.from_api(e) for e in a.get("events") or []])
+
+    @property
+    def failed_step(self) -> ActionStep | None:
+        return next((e for e in self.steps if (e.result or "").lower() == "error"), None)
+
+    @property
+    def result(self) -> str:
+        """Nova's list says only 'Error' in message; the steps say running or done."""
+        if self.failed_step is not None or self.message.lower() == "error":
+            return "Error"
+        if self.steps and all(e.finish_time for e in self.steps):
+            return "Success"
+        return "running" if self.steps else "—"
+
+
+@dataclass
+class AuditRecord:
+    """One CADF event of the audit trail (GET /monostack/audit)."""
+
+    id: str
+    time: float | None
+    action: str
+    outcome: str
+    status: str
+    user_id: str
+    user_name: str
+    project_id: str
+    source: str
+    service: str
+    method: str
+    path: str
+    request_id: str
+
+    @classmethod
+    def from_api(cls, e: dict) -> "AuditRecord":
+        init = e.get("initiator") or {}
+        reason = e.get("reason") or {}
+        observer = e.get("observer") or {}
+        service = str(observer.get("typeURI") or "")
+        return cls(id=e.get("id") or "", time=parse_iso(e.get("eventTime")),
+                   action=e.get("action") or "", outcome=e.get("outcome") or "",
+                   status=str(reason.get("reasonCode") or ""),
+                   user_id=init.get("id") or "", user_name=init.get("name") or "",
+                   project_id=init.get("project_id") or "",
+                   source=(init.get("host") or {}).get("address") or "",
+                   service=service.removeprefix("service/"), method=e.get("method") or "",
+                   path=e.get("requestPath") or "", request_id=e.get("request_id") or "")
+
+    @property
+    def who(self) -> str:
+        return self.user_name or ("—" if self.user_id in ("", "unknown") else self.user_id)
+
+
+@dataclass
 class Hypervisor:
     hostname: str
     type: str
@@ -417,6 +507,18 @@ class Cloud:
     async def event_stream(self):
         return await self.client.websocket("/monostack/events/stream")
 
+    # audit trail (admins)
+    async def audit(self, *, limit: int = 200, outcome: str | None = None,
+                    user_id: str | None = None) -> list[AuditRecord]:
+        """Newest first; 403 for anyone but an admin."""
+        query = {"limit": str(limit)}
+        if outcome:
+            query["outcome"] = outcome
+        if user_id:
+            query["user_id"] = user_id
+        body = await self.client.get(f"/monostack/audit?{urlencode(query)}")
+        return [AuditRecord.from_api(e) for e in (body or {}).get("events", [])]
+
     async def health(self) -> dict:
         return await self.client.get("/healthz") or {}
 
@@ -502,6 +604,22 @@ class Cloud:
         body = await self.client.get(f"/compute/v2.1/servers/{server_id}/diagnostics",
                                      headers=NOVA_HEADERS)
         return ServerStats.from_api(body or {})
+
+    async def server_actions(self, server_id: str, limit: int = 20) -> list[ServerAction]:
+        """Newest first, without their steps (os-instance-actions)."""
+        self.require("compute")
+        body = await self.client.get(
+            f"/compute/v2.1/servers/{server_id}/os-instance-actions?limit={limit}",
+            headers=NOVA_HEADERS)
+        return [ServerAction.from_api(a) for a in body.get("instanceActions", [])]
+
+    async def server_action_detail(self, server_id: str, request_id: str) -> ServerAction:
+        """One action with its steps; at 2.51+ (we ask 2.60) members see the steps too."""
+        self.require("compute")
+        body = await self.client.get(
+            f"/compute/v2.1/servers/{server_id}/os-instance-actions/{quote(request_id, safe='')}",
+            headers=NOVA_HEADERS)
+        return ServerAction.from_api(body.get("instanceAction") or {})
 
     async def console_log(self, server_id: str, length: int = 40) -> str:
         body = await self.server_action(server_id, "os-getConsoleOutput", {"length": length})

@@ -1,12 +1,15 @@
-"""Instance detail (enter on a row): addresses, volumes, security groups, fault, console log
-tail, and sparklines of CPU/memory/disk/network from the server's diagnostics when offered.
+"""Instance detail (enter on a row): addresses, volumes, security groups, fault, the server's
+actions (newest first, a failed one with the step that failed and why), console log tail, and
+sparklines of CPU/memory/disk/network from the server's diagnostics when offered.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -16,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Log, Static
 
 from appliance.errors import MonostackError
-from tui.cloud import Server, ServerStats
+from tui.cloud import Server, ServerAction, ServerStats
 from tui.screens.base import CloudScreen
 from tui.screens.instances import SERVER_BINDINGS, ServerActions
 from tui.widgets.badge import status_text
@@ -29,6 +32,12 @@ class Detail:
     volumes: list[str] = field(default_factory=list)
     console: str = ""
     stats: ServerStats | None = None
+    actions: list[ServerAction] = field(default_factory=list)
+    user_names: dict[str, str] = field(default_factory=dict)
+
+
+#: Actions shown with their steps (one GET each): enough to fill the panel at 160×48.
+SHOWN_ACTIONS = 6
 
 
 class InstanceDetailScreen(ServerActions, CloudScreen):
@@ -62,6 +71,9 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
                                         id=f"spark-{key}")
                             yield Static("", id=f"now-{key}", classes="spark-now")
             yield Static("", id="detail-fault")
+            actions = Static("", id="detail-actions", classes="panel")
+            actions.border_title = "Actions"
+            yield actions
             log = Log(id="console-log", max_lines=200, auto_scroll=True)
             log.border_title = "Console log (tail)"
             yield log
@@ -88,9 +100,48 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
             detail.console = await c.console_log(self.server_id, 30)
         except MonostackError:
             detail.console = ""
+        detail.actions = await self._actions()
+        if c.is_admin and detail.actions:
+            detail.user_names = {u.id: u.name for u in await c._quiet(c.users, [])}
         if c.is_admin and detail.server.status == "ACTIVE":
             detail.stats = await c._quiet(lambda: c.server_stats(self.server_id), None)
         return detail
+
+    async def _actions(self) -> list[ServerAction]:
+        """The newest actions with their steps, so each row has a result and a failed one its
+        reason; a cloud without os-instance-actions just shows none."""
+        c = self.cloud
+        listed = await c._quiet(lambda: c.server_actions(self.server_id, SHOWN_ACTIONS), [])
+
+        async def detailed(a: ServerAction) -> ServerAction:
+            return await c._quiet(lambda: c.server_action_detail(self.server_id, a.request_id), a)
+        return list(await asyncio.gather(*(detailed(a) for a in listed[:SHOWN_ACTIONS])))
+
+    def _show_actions(self, d: Detail) -> None:
+        panel = self.query_one("#detail-actions", Static)
+        panel.display = bool(d.actions)
+        if not d.actions:
+            return
+        table = Table.grid(padding=(0, 2))
+        for _ in range(4):
+            table.add_column(no_wrap=True)
+        failed: ServerAction | None = None
+        for a in d.actions:
+            result = a.result
+            style = {"Error": "bold red", "Success": "green"}.get(result, "yellow")
+            who = d.user_names.get(a.user_id) or a.user_id[:8] or "—"
+            table.add_row(Text(a.action, style="bold"), self.monostack.clock.ago(a.start_time),
+                          who, Text(result, style=style))
+            if result == "Error" and failed is None:
+                failed = a
+        if failed is None:
+            panel.update(table)
+            return
+        step = failed.failed_step
+        why = Text(f"{failed.action} failed", style="bold red")
+        if step is not None:
+            why += Text(f" at {step.event}: ", style="red") + Text(step.details or "(no reason given)")
+        panel.update(Group(table, why))
 
     def show(self, d: Detail) -> None:
         s = self.server = d.server
@@ -114,6 +165,7 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
         fault = self.query_one("#detail-fault", Static)
         fault.update(Text(f"Fault: {s.fault}", style="bold red") if s.fault else "")
         fault.display = bool(s.fault)
+        self._show_actions(d)
         log = self.query_one("#console-log", Log)
         log.clear()
         log.write_lines((d.console or "(no console output)").splitlines()[-30:])
