@@ -25,6 +25,7 @@ from tui.clock import Clock
 from tui.cloud import Cloud, CloudEvent
 from tui.commands import MonostackCommands
 from tui.live import SESSION_EXPIRED, EventFeed
+from tui.screens.audit import AuditScreen
 from tui.screens.base import CloudScreen
 from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
@@ -50,6 +51,7 @@ SCREENS: dict[str, tuple[str, type[CloudScreen]]] = {
     "6": ("objects", ObjectsScreen),
     "7": ("identity", IdentityScreen),
     "8": ("events", EventsScreen),
+    "9": ("audit", AuditScreen),  # admins only: the footer's "1…8" stays what everyone has
 }
 SCREEN_CLASSES = {mode: cls for mode, cls in SCREENS.values()}
 SCREEN_ENTRIES = tuple(ScreenEntry(key, mode, cls.TITLE) for key, (mode, cls) in SCREENS.items())

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 GLOBAL_KEYS = [
     ("1 … 8", "Overview, Instances, Images, Volumes, Networks, Objects, Identity, Events"),
+    ("9", "Audit trail (admins)"),
     ("?", "this help"),
     ("ctrl+p", "command palette: every action by name"),
     ("ctrl+t", "light / dark theme"),
