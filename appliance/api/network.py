@@ -531,7 +531,7 @@ async def list_security_groups(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_security_groups")
     mgr = _mgr(request)
     if auth.project_id:
-        await mgr.ensure_default_sg(auth.project_id)
+        await mgr.groups.ensure_default_sg(auth.project_id)
     groups = mgr.security_groups.list(lambda g: owns(auth, g.project_id))
     return _json("security_groups", _filtered(request, [sg_view(mgr, g) for g in groups]))
 
@@ -539,7 +539,7 @@ async def list_security_groups(request: web.Request) -> web.Response:
 async def create_security_group(request: web.Request) -> web.Response:
     auth, body, project_id = await _create_body(request, "network:create_security_group",
                                                 schemas.SECURITY_GROUP_CREATE)
-    sg = await _mgr(request).create_security_group(
+    sg = await _mgr(request).groups.create_security_group(
         project_id, name=body.get("name") or "", description=body.get("description") or "",
         stateful=_bool(body, "stateful", True), tags=body.get("tags"))
     return _json("security_group", sg_view(_mgr(request), sg), 201)
@@ -554,14 +554,14 @@ async def update_security_group(request: web.Request) -> web.Response:
     authorize(request, "network:update_security_group")
     sg = _sg(request)
     body = await valid_body(request, schemas.SECURITY_GROUP_UPDATE)
-    sg = await _mgr(request).update_security_group(sg, body)
+    sg = await _mgr(request).groups.update_security_group(sg, body)
     return _json("security_group", sg_view(_mgr(request), sg))
 
 
 async def delete_security_group(request: web.Request) -> web.Response:
     auth = authorize(request, "network:delete_security_group")
     sg = _sg(request)
-    await _mgr(request).delete_security_group(sg.id, is_admin=auth.is_admin)
+    await _mgr(request).groups.delete_security_group(sg.id, is_admin=auth.is_admin)
     return web.Response(status=204)
 
 
@@ -577,7 +577,7 @@ async def create_security_group_rule(request: web.Request) -> web.Response:
     sg = _sg(request, body.get("security_group_id") or "-")
     if body.get("remote_group_id"):
         _sg(request, body["remote_group_id"])
-    rule = await _mgr(request).create_security_group_rule(sg.project_id, body)
+    rule = await _mgr(request).groups.create_security_group_rule(sg.project_id, body)
     return _json("security_group_rule", rule_view(rule), 201)
 
 
@@ -594,7 +594,7 @@ async def delete_security_group_rule(request: web.Request) -> web.Response:
     rule = _mgr(request).sg_rules.get(request.match_info["id"])
     if rule is None or not owns(auth, rule.project_id):
         raise NotFound(f"Security group rule {request.match_info['id']} does not exist")
-    await _mgr(request).delete_security_group_rule(rule.id)
+    await _mgr(request).groups.delete_security_group_rule(rule.id)
     return web.Response(status=204)
 
 
@@ -818,9 +818,9 @@ _BULK: dict[str, tuple[str, str, Callable[[NetworkManager, str], Awaitable[Any]]
     "subnets": ("subnet", "subnets", lambda m, i: m.delete_subnet(i)),
     "ports": ("port", "ports", lambda m, i: m.delete_port(i)),
     "security-groups": ("security_group", "security_groups",
-                        lambda m, i: m.delete_security_group(i, is_admin=True)),
+                        lambda m, i: m.groups.delete_security_group(i, is_admin=True)),
     "security-group-rules": ("security_group_rule", "security_group_rules",
-                             lambda m, i: m.delete_security_group_rule(i)),
+                             lambda m, i: m.groups.delete_security_group_rule(i)),
     "routers": ("router", "routers", lambda m, i: m.routing.delete_router(i)),
     "floatingips": ("floatingip", "floatingips", lambda m, i: m.routing.delete_floatingip(i)),
 }
@@ -937,7 +937,7 @@ def _tagged() -> dict[str, Tagged]:
             r, {"tags": t}), *_actions("subnet")),
         "ports": Tagged(_port, lambda rq, r, t: _mgr(rq).update_port(
             r, {"tags": t}, is_admin=admin(rq)), *_actions("port")),
-        "security-groups": Tagged(_sg, lambda rq, r, t: _mgr(rq).update_security_group(
+        "security-groups": Tagged(_sg, lambda rq, r, t: _mgr(rq).groups.update_security_group(
             r, {"tags": t}), *_actions("security_group")),
         "routers": Tagged(_router, lambda rq, r, t: _mgr(rq).routing.update_router(
             r, {"tags": t}, is_admin=admin(rq)), *_actions("router")),

@@ -12,9 +12,9 @@ explicitly (a daemon restart must find the guests' taps where it left them).
 
 Rooms behind this facade: `dataplane_sync.py` (the data plane and DHCP servers made to match
 the records), `compute_binding.py` (what compute asks: ports for instances, plugging, their
-security groups, network_data), `routing.py` (routers and floating IPs), `metadata.py` (the
-metadata service's side here). Networks, subnets, ports, security groups and quotas remain
-here.
+security groups, network_data), `routing.py` (routers and floating IPs),
+`security_groups.py` (groups and their rules), `metadata.py` (the metadata service's side
+here). Networks, subnets, ports and quotas remain here.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from appliance.network.dataplane_sync import DataPlaneSync
 from appliance.network.metadata import NetworkMetadata
 from appliance.network.netlink import DataPlane
 from appliance.network.routing import Routing
+from appliance.network.security_groups import SecurityGroups
 from appliance.network.records import (
     QUOTA_DEFAULTS,
     FloatingIP,
@@ -87,6 +88,8 @@ class NetworkManager:
         self.binding = ComputeBinding(self)
         #: routers (SNAT, interfaces) and floating IPs (1:1 NAT)
         self.routing = Routing(self)
+        #: security groups and their rules (the ruleset follows at the next sync)
+        self.groups = SecurityGroups(self)
         #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
         self.metadata = (NetworkMetadata(ctx, self.dp, self.binding.network_data, compute)
                          if self.dp else None)
@@ -338,162 +341,7 @@ class NetworkManager:
             await self.subnets.delete(sn.id)
         await self.sync()
 
-    # ---- security groups ---------------------------------------------------------------------
-
-    def _default_rules(self, sg: SecurityGroup, *, default: bool) -> list[SecurityGroupRule]:
-        ts = now_iso()
-        rules = []
-        for ethertype in ("IPv4", "IPv6"):
-            rules.append(SecurityGroupRule(id=str(uuid.uuid4()), security_group_id=sg.id,
-                                           project_id=sg.project_id, direction="egress",
-                                           ethertype=ethertype, created_at=ts, updated_at=ts))
-            if default:
-                rules.append(SecurityGroupRule(
-                    id=str(uuid.uuid4()), security_group_id=sg.id, project_id=sg.project_id,
-                    direction="ingress", ethertype=ethertype, remote_group_id=sg.id,
-                    created_at=ts, updated_at=ts))
-        return rules
-
-    def _default_sg(self, project_id: str) -> SecurityGroup | None:
-        found = self.security_groups.list(lambda g: g.project_id == project_id
-                                          and g.name == "default")
-        return min(found, key=lambda g: g.created_at) if found else None
-
-    async def _ensure_default_sg_locked(self, project_id: str) -> SecurityGroup:
-        sg = self._default_sg(project_id)
-        if sg is not None:
-            return sg
-        ts = now_iso()
-        sg = SecurityGroup(id=str(uuid.uuid4()), name="default", project_id=project_id,
-                           description="Default security group", created_at=ts, updated_at=ts)
-        rules = self._default_rules(sg, default=True)
-        await self.ctx.store.commit([self.security_groups.put_op(sg),
-                                     *[self.sg_rules.put_op(r) for r in rules]])
-        return sg
-
-    async def ensure_default_sg(self, project_id: str) -> SecurityGroup:
-        if not project_id:
-            raise BadRequest("a project is needed for a default security group")
-        sg = self._default_sg(project_id)
-        if sg is not None:
-            return sg
-        async with self._lock:
-            return await self._ensure_default_sg_locked(project_id)
-
-    async def create_security_group(self, project_id: str, *, name: str, description: str = "",
-                                    stateful: bool = True,
-                                    tags: list[str] | None = None) -> SecurityGroup:
-        if name == "default" and self._default_sg(project_id) is not None:
-            raise Conflict("Default security group already exists.")
-        async with self._lock, self._reserve(project_id, "security_group") as held:
-            await self._ensure_default_sg_locked(project_id)
-            ts = now_iso()
-            sg = SecurityGroup(id=str(uuid.uuid4()), name=name, project_id=project_id,
-                               description=description, stateful=stateful,
-                               tags=list(tags or []), created_at=ts, updated_at=ts)
-            rules = self._default_rules(sg, default=False)
-            await held.store(self.ctx.store.commit([self.security_groups.put_op(sg),
-                                                    *[self.sg_rules.put_op(r) for r in rules]]))
-        return sg
-
-    async def update_security_group(self, sg: SecurityGroup, changes: dict[str, Any]) -> SecurityGroup:
-        async with self._lock:
-            sg = self.security_groups.require(sg.id)
-            if sg.name == "default" and changes.get("name", "default") != "default":
-                raise Conflict("Updating default security group not allowed.")
-            for key in ("name", "description", "tags", "stateful"):
-                if key in changes:
-                    setattr(sg, key, changes[key])
-            sg.updated_at, sg.revision_number = now_iso(), sg.revision_number + 1
-            await self.security_groups.save(sg)
-        return sg
-
-    async def delete_security_group(self, sg_id: str, *, is_admin: bool = False) -> None:
-        async with self._lock:
-            sg = self.security_groups.require(sg_id)
-            if sg.name == "default" and not is_admin:
-                raise Conflict("Removing default security group not allowed.")
-            users = self.ports.list(lambda p: sg.id in p.security_groups)
-            if users:
-                raise Conflict(f"Security Group {sg.id} in use.")
-            ops = [self.security_groups.delete_op(sg.id)]
-            ops += [self.sg_rules.delete_op(r.id) for r in self.sg_rules.list(
-                lambda r: r.security_group_id == sg.id or r.remote_group_id == sg.id)]
-            await self.ctx.store.commit(ops)
-        await self.sync()
-
-    async def create_security_group_rule(self, project_id: str, body: dict[str, Any]) -> SecurityGroupRule:
-        sg = self.security_groups.require(body.get("security_group_id") or "")
-        direction = body.get("direction")
-        if direction not in ("ingress", "egress"):
-            raise BadRequest("direction must be 'ingress' or 'egress'")
-        ethertype = body.get("ethertype") or "IPv4"
-        if ethertype not in ("IPv4", "IPv6"):
-            raise BadRequest("ethertype must be IPv4 or IPv6")
-        proto = body.get("protocol")
-        if proto is not None:
-            proto = str(proto).lower()
-            if proto in ("any", ""):
-                proto = None
-            elif proto not in ("tcp", "udp", "icmp", "sctp", "ipv6-icmp", "icmpv6") and not (
-                    proto.isdigit() and 0 <= int(proto) <= 255):
-                raise BadRequest(f"Security group rule protocol {proto} not supported.")
-        lo, hi = body.get("port_range_min"), body.get("port_range_max")
-        try:
-            lo = None if lo is None else int(lo)
-            hi = None if hi is None else int(hi)
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("port_range_min/max must be integers") from exc
-        if proto in ("tcp", "udp", "sctp", "6", "17", "132"):
-            if lo is not None and hi is None:
-                hi = lo
-            if lo is not None and not (1 <= lo <= hi <= 65535):  # type: ignore[operator]
-                raise BadRequest("For TCP/UDP protocols, port_range_min must be <= "
-                                 "port_range_max and both within 1-65535.")
-        elif (lo is not None or hi is not None) and proto not in ("icmp", "1", "ipv6-icmp", "icmpv6"):
-            raise BadRequest("Port ranges need a protocol of tcp, udp, sctp or icmp.")
-        prefix = body.get("remote_ip_prefix")
-        remote_group = body.get("remote_group_id")
-        if prefix and remote_group:
-            raise BadRequest("Only remote_ip_prefix or remote_group_id may be provided.")
-        if prefix:
-            try:
-                net = ipaddress.ip_network(prefix, strict=False)
-            except ValueError as exc:
-                raise BadRequest(f"Invalid remote_ip_prefix {prefix}") from exc
-            if (net.version == 4) != (ethertype == "IPv4"):
-                raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {prefix}")
-            prefix = str(net)
-        if remote_group:
-            self.security_groups.require(remote_group)
-        async with self._lock, self._reserve(project_id, "security_group_rule") as held:
-            ts = now_iso()
-            rule = SecurityGroupRule(
-                id=str(uuid.uuid4()), security_group_id=sg.id, project_id=project_id,
-                direction=direction, ethertype=ethertype, protocol=proto, port_range_min=lo,
-                port_range_max=hi, remote_ip_prefix=prefix, remote_group_id=remote_group,
-                description=body.get("description") or "", created_at=ts, updated_at=ts)
-            key = self._rule_key(rule)
-            for other in self.sg_rules.list(lambda r: r.security_group_id == sg.id):
-                if self._rule_key(other) == key:
-                    raise Conflict(f"Security group rule already exists. Rule id is {other.id}.")
-            await held.store(self.sg_rules.save(rule))
-        await self.sync()
-        return rule
-
-    @staticmethod
-    def _rule_key(r: SecurityGroupRule) -> tuple:
-        prefix = r.remote_ip_prefix
-        if prefix in ("0.0.0.0/0", "::/0"):
-            prefix = None
-        return (r.direction, r.ethertype, r.protocol, r.port_range_min, r.port_range_max,
-                prefix, r.remote_group_id)
-
-    async def delete_security_group_rule(self, rule_id: str) -> None:
-        async with self._lock:
-            self.sg_rules.require(rule_id)
-            await self.sg_rules.delete(rule_id)
-        await self.sync()
+    # ---- security groups: network/security_groups.py ----------------------------------------
 
     # ---- ports -------------------------------------------------------------------------------
 
@@ -639,7 +487,8 @@ class NetworkManager:
                                "address pairs on a port.")
             groups: list[str] = []
         elif security_groups is None:
-            groups = [(await self._ensure_default_sg_locked(project_id)).id] if project_id else []
+            groups = ([(await self.groups.ensure_default_sg_locked(project_id)).id]
+                      if project_id else [])
         else:
             groups = self._check_groups(security_groups, project_id, is_admin)
         ts = now_iso()
@@ -684,7 +533,8 @@ class NetworkManager:
                                                           port.project_id, is_admin)
             elif "port_security_enabled" in changes and port.port_security_enabled \
                     and not port.security_groups and port.project_id:
-                port.security_groups = [(await self._ensure_default_sg_locked(port.project_id)).id]
+                default = await self.groups.ensure_default_sg_locked(port.project_id)
+                port.security_groups = [default.id]
             if "allowed_address_pairs" in changes:
                 port.allowed_address_pairs = self._check_pairs(changes["allowed_address_pairs"],
                                                                port.mac_address)
@@ -722,7 +572,7 @@ class NetworkManager:
 
     async def bootstrap(self, project_id: str) -> None:
         """The admin project's default security group, network "private" and its subnet."""
-        await self.ensure_default_sg(project_id)
+        await self.groups.ensure_default_sg(project_id)
         if self.networks.list(lambda n: n.project_id == project_id and n.name == "private"):
             return
         net = await self.create_network(project_id, name="private")
