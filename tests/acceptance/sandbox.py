@@ -186,15 +186,19 @@ class Sandbox:
 
     def host_sh(self, script: str, *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """A shell in the sandbox's namespaces, with the host's file system view."""
-        return subprocess.run(["nsenter", "-t", str(self.init_pid), "-m", "-n", "-p",
-                               "sh", "-c", script], capture_output=True, text=True,
-                              check=check, timeout=timeout)
+        return subprocess.run([*self._nsenter(), "sh", "-c", script], capture_output=True,
+                              text=True, check=check, timeout=timeout)
 
     def argv(self, *argv: str, env: dict[str, str] | None = None) -> list[str]:
         """The command line that runs `argv` inside the root (chroot in our namespaces)."""
         environment = [f"{k}={v}" for k, v in {**IN_ROOT_ENV, **(env or {})}.items()]
-        return ["nsenter", "-t", str(self.init_pid), "-m", "-n", "-p", "chroot",
-                str(self.root), "/usr/bin/env", "-i", *environment, *argv]
+        return [*self._nsenter(), "chroot", str(self.root), "/usr/bin/env", "-i",
+                *environment, *argv]
+
+    def _nsenter(self) -> list[str]:
+        # --root: entering a mount namespace resets the root to the namespace's own; the
+        # sandbox's PID 1 keeps ours, which is not "/" when the suite itself runs in a chroot.
+        return ["nsenter", "-t", str(self.init_pid), "-m", "-n", "-p", "--root"]
 
     def run(self, *argv: str, timeout: float = 600, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
