@@ -17,7 +17,7 @@ from tests.tui.harness import ThreadDaemon, log_in, settle, wait_for_table
 from tests.tui.test_pilot import _notes, _rows, _wait
 from tui.commands import MonostackCommands
 from tui.dialogs.error import ErrorDialog
-from tui.screens.audit import AuditScreen
+from tui.screens.audit import AuditScreen, short_path
 from tui.screens.instance_detail import InstanceDetailScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
@@ -82,6 +82,14 @@ async def test_a_member_sees_why_a_build_failed(cloud, tmp_path):
         assert not [n for n in _notes(app) if "Traceback" in n]
 
 
+def test_audit_paths_cut_ids_as_the_other_screens_do():
+    assert short_path("/compute/v2.1/servers/91a45c2e-0d3f-4b7e-9a59-0c3f2b1d7e8a/action") \
+        == "/compute/v2.1/servers/91a45c2e…/action"
+    assert short_path("/volume/v3/0c3f2b1d7e8a4b7e9a590c3f2b1d7e8a/volumes") \
+        == "/volume/v3/0c3f2b1d…/volumes"
+    assert short_path("/identity/v3/projects") == "/identity/v3/projects"
+
+
 # -- audit trail ------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -141,7 +149,8 @@ async def test_audit_filters_reach_the_daemon(audited, tmp_path):
         rows = _rows(table)
         outcomes = {r[1].split()[0] for r in rows}
         assert outcomes == {"success", "failure"}
-        assert any(r[4] == "POST" and r[5] == "/identity/v3/projects" for r in rows)
+        assert any(r[3] == "POST" and r[4] == "/identity/v3/projects"
+                   and r[5] == "local socket" for r in rows)
         # o: the daemon is asked for failures only (the refused logins and the 400).
         await pilot.press("o")
         await _wait(pilot, lambda: screen.outcome == "failure" and all(

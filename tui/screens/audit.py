@@ -9,6 +9,9 @@ refuse anyway (a role revoked meanwhile), its 403 is a notification like any oth
 """
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -25,6 +28,23 @@ from tui.widgets.table import selected_key, sync_rows
 #: outcome filter → what the toolbar says; cycled with `o`.
 OUTCOMES: tuple[tuple[str | None, str], ...] = ((None, "all"), ("failure", "failures"),
                                                 ("success", "successes"))
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}",
+                   re.IGNORECASE)
+
+
+def short_path(path: str) -> str:
+    """Ids cut to their first 8 characters, as the other screens show them: at 80 columns
+    '/compute/v2.1/servers/91a45c2e…/action' still says what was done (the details dialog
+    has the whole path)."""
+    return _UUID.sub(lambda m: m.group(0)[:8] + "…", path)
+
+
+def _utc(when: float | None) -> str:
+    if when is None:
+        return "—"
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class AuditScreen(CloudScreen):
@@ -60,9 +80,10 @@ class AuditScreen(CloudScreen):
         table.add_column("When", key="when", width=8)
         table.add_column("Outcome", key="outcome")
         table.add_column("User", key="user")
-        table.add_column("Source", key="source")
         table.add_column("Method", key="method")
         table.add_column("Path", key="path")
+        # Last: at 80 columns it is what gets cut, not the path ("local socket" mostly).
+        table.add_column("Source", key="source")
         super().on_mount()
         table.focus()
 
@@ -88,8 +109,8 @@ class AuditScreen(CloudScreen):
             failed = r.outcome != "success"
             outcome = Text(f"{r.outcome} {r.status}".strip(),
                            style="bold red" if failed else "green")
-            rows.append((r.id, (self.monostack.clock.ago(r.time), outcome, r.who, r.source,
-                                Text(r.method, style="cyan"), r.path)))
+            rows.append((r.id, (self.monostack.clock.ago(r.time), outcome, r.who,
+                                Text(r.method, style="cyan"), short_path(r.path), r.source)))
         sync_rows(self.query_one(DataTable), rows)
         shown = f"{len(rows)} of {len(self.records)}"
         if self.outcome is not None:
@@ -149,5 +170,5 @@ class AuditScreen(CloudScreen):
                  f"user: {r.who} ({r.user_id or 'unknown'})",
                  f"project: {r.project_id or '—'}", f"source: {r.source or '—'}",
                  f"service: {r.service or '—'}", f"request id: {r.request_id or '—'}",
-                 f"time: {self.monostack.clock.ago(r.time)}"]
+                 f"time: {_utc(r.time)} ({self.monostack.clock.ago(r.time)})"]
         self.app.push_screen(ErrorDialog("Audit event", "\n".join(lines)))
