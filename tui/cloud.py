@@ -318,6 +318,29 @@ class AuditRecord:
 
 
 @dataclass
+class MetricsSample:
+    """The numbers the overview plots, read from the daemon's own `GET /metrics` (so the
+    console and Prometheus never disagree): requests answered so far, guests by state."""
+
+    api_requests: float
+    guests: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_exposition(cls, text: str) -> "MetricsSample":
+        from prometheus_client.parser import text_string_to_metric_families
+        requests = 0.0
+        guests: dict[str, int] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "monostack_api_requests_total":
+                    requests += sample.value
+                elif sample.name == "monostack_guests":
+                    state = sample.labels.get("vm_state", "")
+                    guests[state] = guests.get(state, 0) + int(sample.value)
+        return cls(api_requests=requests, guests=guests)
+
+
+@dataclass
 class Hypervisor:
     hostname: str
     type: str
@@ -518,6 +541,11 @@ class Cloud:
             query["user_id"] = user_id
         body = await self.client.get(f"/monostack/audit?{urlencode(query)}")
         return [AuditRecord.from_api(e) for e in (body or {}).get("events", [])]
+
+    async def metrics(self) -> MetricsSample:
+        """GET /metrics (admins, or anyone on the local socket; 403 for a member over TCP)."""
+        text = await self.client.get("/metrics")
+        return MetricsSample.from_exposition(text if isinstance(text, str) else "")
 
     async def health(self) -> dict:
         return await self.client.get("/healthz") or {}

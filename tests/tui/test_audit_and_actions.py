@@ -90,6 +90,23 @@ def test_audit_paths_cut_ids_as_the_other_screens_do():
     assert short_path("/identity/v3/projects") == "/identity/v3/projects"
 
 
+async def test_overview_plots_the_api_request_rate_from_metrics(cloud, tmp_path):
+    # refresh 1.5 s: the overview samples every 0.3 s, so the rate appears within a second.
+    app = cloud.make_app(tmp_path, live=False, refresh_seconds=1.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot)
+        screen = app.screen
+        before = (await app.cloud.metrics()).api_requests
+        await _wait(pilot, lambda: len(screen.api_history) >= 2)
+        now = str(screen.query_one("#api-now", Static).content)
+        assert now.endswith("/s") and now[:-2].rstrip("k").isdigit()
+        assert max(screen.api_history) > 0  # its own requests, at least, between samples
+        sample = await app.cloud.metrics()
+        assert sample.api_requests > before
+        # The same numbers /metrics gives Prometheus: the seeded guests by state.
+        assert sample.guests.get("active") == 1 and sample.guests.get("error") == 1
+
+
 # -- audit trail ------------------------------------------------------------------------------
 
 @pytest.fixture

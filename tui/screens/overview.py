@@ -1,10 +1,12 @@
-"""Overview (1): host capacity vs allocation ratio, instances by state, storage, recent events.
+"""Overview (1): host capacity vs allocation ratio, instances by state, storage, recent events,
+and sparklines: host CPU/memory, and the API request rate read from the daemon's /metrics.
 
 Each panel degrades on its own: a non-admin sees 'host statistics need the admin role', a
 missing compute service shows 'compute not available', and the rest still fills in.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -66,6 +68,10 @@ class OverviewScreen(CloudScreen):
         self.cpu_history: deque[float] = deque(maxlen=200)
         self.mem_history: deque[float] = deque(maxlen=200)
         self.hv_id = ""
+        #: API requests per second, from the counter /metrics exposes (this console's own
+        #: requests included), and the last (time, count) it was read at.
+        self.api_history: deque[float] = deque(maxlen=200)
+        self._api_last: tuple[float, float] | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="overview-top"):
@@ -80,6 +86,10 @@ class OverviewScreen(CloudScreen):
                     yield Static("Mem ", classes="spark-label")
                     yield Spark(scale=100.0, id="mem-spark")
                     yield Static("", id="mem-now", classes="spark-now")
+                with Horizontal(classes="spark-row"):
+                    yield Static("API ", classes="spark-label")
+                    yield Spark(floor=1.0, id="api-spark")
+                    yield Static("", id="api-now", classes="spark-now")
             with Vertical(id="side-panels"):
                 with Vertical(id="instances-panel", classes="panel") as inst:
                     inst.border_title = "Instances"
@@ -97,8 +107,12 @@ class OverviewScreen(CloudScreen):
 
     @work(exclusive=True, group="sample", exit_on_error=False)
     async def _sample_host(self) -> None:
-        """Between full reloads, one cheap call feeds the CPU/memory sparklines."""
-        if not (self.is_current and self.hv_id and self.cloud.is_admin):
+        """Between full reloads, cheap calls feed the sparklines: CPU/memory of the host, and
+        the API request rate from the same counter Prometheus scrapes."""
+        if not (self.is_current and self.cloud.is_admin):
+            return
+        await self._sample_api()
+        if not self.hv_id:
             return
         try:
             usage = await self.cloud.host_usage(self.hv_id)
@@ -108,6 +122,21 @@ class OverviewScreen(CloudScreen):
             self._push("cpu", usage.cpu_percent)
         if usage.memory_percent is not None:
             self._push("mem", usage.memory_percent)
+
+    async def _sample_api(self) -> None:
+        try:
+            sample = await self.cloud.metrics()
+        except MonostackError:
+            return
+        now = time.monotonic()
+        last, self._api_last = self._api_last, (now, sample.api_requests)
+        if last is None or now <= last[0]:
+            return  # the first reading only sets the baseline: a rate needs two
+        rate = max(sample.api_requests - last[1], 0.0) / (now - last[0])
+        self.api_history.append(rate)
+        self.query_one("#api-spark", Spark).set_samples(self.api_history)
+        self.query_one("#api-now", Static).update(f"{rate:.0f}/s" if rate < 1000
+                                                 else f"{rate / 1000:.0f}k/s")
 
     def _push(self, which: str, value: float) -> None:
         history = self.cpu_history if which == "cpu" else self.mem_history
@@ -129,6 +158,8 @@ class OverviewScreen(CloudScreen):
                 if data.hypervisors and data.hypervisors[0].id:
                     hv_id = data.hypervisors[0].id
                     data.usage = await c._quiet(lambda: c.host_usage(hv_id), None)
+                if self._api_last is None:
+                    await self._sample_api()
             else:
                 data.host_note = "Host statistics need the admin role."
             try:
