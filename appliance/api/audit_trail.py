@@ -41,11 +41,24 @@ def _target(request: web.Request, service: str) -> tuple[str, str | None, str]:
     return kind, target_id, canonical
 
 
+def _authenticated(request: web.Request, response: web.StreamResponse | None):
+    """A login carries no token in: who it was is the token it minted (the body, with the
+    password, is never read)."""
+    subject = response.headers.get("X-Subject-Token") if response is not None else None
+    if not subject or request.method != "POST":
+        return None
+    try:
+        return ctx_of(request).identity.validate(subject)
+    except Exception:  # noqa: BLE001 — an audit record never fails the request
+        return None
+
+
 @web.middleware
 async def audit_middleware(request: web.Request, handler):
     if request.method not in AUDITED:
         return await handler(request)
     status = 500
+    response = None
     try:
         response = await handler(request)
         status = response.status
@@ -58,7 +71,7 @@ async def audit_middleware(request: web.Request, handler):
         if trail is not None:
             service = service_of(request.path)
             target_type, target_id, canonical = _target(request, service)
-            auth = request.get("auth")
+            auth = request.get("auth") or _authenticated(request, response)
             source = client_source(request)
             trail.record(event(
                 action=_action(request.method, canonical),

@@ -71,7 +71,9 @@ async def test_every_mutating_call_is_audited_without_secrets(daemon):
         assert created["initiator"]["name"] == "admin"
         assert created["initiator"]["host"]["address"] == "127.0.0.1"
         assert created["initiator"]["roles"] == ["admin"]
-        assert by_request[ids[-1][1]]["action"] == "authenticate"
+        login = by_request[ids[-1][1]]
+        assert login["action"] == "authenticate" and login["initiator"]["name"] == "auditee"
+        assert login["initiator"]["id"] == user["id"]
         assert by_request[ids[3][1]]["target"]["id"] == user["id"]
         # the admin's own socket calls name the local socket
         socket_calls = [e for e in events if e["initiator"]["host"]["address"] == "local socket"]
