@@ -139,6 +139,7 @@ class WebConsole(Server):
         self.keep_spare = keep_spare
         self._spare: tuple[AppService, Relay] | None = None
         self._spare_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def _make_app(self) -> web.Application:
         app = web.Application()
@@ -150,7 +151,7 @@ class WebConsole(Server):
             web.static("/static", self.statics_path, name="static"),
         ])
         app.on_startup.append(self._on_startup)
-        app.on_cleanup.append(self._on_cleanup)
+        app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
@@ -239,7 +240,8 @@ class WebConsole(Server):
 
     def _prepare_spare(self) -> None:
         """Start the next spare while there is room for it under the cap."""
-        if self.keep_spare and self._spare is None and self.sessions < self.max_sessions and \
+        if self.keep_spare and not self._closing and self._spare is None and \
+                self.sessions < self.max_sessions and \
                 (self._spare_task is None or self._spare_task.done()):
             self._spare_task = asyncio.ensure_future(self._make_spare())
 
@@ -263,12 +265,14 @@ class WebConsole(Server):
     async def _on_startup(self, app: web.Application) -> None:
         self._prepare_spare()
 
-    async def _on_cleanup(self, app: web.Application) -> None:
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self._closing = True  # no new spare from here on
         await self._drop_spare()
 
     async def start(self) -> None:
         """Listen (for tests and the bench, in a running loop); `serve()` for the command."""
-        self.runner = web.AppRunner(await self._make_app(), handle_signals=False)
+        self.runner = web.AppRunner(await self._make_app(), handle_signals=False,
+                                    shutdown_timeout=QUIT_GRACE * 2)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
@@ -276,8 +280,10 @@ class WebConsole(Server):
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._closing = True
         if self.runner is not None:
             await self.runner.cleanup()
+        await self._drop_spare()
 
     def serve(self, debug: bool = False) -> None:
         logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
