@@ -112,6 +112,26 @@ async def test_the_api_answers_on_socket_and_tls(appliance):
     assert appliance.sh("monostack tls ca-path").strip() == "/etc/monostack/tls/ca.crt"
 
 
+#: Runs the README's `monostack web` line (COMMAND, its comment kept) in the background,
+#: fetches its page over TLS once it listens, then stops it.
+WEB_CHECK = """set -u
+( exec COMMAND
+) >/root/web.log 2>&1 &
+web=$!
+fetch='import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile="/etc/monostack/tls/ca.crt")
+sys.stdout.write(urllib.request.urlopen("https://127.0.0.1:8443/", context=ctx, timeout=5).read().decode())'
+page=
+for _ in $(seq 1 240); do
+  page=$(python3 -c "$fetch" 2>/dev/null) && break
+  kill -0 $web 2>/dev/null || break
+  sleep 0.25
+done
+kill $web 2>/dev/null; wait $web
+echo "$page"; cat /root/web.log
+"""
+
+
 def test_readme_use_it_commands_work_verbatim(appliance):
     commands = readme_use_it()
     assert any(c.startswith("openstack server create") for c in commands), commands
@@ -126,8 +146,14 @@ def test_readme_use_it_commands_work_verbatim(appliance):
             assert tui.wait_exit() == 0
         finally:
             tui.close()
+    # The web line serves until stopped: it must answer the console's page over the
+    # appliance's TLS (its CA trusted, nothing else), then it is stopped.
+    for command in [c for c in commands if c.split()[:2] == ["monostack", "web"]]:
+        page = appliance.sh(WEB_CHECK.replace("COMMAND", command), timeout=180)
+        assert "/static/js/textual.js" in page, page
     script = "\n".join(["set -euo pipefail"]
-                       + [c for c in commands if c.split()[:2] != ["monostack", "tui"]])
+                       + [c for c in commands if c.split()[:2] not in (["monostack", "tui"],
+                                                                       ["monostack", "web"])])
     out = appliance.sh(script, timeout=600)
     assert "monostack is healthy" in out, out
     assert re.search(r"\bstatus\s*\|\s*ACTIVE\b", out), out
