@@ -59,6 +59,7 @@ _MISSING = [t for t in ("debootstrap", "unshare", "nsenter", "slirp4netns", "git
             if shutil.which(t) is None]
 SANDBOX_MARKS = [
     pytest.mark.integration,
+    pytest.mark.slow,  # a Debian root, install.sh's apt and pip, then TCG guests: minutes
     pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {_MISSING} (tests/run.sh)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
