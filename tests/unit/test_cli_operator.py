@@ -57,14 +57,16 @@ def test_tui_finds_the_socket_without_reading_anything_root_only(tmp_path):
     assert tui_socket(None, missing, daemon_config=secret) == Path("/run/x/api.sock")
 
 
-def test_tui_socket_from_an_unreadable_daemon_config_as_another_user(tmp_path):
+def test_tui_socket_from_an_unreadable_daemon_config_as_another_user(qemu_dir):
     """The real crash: `ssh -t alice@host` ran the TUI, which read the root-only config."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run as another user")
+    # qemu_dir: a directory other users can traverse (pytest's tmp_path sits under a 0700
+    # directory, so the other user met EACCES before our code ran and the test skipped)
+    tmp_path = qemu_dir
     secret = tmp_path / "monostack.toml"
     secret.write_text("[api]\n")
     secret.chmod(0o600)
-    tmp_path.chmod(0o755)
     code = ("from pathlib import Path; from appliance.client_config import tui_socket; "
             f"print(tui_socket(None, Path('{tmp_path}/none.toml'), "
             f"daemon_config=Path('{secret}')))")
