@@ -376,9 +376,15 @@ async def delete_role(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _target(request: web.Request) -> str:
+    """The project of /projects/{p}/users/{u}/roles…, or the system for /system/users/{u}/roles…
+    (a system assignment is one whose target is SYSTEM_SCOPE: the same handlers serve both)."""
+    return request.match_info.get("project_id", SYSTEM_SCOPE)
+
+
 def _assignment_ids(request: web.Request) -> tuple[str, str, str]:
     m = request.match_info
-    return m["user_id"], m["project_id"], m["role_id"]
+    return m["user_id"], _target(request), m["role_id"]
 
 
 async def grant_role(request: web.Request) -> web.Response:
@@ -403,39 +409,8 @@ async def revoke_role(request: web.Request) -> web.Response:
 async def list_user_project_roles(request: web.Request) -> web.Response:
     authorize(request, "identity:list_role_assignments")
     ident = ctx_of(request).identity
-    roles = ident.roles_of(request.match_info["user_id"], request.match_info["project_id"])
+    roles = ident.roles_of(request.match_info["user_id"], _target(request))
     return web.json_response({"roles": [_role(request, r) for r in roles], "links": _links(request)})
-
-
-def _system_ids(request: web.Request) -> tuple[str, str, str]:
-    m = request.match_info
-    return m["user_id"], SYSTEM_SCOPE, m["role_id"]
-
-
-async def grant_system_role(request: web.Request) -> web.Response:
-    authorize(request, "identity:assign_role")
-    await ctx_of(request).identity.assign(*_system_ids(request))
-    return web.Response(status=204)
-
-
-async def check_system_role(request: web.Request) -> web.Response:
-    authorize(request, "identity:list_role_assignments")
-    from appliance.identity.records import Assignment
-    ctx_of(request).identity.assignments.require(Assignment.make_id(*_system_ids(request)))
-    return web.Response(status=204)
-
-
-async def revoke_system_role(request: web.Request) -> web.Response:
-    authorize(request, "identity:assign_role")
-    await ctx_of(request).identity.unassign(*_system_ids(request))
-    return web.Response(status=204)
-
-
-async def list_system_roles(request: web.Request) -> web.Response:
-    authorize(request, "identity:list_role_assignments")
-    roles = ctx_of(request).identity.roles_of(request.match_info["user_id"], SYSTEM_SCOPE)
-    return web.json_response({"roles": [_role(request, r) for r in roles],
-                              "links": _links(request)})
 
 
 async def role_assignments(request: web.Request) -> web.Response:
@@ -561,12 +536,12 @@ def routes() -> list[web.RouteDef]:
                     allow_head=False),
             web.delete(prefix + "/projects/{project_id}/users/{user_id}/roles/{role_id}", revoke_role),
             web.get(prefix + "/role_assignments", role_assignments),
-            web.get(prefix + "/system/users/{user_id}/roles", list_system_roles),
-            web.put(prefix + "/system/users/{user_id}/roles/{role_id}", grant_system_role),
-            web.head(prefix + "/system/users/{user_id}/roles/{role_id}", check_system_role),
-            web.get(prefix + "/system/users/{user_id}/roles/{role_id}", check_system_role,
+            web.get(prefix + "/system/users/{user_id}/roles", list_user_project_roles),
+            web.put(prefix + "/system/users/{user_id}/roles/{role_id}", grant_role),
+            web.head(prefix + "/system/users/{user_id}/roles/{role_id}", check_role),
+            web.get(prefix + "/system/users/{user_id}/roles/{role_id}", check_role,
                     allow_head=False),
-            web.delete(prefix + "/system/users/{user_id}/roles/{role_id}", revoke_system_role),
+            web.delete(prefix + "/system/users/{user_id}/roles/{role_id}", revoke_role),
             web.get(prefix + "/domains", list_domains),
             web.get(prefix + "/domains/{domain_id}", get_domain),
             web.post(prefix + "/domains", create_domain),

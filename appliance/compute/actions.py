@@ -84,21 +84,17 @@ class ActionLog:
         found = self.repo.get(f"{instance_id}:{request_id}")
         return _decoded(found) if found is not None else None
 
-    def begin_op(self, instance_id: str, project_id: str, action: str) -> tuple[Any, str]:
-        """The store op recording `action` (a Nova action name) as the current request's,
-        for the caller to commit with its own change; and the action's id."""
+    def begin_ops(self, instance_id: str, project_id: str, action: str) -> tuple[list[Any], str]:
+        """The store ops recording `action` (a Nova action name) as the current request's, and
+        dropping the instance's oldest beyond MAX_PER_INSTANCE, for the caller to commit with
+        its own change; and the action's id."""
         req = current()
         now = time.time()
         record = InstanceAction(id=f"{instance_id}:{req.request_id}", instance_id=instance_id,
                                 action=action, request_id=req.request_id,
                                 user_id=req.user_id, project_id=project_id, start_time=now,
                                 updated_at=now)
-        return self.repo.put_op(record), record.id
-
-    async def record(self, instance_id: str, project_id: str, action: str) -> str:
-        op, action_id = self.begin_op(instance_id, project_id, action)
-        await self.repo.store.commit([op, *self._trim_ops(instance_id)])
-        return action_id
+        return [self.repo.put_op(record), *self._trim_ops(instance_id)], record.id
 
     async def event_started(self, action_id: str, event: str) -> None:
         action = self._get(action_id)

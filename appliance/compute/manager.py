@@ -249,10 +249,10 @@ class ComputeManager:
         try:
             tasks, ops = [], []
             for i in instances:
-                op, action_id = self.actions.begin_op(i.id, i.project_id, "create")
+                recorded, action_id = self.actions.begin_ops(i.id, i.project_id, "create")
                 tasks.append(Task(id=i.id, instance_id=i.id, action="build", params=params,
                                   action_id=action_id))
-                ops.append(op)
+                ops += recorded
             ops += [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
             async with self._admit_lock:
@@ -280,10 +280,10 @@ class ComputeManager:
             if check is not None:
                 check(inst)
             inst.task_state = task_state
-            op, action_id = self.actions.begin_op(inst.id, inst.project_id, NAMES[action][0])
+            ops, action_id = self.actions.begin_ops(inst.id, inst.project_id, NAMES[action][0])
             task = Task(id=inst.id, instance_id=inst.id, action=action, params=params or {},
                         action_id=action_id)
-            await self._save(inst, self.tasks.put_op(task), op)
+            await self._save(inst, self.tasks.put_op(task), *ops)
         return self._launch(task)
 
     def _launch(self, task: Task, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
@@ -394,9 +394,9 @@ class ComputeManager:
                 return
             self._abort.add(instance_id)
             inst.task_state = TaskState.DELETING
-            op, action_id = self.actions.begin_op(inst.id, inst.project_id, "delete")
+            ops, action_id = self.actions.begin_ops(inst.id, inst.project_id, "delete")
             task = Task(id=inst.id, instance_id=inst.id, action="delete", action_id=action_id)
-            await self._save(inst, self.tasks.put_op(task), op, deleting=True)
+            await self._save(inst, self.tasks.put_op(task), *ops, deleting=True)
             previous = self._running.get(instance_id)
             if previous is not None and instance_id in self._spawning:
                 # stuck in libvirt: stop waiting for it; a define landing later is swept
@@ -530,9 +530,9 @@ class ComputeManager:
         async with self._admit_lock:
             inst = self.instances.require(iid)
             inst.locked, inst.locked_reason = locked, (reason if locked else None)
-            op, _ = self.actions.begin_op(inst.id, inst.project_id,
+            ops, _ = self.actions.begin_ops(inst.id, inst.project_id,
                                           "lock" if locked else "unlock")
-            await self._save(inst, op, deleting=True)
+            await self._save(inst, *ops, deleting=True)
 
     async def change_security_group(self, iid: str, *, add: str | None = None,
                                     remove: str | None = None) -> list[str]:
