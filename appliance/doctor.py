@@ -90,6 +90,28 @@ def check_libvirt(config: Config) -> Check:
                  start_advice("libvirtd", "virtlogd -d; libvirtd -d"))
 
 
+#: where virtlogd listens for qemu:///system (libvirt's default build)
+VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
+
+
+def check_virtlogd(config: Config) -> Check | None:
+    """virtlogd answers: without it libvirtd still answers but no guest starts (every spawn
+    fails with "Failed to connect socket to .../virtlogd-sock"). Asked by connecting, since a
+    /run that is not a tmpfs keeps the socket file of a virtlogd long gone."""
+    if not config.compute.libvirt_uri.startswith("qemu:///system"):
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(str(VIRTLOGD_SOCKET))
+        return Check("virtlogd", "ok", f"answering on {VIRTLOGD_SOCKET}")
+    except OSError as exc:
+        return Check("virtlogd", "fail", f"not answering on {VIRTLOGD_SOCKET} ({exc.strerror}): "
+                     "no guest can start", start_advice("virtlogd", "virtlogd -d"))
+    finally:
+        s.close()
+
+
 def check_namespaces(config: Config) -> Check:
     ns = Path("/run/netns") / config.network.namespace
     if ns.exists():
@@ -150,7 +172,8 @@ def check_daemon(config: Config) -> Check:
 
 
 def run_checks(config: Config) -> list[Check]:
-    checks = [check_kvm(), check_libvirt(config), check_namespaces(config), check_nftables(),
+    checks = [check_kvm(), check_libvirt(config), check_virtlogd(config),
+              check_namespaces(config), check_nftables(),
               check_tls(config), *check_space(config), check_daemon(config),
               check_ssh_operators(config)]
     return [c for c in checks if c is not None]

@@ -14,7 +14,8 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.doctor import (
-    Check, check_kvm, check_libvirt, check_namespaces, check_space, check_ssh_operators, check_tls)
+    Check, check_kvm, check_libvirt, check_namespaces, check_space, check_ssh_operators, check_tls,
+    check_virtlogd)
 from appliance.errors import MonostackError
 
 #: Tables worth a count on the status screen, in display order (others are bookkeeping).
@@ -71,7 +72,7 @@ def check_disk_space(config: Config) -> list[Check]:
 
 
 def host_checks(config: Config) -> list[Check]:
-    checks = [check_kvm(), check_libvirt(config), check_namespaces(config),
+    checks = [check_kvm(), check_libvirt(config), check_virtlogd(config), check_namespaces(config),
               check_object_devices(config), check_tls(config), *check_disk_space(config),
               check_ssh_operators(config)]
     return [c for c in checks if c is not None]

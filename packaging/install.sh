@@ -162,15 +162,21 @@ fi
 # -- libvirt ------------------------------------------------------------------------------------
 # Where libvirtd cannot run (some containers) the install still finishes: the daemon reports its
 # compute component as failed in `monostack status` until libvirt answers.
+# Both daemons are asked whether they answer: a pidfile or socket left in a /run that is not a
+# tmpfs says nothing, and libvirtd answering says nothing of virtlogd (without which no guest
+# starts: "Failed to connect socket to '/run/libvirt/virtlogd-sock'").
 libvirt_up() { timeout 20 virsh -c qemu:///system version >/dev/null 2>&1; }
-if ! libvirt_up; then
+virtlogd_up() { python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' \
+                  /run/libvirt/virtlogd-sock 2>/dev/null; }
+if ! libvirt_up || ! virtlogd_up; then
   if systemd_running; then
     systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || true
   else
-    alive /run/virtlogd.pid || virtlogd -d || true
-    alive /run/libvirtd.pid || libvirtd -d || true
+    virtlogd_up || virtlogd -d || true
+    libvirt_up || libvirtd -d || true
   fi
-  for _ in $(seq 1 30); do libvirt_up && break; sleep 0.5; done
+  for _ in $(seq 1 30); do libvirt_up && virtlogd_up && break; sleep 0.5; done
+  virtlogd_up || warn "virtlogd does not answer: servers cannot boot until it does"
   libvirt_up || warn "libvirt (qemu:///system) does not answer: servers cannot boot until it does" \
                      "(see 'monostack doctor'); continuing"
 fi

@@ -46,15 +46,21 @@ if [ ! -x .venv/ansible-sdk/bin/python ]; then
   .venv/ansible-sdk/bin/pip install -q 'openstacksdk<4.15'
 fi
 
-# libvirt without systemd (containers, CI): start the daemons ourselves when not running.
+# libvirt without systemd (containers, CI): start the daemons ourselves when they do not answer.
 # A libvirtd started here belongs to the test suite, which may then restart it (the
 # libvirtd-restart fault test); one someone else started is never touched.
+# Each daemon is asked whether it answers, never whether its socket file or pidfile exists: a
+# machine whose /run is not a tmpfs keeps both from its last life (a CI machine cloned from a
+# disk had /run/libvirt/virtlogd-sock and no virtlogd, so every guest failed to start).
+answers() { "$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null; }
 OWNED=/run/monostack-tests-libvirtd.pid
+if ! answers /run/libvirt/virtlogd-sock; then
+  echo "== starting virtlogd"
+  virtlogd -d  # replaces a stale socket; exits non-zero only when a live one holds the pidfile
+  for _ in $(seq 1 50); do answers /run/libvirt/virtlogd-sock && break; sleep 0.1; done
+fi
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
-  echo "== starting virtlogd and libvirtd"
-  # Asked by their sockets and pidfiles, never by process name: a container or chroot sees
-  # the host's processes, whose daemons serve sockets it cannot reach.
-  [ -S /run/libvirt/virtlogd-sock ] || virtlogd -d
+  echo "== starting libvirtd"
   # `libvirtd -d` exits non-zero when another libvirtd holds the pidfile: only one this
   # started is recorded as the suite's own.
   if libvirtd -d; then
@@ -63,6 +69,7 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   fi
   for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+answers /run/libvirt/virtlogd-sock || echo "== warning: virtlogd does not answer; guests cannot start" >&2
 
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest tests "$@"

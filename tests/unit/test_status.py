@@ -108,3 +108,34 @@ def test_ssh_operators_check_says_why_they_cannot_get_in(monkeypatch, tmp_path):
     snippet.unlink()
     gone = doctor.check_ssh_operators(config)
     assert gone is not None and gone.level == "warn" and "monostack.conf is missing" in gone.detail
+
+
+def test_virtlogd_is_asked_not_its_socket_file(monkeypatch, tmp_path):
+    """A socket file left by a virtlogd long gone (a /run that is not a tmpfs) is a failure
+    with advice; a listening one is ok; a non-qemu URI needs no virtlogd."""
+    import dataclasses
+    import socket as sk
+
+    from appliance import doctor
+    path = tmp_path / "virtlogd-sock"
+    monkeypatch.setattr(doctor, "VIRTLOGD_SOCKET", path)
+    monkeypatch.setattr(doctor, "systemd_is_init", lambda: False)
+    config = dataclasses.replace(_config(tmp_path), compute=dataclasses.replace(
+        _config(tmp_path).compute, libvirt_uri="qemu:///system"))
+    stale = sk.socket(sk.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    gone = doctor.check_virtlogd(config)
+    assert gone.level == "fail" and "no guest can start" in gone.detail
+    assert gone.fix == "virtlogd -d (systemd is not PID 1 here)"
+    path.unlink()
+    live = sk.socket(sk.AF_UNIX)
+    live.bind(str(path))
+    live.listen()
+    try:
+        assert doctor.check_virtlogd(config).level == "ok"
+    finally:
+        live.close()
+    config = dataclasses.replace(config, compute=dataclasses.replace(
+        config.compute, libvirt_uri="test:///default"))
+    assert doctor.check_virtlogd(config) is None
