@@ -1,5 +1,6 @@
 """`python -m tests.bench [--shared | --quiet-host] [name ...]`: every bench_*.py module here
-(or the named ones), results printed and saved with issue 16's goal table.
+(or the named ones), results printed and saved with issue 16's goal table: a whole run in
+results/latest.json (kept in git), a run of named benches in results/partial.json.
 
 --shared says other work ran on the machine meanwhile (a 2-core host shared by several
 engineers), --quiet-host that nothing else did; without either the record says "not stated".
@@ -7,6 +8,7 @@ The load average at start and end is recorded either way.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -20,12 +22,23 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
-    shared: bool | None = None
-    if "--shared" in argv:
-        shared = True
-    if "--quiet-host" in argv:
-        shared = False
-    wanted = {a for a in argv if not a.startswith("--")}
+    # argparse: an unknown flag (even --help once was) must not silently start every bench,
+    # TCG guests included, on a machine others share.
+    names = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--shared", dest="shared", action="store_const", const=True,
+                      help="other work ran on the machine meanwhile")
+    load.add_argument("--quiet-host", dest="shared", action="store_const", const=False,
+                      help="nothing else ran on the machine meanwhile")
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"benches to run (default: all): {', '.join(names)}")
+    args = parser.parse_args(argv)
+    shared: bool | None = args.shared
+    unknown = [n for n in args.names if n.removeprefix("bench_") not in names]
+    if unknown:
+        parser.error(f"no such bench: {', '.join(unknown)}")
+    wanted = set(args.names)
     machine = host(shared)
     results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                                   "machine": machine}
@@ -47,7 +60,9 @@ def main(argv: list[str]) -> int:
           f"{'not stated' if shared is None else shared}, load {machine['loadavg_1_5_15']} → "
           f"{machine['loadavg_1_5_15_end']}")
     print(render(entries))
-    out = HERE / "results" / "latest.json"
+    # latest.json is the record of a whole run (committed: anyone sees which goals hold); a
+    # run of some benches must not overwrite it with a partial table.
+    out = HERE / "results" / ("latest.json" if not wanted else "partial.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nresults written to {out}")
