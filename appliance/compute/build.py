@@ -57,7 +57,7 @@ class Builder:
     async def build(self, task: Task) -> None:
         inst = self.m.instances.require(task.instance_id)
         # a re-driven build (after a crash) starts over on the hypervisor side
-        if await self.m._power_of(inst.id) != PowerState.NOSTATE or task.attempts:
+        if await self.m.power_of(inst.id) != PowerState.NOSTATE or task.attempts:
             with contextlib.suppress(NotFound):
                 await self.m.driver.destroy(inst.id)
         boot: BootImage | None = None
@@ -76,24 +76,24 @@ class Builder:
                 inst.pinned_cpus = list(claim.pcpus)
                 inst.host = self.m.host_info.hostname
                 inst.task_state = TaskState.NETWORKING
-                await self.m._save(inst)
+                await self.m.save(inst)
 
             await self.m.scheduler.claim(spec, persist)
         else:
-            await self.m._step(inst, TaskState.NETWORKING)
+            await self.m.step(inst, TaskState.NETWORKING)
         await self._allocate_network(inst)
-        await self.m._step(inst, TaskState.BLOCK_DEVICE_MAPPING)
+        await self.m.step(inst, TaskState.BLOCK_DEVICE_MAPPING)
         if task.params.get("boot_volume"):
             await self._prepare_boot_volume(inst, task.params["boot_volume"])
         await self.prepare_disks(inst, boot, fresh=True)
-        await self.m._step(inst, TaskState.SPAWNING)
+        await self.m.step(inst, TaskState.SPAWNING)
         await self.spawn(inst)
         inst.vm_state = VmState.ACTIVE
         inst.task_state = None
-        inst.power_state = await self.m._power_of(inst.id)
+        inst.power_state = await self.m.power_of(inst.id)
         inst.launched_at = now()
         inst.fault = None
-        await self.m._save(inst, finishing=task)
+        await self.m.save(inst, finishing=task)
 
     async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
         """Boot from image onto a new volume. The volume id is recorded before its copy is
@@ -107,7 +107,7 @@ class Builder:
             inst.root_volume_id = await vol_seam.begin_boot_volume(
                 image_id=request["image_id"], project_id=inst.project_id,
                 size_gb=int(request["size"]), name=f"{inst.name}-root")
-            await self.m._save(inst)
+            await self.m.save(inst)
         await vol_seam.wait_available(inst.root_volume_id)
         vol = await vol_seam.root_volume_for_boot(inst.root_volume_id, inst.project_id)
         await vol_seam.mark_attached(inst.root_volume_id, inst.id, "/dev/vda")
@@ -115,7 +115,7 @@ class Builder:
             "id": inst.root_volume_id, "volume_id": inst.root_volume_id, "device": "/dev/vda",
             "path": str(vol.path), "format": vol.format, "boot": True,
             "delete_on_termination": bool(request.get("delete_on_termination"))})
-        await self.m._save(inst)
+        await self.m.save(inst)
 
     async def _allocate_network(self, inst: Instance) -> None:
         net = self.m.network
@@ -125,7 +125,7 @@ class Builder:
             inst.id, inst.project_id, inst.requested_networks, inst.security_groups)
         inst.ports = [p.to_dict() for p in ports]
         inst.addresses = addresses_of(ports)
-        await self.m._save(inst)
+        await self.m.save(inst)
 
     async def prepare_disks(self, inst: Instance, boot: BootImage | None, *,
                              fresh: bool) -> None:
@@ -233,6 +233,15 @@ class Builder:
         finally:
             self.m._spawning.discard(inst.id)
         await self.plug(inst)
+
+    async def respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:
+        """Destroy the domain and define it anew from the record; left off unless
+        `running` (resize, rebuild, rescue and their undoing change what it is made of)."""
+        with contextlib.suppress(NotFound):
+            await self.m.driver.destroy(inst.id)
+        await self.spawn(inst, rescue=rescue)
+        if not running:
+            await self.m.driver.power_off(inst.id, graceful=False)
 
     async def plug(self, inst: Instance) -> None:
         net = self.m.network

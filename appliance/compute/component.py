@@ -48,8 +48,9 @@ class ComputeComponent:
             driver = LibvirtDriver(ctx.config.compute.libvirt_uri,
                                    probe_cache=ctx.config.state_dir / KVM_PROBE_CACHE)
         self.driver = driver
+        self.console_proxy = ConsoleProxy(self._open_console)
         self.manager = ComputeManager(ctx, driver, images=images, volumes=volumes,
-                                      network=network)
+                                      network=network, console=self.console_proxy)
         self.flavors: Repository[Flavor] = Repository(ctx.store, "flavors", Flavor,
                                                       kind="Flavor")
         self.keypairs: Repository[KeyPair] = Repository(ctx.store, "keypairs", KeyPair,
@@ -65,8 +66,6 @@ class ComputeComponent:
                                       self.server_groups, ctx.quotas, images=images,
                                       volumes=volumes, network=network)
         self.console_tokens = ConsoleTokens()
-        self.console_proxy = ConsoleProxy(self._open_console)
-        self.manager.console_proxy = self.console_proxy  # type: ignore[attr-defined]
         compute_metrics.register(ctx.metrics, self)
 
     async def _open_console(self, instance_id: str) -> Any:

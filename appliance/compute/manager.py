@@ -22,36 +22,35 @@ Power changes made inside the guest reach the record through driver lifecycle ev
 periodic sync re-reads every idle instance's power state as a backstop.
 
 Rooms behind this facade: `build.py` (the build pipeline: claim, disks, config drive, domain,
-plugging), `reconcile.py` (restart reconciliation, orphans, lifecycle events, power sync);
-here remain admission, the task queue with its explicit action table, the action handlers,
-and what compute/service.py calls.
+plugging), `reconcile.py` (restart reconciliation, orphans, lifecycle events, power sync),
+and one room per kind of action: `power_actions.py`, `resize.py` (resize, confirm, revert),
+`rebuild.py`, `rescue.py`, `snapshot.py`, `volume_attach.py`, `interface_attach.py`,
+`delete.py` (the resources a delete gives back). The rooms write through the narrow faces in
+`progress.py`, which this manager and the build pipeline implement. Here remain admission,
+the task queue with its explicit action table, the record saves, and what
+compute/service.py calls.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import time
-import uuid as uuidlib
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from appliance.component import ApplianceContext
 from appliance.compute import disks, orphans
 from appliance.compute.actions import NAMES, ActionLog
+from appliance.compute.build import Builder
+from appliance.compute.console import ConsoleProxy
+from appliance.compute.delete import Releases
+from appliance.compute.driver import ComputeDriver, DomainSpec
+from appliance.compute.interface_attach import InterfaceAttachments
 from appliance.compute.passwords import InstancePasswords
-from appliance.compute.build import Builder, addresses_of
-from appliance.compute.driver import (
-    ComputeDriver,
-    DiskFormat,
-    DiskSpec,
-    DomainSpec,
-    DomainState,
-    NicSpec,
-)
 from appliance.compute.power import POWER, SETTLE, SETTLEABLE, fault_of
+from appliance.compute.power_actions import PowerActions
+from appliance.compute.rebuild import Rebuilds
 from appliance.compute.reconcile import Reconciler
 from appliance.compute.records import (
     DEFAULT_QUOTAS,
@@ -61,10 +60,13 @@ from appliance.compute.records import (
     Task,
     TaskState,
     VmState,
-    now,
 )
+from appliance.compute.rescue import Rescues
+from appliance.compute.resize import Resizes, check_resize
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
-from appliance.seams import ImageSeam, NetworkSeam, PortBinding, VolumeSeam
+from appliance.compute.snapshot import Snapshots
+from appliance.compute.volume_attach import VolumeAttachments
+from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -99,9 +101,11 @@ class Aborted(Exception):
 class ComputeManager:
     def __init__(self, ctx: ApplianceContext, driver: ComputeDriver, *,
                  images: ImageSeam | None = None, volumes: VolumeSeam | None = None,
-                 network: NetworkSeam | None = None) -> None:
+                 network: NetworkSeam | None = None,
+                 console: ConsoleProxy | None = None) -> None:
         """images/volumes/network: the components compute uses, None when one does not run
-        (booting from an image is then a 400, instances boot without NICs)."""
+        (booting from an image is then a 400, instances boot without NICs); console: the
+        serial console proxy, whose sessions a delete closes."""
         self.ctx = ctx
         self.images, self.volumes, self.network = images, volumes, network
         self.config = ctx.config.compute
@@ -130,18 +134,32 @@ class ComputeManager:
         self.build = Builder(self)
         #: restart reconciliation, orphans, lifecycle events, power sync (compute/reconcile.py)
         self.reconciler = Reconciler(self)
+        # the rooms holding the action handlers: each gets only what it uses
+        timeout = self.config.graceful_shutdown_timeout
+        self.power = PowerActions(self, driver, self.build, timeout)
+        self.resizes = Resizes(self, driver, self.build, self._claim, self.instances_dir,
+                               timeout)
+        self.rebuilds = Rebuilds(self, driver, self.build)
+        self.rescues = Rescues(self, driver, self.build, self.instances_dir, timeout)
+        self.snapshots = Snapshots(self, driver, images, self.instances_dir)
+        self.volume_attachments = VolumeAttachments(self, driver, volumes)
+        self.interface_attachments = InterfaceAttachments(self, driver, network)
+        self.releases = Releases(driver, network, volumes, self.instances_dir,
+                                 console.close_instance if console is not None else None)
         #: task action (as the stored task records name it) → its handler
         self._handlers: dict[str, Callable[[Task], Awaitable[Any]]] = {
-            "build": self._do_build, "delete": self._do_delete, "start": self._do_start,
-            "stop": self._do_stop, "reboot": self._do_reboot, "pause": self._do_pause,
-            "unpause": self._do_unpause, "suspend": self._do_suspend,
-            "resume": self._do_resume, "resize": self._do_resize,
-            "confirm_resize": self._do_confirm_resize, "revert_resize": self._do_revert_resize,
-            "rebuild": self._do_rebuild, "rescue": self._do_rescue,
-            "unrescue": self._do_unrescue, "snapshot": self._do_snapshot,
-            "attach_volume": self._do_attach_volume, "detach_volume": self._do_detach_volume,
-            "attach_interface": self._do_attach_interface,
-            "detach_interface": self._do_detach_interface,
+            "build": self.build.build, "delete": self._do_delete,
+            "start": self.power.start, "stop": self.power.stop, "reboot": self.power.reboot,
+            "pause": self.power.pause, "unpause": self.power.unpause,
+            "suspend": self.power.suspend, "resume": self.power.resume,
+            "resize": self.resizes.resize, "confirm_resize": self.resizes.confirm,
+            "revert_resize": self.resizes.revert, "rebuild": self.rebuilds.rebuild,
+            "rescue": self.rescues.rescue, "unrescue": self.rescues.unrescue,
+            "snapshot": self.snapshots.snapshot,
+            "attach_volume": self.volume_attachments.attach,
+            "detach_volume": self.volume_attachments.detach,
+            "attach_interface": self.interface_attachments.attach,
+            "detach_interface": self.interface_attachments.detach,
         }
         ctx.quotas.register(QuotaSource(INSTANCE_RESOURCES, self.quota_limits,
                                         self.quota_usage, over_quota))
@@ -186,8 +204,13 @@ class ComputeManager:
 
     # -- saving ---------------------------------------------------------------------------
 
-    async def _save(self, inst: Instance, *extra: Any, finishing: Task | None = None,
-                    deleting: bool = False) -> None:
+    # compute/progress.py's Progress, as the rooms write through it
+
+    def require(self, instance_id: str) -> Instance:
+        return self.instances.require(instance_id)
+
+    async def save(self, inst: Instance, *extra: Any, finishing: Task | None = None,
+                   deleting: bool = False) -> None:
         """Commit the record (plus extra ops) and keep scheduler usage in step with it."""
         if inst.id in self._abort and not deleting:
             raise Aborted(inst.id)
@@ -214,9 +237,21 @@ class ComputeManager:
             "instance.fault" if status == "ERROR" else "instance.state", "instance", inst.id,
             inst.project_id, message or f"{inst.name}: {status}", **data)
 
-    async def _step(self, inst: Instance, task_state: TaskState) -> None:
+    async def step(self, inst: Instance, task_state: TaskState) -> None:
         inst.task_state = task_state
-        await self._save(inst)
+        await self.save(inst)
+
+    async def finish(self, inst: Instance, task: Task, vm_state: VmState | None = None
+                     ) -> None:
+        inst.power_state = await self.power_of(inst.id)
+        inst.vm_state = vm_state or SETTLE.get(inst.power_state, inst.vm_state)
+        inst.task_state = None
+        await self.save(inst, finishing=task)
+
+    async def _claim(self, spec: RequestSpec,
+                     persist: Callable[[Claim], Awaitable[None]]) -> Claim:
+        assert self.scheduler is not None, "claims are taken once the manager started"
+        return await self.scheduler.claim(spec, persist)
 
     # -- quotas ---------------------------------------------------------------------------
 
@@ -283,7 +318,7 @@ class ComputeManager:
             ops, action_id = self.actions.begin_ops(inst.id, inst.project_id, NAMES[action][0])
             task = Task(id=inst.id, instance_id=inst.id, action=action, params=params or {},
                         action_id=action_id)
-            await self._save(inst, self.tasks.put_op(task), *ops)
+            await self.save(inst, self.tasks.put_op(task), *ops)
         return self._launch(task)
 
     def _launch(self, task: Task, after: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
@@ -357,12 +392,12 @@ class ComputeManager:
                 inst.claim = inst.old_claim = None
                 inst.pinned_cpus = []
             inst.vm_state = VmState.ERROR
-            inst.power_state = await self._power_of(inst.id)
+            inst.power_state = await self.power_of(inst.id)
         else:
             await self._settle(inst)
-        await self._save(inst, finishing=task, deleting=True)
+        await self.save(inst, finishing=task, deleting=True)
 
-    async def _power_of(self, instance_id: str, *, observed: bool = False) -> PowerState:
+    async def power_of(self, instance_id: str, *, observed: bool = False) -> PowerState:
         """`observed`: the caller records what it learns, so an unreachable hypervisor must
         not read as "no domain" (a libvirtd restart would turn running guests off on paper)."""
         try:
@@ -379,7 +414,7 @@ class ComputeManager:
     async def _settle(self, inst: Instance) -> None:
         """Idle state = what the hypervisor says (after a failed or interrupted action)."""
         inst.task_state = None
-        inst.power_state = await self._power_of(inst.id)
+        inst.power_state = await self.power_of(inst.id)
         if inst.vm_state in SETTLEABLE and inst.power_state in SETTLE:
             inst.vm_state = SETTLE[inst.power_state]
         elif inst.vm_state in SETTLEABLE and inst.power_state == PowerState.NOSTATE:
@@ -396,7 +431,7 @@ class ComputeManager:
             inst.task_state = TaskState.DELETING
             ops, action_id = self.actions.begin_ops(inst.id, inst.project_id, "delete")
             task = Task(id=inst.id, instance_id=inst.id, action="delete", action_id=action_id)
-            await self._save(inst, self.tasks.put_op(task), *ops, deleting=True)
+            await self.save(inst, self.tasks.put_op(task), *ops, deleting=True)
             previous = self._running.get(instance_id)
             if previous is not None and instance_id in self._spawning:
                 # stuck in libvirt: stop waiting for it; a define landing later is swept
@@ -430,14 +465,9 @@ class ComputeManager:
         await self._admit(iid, "resume", TaskState.RESUMING, {VmState.SUSPENDED})
 
     async def resize(self, iid: str, flavor: dict[str, Any]) -> None:
-        def check(inst: Instance) -> None:
-            if inst.root_volume_id is None and flavor["disk"] and \
-                    flavor["disk"] < int(inst.flavor["disk"]):
-                raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
-            if flavor["id"] == inst.flavor.get("id"):
-                raise BadRequest("When resizing, instances must change flavor!")
         await self._admit_growing(iid, flavor, "resize", TaskState.RESIZE_PREP,
-                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor}, check)
+                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor},
+                                  lambda inst: check_resize(inst, flavor))
 
     async def _admit_growing(self, iid: str, flavor: dict[str, Any], action: str,
                              task_state: TaskState, allowed: set[VmState],
@@ -532,7 +562,7 @@ class ComputeManager:
             inst.locked, inst.locked_reason = locked, (reason if locked else None)
             ops, _ = self.actions.begin_ops(inst.id, inst.project_id,
                                           "lock" if locked else "unlock")
-            await self._save(inst, *ops, deleting=True)
+            await self.save(inst, *ops, deleting=True)
 
     async def change_security_group(self, iid: str, *, add: str | None = None,
                                     remove: str | None = None) -> list[str]:
@@ -547,7 +577,7 @@ class ComputeManager:
         async with self._admit_lock:
             inst = self.instances.require(iid)
             inst.security_groups = names
-            await self._save(inst, deleting=True)
+            await self.save(inst, deleting=True)
         return names
 
     async def update(self, iid: str, changes: dict[str, Any]) -> Instance:
@@ -555,7 +585,7 @@ class ComputeManager:
             inst = self.instances.require(iid)
             for k, v in changes.items():
                 setattr(inst, k, v)
-            await self._save(inst, deleting=True)
+            await self.save(inst, deleting=True)
             return inst
 
     # -- console --------------------------------------------------------------------------
@@ -575,47 +605,17 @@ class ComputeManager:
             text = "".join(lines[-length:]) if length > 0 else ""
         return text
 
-    # -- the build pipeline: compute/build.py ------------------------------------------------
-
-    async def _do_build(self, task: Task) -> None:
-        await self.build.build(task)
+    # -- the build pipeline (compute/build.py) and delete -------------------------------------
 
     def domain_spec(self, inst: Instance, *, rescue: bool = False) -> DomainSpec:
         return self.build.domain_spec(inst, rescue=rescue)
-
-    # -- task handlers: delete ----------------------------------------------------------------
 
     async def _do_delete(self, task: Task) -> None:
         inst = self.instances.get(task.instance_id)
         if inst is None:
             await self.tasks.delete(task.id)
             return
-        console = getattr(self, "console_proxy", None)
-        if console is not None:
-            await console.close_instance(inst.id)
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
-        net = self.network
-        if net is not None:
-            await net.deallocate_ports(inst.id)
-        vol = self.volumes
-        if vol is not None:
-            for att in inst.volume_attachments:
-                with contextlib.suppress(NotFound):
-                    await vol.mark_detached(att["volume_id"])
-                if att.get("delete_on_termination"):
-                    try:
-                        await vol.delete_volume(att["volume_id"], inst.project_id)
-                    except MonostackError as exc:  # the volume stays; the delete goes on
-                        log.warning("root volume %s not deleted: %s", att["volume_id"], exc,
-                                    extra={"instance": inst.id})
-            if inst.root_volume_id and not any(a["volume_id"] == inst.root_volume_id
-                                               for a in inst.volume_attachments):
-                # a boot volume the build made but never attached: give its reservation
-                # back; the volume stays the project's (visible, available), never leaked
-                with contextlib.suppress(NotFound):
-                    await vol.mark_detached(inst.root_volume_id)
-        await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
+        await self.releases.release(inst)
         await self.store.commit([self.instances.delete_op(inst.id), self.tasks.delete_op(task.id),
                                  *self.actions.forget_ops(inst.id),
                                  *self.passwords.forget_op(inst.id)])
@@ -625,264 +625,6 @@ class ComputeManager:
         self._statuses.pop(inst.id, None)
         await self.ctx.events.publish("instance.deleted", "instance", inst.id, inst.project_id,
                                       f"{inst.name}: deleted")
-
-    # -- task handlers: power -------------------------------------------------------------
-
-    async def _finish_power(self, inst: Instance, task: Task, vm_state: VmState | None = None
-                            ) -> None:
-        inst.power_state = await self._power_of(inst.id)
-        inst.vm_state = vm_state or SETTLE.get(inst.power_state, inst.vm_state)
-        inst.task_state = None
-        await self._save(inst, finishing=task)
-
-    async def _do_start(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        if await self.build.ensure_domain(inst):
-            await self.driver.power_on(inst.id)
-            await self.build.plug(inst)
-        await self._finish_power(inst, task, VmState.ACTIVE)
-
-    async def _do_stop(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        with contextlib.suppress(NotFound):
-            await self.driver.power_off(inst.id, graceful=True,
-                                        timeout=self.config.graceful_shutdown_timeout)
-        await self._finish_power(inst, task, VmState.STOPPED)
-
-    async def _do_reboot(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        hard = bool(task.params.get("hard"))
-        if not await self.build.ensure_domain(inst):
-            pass  # spawned fresh: that is a (hard) reboot
-        elif hard:
-            if await self.driver.state(inst.id) in (DomainState.RUNNING, DomainState.PAUSED):
-                await self.driver.reboot(inst.id, hard=True)
-            else:
-                if await self.driver.state(inst.id) == DomainState.SUSPENDED:
-                    await self.driver.power_off(inst.id, graceful=False)
-                await self.driver.power_on(inst.id)
-            await self.build.plug(inst)
-        else:
-            await self.driver.reboot(inst.id, hard=False,
-                                     timeout=self.config.graceful_shutdown_timeout)
-            await self.build.plug(inst)
-        await self._finish_power(inst, task, VmState.ACTIVE)
-
-    async def _do_pause(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        await self.driver.pause(inst.id)
-        await self._finish_power(inst, task, VmState.PAUSED)
-
-    async def _do_unpause(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        await self.driver.unpause(inst.id)
-        await self._finish_power(inst, task, VmState.ACTIVE)
-
-    async def _do_suspend(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        await self.driver.suspend(inst.id)
-        await self._finish_power(inst, task, VmState.SUSPENDED)
-
-    async def _do_resume(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        await self.driver.resume(inst.id)
-        await self.build.plug(inst)
-        await self._finish_power(inst, task, VmState.ACTIVE)
-
-    # -- task handlers: resize, rebuild, rescue, snapshot -----------------------------------
-
-    async def _respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
-        await self.build.spawn(inst, rescue=rescue)
-        if not running:
-            await self.driver.power_off(inst.id, graceful=False)
-
-    async def _do_resize(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        new = task.params["flavor"]
-        assert self.scheduler is not None
-        spec = RequestSpec.for_flavor(inst.id, new)
-        running = inst.vm_state == VmState.ACTIVE
-
-        async def persist(claim: Claim) -> None:
-            inst.old_claim, inst.claim = inst.claim, claim.to_dict()
-            inst.old_flavor, inst.flavor = inst.flavor, dict(new)
-            inst.pinned_cpus = list(claim.pcpus)
-            inst.resume_running = running
-            inst.task_state = TaskState.RESIZE_MIGRATING
-            await self._save(inst)
-
-        await self.scheduler.claim(spec, persist)
-        if running:
-            with contextlib.suppress(NotFound):
-                await self.driver.power_off(inst.id, graceful=True,
-                                            timeout=self.config.graceful_shutdown_timeout)
-        d = disks.instance_dir(self.instances_dir, inst.id)
-        root = d / "disk"
-        if inst.root_volume_id is None:
-            await asyncio.to_thread(shutil.copy2, root, d / "disk.resize-backup")
-            if int(new["disk"]) > 0:
-                await disks.grow(root, "qcow2", int(new["disk"]) * GiB)
-        await self._step(inst, TaskState.RESIZE_FINISH)
-        await self._respawn(inst, running=running)
-        inst.vm_state = VmState.RESIZED
-        inst.task_state = None
-        inst.power_state = await self._power_of(inst.id)
-        await self._save(inst, finishing=task)
-
-    async def _do_confirm_resize(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        backup = disks.instance_dir(self.instances_dir, inst.id) / "disk.resize-backup"
-        await asyncio.to_thread(lambda: backup.unlink(missing_ok=True))
-        inst.old_claim = inst.old_flavor = None
-        await self._finish_power(inst, task)
-
-    async def _do_revert_resize(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        d = disks.instance_dir(self.instances_dir, inst.id)
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
-        if inst.root_volume_id is None and (d / "disk.resize-backup").exists():
-            await asyncio.to_thread(os.replace, d / "disk.resize-backup", d / "disk")
-        if inst.old_flavor:
-            inst.flavor, inst.old_flavor = inst.old_flavor, None
-        if inst.old_claim:
-            inst.claim, inst.old_claim = inst.old_claim, None
-        inst.pinned_cpus = list((inst.claim or {}).get("pcpus", []))
-        await self._respawn(inst, running=inst.resume_running)
-        await self._finish_power(inst, task)
-
-    async def _do_rebuild(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        image_id = task.params["image_id"]
-        boot = await self.build.boot_image(image_id, inst.project_id)
-        running = inst.vm_state != VmState.STOPPED
-        with contextlib.suppress(NotFound):
-            await self.driver.destroy(inst.id)
-        inst.image_id = image_id
-        if task.params.get("name"):
-            inst.name = task.params["name"]
-        if task.params.get("metadata") is not None:
-            inst.metadata = dict(task.params["metadata"])
-        await self.build.prepare_disks(inst, boot, fresh=True)
-        await self._respawn(inst, running=running)
-        inst.fault = None
-        inst.launched_at = now()
-        await self._finish_power(inst, task)
-
-    async def _do_rescue(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        image_id = task.params.get("image_id") or inst.image_id
-        if not image_id:
-            raise BadRequest("A rescue image is needed for a volume-backed instance.")
-        boot = await self.build.boot_image(image_id, inst.project_id)
-        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
-        await self.build.make_root(d / "disk.rescue", boot, 0)
-        inst.resume_running = inst.vm_state == VmState.ACTIVE
-        with contextlib.suppress(NotFound):
-            await self.driver.power_off(inst.id, graceful=True,
-                                        timeout=self.config.graceful_shutdown_timeout)
-        await self._respawn(inst, running=True, rescue=True)
-        await self._finish_power(inst, task, VmState.RESCUED)
-
-    async def _do_unrescue(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        await self._respawn(inst, running=True)
-        rescue_disk = disks.instance_dir(self.instances_dir, inst.id) / "disk.rescue"
-        await asyncio.to_thread(lambda: rescue_disk.unlink(missing_ok=True))
-        await self._finish_power(inst, task, VmState.ACTIVE)
-
-    async def _do_snapshot(self, task: Task) -> str:
-        inst = self.instances.require(task.instance_id)
-        image = self.images
-        if image is None:
-            raise BadRequest("No image service is running.")
-        d = disks.instance_dir(self.instances_dir, inst.id)
-        dest = d / f"snapshot-{uuidlib.uuid4().hex}.qcow2"
-        try:
-            if self.driver.capabilities.runs_guests:
-                await self.driver.snapshot_disk(inst.id, str(dest), DiskFormat.QCOW2)
-            else:  # test driver: the disk file is the truth, no domain ever writes it
-                await disks.convert(d / "disk", "qcow2", dest, "qcow2")
-            props = {"image_type": "snapshot", "instance_uuid": inst.id,
-                     "base_image_ref": inst.image_id or "", **task.params.get("metadata", {})}
-            image_id = await image.create_image_from_file(
-                name=task.params["name"], project_id=inst.project_id, path=dest,
-                disk_format="qcow2", properties=props)
-        finally:
-            await asyncio.to_thread(lambda: dest.unlink(missing_ok=True))
-        await self._finish_power(inst, task, inst.vm_state)
-        return image_id
-
-    # -- task handlers: volumes and interfaces ----------------------------------------------
-
-    async def _do_attach_volume(self, task: Task) -> dict[str, Any]:
-        inst = self.instances.require(task.instance_id)
-        vol_seam = self.volumes
-        volume_id = task.params["volume_id"]
-        if any(a["volume_id"] == volume_id for a in inst.volume_attachments):
-            raise Conflict(f"volume {volume_id} is already attached to {inst.id}")
-        vol = await vol_seam.volume_for_attach(volume_id, inst.project_id)
-        used = {a["device"].rsplit("/", 1)[-1] for a in inst.volume_attachments} | {"vda"}
-        target = next(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"vd{c}" not in used)
-        device = f"/dev/{target}"
-        try:
-            if await self._power_of(inst.id) != PowerState.NOSTATE:
-                await self.driver.attach_disk(inst.id, DiskSpec(
-                    path=str(vol.path), format=DiskFormat(vol.format), target=target,
-                    serial=volume_id[:20]))
-        except BaseException:
-            # the hypervisor refused: the volume is available again, not stuck attaching
-            await asyncio.shield(vol_seam.mark_detached(volume_id))
-            raise
-        await vol_seam.mark_attached(volume_id, inst.id, device)
-        att = {"id": volume_id, "volume_id": volume_id, "device": device,
-               "path": str(vol.path), "format": vol.format}
-        inst.volume_attachments.append(att)
-        await self._finish_power(inst, task, inst.vm_state)
-        return att
-
-    async def _do_detach_volume(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        volume_id = task.params["volume_id"]
-        att = next(a for a in inst.volume_attachments if a["volume_id"] == volume_id)
-        with contextlib.suppress(NotFound):
-            await self.driver.detach_disk(inst.id, att["device"].rsplit("/", 1)[-1])
-        await self.volumes.mark_detached(volume_id)
-        inst.volume_attachments = [a for a in inst.volume_attachments
-                                   if a["volume_id"] != volume_id]
-        await self._finish_power(inst, task, inst.vm_state)
-
-    async def _do_attach_interface(self, task: Task) -> dict[str, Any]:
-        inst = self.instances.require(task.instance_id)
-        net = self.network
-        before = {p["port_id"] for p in inst.ports}
-        ports = await net.allocate_ports(inst.id, inst.project_id, [task.params["request"]])
-        new = [p for p in ports if p.port_id not in before]
-        if not new:
-            raise Conflict("The network service did not bind a new port.")
-        port = new[-1]
-        if await self._power_of(inst.id) != PowerState.NOSTATE:
-            await self.driver.attach_nic(inst.id, NicSpec(
-                mac=port.mac, tap_name=port.tap_name, mtu=port.mtu,
-                precreated_tap=port.precreated_tap))
-            await net.plug(port.tap_name, port.port_id)
-        inst.ports.append(port.to_dict())
-        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
-        await self._finish_power(inst, task, inst.vm_state)
-        return port.to_dict()
-
-    async def _do_detach_interface(self, task: Task) -> None:
-        inst = self.instances.require(task.instance_id)
-        port = next(p for p in inst.ports if p["port_id"] == task.params["port_id"])
-        with contextlib.suppress(NotFound, ServiceUnavailable):
-            await self.driver.detach_nic(inst.id, port["mac"])
-        if self.network is not None:
-            await self.network.deallocate_port(port["port_id"])
-        inst.ports = [p for p in inst.ports if p["port_id"] != port["port_id"]]
-        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
-        await self._finish_power(inst, task, inst.vm_state)
 
     # -- reconciliation, orphans and power sync: compute/reconcile.py --------------------------
 

@@ -144,13 +144,13 @@ class Reconciler:
         if inst.vm_state == VmState.RESIZED or was in (TaskState.RESIZE_PREP,
                                                        TaskState.RESIZE_MIGRATING,
                                                        TaskState.RESIZE_FINISH):
-            if await self.m._power_of(inst.id) == PowerState.NOSTATE and was is not None:
+            if await self.m.power_of(inst.id) == PowerState.NOSTATE and was is not None:
                 inst.vm_state = VmState.ERROR
         if was is not None:
             inst.fault = {"code": 500, "message": f"{was} was interrupted by a daemon restart",
                           "details": "", "created": now()}
         ops = [self.m.tasks.delete_op(task.id)] if task is not None else []
-        await self.m._save(inst, *ops, deleting=True)
+        await self.m.save(inst, *ops, deleting=True)
 
     async def _resync_power(self, inst: Instance, has_domain: bool) -> None:
         if inst.vm_state in (VmState.ERROR, VmState.BUILDING, VmState.DELETED):
@@ -160,7 +160,7 @@ class Reconciler:
                                                                           VmState.RESCUED):
                 try:
                     await self.m.build.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
-                    inst.power_state = await self.m._power_of(inst.id)
+                    inst.power_state = await self.m.power_of(inst.id)
                 except Exception as exc:  # the instance cannot run any more: say so
                     inst.vm_state, inst.fault = VmState.ERROR, fault_of(exc)
                     inst.power_state = PowerState.NOSTATE
@@ -168,9 +168,9 @@ class Reconciler:
                 inst.power_state = PowerState.NOSTATE
                 if inst.vm_state in SETTLEABLE:
                     inst.vm_state = VmState.STOPPED
-            await self.m._save(inst, deleting=True)
+            await self.m.save(inst, deleting=True)
             return
-        power = await self.m._power_of(inst.id)
+        power = await self.m.power_of(inst.id)
         # After a host reboot the domains of running instances are shut off (or, when
         # libvirt-guests saved them on the way down, shut off with a managed-save image, which
         # power_on restores). Their taps are new, in the root namespace: plug them.
@@ -183,7 +183,7 @@ class Reconciler:
             except MonostackError as exc:
                 log.warning("cannot resume %s after a restart: %s", inst.id, exc,
                             extra={"instance": inst.id})
-            power = await self.m._power_of(inst.id)
+            power = await self.m.power_of(inst.id)
         elif power == PowerState.RUNNING:
             with contextlib.suppress(MonostackError):
                 await self.m.build.plug(inst)
@@ -196,7 +196,7 @@ class Reconciler:
         inst.power_state = power
         if inst.vm_state in SETTLEABLE and power in SETTLE:
             inst.vm_state = SETTLE[power]
-        await self.m._save(inst, deleting=True)
+        await self.m.save(inst, deleting=True)
 
     async def _watch_events(self) -> None:
         if not self.m.driver.capabilities.supports_lifecycle_events:
@@ -212,7 +212,7 @@ class Reconciler:
                     inst = self.m.instances.get(ev.uuid)
                     if inst is None or inst.task_state is not None:
                         continue
-                    power = await self.m._power_of(inst.id, observed=True)
+                    power = await self.m.power_of(inst.id, observed=True)
                     if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
                             and power == PowerState.RUNNING:
                         # A qemu started behind our back (virsh start, a restore) has fresh
@@ -253,4 +253,4 @@ class Reconciler:
                     continue
                 if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
                     continue
-                await self._apply_power(fresh, await self.m._power_of(fresh.id, observed=True))
+                await self._apply_power(fresh, await self.m.power_of(fresh.id, observed=True))

@@ -115,7 +115,7 @@ async def test_a_posted_password_survives_a_task_saving_its_copy(nova, compute_d
     assert await component.set_instance_password(sid, "ciphertext")
     assert not await component.set_instance_password(sid, "again")  # once only (Nova: 409)
     stale.description = "saved by a task"
-    await manager._save(stale, deleting=True)
+    await manager.save(stale, deleting=True)
     shown = (await nova.get(f"{C}/servers/{sid}/os-server-password"))["password"]
     assert shown == "ciphertext"
     await nova.delete(f"{C}/servers/{sid}/os-server-password")

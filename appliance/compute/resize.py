@@ -1,0 +1,98 @@
+"""Resize, and its confirm and revert: an instance moves to another flavor on this host.
+
+Resize claims the new flavor's resources while keeping the old claim (`old_claim`): both
+count in the scheduler's usage until the user confirms (the old claim and the root disk's
+backup go) or reverts (the old flavor, claim and disk come back). The root disk is copied to
+`disk.resize-backup` before it is grown, so a revert restores the bytes as they were; a
+volume-backed root is not touched. The guest runs again afterwards only if it ran before.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from appliance.compute import disks
+from appliance.compute.driver import ComputeDriver
+from appliance.compute.progress import Guests, Progress
+from appliance.compute.records import Instance, Task, TaskState, VmState
+from appliance.compute.scheduler import Claim, RequestSpec
+from appliance.errors import BadRequest, NotFound
+
+GiB = 1 << 30
+BACKUP = "disk.resize-backup"
+
+#: the scheduler's atomic check-and-take (Scheduler.claim): `persist` commits the claim
+ClaimFn = Callable[[RequestSpec, Callable[[Claim], Awaitable[None]]], Awaitable[Claim]]
+
+
+def check_resize(inst: Instance, flavor: dict[str, Any]) -> None:
+    """Admission: Nova's two refusals (400) of a resize request."""
+    if inst.root_volume_id is None and flavor["disk"] and \
+            flavor["disk"] < int(inst.flavor["disk"]):
+        raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
+    if flavor["id"] == inst.flavor.get("id"):
+        raise BadRequest("When resizing, instances must change flavor!")
+
+
+class Resizes:
+    def __init__(self, progress: Progress, driver: ComputeDriver, guests: Guests,
+                 claim: ClaimFn, instances_dir: Path, shutdown_timeout: float) -> None:
+        self.progress, self.driver, self.guests = progress, driver, guests
+        self.claim = claim
+        self.instances_dir = Path(instances_dir)
+        self.shutdown_timeout = shutdown_timeout
+
+    async def resize(self, task: Task) -> None:
+        p = self.progress
+        inst = p.require(task.instance_id)
+        new = task.params["flavor"]
+        running = inst.vm_state == VmState.ACTIVE
+
+        async def persist(claim: Claim) -> None:
+            inst.old_claim, inst.claim = inst.claim, claim.to_dict()
+            inst.old_flavor, inst.flavor = inst.flavor, dict(new)
+            inst.pinned_cpus = list(claim.pcpus)
+            inst.resume_running = running
+            inst.task_state = TaskState.RESIZE_MIGRATING
+            await p.save(inst)
+
+        await self.claim(RequestSpec.for_flavor(inst.id, new), persist)
+        if running:
+            with contextlib.suppress(NotFound):
+                await self.driver.power_off(inst.id, graceful=True,
+                                            timeout=self.shutdown_timeout)
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        root = d / "disk"
+        if inst.root_volume_id is None:
+            await asyncio.to_thread(shutil.copy2, root, d / BACKUP)
+            if int(new["disk"]) > 0:
+                await disks.grow(root, "qcow2", int(new["disk"]) * GiB)
+        await p.step(inst, TaskState.RESIZE_FINISH)
+        await self.guests.respawn(inst, running=running)
+        await p.finish(inst, task, VmState.RESIZED)
+
+    async def confirm(self, task: Task) -> None:
+        inst = self.progress.require(task.instance_id)
+        backup = disks.instance_dir(self.instances_dir, inst.id) / BACKUP
+        await asyncio.to_thread(lambda: backup.unlink(missing_ok=True))
+        inst.old_claim = inst.old_flavor = None
+        await self.progress.finish(inst, task)
+
+    async def revert(self, task: Task) -> None:
+        inst = self.progress.require(task.instance_id)
+        d = disks.instance_dir(self.instances_dir, inst.id)
+        with contextlib.suppress(NotFound):
+            await self.driver.destroy(inst.id)
+        if inst.root_volume_id is None and (d / BACKUP).exists():
+            await asyncio.to_thread(os.replace, d / BACKUP, d / "disk")
+        if inst.old_flavor:
+            inst.flavor, inst.old_flavor = inst.old_flavor, None
+        if inst.old_claim:
+            inst.claim, inst.old_claim = inst.old_claim, None
+        inst.pinned_cpus = list((inst.claim or {}).get("pcpus", []))
+        await self.guests.respawn(inst, running=inst.resume_running)
+        await self.progress.finish(inst, task)
