@@ -14,7 +14,7 @@ from aiohttp import web
 
 from appliance import request_context
 from appliance.api.util import client_source, ctx_of, is_public
-from appliance.errors import MonostackError, PayloadTooLarge
+from appliance.errors import MonostackError, PayloadTooLarge, QuotaExceeded
 from appliance.objects.swift import trans_id
 
 log = logging.getLogger("monostack.api")
@@ -37,7 +37,10 @@ def error_response(path: str, exc: MonostackError) -> web.Response:
         key = _NOVA_KEYS.get(status, "computeFault" if service == "compute" else "volumeFault")
         body: dict = {key: {"code": status, "message": message}}
     elif service == "network":
-        body = {"NeutronError": {"type": type(exc).__name__, "message": message, "detail": ""}}
+        kind = type(exc).__name__
+        if isinstance(exc, QuotaExceeded):  # neutron-lib's OverQuota is a Conflict
+            status, kind = 409, "OverQuota"
+        body = {"NeutronError": {"type": kind, "message": message, "detail": ""}}
     elif service == "object":
         page = f"<html><h1>{exc.title}</h1><p>{_html(message)}</p></html>"
         headers = {"Content-Type": "text/html; charset=UTF-8"}

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from appliance.client import MonostackClient
-from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
 from appliance.network.firewall import list_ruleset
 from appliance.network.netlink import DataPlane
 from tests.api.network.conftest import needs_root
@@ -178,13 +178,13 @@ async def test_quotas(net_daemon, nadmin):
             await member.put(f"{N}/quotas/{pid}", {"quota": {"network": 1}})
         assert (await nadmin.put(f"{N}/quotas/{pid}", {"quota": {"network": 1, "port": 2}}))["quota"]["network"] == 1
         net = (await member.post(f"{N}/networks", {"network": {"name": "mine"}}))["network"]
-        with pytest.raises(PayloadTooLarge, match="Quota exceeded"):
+        with pytest.raises(Conflict, match="Quota exceeded"):
             await member.post(f"{N}/networks", {"network": {"name": "second"}})
         await member.post(f"{N}/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4,
                                                       "cidr": "10.5.0.0/24"}})
         for _ in range(2):
             await member.post(f"{N}/ports", {"port": {"network_id": net["id"]}})
-        with pytest.raises(PayloadTooLarge, match="Quota exceeded"):
+        with pytest.raises(Conflict, match="Quota exceeded"):
             await member.post(f"{N}/ports", {"port": {"network_id": net["id"]}})
         details = (await member.get(f"{N}/quotas/{pid}/details"))["quota"]
         assert details["port"] == {"limit": 2, "used": 2, "reserved": 0}
