@@ -20,7 +20,7 @@ from appliance.compute.manager import ComputeManager
 from appliance.compute.records import Flavor, Instance, KeyPair, QuotaSet, ServerGroup
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
 from appliance.identity.policy import AuthContext
-from appliance.quota import Quotas
+from appliance.quota import Quotas, Reservation
 from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
 from appliance.state import Repository
 
@@ -142,12 +142,12 @@ class ComputeService:
         # nothing, and parallel creates cannot pass it together
         held = None
         try:
-            held = await self.manager.reserve_instances(project_id, flavor.snapshot(),
+            held, count = await self._reserve_instances(project_id, flavor, req.min_count,
                                                         req.max_count)
             reservation = "r-" + secrets.token_hex(4)
             instances = []
-            for i in range(req.max_count):
-                display = req.name if req.max_count == 1 else f"{req.name}-{i + 1}"
+            for i in range(count):
+                display = req.name if count == 1 else f"{req.name}-{i + 1}"
                 instances.append(Instance(
                     id=str(uuid.uuid4()), name=display, project_id=project_id,
                     user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
@@ -177,6 +177,27 @@ class ComputeService:
             group.members.extend(i.id for i in instances)
             await self.server_groups.save(group)
         return instances, reservation
+
+    async def _reserve_instances(self, project_id: str, flavor: Flavor, min_count: int,
+                                 max_count: int) -> tuple[Reservation, int]:
+        """The quota for `max_count` servers, or for as many as it allows down to `min_count`
+        (Nova's rule: a request whose max the quota refuses still gets what fits, if that is
+        at least its min); the refusal names the full request otherwise."""
+        try:
+            return await self.manager.reserve_instances(project_id, flavor.snapshot(),
+                                                        max_count), max_count
+        except Forbidden:
+            if min_count == max_count:
+                raise
+            fits = max_count
+            for resource, each in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram)):
+                room = await self.quotas.headroom(project_id, resource)
+                if room is not None and each > 0:
+                    fits = min(fits, room // each)
+            if fits < min_count:
+                raise
+        # a parallel create may take the room meanwhile: then this refusal stands
+        return await self.manager.reserve_instances(project_id, flavor.snapshot(), fits), fits
 
     async def rebuild_server(self, inst: Instance, image_id: str, name: str | None,
                              metadata: dict[str, str] | None) -> Instance:

@@ -260,6 +260,24 @@ async def test_quota_instances_enforced_403(nova, compute_daemon):
     assert detail["instances"] == {"limit": 1, "in_use": 1, "reserved": 0}
 
 
+async def test_quota_gives_what_fits_between_min_and_max_count(nova, compute_daemon):
+    """Nova's rule: a max_count the quota refuses still creates as many as fit when that is
+    at least min_count; fewer than min_count fit → 403 and nothing is created."""
+    pid = nova.session.project_id
+    await nova.put(f"{C}/os-quota-sets/{pid}", {"quota_set": {"instances": 3}})
+    body = {"server": {"name": "fit", "imageRef": TEST_IMAGE_ID, "flavorRef": "1",
+                       "min_count": 4, "max_count": 6}}
+    with pytest.raises(Forbidden, match="Quota exceeded for instances"):
+        await nova.post(f"{C}/servers", body, headers=H)
+    assert (await nova.get(f"{C}/servers", headers=H))["servers"] == []
+    body["server"].update(min_count=2, max_count=6, return_reservation_id=True)
+    rid = (await nova.post(f"{C}/servers", body, headers=H))["reservation_id"]
+    made = (await nova.get(f"{C}/servers?reservation_id={rid}", headers=H))["servers"]
+    assert sorted(s["name"] for s in made) == ["fit-1", "fit-2", "fit-3"]
+    detail = (await nova.get(f"{C}/os-quota-sets/{pid}/detail"))["quota_set"]
+    assert detail["instances"] == {"limit": 3, "in_use": 3, "reserved": 0}
+
+
 async def test_hypervisors_zones_groups_versions(nova, compute_daemon):
     await boot(nova, "hv")
     hvs = (await nova.get(f"{C}/os-hypervisors/detail", headers=H))["hypervisors"]
