@@ -39,7 +39,7 @@ from appliance.api.schemas import network as schemas
 from appliance.api.schemas.types import PAGE, as_int
 from appliance.api.validation import valid_body, valid_query, validate
 from appliance.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from appliance.identity.policy import AuthContext, owns
+from appliance.identity.policy import AuthContext, network_visible, owns
 from appliance.network.manager import UNSET, NetworkManager
 from appliance.network.records import (
     QUOTA_DEFAULTS,
@@ -340,7 +340,7 @@ def _visible_network(request: web.Request, network_id: str) -> Network:
     auth = auth_of(request)
     mgr = _mgr(request)
     net = mgr.networks.get(network_id)
-    if net is None or not mgr.network_visible(net, auth.project_id, auth.is_admin):
+    if net is None or not network_visible(net, auth.project_id, auth.is_admin):
         raise NotFound(f"Network {network_id} could not be found.")
     return net
 
@@ -348,7 +348,7 @@ def _visible_network(request: web.Request, network_id: str) -> Network:
 async def list_networks(request: web.Request) -> web.Response:
     auth = authorize(request, "network:list_networks")
     mgr = _mgr(request)
-    nets = mgr.networks.list(lambda n: mgr.network_visible(n, auth.project_id, auth.is_admin))
+    nets = mgr.networks.list(lambda n: network_visible(n, auth.project_id, auth.is_admin))
     return _json("networks", _filtered(request, [network_view(mgr, n) for n in nets]))
 
 

@@ -10,6 +10,7 @@ A rule ending in ":own" is also satisfied when the target is the caller's own us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from appliance.errors import Forbidden
 
@@ -140,6 +141,24 @@ def owns(ctx: AuthContext, project_id: str | None) -> bool:
     cloud admin. The one ownership check (a record the caller may not see is a 404, never a
     403, so its existence does not leak)."""
     return ctx.is_admin or project_id == ctx.project_id
+
+
+class PublishableNetwork(Protocol):
+    """What the visibility rule reads of a network (appliance/network/records.py Network)."""
+
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def shared(self) -> bool: ...
+    @property
+    def external(self) -> bool: ...
+
+
+def network_visible(net: PublishableNetwork, project_id: str | None, is_admin: bool) -> bool:
+    """May a caller of `project_id` see a network: its own project's, any as a cloud admin,
+    and one published to every project (shared, or external: the floating IP pool), as
+    Neutron's default policy. An invisible network is a 404, like any record not owned."""
+    return is_admin or net.project_id == project_id or net.shared or net.external
 
 
 def enforce(ctx: AuthContext, action: str, *, target_project_id: str | None = None,

@@ -135,10 +135,7 @@ class NetworkManager:
     def dhcp_stats(self) -> dict[str, dict[str, int]]:
         return self.dataplane.dhcp_stats()
 
-    # ---- visibility and quotas ---------------------------------------------------------------
-
-    def network_visible(self, net: Network, project_id: str | None, is_admin: bool) -> bool:
-        return is_admin or net.project_id == project_id or net.shared or net.external
+    # ---- quotas (who may see a network: identity/policy.py network_visible) --------------------
 
     def quota_for(self, project_id: str) -> QuotaSet:
         return self.quotas.get(project_id) or QuotaSet(id=project_id)

@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
+from appliance.identity.policy import network_visible
 from appliance.network import ipam
 from appliance.network.records import (
     FloatingIP,
@@ -146,7 +147,7 @@ class Routing:
             if subnet_id:
                 sn = self.m.subnets.require(subnet_id)
                 net = self.m.networks.require(sn.network_id)
-                if not self.m.network_visible(net, project_id, is_admin) or (
+                if not network_visible(net, project_id, is_admin) or (
                         net.project_id != project_id and not is_admin and not net.shared):
                     raise NotFound(f"Subnet {subnet_id} could not be found.")
                 if not sn.gateway_ip:

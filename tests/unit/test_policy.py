@@ -29,3 +29,17 @@ def test_other_projects_are_refused_to_non_admins():
 def test_own_user_record_is_readable():
     assert allowed(ctx("reader"), "identity:get_user", target_user_id="u1")
     assert not allowed(ctx("reader"), "identity:get_user", target_user_id="u2")
+
+
+def test_a_network_is_visible_to_its_project_admins_and_all_when_shared_or_external():
+    from appliance.identity.policy import network_visible
+    from appliance.network.records import Network
+
+    private = Network(id="n1", name="n", project_id="p1")
+    assert network_visible(private, "p1", False)
+    assert not network_visible(private, "p2", False)
+    assert not network_visible(private, None, False)
+    assert network_visible(private, "p2", True)
+    assert network_visible(Network(id="n2", name="s", project_id="p1", shared=True), "p2", False)
+    assert network_visible(Network(id="n3", name="e", project_id="p1", external=True), "p2",
+                           False)
