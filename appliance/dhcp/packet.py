@@ -29,6 +29,7 @@ SERVER_PORT = 67
 CLIENT_PORT = 68
 
 _FIXED = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
+_ZERO4 = bytes(4)
 
 
 class MalformedPacket(ValueError):
@@ -49,6 +50,9 @@ class MessageType(IntEnum):
     NAK = 6
     RELEASE = 7
     INFORM = 8
+
+
+_MESSAGE_TYPES = {int(m): m for m in MessageType}  # a dict hit, not an enum call, per packet
 
 
 class Option(IntEnum):
@@ -184,7 +188,7 @@ class DhcpPacket:
     @property
     def mac(self) -> str:
         """chaddr as "aa:bb:cc:dd:ee:ff" (lower case), the key reservations are looked up by."""
-        return ":".join(f"{b:02x}" for b in self.chaddr[: self.hlen])
+        return self.chaddr[: self.hlen].hex(":")
 
     @property
     def broadcast(self) -> bool:
@@ -197,10 +201,10 @@ class DhcpPacket:
             return None
         if len(value) != 1:
             raise MalformedPacket(f"option 53: expected 1 byte, got {len(value)}")
-        try:
-            return MessageType(value[0])
-        except ValueError as exc:
-            raise MalformedPacket(f"option 53: unknown message type {value[0]}") from exc
+        mtype = _MESSAGE_TYPES.get(value[0])
+        if mtype is None:
+            raise MalformedPacket(f"option 53: unknown message type {value[0]}")
+        return mtype
 
     def _ip_option(self, code: int) -> IPv4Address | None:
         value = self.options.get(code)
@@ -266,6 +270,11 @@ def _parse_options(data: bytes, where: str, options: dict[int, bytes], require_e
         raise MalformedPacket(f"{where}: no END option")
 
 
+def _address(raw: bytes) -> IPv4Address:
+    # Most header addresses are 0.0.0.0; one IPv4Address per packet instead of four.
+    return ZERO if raw == _ZERO4 else IPv4Address(raw)
+
+
 def _cstring(raw: bytes) -> bytes:
     return raw.split(b"\x00", 1)[0]
 
@@ -310,10 +319,10 @@ def parse(data: bytes) -> DhcpPacket:
         xid=xid,
         secs=secs,
         flags=flags,
-        ciaddr=IPv4Address(ciaddr),
-        yiaddr=IPv4Address(yiaddr),
-        siaddr=IPv4Address(siaddr),
-        giaddr=IPv4Address(giaddr),
+        ciaddr=_address(ciaddr),
+        yiaddr=_address(yiaddr),
+        siaddr=_address(siaddr),
+        giaddr=_address(giaddr),
         chaddr=chaddr[:hlen],
         sname=_cstring(sname),
         file=_cstring(file),
@@ -324,8 +333,10 @@ def parse(data: bytes) -> DhcpPacket:
 # ---- encode ----------------------------------------------------------------------------------
 
 
-def encode_options(options: dict[int, bytes], first: Sequence[int] = (Option.MESSAGE_TYPE,)) -> bytes:
-    """Options in wire form (message type first, as clients expect), END-terminated."""
+def encode_options(options: dict[int, bytes], first: Sequence[int] = (Option.MESSAGE_TYPE,),
+                   end: bool = True) -> bytes:
+    """Options in wire form (message type first, as clients expect), END-terminated unless
+    `end` is false (a run of options encoded once and joined to others later)."""
     parts: list[bytes] = []
     order = [c for c in first if c in options] + [c for c in options if c not in first]
     for code in order:
@@ -340,12 +351,20 @@ def encode_options(options: dict[int, bytes], first: Sequence[int] = (Option.MES
             chunk = value[i : i + 255]
             parts.append(bytes((code, len(chunk))))
             parts.append(chunk)
-    parts.append(b"\xff")
+    if end:
+        parts.append(b"\xff")
     return b"".join(parts)
 
 
 def encode(packet: DhcpPacket) -> bytes:
     """Encode `packet`; padded to the 300-byte BOOTP minimum."""
+    return encode_with_options(packet, encode_options(packet.options))
+
+
+def encode_with_options(packet: DhcpPacket, wire_options: bytes) -> bytes:
+    """`packet`'s fixed fields with options already in wire form (END included), padded to the
+    300-byte BOOTP minimum: a server that encodes a reservation's options once per reservation
+    pays only for the header per reply. `packet.options` is not read."""
     if len(packet.sname) > 64 or len(packet.file) > 128:
         raise ValueError("sname/file too long")
     if len(packet.chaddr) > 16:
@@ -362,13 +381,13 @@ def encode(packet: DhcpPacket) -> bytes:
         ip_bytes(packet.yiaddr),
         ip_bytes(packet.siaddr),
         ip_bytes(packet.giaddr),
-        packet.chaddr.ljust(16, b"\x00"),
-        packet.sname.ljust(64, b"\x00"),
-        packet.file.ljust(128, b"\x00"),
+        packet.chaddr,  # the struct's "16s" pads with zeros, as do "64s" and "128s"
+        packet.sname,
+        packet.file,
     )
-    out = fixed + MAGIC_COOKIE + encode_options(packet.options)
+    out = fixed + MAGIC_COOKIE + wire_options
     if len(out) < BOOTP_MIN_LEN:
-        out += b"\x00" * (BOOTP_MIN_LEN - len(out))
+        out += bytes(BOOTP_MIN_LEN - len(out))
     return out
 
 

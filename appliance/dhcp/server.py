@@ -6,9 +6,12 @@ nothing of ports or the store; it asks `lookup(mac)` for a `Reservation` on ever
 port update takes effect at once) and tells `lease_sink(LeaseEvent)` about every grant, renewal,
 release, decline and expiry.
 
-Hostile input: every datagram goes through `handle_datagram`, which never raises; anything that
-does not parse or make sense is dropped and counted in `stats`. Datagrams wait in a bounded
-queue served by one worker task, so a flood costs a fixed amount of memory (overflow is counted).
+Hostile input: every datagram goes through one handler that never raises; anything that does not
+parse or make sense is dropped and counted in `stats`. With synchronous edges (the daemon's) a
+datagram is answered inside the socket's read callback, so a flood costs no memory beyond the
+kernel's socket buffer; with async edges datagrams wait in a bounded queue served by one worker
+task (overflow is counted). Either way the reply is sent before the sink hears of the lease: the
+sink may write it to disk later (see leases.py for why an ACK need not wait for that write).
 
 Reply addressing (RFC 2131 §4.1): relayed requests go back to the relay (giaddr:67); NAKs are
 broadcast; a client that already has an address (ciaddr: RENEWING, REBINDING, INFORM) gets a
@@ -46,6 +49,8 @@ from appliance.dhcp.packet import (
     Option,
     encode,
     encode_classless_routes,
+    encode_options,
+    encode_with_options,
     ip_bytes,
     ip_list_bytes,
     parse,
@@ -91,9 +96,52 @@ class Reservation:
         if self.lease_time < 1:
             raise ValueError("lease_time must be positive")
 
+    @functools.cached_property
+    def lease_options(self) -> dict[int, bytes]:
+        """What every OFFER and ACK of this reservation carries besides the message type, the
+        server id and an echoed client id: the lease times and the subnet's options. Encoded
+        once per reservation (it is immutable; a port update makes a new one)."""
+        opts = {
+            Option.LEASE_TIME: u32_bytes(self.lease_time),
+            Option.RENEWAL_TIME: u32_bytes(self.lease_time // 2),
+            Option.REBINDING_TIME: u32_bytes(self.lease_time * 7 // 8),
+        }
+        opts.update(self.subnet_options)
+        return opts
+
+    @functools.cached_property
+    def lease_options_wire(self) -> bytes:
+        """`lease_options` in wire form, without END."""
+        return encode_options(self.lease_options, first=(), end=False)
+
+    @functools.cached_property
+    def subnet_options(self) -> dict[int, bytes]:
+        """The subnet's options (INFORM's ACK carries only these)."""
+        opts: dict[int, bytes] = {}
+        opts[Option.SUBNET_MASK] = ip_bytes(self.network.netmask)
+        opts[Option.BROADCAST_ADDRESS] = ip_bytes(self.network.broadcast_address)
+        if self.router is not None:
+            opts[Option.ROUTER] = ip_bytes(self.router)
+        if self.dns_servers:
+            opts[Option.DNS_SERVERS] = ip_list_bytes(self.dns_servers)
+        if self.domain:
+            opts[Option.DOMAIN_NAME] = text_bytes(self.domain)[:255]
+        if self.hostname:
+            opts[Option.HOSTNAME] = text_bytes(self.hostname)[:255]
+        if self.mtu:
+            opts[Option.MTU] = u16_bytes(self.mtu)
+        if self.static_routes:
+            routes = list(self.static_routes)
+            # RFC 3442: a client that gets option 121 ignores option 3, so the default route
+            # must be repeated inside 121 or the guest loses it.
+            if self.router is not None and not any(net.prefixlen == 0 for net, _ in routes):
+                routes.append((IPv4Network("0.0.0.0/0"), self.router))
+            opts[Option.CLASSLESS_STATIC_ROUTES] = encode_classless_routes(routes)
+        return opts
+
 
 Lookup = Callable[[str], "Reservation | None | Awaitable[Reservation | None]"]
-LeaseSink = Callable[[LeaseEvent], Awaitable[None]]
+LeaseSink = Callable[[LeaseEvent], "None | Awaitable[None]"]
 SocketFactory = Callable[[], "socket.socket | Awaitable[socket.socket]"]
 
 
@@ -126,46 +174,30 @@ STAT_KEYS = (
 )
 
 
-@functools.lru_cache(maxsize=4096)
-def _subnet_options(res: Reservation) -> dict[int, bytes]:
-    """The per-reservation reply options, encoded once (reservations are frozen and hashable)."""
-    opts: dict[int, bytes] = {}
-    opts[Option.SUBNET_MASK] = ip_bytes(res.network.netmask)
-    opts[Option.BROADCAST_ADDRESS] = ip_bytes(res.network.broadcast_address)
-    if res.router is not None:
-        opts[Option.ROUTER] = ip_bytes(res.router)
-    if res.dns_servers:
-        opts[Option.DNS_SERVERS] = ip_list_bytes(res.dns_servers)
-    if res.domain:
-        opts[Option.DOMAIN_NAME] = text_bytes(res.domain)[:255]
-    if res.hostname:
-        opts[Option.HOSTNAME] = text_bytes(res.hostname)[:255]
-    if res.mtu:
-        opts[Option.MTU] = u16_bytes(res.mtu)
-    if res.static_routes:
-        routes = list(res.static_routes)
-        # RFC 3442: a client that gets option 121 ignores option 3, so the default route
-        # must be repeated inside 121 or the guest loses it.
-        if res.router is not None and not any(net.prefixlen == 0 for net, _ in routes):
-            routes.append((IPv4Network("0.0.0.0/0"), res.router))
-        opts[Option.CLASSLESS_STATIC_ROUTES] = encode_classless_routes(routes)
-    return opts
-
-
 class _DatagramProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: DhcpServer) -> None:
         self.server = server
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.server.enqueue(data, addr)
+        self.server.receive(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         self.server.stats["send_errors"] += 1
         log.debug("dhcp %s: socket error %s", self.server.bridge_name, exc)
 
 
+_BROADCAST_STR = str(BROADCAST)
+
+
 class DhcpServer:
-    """One listener on one bridge. `await start()` … `await stop()`."""
+    """One listener on one bridge. `await start()` … `await stop()`.
+
+    When neither `lookup` nor `lease_sink` is a coroutine function (the daemon's are plain
+    dict reads and a queue put), a datagram is answered inside the socket's read callback:
+    parse, look up, reply, report — no queue, no second pass of the event loop, and no memory
+    beyond the kernel's socket buffer, which already bounds a flood. Async edges go through a
+    bounded queue served by one worker task instead, in arrival order.
+    """
 
     def __init__(
         self,
@@ -187,10 +219,16 @@ class DhcpServer:
         self._clock = clock
         self._expiry_interval = expiry_interval
         self._queue: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(maxsize=queue_size)
+        self._inline = not (inspect.iscoroutinefunction(lookup) or inspect.iscoroutinefunction(lease_sink))
         self._transport: Transport | None = None
         self._tasks: list[asyncio.Task] = []
+        self._sink_tasks: set[asyncio.Task] = set()
         self.leases = LeaseTable()
         self.stats: dict[str, int] = {key: 0 for key in STAT_KEYS}
+        server_id = encode_options({Option.SERVER_ID: ip_bytes(self.server_ip)}, end=False)
+        #: message type + server id, in wire form, per reply type
+        self._reply_head = {m: encode_options({Option.MESSAGE_TYPE: bytes((m,))}, end=False) + server_id
+                            for m in (MessageType.OFFER, MessageType.ACK)}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -223,10 +261,20 @@ class DhcpServer:
             except asyncio.CancelledError:
                 pass
         self._tasks = []
+        if self._sink_tasks:
+            await asyncio.gather(*self._sink_tasks, return_exceptions=True)
         if self._transport is not None:
             self._transport.close()
             self._transport = None
             await asyncio.sleep(0)  # the transport closes its socket on the next loop pass
+
+    def receive(self, data: bytes, addr: Any) -> None:
+        """One datagram from the socket: answered now when the edges are synchronous (and
+        nothing queued is still waiting, so order holds), else queued for the worker."""
+        if self._inline and self._queue.empty():
+            self._handle_inline(data, addr)
+        else:
+            self.enqueue(data, addr)
 
     def enqueue(self, data: bytes, addr: Any) -> None:
         try:
@@ -251,7 +299,7 @@ class DhcpServer:
         due = self.leases.expire_due(now)
         for lease in due:
             self.stats["expired"] += 1
-            await self._emit(LeaseEventKind.EXPIRED, lease, now)
+            await self._emit(LeaseEvent(kind=LeaseEventKind.EXPIRED, lease=lease, at=now))
         return due
 
     # ---- the datagram handler ----------------------------------------------------------------
@@ -260,52 +308,101 @@ class DhcpServer:
         """Handle one request. Never raises: every failure is a counted drop."""
         self.stats["received"] += 1
         try:
-            try:
-                packet = parse(data)
-                mtype = packet.message_type
-            except MalformedPacket as exc:
-                self.stats["dropped_malformed"] += 1
-                log.debug("dhcp %s: malformed from %s: %s", self.bridge_name, addr, exc)
+            admitted = self._admit(data, addr)
+            if admitted is None:
                 return
-            if packet.op != Op.BOOTREQUEST or packet.htype != 1 or packet.hlen != 6:
-                self.stats["dropped_invalid"] += 1
-                return
-            handler = self._handlers.get(mtype)
-            if handler is None:  # BOOTP (no type) or a server-side message type
-                self.stats["dropped_invalid"] += 1
-                return
+            packet, handler = admitted
             try:
                 reservation = self._lookup(packet.mac)
                 if inspect.isawaitable(reservation):
                     reservation = await reservation
             except Exception:
-                self.stats["lookup_errors"] += 1
-                log.exception("dhcp %s: reservation lookup failed for %s", self.bridge_name, packet.mac)
+                self._lookup_failed(packet)
                 return
-            if reservation is None:
-                self.stats["dropped_unknown"] += 1
-                return
-            try:
-                await handler(self, packet, reservation)
-            except MalformedPacket as exc:
-                self.stats["dropped_malformed"] += 1
-                log.debug("dhcp %s: malformed %s from %s: %s", self.bridge_name, mtype, packet.mac, exc)
+            event = self._answer(packet, handler, reservation)
+            if event is not None:
+                await self._emit(event)
         except Exception:  # a bug, not an attack: log it loudly, keep serving
             self.stats["errors"] += 1
             log.exception("dhcp %s: error handling a datagram from %s", self.bridge_name, addr)
 
-    async def _on_discover(self, packet: DhcpPacket, res: Reservation) -> None:
-        self._send(self._reply(packet, res, MessageType.OFFER), packet)
+    def _handle_inline(self, data: bytes, addr: Any) -> None:
+        """`handle_datagram` without awaiting anything (the edges are synchronous)."""
+        self.stats["received"] += 1
+        try:
+            admitted = self._admit(data, addr)
+            if admitted is None:
+                return
+            packet, handler = admitted
+            try:
+                reservation = self._lookup(packet.mac)
+            except Exception:
+                self._lookup_failed(packet)
+                return
+            if inspect.isawaitable(reservation):
+                # A plain callable that returned an awaitable: from now on every datagram goes
+                # through the worker, this one first (a lookup has no side effects to repeat).
+                if inspect.iscoroutine(reservation):
+                    reservation.close()
+                self._inline = False
+                self.stats["received"] -= 1
+                self.enqueue(data, addr)
+                return
+            event = self._answer(packet, handler, reservation)
+            if event is not None:
+                self._emit_now(event)
+        except Exception:  # a bug, not an attack: log it loudly, keep serving
+            self.stats["errors"] += 1
+            log.exception("dhcp %s: error handling a datagram from %s", self.bridge_name, addr)
+
+    def _admit(self, data: bytes, addr: Any) -> tuple[DhcpPacket, Callable[..., LeaseEvent | None]] | None:
+        """The parsed request and its handler, or None (counted) when it is not one we answer."""
+        try:
+            packet = parse(data)
+            mtype = packet.message_type
+        except MalformedPacket as exc:
+            self.stats["dropped_malformed"] += 1
+            log.debug("dhcp %s: malformed from %s: %s", self.bridge_name, addr, exc)
+            return None
+        if packet.op != Op.BOOTREQUEST or packet.htype != 1 or packet.hlen != 6:
+            self.stats["dropped_invalid"] += 1
+            return None
+        handler = self._handlers.get(mtype)
+        if handler is None:  # BOOTP (no type) or a server-side message type
+            self.stats["dropped_invalid"] += 1
+            return None
+        return packet, handler
+
+    def _lookup_failed(self, packet: DhcpPacket) -> None:
+        self.stats["lookup_errors"] += 1
+        log.exception("dhcp %s: reservation lookup failed for %s", self.bridge_name, packet.mac)
+
+    def _answer(self, packet: DhcpPacket, handler: Callable[..., LeaseEvent | None],
+                reservation: Reservation | None) -> LeaseEvent | None:
+        """Reply (if the request deserves one) and return the lease change to report."""
+        if reservation is None:
+            self.stats["dropped_unknown"] += 1
+            return None
+        try:
+            return handler(self, packet, reservation)
+        except MalformedPacket as exc:
+            self.stats["dropped_malformed"] += 1
+            log.debug("dhcp %s: malformed %s from %s: %s", self.bridge_name,
+                      packet.options.get(Option.MESSAGE_TYPE), packet.mac, exc)
+            return None
+
+    def _on_discover(self, packet: DhcpPacket, res: Reservation) -> None:
+        self._send_lease_reply(packet, res, MessageType.OFFER)
         self.stats["offers"] += 1
 
-    async def _on_request(self, packet: DhcpPacket, res: Reservation) -> None:
+    def _on_request(self, packet: DhcpPacket, res: Reservation) -> LeaseEvent | None:
         server_id = packet.server_id
         requested = packet.requested_ip
         if server_id is not None:
             # SELECTING: the client names the server it chose.
             if server_id != self.server_ip:
                 self.stats["ignored_other_server"] += 1
-                return
+                return None
             wanted = requested if requested is not None else (packet.ciaddr if packet.ciaddr != ZERO else None)
         elif requested is not None:
             wanted = requested  # INIT-REBOOT: verifying a remembered address
@@ -313,12 +410,12 @@ class DhcpServer:
             wanted = packet.ciaddr  # RENEWING (unicast) or REBINDING (broadcast)
         else:
             self.stats["dropped_invalid"] += 1
-            return
+            return None
         if wanted != res.ip:
             self._send(self._nak(packet, f"requested address {wanted} is not this client's"), packet)
             self.stats["naks"] += 1
-            return
-        self._send(self._reply(packet, res, MessageType.ACK), packet)
+            return None
+        self._send_lease_reply(packet, res, MessageType.ACK)
         self.stats["acks"] += 1
         now = self._clock()
         client_id = packet.client_id
@@ -327,38 +424,38 @@ class DhcpServer:
             hostname=res.hostname or packet.hostname,
             client_id=client_id.hex() if client_id else None,
         )
-        await self._emit(kind, lease, now)
+        return LeaseEvent(kind=kind, lease=lease, at=now)
 
-    async def _on_decline(self, packet: DhcpPacket, res: Reservation) -> None:
+    def _on_decline(self, packet: DhcpPacket, res: Reservation) -> LeaseEvent | None:
         server_id = packet.server_id
         if server_id is not None and server_id != self.server_ip:
             self.stats["ignored_other_server"] += 1
-            return
+            return None
         if packet.requested_ip != res.ip:
             self.stats["dropped_invalid"] += 1
-            return
+            return None
         # The address is in use by someone else (a spoofer or a stale guest). With reservation
         # semantics there is no other address to give, so record it loudly for the operator.
         self.stats["declines"] += 1
         now = self._clock()
         lease = self.leases.remove(packet.mac) or self._synthetic_lease(packet.mac, res, now)
         log.warning("dhcp %s: %s declined %s (address conflict)", self.bridge_name, packet.mac, res.ip)
-        await self._emit(LeaseEventKind.DECLINED, lease, now)
+        return LeaseEvent(kind=LeaseEventKind.DECLINED, lease=lease, at=now)
 
-    async def _on_release(self, packet: DhcpPacket, res: Reservation) -> None:
+    def _on_release(self, packet: DhcpPacket, res: Reservation) -> LeaseEvent | None:
         server_id = packet.server_id
         if server_id is not None and server_id != self.server_ip:
             self.stats["ignored_other_server"] += 1
-            return
+            return None
         if packet.ciaddr != res.ip:
             self.stats["dropped_invalid"] += 1
-            return
+            return None
         self.stats["releases"] += 1
         now = self._clock()
         lease = self.leases.remove(packet.mac) or self._synthetic_lease(packet.mac, res, now)
-        await self._emit(LeaseEventKind.RELEASED, lease, now)
+        return LeaseEvent(kind=LeaseEventKind.RELEASED, lease=lease, at=now)
 
-    async def _on_inform(self, packet: DhcpPacket, res: Reservation) -> None:
+    def _on_inform(self, packet: DhcpPacket, res: Reservation) -> None:
         if packet.ciaddr == ZERO:
             self.stats["dropped_invalid"] += 1
             return
@@ -366,7 +463,7 @@ class DhcpServer:
         self.stats["informs"] += 1
         self.stats["acks"] += 1
 
-    _handlers: dict[MessageType | None, Callable[..., Awaitable[None]]] = {
+    _handlers: dict[MessageType | None, Callable[..., LeaseEvent | None]] = {
         MessageType.DISCOVER: _on_discover,
         MessageType.REQUEST: _on_request,
         MessageType.DECLINE: _on_decline,
@@ -400,26 +497,49 @@ class DhcpServer:
         opts = reply.options
         if inform:
             reply.ciaddr = packet.ciaddr  # RFC 2131 table 3: no yiaddr, no lease time in INFORM's ACK
+            opts.update(res.subnet_options)
         else:
             reply.yiaddr = res.ip
             if mtype == MessageType.ACK:
                 reply.ciaddr = packet.ciaddr
-            opts[Option.LEASE_TIME] = u32_bytes(res.lease_time)
-            opts[Option.RENEWAL_TIME] = u32_bytes(res.lease_time // 2)
-            opts[Option.REBINDING_TIME] = u32_bytes(res.lease_time * 7 // 8)
-        opts.update(_subnet_options(res))
+            opts.update(res.lease_options)
         client_id = packet.options.get(Option.CLIENT_ID)
         if client_id is not None:
             opts[Option.CLIENT_ID] = client_id  # RFC 6842: echo the client identifier
         return reply
 
+    def _limit(self, request: DhcpPacket) -> int:
+        """The most bytes of DHCP message the client accepts (576 unless it announced more)."""
+        try:
+            return max(request.max_message_size or DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE) - IP_UDP_HEADERS
+        except MalformedPacket:
+            return DEFAULT_MAX_MESSAGE - IP_UDP_HEADERS
+
+    def _send_lease_reply(self, packet: DhcpPacket, res: Reservation, mtype: MessageType) -> None:
+        """An OFFER or ACK from the reservation's options encoded once: per reply only the
+        header, the echoed client id and END are new. A reply too large for the client takes
+        the general path, which drops options until it fits."""
+        if self._transport is None:
+            self.stats["send_errors"] += 1
+            return
+        reply = DhcpPacket(op=Op.BOOTREPLY, htype=packet.htype, hlen=packet.hlen, xid=packet.xid,
+                           flags=packet.flags, giaddr=packet.giaddr, chaddr=packet.chaddr, yiaddr=res.ip,
+                           ciaddr=packet.ciaddr if mtype == MessageType.ACK else ZERO)
+        wire = self._reply_head[mtype] + res.lease_options_wire
+        client_id = packet.options.get(Option.CLIENT_ID)
+        if client_id is not None:  # RFC 6842: echo the client identifier
+            wire += encode_options({Option.CLIENT_ID: client_id}, first=(), end=False)
+        wire += b"\xff"
+        data = encode_with_options(reply, wire)
+        if len(data) > self._limit(packet):
+            self._send(self._reply(packet, res, mtype), packet)
+            return
+        self._sendto(data, self._reply_address(reply.giaddr, mtype, reply.ciaddr))
+
     def _fit(self, reply: DhcpPacket, request: DhcpPacket) -> bytes:
         """Encode `reply`, dropping the least essential options until it fits the client's
         maximum message size (576 unless the client announced more)."""
-        try:
-            limit = max(request.max_message_size or DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE) - IP_UDP_HEADERS
-        except MalformedPacket:
-            limit = DEFAULT_MAX_MESSAGE - IP_UDP_HEADERS
+        limit = self._limit(request)
         data = encode(reply)
         for code in (Option.CLASSLESS_STATIC_ROUTES, Option.DOMAIN_NAME, Option.HOSTNAME, Option.DNS_SERVERS):
             if len(data) <= limit:
@@ -441,29 +561,65 @@ class DhcpServer:
 
     def reply_address(self, reply: DhcpPacket) -> tuple[str, int]:
         """Where a reply goes (RFC 2131 §4.1; see the module docstring for the unicast case)."""
-        if reply.giaddr != ZERO:
-            return str(reply.giaddr), SERVER_PORT
-        if reply.message_type == MessageType.NAK:
-            return str(BROADCAST), CLIENT_PORT
-        if reply.ciaddr != ZERO:
-            return str(reply.ciaddr), CLIENT_PORT
-        return str(BROADCAST), CLIENT_PORT
+        return self._reply_address(reply.giaddr, reply.message_type, reply.ciaddr)
+
+    @staticmethod
+    def _reply_address(giaddr: IPv4Address, mtype: MessageType | None, ciaddr: IPv4Address) -> tuple[str, int]:
+        if giaddr != ZERO:
+            return str(giaddr), SERVER_PORT
+        if mtype == MessageType.NAK:
+            return _BROADCAST_STR, CLIENT_PORT
+        if ciaddr != ZERO:
+            return str(ciaddr), CLIENT_PORT
+        return _BROADCAST_STR, CLIENT_PORT
 
     def _send(self, reply: DhcpPacket, request: DhcpPacket) -> None:
         if self._transport is None:
             self.stats["send_errors"] += 1
             return
+        self._sendto(self._fit(reply, request), self.reply_address(reply))
+
+    def _sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self._transport is not None
         try:
-            self._transport.sendto(self._fit(reply, request), self.reply_address(reply))
+            self._transport.sendto(data, addr)
         except OSError as exc:
             self.stats["send_errors"] += 1
             log.debug("dhcp %s: send failed: %s", self.bridge_name, exc)
 
-    async def _emit(self, kind: LeaseEventKind, lease: Lease, now: float) -> None:
+    # ---- reporting lease changes -------------------------------------------------------------
+
+    async def _emit(self, event: LeaseEvent) -> None:
         if self._sink is None:
             return
         try:
-            await self._sink(LeaseEvent(kind=kind, lease=lease, at=now))
+            result = self._sink(event)
+            if inspect.isawaitable(result):
+                await result
         except Exception:
-            self.stats["sink_errors"] += 1
-            log.exception("dhcp %s: lease sink failed for %s %s", self.bridge_name, kind, lease.mac)
+            self._sink_failed(event)
+
+    def _emit_now(self, event: LeaseEvent) -> None:
+        """Report from the read callback. A sink that still returns an awaitable (a plain
+        callable wrapping a coroutine) is awaited in a task, so its failures are counted too."""
+        if self._sink is None:
+            return
+        try:
+            result = self._sink(event)
+        except Exception:
+            self._sink_failed(event)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_sink(result, event))
+            self._sink_tasks.add(task)
+            task.add_done_callback(self._sink_tasks.discard)
+
+    async def _await_sink(self, result: Awaitable[None], event: LeaseEvent) -> None:
+        try:
+            await result
+        except Exception:
+            self._sink_failed(event)
+
+    def _sink_failed(self, event: LeaseEvent) -> None:
+        self.stats["sink_errors"] += 1
+        log.exception("dhcp %s: lease sink failed for %s %s", self.bridge_name, event.kind, event.lease.mac)

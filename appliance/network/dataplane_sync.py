@@ -246,8 +246,10 @@ class DataPlaneSync:
     def _lookup(self, bridge: str, mac: str) -> Reservation | None:
         return self._reservations.get(bridge, {}).get(mac)
 
-    async def _lease_sink(self, event: LeaseEvent) -> None:
-        self._lease_queue.put_nowait(event)  # the DHCP path never waits for the disk
+    def _lease_sink(self, event: LeaseEvent) -> None:
+        # Synchronous, so the server answers inside its socket's read callback; the DHCP path
+        # never waits for the disk (see appliance/dhcp/leases.py for why it need not).
+        self._lease_queue.put_nowait(event)
 
     async def _write_leases(self) -> None:
         kinds = {LeaseEventKind.GRANTED: LeaseState.ACTIVE, LeaseEventKind.RENEWED: LeaseState.ACTIVE,

@@ -76,7 +76,7 @@ async def serve_monostack(namespace: str, bridge: str, count: int) -> None:
     }
     dp = DataPlane(namespace)
 
-    async def sink(event) -> None:
+    def sink(event) -> None:  # synchronous, like the daemon's (a queue put)
         return None
 
     server = DhcpServer(bridge, GATEWAY, res.get, sink, socket_factory=lambda: dp.socket_in_namespace(bridge))

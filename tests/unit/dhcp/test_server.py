@@ -320,3 +320,108 @@ async def test_start_with_socket_factory_serves_datagrams_and_stops():
     finally:
         await server.stop()
     assert sock.fileno() == -1
+
+
+# ---- answering inside the read callback (synchronous edges) ----------------------------------
+
+
+def _inline_server(events: list, lookup=RESERVATIONS.get) -> tuple[DhcpServer, FakeTransport]:
+    server = DhcpServer("br", SERVER_IP, lookup, events.append, clock=FakeClock())
+    tx = FakeTransport()
+    server.attach_transport(tx)
+    return server, tx
+
+
+def test_synchronous_edges_answer_and_report_before_receive_returns():
+    # No event loop runs here: the reply and the lease event exist when receive() returns.
+    events: list = []
+    server, tx = _inline_server(events)
+    server.receive(client_packet(MessageType.DISCOVER, broadcast=True), ("0.0.0.0", 68))
+    offer, addr = tx.pop()
+    assert offer.message_type is MessageType.OFFER and addr == BCAST
+    assert offer.yiaddr == IPv4Address("10.0.0.10") and events == []
+    server.receive(client_packet(MessageType.REQUEST, requested="10.0.0.10", server_id=SERVER_IP,
+                                 extra={Option.CLIENT_ID: b"\x01abcdef"}), ("0.0.0.0", 68))
+    ack, _ = tx.pop()
+    assert ack.message_type is MessageType.ACK and ack.options[Option.CLIENT_ID] == b"\x01abcdef"
+    assert [e.kind for e in events] == [LeaseEventKind.GRANTED]
+    assert server.leases.get(KNOWN_MAC).ip == "10.0.0.10"
+    assert server.stats["received"] == 2 and server._queue.empty()
+
+
+def test_inline_replies_match_the_general_encoder():
+    # The fast path joins options encoded once per reservation; the general path builds the
+    # reply option by option. A client must not be able to tell them apart.
+    events: list = []
+    server, tx = _inline_server(events)
+    request = client_packet(MessageType.REQUEST, requested="10.0.0.10", extra={Option.CLIENT_ID: b"\x01xy"})
+    server.receive(request, None)
+    fast = tx.sent.pop(0)[0]
+    general = server._fit(server._reply(parse(request), RESERVATIONS[KNOWN_MAC], MessageType.ACK), parse(request))
+    assert fast == general
+
+
+def test_inline_garbage_and_unknown_macs_are_counted_not_raised():
+    events: list = []
+    server, tx = _inline_server(events)
+    server.receive(b"\x00" * 3, None)
+    server.receive(client_packet(MessageType.DISCOVER, mac=UNKNOWN_MAC), None)
+    assert server.stats["dropped_malformed"] == 1 and server.stats["dropped_unknown"] == 1
+    assert tx.sent == [] and events == []
+
+
+def test_inline_sink_failure_is_counted_and_the_ack_still_went_out():
+    def broken(event):
+        raise RuntimeError("sink down")
+
+    server = DhcpServer("br", SERVER_IP, RESERVATIONS.get, broken)
+    tx = FakeTransport()
+    server.attach_transport(tx)
+    server.receive(client_packet(MessageType.REQUEST, requested="10.0.0.10"), None)
+    assert tx.pop()[0].message_type is MessageType.ACK
+    assert server.stats["sink_errors"] == 1
+
+
+async def test_a_plain_lookup_returning_a_coroutine_moves_to_the_worker_and_answers_once():
+    async def slow(mac):
+        await asyncio.sleep(0)
+        return RESERVATIONS.get(mac)
+
+    server = DhcpServer("br", SERVER_IP, lambda mac: slow(mac))  # not a coroutine function
+    tx = FakeTransport()
+    server.attach_transport(tx)
+    await server.start()
+    try:
+        server.receive(client_packet(MessageType.DISCOVER, xid=1), None)
+        server.receive(client_packet(MessageType.DISCOVER, xid=2), None)
+        assert tx.sent == []  # both wait for the worker, in order
+        for _ in range(100):
+            if len(tx.sent) == 2:
+                break
+            await asyncio.sleep(0)
+        assert [tx.pop()[0].xid for _ in range(2)] == [1, 2]
+        assert server.stats["received"] == 2 and server.stats["offers"] == 2
+    finally:
+        await server.stop()
+
+
+async def test_async_edges_keep_arrival_order_through_the_queue():
+    seen: list = []
+
+    async def sink(event):
+        seen.append(event.kind)
+
+    server = DhcpServer("br", SERVER_IP, RESERVATIONS.get, sink)
+    tx = FakeTransport()
+    server.attach_transport(tx)
+    await server.start()
+    try:
+        server.receive(client_packet(MessageType.REQUEST, requested="10.0.0.10"), None)
+        server.receive(client_packet(MessageType.RELEASE, ciaddr="10.0.0.10"), None)
+        for _ in range(100):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0)
+        assert seen == [LeaseEventKind.GRANTED, LeaseEventKind.RELEASED]
+    finally:
+        await server.stop()
