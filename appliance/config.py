@@ -6,7 +6,7 @@ Every key has a default, so an empty file (or none) gives a working single-host 
     backup_dir = "<state_dir>/backups"   (where POST /monostack/backup writes; created 0700)
     components = []   (names to run; empty runs every component that is installed)
     [api]       socket, listen ("127.0.0.1:5000", optional), public_url, tls_cert, tls_key,
-                max_body_bytes, header_timeout, keepalive_timeout, max_connections,
+                max_body_bytes, header_timeout, body_timeout, keepalive_timeout, max_connections,
                 max_connections_per_address, max_line_bytes, max_header_bytes, max_headers
     [compute]   libvirt_uri, instances_dir, cpu/ram/disk_allocation_ratio,
                 reserved_host_memory_mb, reserved_host_cpus, resume_guests_on_start,
@@ -43,6 +43,9 @@ class ApiConfig:
     #: A TCP client must send a complete request head within this many seconds of connecting
     #: (or of the first byte of its next request); slower ones are cut off (slowloris).
     header_timeout: float = 10.0
+    #: A TCP client sending a request body must not fall silent for longer than this many
+    #: seconds while we wait for the rest (Swift's client_timeout); it is cut off.
+    body_timeout: float = 60.0
     #: An idle keep-alive connection (TCP or the unix socket) is closed after this long.
     keepalive_timeout: float = 75.0
     #: TCP connections held at once, in all and from one peer address; more are refused at

@@ -15,6 +15,9 @@ daemon's descriptors and then nobody, the operators included, got an answer. Now
 - A TCP client must deliver a complete request head within `header_timeout` of connecting,
   or of the first byte of its next request (slowloris); a TLS handshake gets as long. An idle
   keep-alive connection, on either socket, is closed after `keepalive_timeout`.
+- A TCP client that has sent a request head but falls silent in its body for `body_timeout`
+  is cut off (a slow-body slowloris held a handler and its buffers for ever). Silence we
+  caused does not count: while we have paused reading (backpressure) the clock stops.
 - Request lines and header fields are bounded (`max_line_bytes`, `max_header_bytes`,
   `max_headers`): aiohttp answers 400 beyond them.
 """
@@ -68,13 +71,14 @@ class TcpLimits:
     max_connections: int
     per_address: int
     header_timeout: float
+    body_timeout: float = 60.0
 
     @classmethod
     def for_config(cls, api: ApiConfig, fd_limit: int) -> "TcpLimits":
         reserve = max(MIN_FD_RESERVE, int(fd_limit * FD_RESERVE_FRACTION))
         return cls(max_connections=max(1, min(api.max_connections, fd_limit - reserve)),
                    per_address=api.max_connections_per_address,
-                   header_timeout=api.header_timeout)
+                   header_timeout=api.header_timeout, body_timeout=api.body_timeout)
 
 
 class GuardedConnection(asyncio.Protocol):
@@ -85,21 +89,34 @@ class GuardedConnection(asyncio.Protocol):
     the request reaches the application and marks the connection idle when it is done."""
 
     def __init__(self, inner: asyncio.Protocol, header_timeout: float,
-                 on_lost: Callable[[], None]) -> None:
+                 on_lost: Callable[[], None], body_timeout: float = 60.0) -> None:
         self.inner = inner
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.on_lost = on_lost
         self.transport: asyncio.BaseTransport | None = None
         self.busy = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._request: web.BaseRequest | None = None
+        self._body_watch: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
 
     # the middleware's half
-    def request_started(self) -> None:
+    def request_started(self, request: web.BaseRequest | None = None) -> None:
         self.busy += 1
         self._disarm()
+        self._request = request
+        if request is not None and self.body_timeout > 0 and not request.content.is_eof():
+            loop = asyncio.get_running_loop()
+            self._last_data = loop.time()
+            self._body_watch = loop.call_later(self.body_timeout, self._check_body)
 
     def request_finished(self) -> None:
         self.busy -= 1
+        self._request = None
+        if self._body_watch is not None:
+            self._body_watch.cancel()
+            self._body_watch = None
 
     # asyncio's half
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,13 +127,35 @@ class GuardedConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.busy and self._deadline is None:
             self._arm()
+        if self._body_watch is not None:
+            self._last_data = asyncio.get_running_loop().time()
         self.inner.data_received(data)
+
+    def _check_body(self) -> None:
+        self._body_watch = None
+        request, transport = self._request, self.transport
+        if request is None or transport is None or request.content.is_eof():
+            return
+        loop = asyncio.get_running_loop()
+        reading = getattr(transport, "is_reading", lambda: True)()
+        if not reading:  # we paused the client (backpressure): its silence is ours
+            self._last_data = loop.time()
+        idle = loop.time() - self._last_data
+        if idle >= self.body_timeout:
+            log.warning("request body from %s stalled for %.0f s: connection cut off",
+                        request.remote, idle)
+            transport.abort()
+            return
+        self._body_watch = loop.call_later(self.body_timeout - idle, self._check_body)
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._body_watch is not None:
+            self._body_watch.cancel()
+            self._body_watch = None
         try:
             self.inner.connection_lost(exc)
         finally:
@@ -149,7 +188,7 @@ async def connection_middleware(request: web.Request, handler):
     guard = transport.get_protocol() if transport is not None else None
     if not isinstance(guard, GuardedConnection):
         return await handler(request)
-    guard.request_started()
+    guard.request_started(request)
     try:
         return await handler(request)
     finally:
@@ -257,7 +296,8 @@ class LimitedTCPSite(web.BaseSite):
         assert server is not None
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: GuardedConnection(server(), self.limits.header_timeout, release),
+                lambda: GuardedConnection(server(), self.limits.header_timeout, release,
+                                          self.limits.body_timeout),
                 conn, ssl=self._ssl_context,
                 ssl_handshake_timeout=self.limits.header_timeout if self._ssl_context else None)
         except Exception:  # a failed or timed-out handshake: no protocol ever saw the socket

@@ -36,6 +36,7 @@ from tests.daemon import ADMIN_PASSWORD, DaemonProcess, run_init, wait_for, writ
 TOKENS = "/identity/v3/auth/tokens"
 HEADER_TIMEOUT = 2.0
 KEEPALIVE_TIMEOUT = 3.0
+BODY_TIMEOUT = 2.0
 #: the flood daemon's TCP caps, and the flood: 3000 sockets in all
 FLOOD_TOTAL_CAP, FLOOD_PER_ADDRESS = 1000, 100
 
@@ -52,7 +53,8 @@ def start_daemon(base: Path, api: dict) -> DaemonProcess:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     proc = start_daemon(tmp_path_factory.mktemp("hostile"), {
-        "header_timeout": HEADER_TIMEOUT, "keepalive_timeout": KEEPALIVE_TIMEOUT})
+        "header_timeout": HEADER_TIMEOUT, "keepalive_timeout": KEEPALIVE_TIMEOUT,
+        "body_timeout": BODY_TIMEOUT})
     try:
         yield proc
     finally:
@@ -490,6 +492,39 @@ async def test_slowloris_and_idle_connections_are_cut_off_after_the_header_timeo
     t0 = time.monotonic()
     took = await _close_time(reader, writer, t0, trickle=False, limit=KEEPALIVE_TIMEOUT + 10)
     assert KEEPALIVE_TIMEOUT - 0.5 <= took <= KEEPALIVE_TIMEOUT + 3, took
+
+
+async def test_a_body_that_falls_silent_is_cut_off_and_a_slow_steady_one_is_served(daemon):
+    """Slowloris in the body: a head, part of the body, then silence holds a handler for ever
+    unless cut off after body_timeout; a client trickling its body steadily is served."""
+    host, port = daemon.config.api.listen_host_port
+    head = (b"POST /identity/v3/auth/tokens HTTP/1.1\r\nHost: slow\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n")
+
+    async def silent() -> float:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.5", 0))
+        writer.write(head % 1000 + b'{"auth": ')
+        await writer.drain()
+        t0 = time.monotonic()
+        return await _close_time(reader, writer, t0, trickle=False, limit=BODY_TIMEOUT + 10)
+
+    times = await asyncio.gather(*(silent() for _ in range(10)))
+    print("\nsilent bodies cut off after %.2f-%.2f s (body_timeout %.1f s)"
+          % (min(times), max(times), BODY_TIMEOUT))
+    assert all(BODY_TIMEOUT - 0.3 <= t <= BODY_TIMEOUT + 3 for t in times), times
+
+    body = b'{"auth": {"identity": {"methods": []}}}'
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(head % len(body))
+    t0 = time.monotonic()
+    for i in range(0, len(body), 5):  # ~8 chunks, 0.6 s apart: longer than body_timeout in all
+        writer.write(body[i:i + 5])
+        await writer.drain()
+        await asyncio.sleep(BODY_TIMEOUT * 0.3)
+    status = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert time.monotonic() - t0 > BODY_TIMEOUT
+    assert status.split()[1:2] in ([b"400"], [b"401"]), status
 
 
 async def test_a_long_request_outlives_the_header_timeout(daemon):
