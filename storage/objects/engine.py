@@ -29,6 +29,7 @@ aborts the response and the next read is served from a good copy).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import inspect
 import logging
@@ -220,6 +221,9 @@ class ObjectEngine:
         self.index: ObjectIndex = None  # type: ignore[assignment]  # set by start()
         self.repair_hints: set[str] = set()  # object hashes with a replica known bad/missing
         self._last_ts = 0.0
+        # containers seen to exist: a PUT without a quota hook skips re-reading the row (a
+        # container deleted meanwhile still fails the PUT: commit_object checks it)
+        self._containers: set[tuple[str, str]] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -255,11 +259,14 @@ class ObjectEngine:
     async def create_container(self, account: str, container: str, metadata: dict[str, str] | None = None) -> bool:
         """Create a container (True) or merge metadata into the existing one (False)."""
         account, container = check_account(account), check_container(container)
-        return await self.index.put_container(account, container, dict(metadata or {}), self.clock())
+        created = await self.index.put_container(account, container, dict(metadata or {}), self.clock())
+        self._containers.add((account, container))
+        return created
 
     async def delete_container(self, account: str, container: str) -> None:
         """ContainerNotFound, or ContainerNotEmpty (409) unless it holds no objects."""
         account, container = check_account(account), check_container(container)
+        self._containers.discard((account, container))
         await self.index.delete_container(account, container)
 
     async def post_container_metadata(self, account: str, container: str, metadata: dict[str, str]) -> None:
@@ -271,7 +278,9 @@ class ObjectEngine:
         account, container = check_account(account), check_container(container)
         info = await self.index.get_container(account, container)
         if info is None:
+            self._containers.discard((account, container))
             raise ContainerNotFound(f"{account}/{container}")
+        self._containers.add((account, container))
         return info
 
     async def account_info(self, account: str) -> AccountInfo:
@@ -327,7 +336,10 @@ class ObjectEngine:
         InsufficientReplicas, QuotaExceeded (from the hook).
         """
         account, container, name = check_account(account), check_container(container), check_object(name)
-        cinfo = await self.get_container(account, container)
+        if self.quota is None and (account, container) in self._containers:
+            cinfo = None  # the object row's commit checks it again, in its transaction
+        else:
+            cinfo = await self.get_container(account, container)
         hold: QuotaHold | None = None
         if content_length is not None:
             if max_bytes is not None and content_length > max_bytes:
@@ -345,8 +357,12 @@ class ObjectEngine:
             inflight.append(fut)
             return await asyncio.shield(fut)
 
+        # the rename of each replica waits for the intent in its thread (not here), so the
+        # intent's commit overlaps the replicas' fsyncs even for a body that is all held
+        intent_ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        intent_task.add_done_callback(lambda t: _chain(t, intent_ready))
         try:
-            alive = await self._survivors(ohash, writers, await step([w.open() for w in writers]))
+            alive = list(writers)  # temp files are created by the first write or the commit
             md5 = hashlib.md5()
             size = 0
             buf = bytearray()
@@ -387,8 +403,8 @@ class ObjectEngine:
                 metadata=dict(metadata or {}), sysmeta=dict(sysmeta or {}), delete_at=delete_at,
             )
             trailer = df.encode_trailer(info.to_json())
-            intent_id = await intent_task
-            committed = await step([w.commit(trailer, ts + df.DATA) for w in alive])
+            committed = await step([w.commit(trailer, ts + df.DATA, intent_ready) for w in alive])
+            intent_id = await intent_task  # its error, not the replicas' (they waited on it)
             alive = await self._survivors(ohash, alive, committed)
             row = _row(info)
             if hold is not None:
@@ -400,15 +416,19 @@ class ObjectEngine:
                 hold.release()
             await asyncio.shield(self._undo_put(writers, intent_task, inflight))
             raise
-        # older versions go only now that the new one is acknowledged (one hop for all)
-        await asyncio.to_thread(lambda: [df.cleanup_hashdir(df.hashdir(w.device, ohash))
-                                         for w in alive])
+        # older versions go only now that the new one is acknowledged (one hop for all); a
+        # hash dir this PUT created held none
+        stale = [w for w in alive if not w.created_dir]
+        if stale:
+            await asyncio.to_thread(lambda: [df.cleanup_hashdir(df.hashdir(w.device, ohash))
+                                             for w in stale])
         return info
 
     async def _check_quota(self, account: str, container: str, name: str, incoming: int,
-                           cinfo: ContainerInfo) -> QuotaHold | None:
+                           cinfo: ContainerInfo | None) -> QuotaHold | None:
         if self.quota is None:
             return None
+        assert cinfo is not None  # read whenever there is a quota hook
         old = await self.index.get_object_row(account, container, name)
         req = QuotaRequest(
             account, container, incoming, 0 if old is None or old.deleted else old.size,
@@ -689,6 +709,16 @@ class ObjectEngine:
                         rows.append(_row(rep.info))
                     break
         return rows
+
+
+def _chain(task: asyncio.Future, target: concurrent.futures.Future) -> None:
+    """Hand an asyncio result to threads (a cancelled task reads as an error there)."""
+    if task.cancelled():
+        target.set_exception(RuntimeError("the intent's write was cancelled"))
+    elif task.exception() is not None:
+        target.set_exception(task.exception())
+    else:
+        target.set_result(task.result())
 
 
 def _row(info: ObjectInfo) -> ObjectRow:
