@@ -75,6 +75,50 @@ async def chunks(size: int):
         yield buf
 
 
+def durable_create_floor(root: Path, clients: int, total: int, replicas: int = 3) -> float:
+    """Objects/s of the bare durable create a PUT needs, in plain threads: per replica a temp
+    file written and fsynced, a new directory made and its parent fsynced, the rename, the
+    directory fsynced; the replicas of one object in parallel, `clients` objects at once.
+    No index, no event loop: the disk's floor for what the engine does per small PUT."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(4096)
+    devs = [root / f"floor{i}" for i in range(replicas)]
+    for d in devs:
+        (d / "tmp").mkdir(parents=True)
+        (d / "objects").mkdir()
+
+    def fsync_dir(p: Path) -> None:
+        fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def replica(dev: Path, i: int) -> None:
+        tmp = dev / "tmp" / f"{i}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        hd = dev / "objects" / f"{i:08x}"
+        hd.mkdir()
+        fsync_dir(hd.parent)
+        os.rename(tmp, hd / "1.data")
+        fsync_dir(hd)
+
+    with ThreadPoolExecutor(clients * replicas) as pool:
+        t0 = time.perf_counter()
+        for f in [pool.submit(replica, d, i) for i in range(total) for d in devs]:
+            f.result()
+        rate = total / (time.perf_counter() - t0)
+    for d in devs:
+        shutil.rmtree(d)
+    return rate
+
+
 async def engine_big(root: Path, replicas: int, size: int) -> tuple[float, float]:
     devs = [root / f"r{replicas}dev{i}" for i in range(3)]
     async with ObjectEngine(devs, replicas, root / f"r{replicas}.sqlite") as e:
@@ -190,6 +234,10 @@ async def main(argv: list[str] | None = None) -> dict:
             base = base or (p, g)
             print(f"{conc:8d} {p:10.0f} {g:10.0f} {p / base[0]:9.2f} {g / base[1]:9.2f}")
             out[f"small_ops_{conc}_clients"] = {"put_ops_s": p, "get_ops_s": g}
+        floor = durable_create_floor(root, 32, args.small_ops)
+        out["small_put_floor_32_clients"] = floor
+        print(f"{'floor':>8} {floor:10.0f} {'':>10} {'':>9}   bare durable creates, 3 replicas, "
+              f"32 at once (PUT at 32 / floor: {out['small_ops_32_clients']['put_ops_s'] / floor:.2f})")
 
         print("\n# listings (sqlite index range scans)")
         res = await listing(root)
