@@ -25,7 +25,7 @@ from tui.dialogs.form import Field, FormDialog
 from tui.screens.base import CloudScreen
 from tui.tasks import TaskWatch
 from tui.widgets.badge import status_text
-from tui.widgets.table import selected_key, sync_rows
+from tui.widgets.table import KeyedTable, selected_key, sync_rows
 from tui.widgets.inputs import TextInput
 
 SERVER_BINDINGS = [
@@ -190,6 +190,32 @@ class ServerActions:
             host_of(self).open_console(s.id, s.name)  # type: ignore[arg-type]
 
 
+def age_changes(created: float | None, now: float) -> float:
+    """When `Clock.ago(created)` next reads differently ("now" → "1m ago" → … → "1h ago")."""
+    if not created:
+        return float("inf")
+    delta = max(0.0, now - created)
+    for unit, below in ((60, 60), (60, 3600), (3600, 86400)):
+        if delta < below:
+            return created + (delta // unit + 1) * unit
+    return created + (delta // 86400 + 1) * 86400
+
+
+class ServerRow:
+    """One server as the table shows it, kept between refreshes so an unchanged server costs
+    an equality check, not a new row of renderables."""
+
+    __slots__ = ("server", "created", "haystack", "sort_key", "cells")
+
+    def __init__(self, server: Server, sort_key: Any) -> None:
+        self.server = server
+        self.created = parse_iso(server.created)
+        self.haystack = " ".join((server.name, server.status, server.flavor, server.image,
+                                  *server.addresses)).lower()
+        self.sort_key = sort_key
+        self.cells: tuple | None = None
+
+
 class InstancesScreen(ServerActions, CloudScreen):
     TITLE = "Instances"
     SERVICE = "compute"
@@ -209,13 +235,21 @@ class InstancesScreen(ServerActions, CloudScreen):
         self.sort_index = 0
         self.sort_reverse = False
         self.tasks = TaskWatch()
+        #: Per server id, what its row was rendered from; `order` is their ids, sorted.
+        self.rows: dict[str, ServerRow] = {}
+        self.order: list[str] = []
+        self.sorting: tuple[int, bool] | None = None
+        self.count_text = ""
+        #: Rows made since the last render, and when the next "3m ago" turns into "4m ago".
+        self.fresh: list[ServerRow] = []
+        self.ages_due = 0.0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
             yield Static("Instances", classes="toolbar-title")
             yield TextInput(placeholder="/ filter", id="filter", classes="filter")
             yield Static("", id="count", classes="toolbar-count")
-        yield DataTable(id="servers", cursor_type="row", zebra_stripes=True)
+        yield KeyedTable(id="servers", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#servers", DataTable)
@@ -245,25 +279,74 @@ class InstancesScreen(ServerActions, CloudScreen):
             self._render_rows()
 
     def _render_rows(self) -> None:
+        """Cost follows the changes: an unchanged server keeps its rendered row (the same
+        tuple, so `sync_rows` passes it by identity) and its place in the sorted order; only
+        changed servers, running tasks and ages that moved are rendered again, and the list is
+        sorted again only when membership or a sort key changed."""
         needle = self.query_one("#filter", Input).value.strip().lower()
-        name, key = SORT_KEYS[self.sort_index]
-        servers = sorted(self.servers, key=key, reverse=self.sort_reverse)
-        clock = self.monostack.clock
-        rows = []
-        for s in servers:
-            if needle and needle not in " ".join(
-                    (s.name, s.status, s.flavor, s.image, *s.addresses)).lower():
+        name, _ = SORT_KEYS[self.sort_index]
+        now = self.monostack.clock.now()
+        rows = self.rows
+        order = self._sorted_ids()
+        self._rerender_moving(now)
+        shown = [(i, rows[i].cells) for i in order if not needle or needle in rows[i].haystack]
+        sync_rows(self.query_one("#servers", DataTable), shown)
+        arrow = "↓" if self.sort_reverse else "↑"
+        count = f"{len(shown)} of {len(self.servers)} · {name}{arrow}"
+        if count != self.count_text:  # an update relayouts the screen, even to the same text
+            self.count_text = count
+            self.query_one("#count", Static).update(count)
+
+    def _sorted_ids(self) -> list[str]:
+        """Server ids in sort order, kept from the last render unless it may have moved."""
+        rows = self.rows
+        key = SORT_KEYS[self.sort_index][1]
+        sorting = (self.sort_index, self.sort_reverse)
+        resort = sorting != self.sorting or len(rows) != len(self.servers)
+        if self.sorting is None or self.sorting[0] != self.sort_index:
+            for row in rows.values():
+                row.sort_key = key(row.server)
+        for s in self.servers:
+            row = rows.get(s.id)
+            if row is not None and (row.server is s or row.server == s):
+                row.server = s
                 continue
+            fresh = ServerRow(s, key(s))
+            resort = resort or row is None or row.sort_key != fresh.sort_key
+            rows[s.id] = fresh
+            self.fresh.append(fresh)
+        if len(rows) != len(self.servers):
+            self.rows = rows = {s.id: rows[s.id] for s in self.servers}
+        if resort:
+            self.sorting = sorting
+            self.order = sorted(rows, key=lambda i: rows[i].sort_key, reverse=self.sort_reverse)
+        return self.order
+
+    def _rerender_moving(self, now: float) -> None:
+        """Render the rows that need it: new or changed servers (no cells yet), servers in a
+        long action (their elapsed time moves), and, once one of them is due, the ages."""
+        clock = self.monostack.clock
+        ages_due = now >= self.ages_due
+        if ages_due:
+            self.ages_due = min((age_changes(row.created, now) for row in self.rows.values()),
+                                default=float("inf"))
+        rows = self.rows.values() if ages_due else (
+            self.fresh
+            + [self.rows[i] for i in self.tasks.running if i in self.rows])
+        for row in rows:
+            s = row.server
+            task = self.tasks.describe(s, now) if s.task_state else ""
+            age = clock.ago(row.created)
+            if row.cells is not None and row.cells[2] == task and row.cells[6] == age:
+                continue
+            if row.cells is None:
+                self.ages_due = min(self.ages_due, age_changes(row.created, now))
             status = status_text(s.status)
             if s.locked:
                 status += Text(" 🔒" if not self.app.no_color else " L")
-            rows.append((s.id, (s.name, status, self.tasks.describe(s, clock.now()),
-                                s.flavor, s.image, ", ".join(s.addresses) or "—",
-                                clock.ago(parse_iso(s.created)))))
-        sync_rows(self.query_one("#servers", DataTable), rows)
-        arrow = "↓" if self.sort_reverse else "↑"
-        self.query_one("#count", Static).update(
-            f"{len(rows)} of {len(self.servers)} · {name}{arrow}")
+            row.cells = (s.name, status, task, s.flavor, s.image,
+                         ", ".join(s.addresses) or "—", age)
+        self.fresh = []
 
     def current_server(self) -> Server | None:
         return self.by_id.get(selected_key(self.query_one("#servers", DataTable)) or "")
