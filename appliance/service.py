@@ -21,18 +21,13 @@ from aiohttp import web
 from appliance.api.app import build_app
 from appliance.api.listeners import LimitedTCPSite, TcpLimits, raise_fd_limit, server_options
 from appliance.component import ApplianceContext, Component
-from appliance.compute.component import ComputeComponent
 from appliance.config import Config
 from appliance.audit import AuditLog
 from appliance.errors import Conflict
 from appliance.metrics import store_metrics
 from appliance.events import EventBus
 from appliance.identity import IdentityService
-from appliance.images.component import ImageComponent
-from appliance.network.component import NetworkComponent
-from appliance.objects.component import ObjectComponent
 from appliance.state import Store
-from appliance.volumes.component import VolumeComponent
 
 log = logging.getLogger("monostack.daemon")
 C = TypeVar("C", bound=Component)
@@ -144,25 +139,32 @@ class Appliance:
             await component.settled()
 
     async def _start_components(self) -> None:
-        """Builds each wanted component with what it uses, and starts it."""
+        """Builds each wanted component with what it uses, and starts it. A component's
+        modules are imported only when it runs: each costs start time (network's pyroute2,
+        objects' storage engine) that a daemon without it should not pay."""
         assert self.ctx is not None
         ctx, wanted, run = self.ctx, self.component_names, self._start
         opts = self.component_options.get
         c = ctx.components
         if "images" in wanted:
+            from appliance.images.component import ImageComponent
             c.image = await run(ImageComponent(ctx, **opts("image", {})))
         if "volumes" in wanted:
+            from appliance.volumes.component import VolumeComponent
             c.volume = await run(VolumeComponent(ctx, images=c.image, **opts("volume", {})))
         if "network" in wanted:
+            from appliance.network.component import NetworkComponent
             # compute is built after network (it uses network's ports): network asks for it
             # when it needs it, and finds None when compute does not run
             c.network = await run(NetworkComponent(ctx, compute=lambda: c.compute,
                                                    **opts("network", {})))
         if "compute" in wanted:
+            from appliance.compute.component import ComputeComponent
             c.compute = await run(ComputeComponent(
                 ctx, images=c.image, volumes=c.volume, network=c.network,
                 **opts("compute", {})))
         if "objects" in wanted:
+            from appliance.objects.component import ObjectComponent
             c.object = await run(ObjectComponent(ctx, **opts("object", {})))
 
     async def _start(self, component: C) -> C | None:

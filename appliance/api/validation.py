@@ -20,51 +20,39 @@ import itertools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError, best_match
-
 from appliance.api.util import json_body
 from appliance.errors import BadRequest
 
-#: JSON's integers are integers: 64.5, 1e400 (inf), 64.0 and true are not (jsonschema's
-#: 2020-12 checker would take 64.0; Nova's Draft 4 does not, and neither do we).
-_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
-
-FORMATS = FormatChecker()
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 
-@FORMATS.checks("uuid", raises=ValueError)
 def _is_uuid(value: object) -> bool:
     if not isinstance(value, str):
         return True
     return str(uuid.UUID(value)) == value.lower()
 
 
-@FORMATS.checks("ipv4", raises=ValueError)
 def _is_ipv4(value: object) -> bool:
     return not isinstance(value, str) or bool(ipaddress.IPv4Address(value))
 
 
-@FORMATS.checks("ipv6", raises=ValueError)
 def _is_ipv6(value: object) -> bool:
     return not isinstance(value, str) or bool(ipaddress.IPv6Address(value))
 
 
-@FORMATS.checks("ip-address", raises=ValueError)
 def _is_ip(value: object) -> bool:
     return not isinstance(value, str) or bool(ipaddress.ip_address(value))
 
 
-@FORMATS.checks("cidr", raises=ValueError)
 def _is_cidr(value: object) -> bool:
     return not isinstance(value, str) or bool(ipaddress.ip_network(value, strict=False))
 
 
-@FORMATS.checks("base64", raises=(binascii.Error, ValueError))
 def _is_base64(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -72,7 +60,6 @@ def _is_base64(value: object) -> bool:
     return True
 
 
-@FORMATS.checks("ssh-public-key", raises=ValueError)
 def _is_ssh_public_key(value: object) -> bool:
     """One line an OpenSSH `authorized_keys` would take: a key `cryptography` can load."""
     if not isinstance(value, str):
@@ -88,7 +75,33 @@ def _is_ssh_public_key(value: object) -> bool:
     return True
 
 
-_Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+@cache
+def _jsonschema() -> tuple[Any, Any, Any]:
+    """(validator class, format checker, best_match), built on the first validation: importing
+    jsonschema (and referencing, rpds) is a tenth of the daemon's start, and no request needs
+    it before one carries a body or a query to check."""
+    from jsonschema import Draft202012Validator, FormatChecker, validators
+    from jsonschema.exceptions import best_match
+
+    # JSON's integers are integers: 64.5, 1e400 (inf), 64.0 and true are not (jsonschema's
+    # 2020-12 checker would take 64.0; Nova's Draft 4 does not, and neither do we).
+    types = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    formats = FormatChecker()
+    for name, check, raises in _FORMAT_CHECKS:
+        formats.checks(name, raises=raises)(check)
+    return validators.extend(Draft202012Validator, type_checker=types), formats, best_match
+
+
+_FORMAT_CHECKS: tuple[tuple[str, Any, Any], ...] = (
+    ("uuid", _is_uuid, ValueError),
+    ("ipv4", _is_ipv4, ValueError),
+    ("ipv6", _is_ipv6, ValueError),
+    ("ip-address", _is_ip, ValueError),
+    ("cidr", _is_cidr, ValueError),
+    ("base64", _is_base64, (binascii.Error, ValueError)),
+    ("ssh-public-key", _is_ssh_public_key, ValueError),
+)
 _compiled: dict[int, Any] = {}
 
 #: How many errors are weighed to pick the one to report (a list of 10^5 bad items must not
@@ -103,8 +116,9 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     key = id(schema)
     v = _compiled.get(key)
     if v is None:
-        _Validator.check_schema(schema)
-        v = _compiled[key] = _Validator(schema, format_checker=FORMATS)
+        validator, formats, _ = _jsonschema()
+        validator.check_schema(schema)
+        v = _compiled[key] = validator(schema, format_checker=formats)
     return v
 
 
@@ -185,7 +199,7 @@ def validate(schema: Mapping[str, Any], value: Any) -> Any:
     errors = list(itertools.islice(v.iter_errors(value), _ERRORS_WEIGHED))
     if not errors:
         return value
-    error = best_match(errors)
+    error = _jsonschema()[2](errors)
     path = _path(error)
     if len(path) > 1 and path[0] == schema.get("x-wrapper"):
         path = path[1:]  # "max_count", not "server.max_count" (as Nova names it)

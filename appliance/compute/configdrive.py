@@ -23,8 +23,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import pycdlib
-
 from storage.atomic import write_bytes_atomic_async
 
 VOLUME_LABEL = "config-2"
@@ -101,6 +99,7 @@ def _iso_name(name: str, is_dir: bool) -> str:
 
 
 def build_config_drive(content: ConfigDriveContent) -> bytes:
+    import pycdlib  # here: a build needs it, a start does not (a few percent of it)
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, sys_ident="LINUX",
             app_ident_str="monostack", rock_ridge="1.09", joliet=3)

@@ -176,8 +176,9 @@ class ComputeManager:
         await asyncio.to_thread(self.instances_dir.mkdir, parents=True, exist_ok=True)
         self.appliance_id = await orphans.appliance_id(self.store)
         await self.scheduler.refresh_disk()
-        self.scheduler.load(self.instances.list())
-        for inst in self.instances.list():
+        instances = self.instances.list()  # 1,000 records decoded once, not twice
+        self.scheduler.load(instances)
+        for inst in instances:
             self._statuses[inst.id] = inst.status
         await self.reconciler.start()
 

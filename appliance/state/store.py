@@ -135,12 +135,19 @@ class Store:
     # -- opening and closing ---------------------------------------------------------------
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
+        fold = await asyncio.to_thread(self._open_sync)
         self._db = TinyDB(storage=MemoryBackedStorage, tables=self._tables)
         self._db.table_class = JournaledTable
         self._db.default_table_name = "_default"
+        if fold is not None:
+            # Folding what was replayed into a fresh snapshot (1,000 instances: a few MB of
+            # JSON and an fsync) is off the daemon's way to answering: until it is durable
+            # the old snapshot and segments stay, and a crash meanwhile replays them again.
+            self._compactor = asyncio.create_task(self._fold_replayed(*fold))
 
-    def _open_sync(self) -> None:
+    def _open_sync(self) -> tuple[dict[str, dict[str, Any]], int] | None:
+        """Load snapshot and journal; the tables and seq still to fold into a new snapshot
+        (None when the snapshot on disk already holds everything)."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         remove_stale_temps(self.directory)  # a snapshot a crash cut short
         snap = self.directory / "snapshot.json"
@@ -150,15 +157,34 @@ class Store:
             self._seq = data["seq"]
             self._schema_version = data.get("schema_version", 1)
             self._snapshot_size = snap.stat().st_size
+        snapshot_seq, snapshot_version = self._seq, self._schema_version
         segments = self._segments()
         for i, seg in enumerate(segments):
             self._replay(seg, last=(i == len(segments) - 1))
         self._migrate()
         # Every open starts a fresh segment: appends never follow a cut-off tail.
-        # Fold what was replayed into a fresh snapshot so restarts never pile up segments.
         self._start_segment_sync()
-        self._write_snapshot_sync(self._copy_tables(), self._seq)
-        self._drop_segments_before(self._journal_path)
+        if self._schema_version != snapshot_version or not snap.exists():
+            # A migration is made durable before anything is appended in the new schema (a
+            # crash must never replay new-schema records through an old migration).
+            self._write_snapshot_sync(self._copy_tables(), self._seq)
+            self._drop_segments_before(self._journal_path)
+            return None
+        if self._seq == snapshot_seq:
+            # Nothing replayed: the old segments hold only what the snapshot has.
+            self._drop_segments_before(self._journal_path)
+            return None
+        # Fold what was replayed into a fresh snapshot so restarts never pile up segments.
+        return self._copy_tables(), self._seq
+
+    async def _fold_replayed(self, tables: dict[str, dict[str, Any]], seq: int) -> None:
+        try:
+            await asyncio.to_thread(self._write_snapshot_sync, tables, seq)
+            async with self._io_lock:
+                await asyncio.to_thread(self._drop_segments_before, self._journal_path)
+        except OSError:
+            log.exception("folding the replayed journal into a snapshot failed; the journal "
+                          "keeps it (replayed again at the next start)")
 
     def _segments(self) -> list[Path]:
         segs = [p for p in self.directory.glob("journal.*") if p.suffix[1:].isdigit()]
