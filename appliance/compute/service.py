@@ -9,6 +9,7 @@ repositories and the manager's task queue. The other components are the construc
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ class ComputeService:
         self.flavors, self.keypairs, self.server_groups = flavors, keypairs, server_groups
         self.quotas = quotas
         self.images, self.volumes, self.network = images, volumes, network
+        # The store makes a write visible once it is durable, so a check-then-save spans an
+        # await: two creates of one key pair name both passed the check (the second silently
+        # replaced the first, whose private key then matched nothing), and two servers joining
+        # one group each saved the group with only themselves added.
+        self._keypairs_lock = asyncio.Lock()
+        self._groups_lock = asyncio.Lock()
 
     # -- servers --------------------------------------------------------------------------
 
@@ -173,9 +180,10 @@ class ComputeService:
             await self.volumes.mark_attached(attachment["volume_id"], instances[0].id,
                                              "/dev/vda")
         if req.group_id:
-            group = self.server_groups.require(req.group_id)
-            group.members.extend(i.id for i in instances)
-            await self.server_groups.save(group)
+            async with self._groups_lock:
+                group = self.server_groups.require(req.group_id)
+                group.members.extend(i.id for i in instances)
+                await self.server_groups.save(group)
         return instances, reservation
 
     async def _reserve_instances(self, project_id: str, flavor: Flavor, min_count: int,
@@ -379,18 +387,19 @@ class ComputeService:
         user = user_id or auth.user_id
         if user != auth.user_id and not auth.is_admin:
             raise Forbidden("Only an admin may create key pairs for other users.")
-        if self.keypairs.get(f"{user}/{name}") is not None:
-            raise Conflict(f"Key pair '{name}' already exists.")
-        limit = self.manager.quota_limits(auth.project_id or "")["key_pairs"]
-        if limit >= 0 and len(self.keypairs.list(lambda k: k.user_id == user)) >= limit:
-            raise Forbidden("Quota exceeded, too many key pairs.")
         private = None
         public = public_key.strip() if public_key else None
         if not public:
             public, private = generate_keypair()
         kp = KeyPair(id=f"{user}/{name}", name=name, user_id=user, public_key=public,
                      fingerprint=fingerprint(public), type=key_type)
-        await self.keypairs.save(kp)
+        async with self._keypairs_lock:
+            if self.keypairs.get(kp.id) is not None:
+                raise Conflict(f"Key pair '{name}' already exists.")
+            limit = self.manager.quota_limits(auth.project_id or "")["key_pairs"]
+            if limit >= 0 and len(self.keypairs.list(lambda k: k.user_id == user)) >= limit:
+                raise Forbidden("Quota exceeded, too many key pairs.")
+            await self.keypairs.save(kp)
         return kp, private
 
     async def delete_keypair(self, user_id: str, name: str) -> None:

@@ -272,3 +272,35 @@ async def test_parallel_object_puts_never_pass_the_swift_container_quotas(env):
             async with http.head(f"{daemon.url}{base}/{name}",
                                  headers={"X-Auth-Token": member.token}) as r:
                 assert int(r.headers["X-Container-Object-Count"]) == count
+
+
+async def test_parallel_key_pairs_of_one_name_and_servers_joining_one_group(env):
+    """Check-then-save held under concurrency: of 25 key pairs of one name exactly one is
+    created (the others 409) and it is the one whose private key was handed out; 8 servers
+    created at once into one server group are all its members."""
+    daemon, admin, member, pid = env
+    answers = await _parallel(daemon, member, f"{C}/os-keypairs",
+                              [{"keypair": {"name": "same"}} for _ in range(PARALLEL)])
+    made = _split(answers, {200, 201}, 409, "already exists")
+    assert len(made) == 1
+    kept = (await member.get(f"{C}/os-keypairs/same", headers=NOVA))["keypair"]
+    assert kept["public_key"] == made[0]["keypair"]["public_key"]
+    await member.delete(f"{C}/os-keypairs/same", headers=NOVA)
+
+    image = await upload_image(member, "group-boot", tiny_qcow2())
+    group = (await member.post(f"{C}/os-server-groups", {"server_group": {
+        "name": "g", "policies": ["soft-affinity"]}}, headers=NOVA))["server_group"]
+    answers = await _parallel(daemon, member, f"{C}/servers", [
+        {"server": {"imageRef": image["id"], "flavorRef": "1", "networks": "none",
+                    "name": f"grp-{i}"}, "os:scheduler_hints": {"group": group["id"]}}
+        for i in range(8)])
+    created = _split(answers, {202}, 403, "Quota exceeded")
+    assert len(created) == 8
+    shown = (await member.get(f"{C}/os-server-groups/{group['id']}", headers=NOVA))
+    assert sorted(shown["server_group"]["members"]) == sorted(c["server"]["id"] for c in created)
+    for c in created:
+        await member.delete(f"{C}/servers/{c['server']['id']}", headers=NOVA)
+
+    async def gone():
+        return not (await member.get(f"{C}/servers", headers=NOVA))["servers"]
+    await wait_for(gone, timeout=60)
