@@ -4,6 +4,16 @@ The durable copy lives in the state store: every change here is also emitted as 
 (the job nova-dhcpbridge did with dnsmasq's dhcp-script), and the network manager writes it.
 After a restart the manager hands the stored leases back through `LeaseTable.restore()` so
 renewals are reported as renewals and expiry keeps counting from the real grant.
+
+Why an ACK does not wait for its lease record to be durable: the server hands out no pool. What
+an ACK promises — this address, for this MAC — is the port's reservation, and the port record was
+committed (journal line fsynced) before the server could answer that MAC at all: reservations are
+built from the store's records, which change only after their commit is durable. A crash that
+loses a lease record therefore loses no promise: after the restart the same MAC is answered with
+the same address (a renewal is ACKed and reported as a grant), and no other MAC can be offered it.
+What is lost is bookkeeping — when the lease began and when it would expire — which the client's
+next renewal re-establishes. So lease records are written off the reply path, many per commit
+(network/dataplane_sync.py), and a DHCP exchange never waits for the disk.
 """
 from __future__ import annotations
 

@@ -425,3 +425,38 @@ async def test_async_edges_keep_arrival_order_through_the_queue():
         assert seen == [LeaseEventKind.GRANTED, LeaseEventKind.RELEASED]
     finally:
         await server.stop()
+
+
+# ---- a crash that loses lease records loses no acknowledged address ---------------------------
+
+
+async def test_an_acked_address_survives_a_crash_whether_or_not_its_lease_record_was_written():
+    # The lease records are written after the ACK, off the reply path. Crash at any point:
+    # the record was not yet queued, queued but not committed, or committed. The restarted
+    # server is built from the same (durable) reservations, with whatever records survived.
+    clock = FakeClock()
+    first, tx = make_server([], clock)
+    await first.handle_datagram(client_packet(MessageType.DISCOVER))
+    await first.handle_datagram(client_packet(MessageType.REQUEST, requested="10.0.0.10", server_id=SERVER_IP))
+    acked = tx.sent[-1]
+    assert parse(acked[0]).message_type is MessageType.ACK
+    written = first.leases.all()
+    clock.now += 100
+    for survived in ([], written):
+        events: list = []
+        server, tx = make_server(events, clock)
+        server.leases.restore(survived)
+        # RENEWING (unicast from the address it holds), REBINDING, INIT-REBOOT and a fresh
+        # DISCOVER all get the acknowledged address back.
+        await server.handle_datagram(client_packet(MessageType.REQUEST, ciaddr="10.0.0.10"))
+        await server.handle_datagram(client_packet(MessageType.REQUEST, ciaddr="10.0.0.10", broadcast=True))
+        await server.handle_datagram(client_packet(MessageType.REQUEST, requested="10.0.0.10"))
+        await server.handle_datagram(client_packet(MessageType.DISCOVER))
+        replies = [tx.pop()[0] for _ in range(4)]
+        assert [r.message_type for r in replies] == [MessageType.ACK] * 3 + [MessageType.OFFER]
+        assert {r.yiaddr for r in replies} == {IPv4Address("10.0.0.10")}
+        expected = LeaseEventKind.RENEWED if survived else LeaseEventKind.GRANTED
+        assert events[0].kind is expected and server.leases.get(KNOWN_MAC).ip == "10.0.0.10"
+        # Nobody else can be given it: another MAC asking for it is refused.
+        await server.handle_datagram(client_packet(MessageType.REQUEST, mac=OTHER_MAC, requested="10.0.0.10"))
+        assert tx.pop()[0].message_type is MessageType.NAK
