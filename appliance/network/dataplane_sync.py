@@ -5,7 +5,8 @@ after a reconciliation that includes its change has run. A reconciliation makes 
 network with its gateway addresses, one DHCP server per bridge (answering only the MACs that
 have a port there, with the reservations the records hold), the metadata listeners and the
 nftables ruleset (network/rules.py: state in, rules out). DHCP lease events are written to the
-lease records by one writer task, off the request path.
+lease records by one writer task, off the request path, each batch with its events in one
+transaction.
 
 It reads the manager's records (`NetworkManager`, its facade) and owns only the running
 servers and what they were last told.
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from appliance.network.manager import NetworkManager
 
 log = logging.getLogger("monostack.network")
+#: Lease events waiting for the writer; more are dropped and counted (see _lease_sink).
+LEASE_QUEUE_MAX = 4_096
+#: Lease events per transaction: a burst is written in a few journal lines of bounded size.
+LEASE_BATCH_MAX = 1_000
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 
 
@@ -54,7 +59,8 @@ class DataPlaneSync:
         self._dhcp: dict[str, DhcpServer] = {}
         self._reservations: dict[str, dict[str, Reservation]] = {}
         self._port_by_mac: dict[tuple[str, str], Port] = {}
-        self._lease_queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
+        self._lease_queue: asyncio.Queue[LeaseEvent] = asyncio.Queue(maxsize=LEASE_QUEUE_MAX)
+        self.lease_events_dropped = 0
         self._lease_writer: asyncio.Task | None = None
         self.last_error: str | None = None
 
@@ -249,40 +255,54 @@ class DataPlaneSync:
     def _lease_sink(self, event: LeaseEvent) -> None:
         # Synchronous, so the server answers inside its socket's read callback; the DHCP path
         # never waits for the disk (see appliance/dhcp/leases.py for why it need not).
-        self._lease_queue.put_nowait(event)
+        try:
+            self._lease_queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # The writer is LEASE_QUEUE_MAX behind (a guest replaying requests faster than the
+            # disk commits): the record is bookkeeping, the reply already went out, so the
+            # memory stays bounded and the drop is counted.
+            self.lease_events_dropped += 1
 
     async def _write_leases(self) -> None:
+        """Record lease events in batches: each batch's lease records and their events are one
+        transaction, one fsync however many leases a burst granted."""
         kinds = {LeaseEventKind.GRANTED: LeaseState.ACTIVE, LeaseEventKind.RENEWED: LeaseState.ACTIVE,
                  LeaseEventKind.RELEASED: LeaseState.RELEASED,
                  LeaseEventKind.EXPIRED: LeaseState.EXPIRED,
                  LeaseEventKind.DECLINED: LeaseState.DECLINED}
         nets_by_bridge: dict[str, str] = {}
+        events = self.m.ctx.events
         while True:
             batch = [await self._lease_queue.get()]
-            while not self._lease_queue.empty():
+            while not self._lease_queue.empty() and len(batch) < LEASE_BATCH_MAX:
                 batch.append(self._lease_queue.get_nowait())
             try:
                 if any(e.lease.bridge not in nets_by_bridge for e in batch):
                     nets_by_bridge = {n.bridge: n.id for n in self.m.networks.list()}
-                records = []
+                ops = []
+                published = []
                 for e in batch:
                     lease = e.lease
                     port = self._port_by_mac.get((lease.bridge, lease.mac))
                     network_id = nets_by_bridge.get(lease.bridge, "")
-                    records.append(LeaseRecord(
+                    rec = LeaseRecord(
                         id=f"{network_id}:{lease.mac}", network_id=network_id, mac=lease.mac,
                         ip=lease.ip, state=kinds[e.kind], bridge=lease.bridge,
                         port_id=port.id if port else None,
                         project_id=port.project_id if port else None, hostname=lease.hostname,
                         client_id=lease.client_id, granted_at=lease.granted_at,
                         expires_at=lease.expires_at, renewed_at=lease.renewed_at,
-                        updated_at=e.at))
-                await self.m.leases.save_all(records)
-                for e, rec in zip(batch, records):
-                    await self.m.ctx.events.publish(
+                        updated_at=e.at)
+                    ops.append(self.m.leases.put_op(rec))
+                    event, event_ops = events.prepare(
                         f"lease.{e.kind.value}", "port", rec.port_id or "", rec.project_id,
                         f"{rec.mac} {e.kind.value} {rec.ip}", ip=rec.ip, mac=rec.mac,
                         network_id=rec.network_id, expires_at=rec.expires_at)
+                    ops += event_ops
+                    published.append(event)
+                await self.m.leases.store.commit(ops)
+                for event in published:
+                    events.announce(event)
             except Exception:
                 log.exception("could not record DHCP lease events")
             finally:
