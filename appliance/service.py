@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -238,6 +239,13 @@ class Appliance:
         await self.settled()
         log.info("monostack daemon ready", extra={
             "settled_after_s": round(asyncio.get_running_loop().time() - t0, 3)})
+        # Everything alive now (modules, config, the records loaded at start) lives as long as
+        # the daemon: out of the collector's reach, a full collection no longer walks it. One
+        # measured at 96 ms on an idle daemon (70,000 objects), a stall of the one event loop
+        # that answers DHCP and the API; frozen, it costs ~0. Collected first so no garbage is
+        # frozen with it, once, after the daemon already answers.
+        gc.collect()
+        gc.freeze()
 
     def request_stop(self) -> None:
         self._stop.set()

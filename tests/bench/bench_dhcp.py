@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import signal
@@ -82,6 +83,8 @@ async def serve_monostack(namespace: str, bridge: str, count: int) -> None:
 
     server = DhcpServer(bridge, GATEWAY, res.get, sink, socket_factory=lambda: dp.socket_in_namespace(bridge))
     await server.start()
+    gc.collect()
+    gc.freeze()  # as the daemon does once settled (appliance/service.py)
     print("READY", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
