@@ -100,7 +100,7 @@ class ComputeService:
         # await: two creates of one key pair name both passed the check (the second silently
         # replaced the first, whose private key then matched nothing), and two servers joining
         # one group each saved the group with only themselves added.
-        self._keypairs_lock = asyncio.Lock()
+        self._names_lock = asyncio.Lock()
         self._groups_lock = asyncio.Lock()
 
     # -- servers --------------------------------------------------------------------------
@@ -302,15 +302,16 @@ class ComputeService:
 
     async def create_flavor(self, spec: FlavorSpec) -> Flavor:
         fid = str(uuid.uuid4()) if spec.id in (None, "", "auto") else str(spec.id)
-        if self.flavors.get(fid) is not None:
-            raise Conflict(f"Flavor with ID {fid} already exists.")
-        if self.flavors.list(lambda f: f.name == spec.name):
-            raise Conflict(f"Flavor with name {spec.name} already exists.")
         flavor = Flavor(id=fid, name=spec.name.strip(), vcpus=spec.vcpus, ram=spec.ram,
                         disk=spec.disk, ephemeral=spec.ephemeral, swap=spec.swap,
                         is_public=spec.is_public, description=spec.description,
                         rxtx_factor=spec.rxtx_factor)
-        await self.flavors.save(flavor)
+        async with self._names_lock:  # names unique: checked and saved as one step
+            if self.flavors.get(fid) is not None:
+                raise Conflict(f"Flavor with ID {fid} already exists.")
+            if self.flavors.list(lambda f: f.name == spec.name):
+                raise Conflict(f"Flavor with name {spec.name} already exists.")
+            await self.flavors.save(flavor)
         return flavor
 
     async def ensure_flavor(self, flavor: Flavor) -> None:
@@ -393,7 +394,7 @@ class ComputeService:
             public, private = generate_keypair()
         kp = KeyPair(id=f"{user}/{name}", name=name, user_id=user, public_key=public,
                      fingerprint=fingerprint(public), type=key_type)
-        async with self._keypairs_lock:
+        async with self._names_lock:
             if self.keypairs.get(kp.id) is not None:
                 raise Conflict(f"Key pair '{name}' already exists.")
             limit = self.manager.quota_limits(auth.project_id or "")["key_pairs"]

@@ -67,6 +67,10 @@ class IdentityService:
         self.domains = Domains(store)
         self.throttle = LoginThrottle(config.lockout_failures, config.lockout_seconds)
         self._login_locks = KeyedLocks()
+        # Names are unique (per domain); the store makes a write visible once it is durable,
+        # so each check-then-save runs under this lock, or parallel creates of one name all
+        # pass the check (25 parallel creates made 25 users named alike).
+        self._names = asyncio.Lock()
         # scrypt releases the GIL: warming the timing equaliser costs start-up no wall time
         threading.Thread(target=_dummy_hash, name="dummy-hash", daemon=True).start()
         self._local_pool = ThreadPoolExecutor(2, thread_name_prefix="login-local")
@@ -163,7 +167,11 @@ class IdentityService:
                     created_at=now_iso(), password_changed_at=time.time())
         if password is not None:
             user.password_hash = await _hash(password)
-        return await self.users.save(user)
+        async with self._names:
+            if self.user_by_name(name, domain_id):
+                raise Conflict(f"Duplicate entry found with name {name} at domain ID "
+                               f"{domain_id}.")
+            return await self.users.save(user)
 
     async def set_password(self, user_id: str, password: str) -> User:
         user = self.users.require(user_id)
@@ -180,20 +188,22 @@ class IdentityService:
             password = changes.pop("password")
             if password is not None:
                 user = await self.set_password(user_id, password)  # type: ignore[arg-type]
-        for key, value in changes.items():
-            if key == "name":
-                _check_name(str(value), "user")
-                other = self.user_by_name(str(value), user.domain_id)
-                if other and other.id != user_id:
-                    raise Conflict(f"Duplicate entry found with name {value}.")
-            if key in ("name", "enabled", "email", "description", "default_project_id"):
-                setattr(user, key, value)
-        ops = [self.users.put_op(user)]
-        if changes.get("enabled") is False:
-            # Keystone revokes on disable: re-enabling must not revive a token issued before
-            ops += [self.tokens.delete_op(t.id)
-                    for t in self.tokens.list(lambda t: t.user_id == user_id)]
-        await self.users.store.commit(ops)
+        async with self._names:
+            for key, value in changes.items():
+                if key == "name":
+                    _check_name(str(value), "user")
+                    other = self.user_by_name(str(value), user.domain_id)
+                    if other and other.id != user_id:
+                        raise Conflict(f"Duplicate entry found with name {value}.")
+                if key in ("name", "enabled", "email", "description", "default_project_id"):
+                    setattr(user, key, value)
+            ops = [self.users.put_op(user)]
+            if changes.get("enabled") is False:
+                # Keystone revokes on disable: re-enabling must not revive a token issued
+                # before
+                ops += [self.tokens.delete_op(t.id)
+                        for t in self.tokens.list(lambda t: t.user_id == user_id)]
+            await self.users.store.commit(ops)
         return user
 
     async def delete_user(self, user_id: str) -> None:
@@ -209,29 +219,32 @@ class IdentityService:
     async def create_project(self, name: str, *, description: str = "", enabled: bool = True,
                              domain_id: str = DEFAULT_DOMAIN_ID) -> Project:
         _check_name(name, "project")
-        self.domains.require(domain_id)
-        if self.project_by_name(name, domain_id):
-            raise Conflict(f"Duplicate entry found with name {name} at domain ID {domain_id}.")
-        return await self.projects.save(Project(id=uuid.uuid4().hex, name=name, enabled=enabled,
-                                                description=description, created_at=now_iso(),
-                                                domain_id=domain_id))
+        async with self._names:
+            self.domains.require(domain_id)
+            if self.project_by_name(name, domain_id):
+                raise Conflict(f"Duplicate entry found with name {name} at domain ID "
+                               f"{domain_id}.")
+            return await self.projects.save(Project(
+                id=uuid.uuid4().hex, name=name, enabled=enabled, description=description,
+                created_at=now_iso(), domain_id=domain_id))
 
     async def update_project(self, project_id: str, **changes: object) -> Project:
         project = self.projects.require(project_id)
         check_types(changes, PROJECT_FIELDS)
-        for key, value in changes.items():
-            if key == "name":
-                _check_name(str(value), "project")
-                other = self.project_by_name(str(value), project.domain_id)
-                if other and other.id != project_id:
-                    raise Conflict(f"Duplicate entry found with name {value}.")
-            if key in ("name", "enabled", "description"):
-                setattr(project, key, value)
-        ops = [self.projects.put_op(project)]
-        if changes.get("enabled") is False:  # as for users: disabling revokes for good
-            ops += [self.tokens.delete_op(t.id)
-                    for t in self.tokens.list(lambda t: t.project_id == project_id)]
-        await self.projects.store.commit(ops)
+        async with self._names:
+            for key, value in changes.items():
+                if key == "name":
+                    _check_name(str(value), "project")
+                    other = self.project_by_name(str(value), project.domain_id)
+                    if other and other.id != project_id:
+                        raise Conflict(f"Duplicate entry found with name {value}.")
+                if key in ("name", "enabled", "description"):
+                    setattr(project, key, value)
+            ops = [self.projects.put_op(project)]
+            if changes.get("enabled") is False:  # as for users: disabling revokes for good
+                ops += [self.tokens.delete_op(t.id)
+                        for t in self.tokens.list(lambda t: t.project_id == project_id)]
+            await self.projects.store.commit(ops)
         return project
 
     async def delete_project(self, project_id: str) -> None:
@@ -249,21 +262,23 @@ class IdentityService:
 
     async def create_domain(self, name: str, *, description: str = "",
                             enabled: bool = True) -> Domain:
-        return await self.domains.repo.save(self.domains.new(name, description, enabled,
-                                                             now_iso()))
+        async with self._names:
+            return await self.domains.repo.save(self.domains.new(name, description, enabled,
+                                                                 now_iso()))
 
     async def update_domain(self, domain_id: str, **changes: object) -> Domain:
         domain = self.domains.require(domain_id)
         check_types(changes, DOMAIN_FIELDS)
         if domain.id == DEFAULT_DOMAIN_ID and changes:
             raise Forbidden("The default domain cannot be changed.")
-        if "name" in changes and changes["name"] != domain.name:
-            fresh = self.domains.new(str(changes["name"]), "", True, "")  # checks the name
-            domain.name = fresh.name
-        for key in ("enabled", "description"):
-            if key in changes:
-                setattr(domain, key, changes[key] if changes[key] is not None else "")
-        return await self.domains.repo.save(domain)
+        async with self._names:
+            if "name" in changes and changes["name"] != domain.name:
+                fresh = self.domains.new(str(changes["name"]), "", True, "")  # checks the name
+                domain.name = fresh.name
+            for key in ("enabled", "description"):
+                if key in changes:
+                    setattr(domain, key, changes[key] if changes[key] is not None else "")
+            return await self.domains.repo.save(domain)
 
     async def delete_domain(self, domain_id: str) -> None:
         """Its projects and users go with it (Keystone's cascade), once it is disabled."""
@@ -277,9 +292,10 @@ class IdentityService:
 
     async def create_role(self, name: str) -> Role:
         _check_name(name, "role")
-        if self.role_by_name(name):
-            raise Conflict(f"Duplicate entry found with name {name}.")
-        return await self.roles.save(Role(id=uuid.uuid4().hex, name=name))
+        async with self._names:
+            if self.role_by_name(name):
+                raise Conflict(f"Duplicate entry found with name {name}.")
+            return await self.roles.save(Role(id=uuid.uuid4().hex, name=name))
 
     async def delete_role(self, role_id: str) -> None:
         self.roles.require(role_id)
@@ -439,7 +455,10 @@ class IdentityService:
             user_id=auth.user_id, project_id=auth.project_id, name=name,
             secret_hash=await _hash(secret), roles=[held[n] for n in dict.fromkeys(wanted)],
             description=description, expires_at=expires_at, unrestricted=unrestricted)
-        await self.app_credentials.repo.save(cred)
+        async with self._names:  # again: the hash above yielded to parallel creates
+            self.app_credentials.check_new(auth.user_id, name, made_with=None,
+                                           expires_at=expires_at)
+            await self.app_credentials.repo.save(cred)
         return cred, secret
 
     async def delete_app_credential(self, user_id: str, cred_id: str) -> None:

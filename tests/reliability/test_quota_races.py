@@ -304,3 +304,25 @@ async def test_parallel_key_pairs_of_one_name_and_servers_joining_one_group(env)
     async def gone():
         return not (await member.get(f"{C}/servers", headers=NOVA))["servers"]
     await wait_for(gone, timeout=60)
+
+
+async def test_parallel_creates_of_one_name_make_one(env):
+    """Users, projects, roles, domains and flavors (admin) and application credentials
+    (member) have unique names: 25 parallel creates of one name make exactly one, 24 get 409."""
+    daemon, admin, member, pid = env
+    I = "/identity/v3"
+    cases = [
+        (admin, f"{I}/users", {"user": {"name": "twin", "password": "pw-Twin-123"}}),
+        (admin, f"{I}/projects", {"project": {"name": "twin"}}),
+        (admin, f"{I}/roles", {"role": {"name": "twin"}}),
+        (admin, f"{I}/domains", {"domain": {"name": "twin"}}),
+        (admin, f"{C}/flavors", {"flavor": {"name": "twin", "ram": 64, "vcpus": 1, "disk": 1}}),
+    ]
+    for who, path, body in cases:
+        answers = await _parallel(daemon, who, path, [body] * PARALLEL)
+        assert len(_split(answers, {200, 201}, 409, "")) == 1, (path, answers[:3])
+    me = (await member.get(f"{I}/auth/tokens", headers={"X-Subject-Token": member.token}))
+    user_id = me["token"]["user"]["id"]
+    answers = await _parallel(daemon, member, f"{I}/users/{user_id}/application_credentials",
+                              [{"application_credential": {"name": "twin"}}] * PARALLEL)
+    assert len(_split(answers, {201}, 409, "Duplicate entry")) == 1
