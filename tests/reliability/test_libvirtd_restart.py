@@ -62,7 +62,11 @@ def owned_libvirtd() -> int | None:
         owned, current = OWNED.read_text().strip(), PIDFILE.read_text().strip()
     except OSError:
         return None
-    if owned != current or not Path(f"/proc/{current}").exists():
+    try:  # both files may be stale (a /run that is not a tmpfs): the process must be libvirtd
+        alive = Path(f"/proc/{current}/comm").read_text().strip() == "libvirtd"
+    except OSError:
+        alive = False
+    if owned != current or not alive:
         return None
     return int(current)
 
