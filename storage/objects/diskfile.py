@@ -21,8 +21,9 @@ size and md5 only at the end, and the whole thing still lands with *one* rename:
     payload (size bytes) | metadata JSON | u64 json_len | u32 crc32(json) | b"MSO1"
 
 The metadata records the full name (compared on read), size, the client-visible ETag,
-the md5 of the stored bytes (the checksum reads and the auditor verify), content-type,
-timestamp, user metadata, system metadata and delete_at.  The crc32 catches a torn or
+the md5 of the stored bytes (the checksum the auditor verifies), the crc32 of every 1 MiB
+block of them (what reads verify: see `BlockSums`), content-type, timestamp, user metadata,
+system metadata and delete_at.  The crc32 catches a torn or
 corrupt trailer; `file size == size + json_len + 16` catches truncation without reading.
 
 Durability: temp file in <device>/tmp → write → fsync → rename → fsync the hash dir (and
@@ -53,6 +54,10 @@ from .errors import DiskFull
 from .ring import Device
 
 MAGIC = b"MSO1"
+#: payload bytes per block checksum (a read verifies whole blocks; a range read rounds out)
+BLOCK = 1 << 20
+#: bytes a streamed read asks for at once (whole blocks, verified in the same thread hop)
+STREAM_READ = 4 * BLOCK
 FOOTER = struct.Struct(">QI4s")  # json_len, crc32(json), magic
 READ_CHUNK = 1 << 20
 DATA, META, TOMBSTONE = ".data", ".meta", ".ts"
@@ -60,6 +65,11 @@ DATA, META, TOMBSTONE = ".data", ".meta", ".ts"
 
 class CorruptReplica(Exception):
     """A replica's trailer or bytes do not verify; the caller quarantines it."""
+
+
+class BlockMismatch(CorruptReplica):
+    """Bytes read do not match their block checksum: this replica is bad (not the disk
+    path to it), so it is quarantined and the read goes on from another one."""
 
 
 def format_timestamp(t: float) -> str:
@@ -83,6 +93,9 @@ class ObjectInfo:
     sysmeta: dict[str, str] = field(default_factory=dict)  # Content-Disposition, manifests …
     delete_at: float | None = None
     meta_timestamp: str | None = None  # of the .meta applied, if any
+    #: crc32 of each BLOCK of the stored bytes, 8 hex digits each (None: written before
+    #: blocks were summed; reads then verify the md5)
+    block_crc32: str | None = None
 
     @property
     def last_modified(self) -> float:
@@ -101,7 +114,54 @@ class ObjectInfo:
             etag=d["etag"], md5=d["md5"], content_type=d["content_type"],
             timestamp=d["timestamp"], metadata=dict(d.get("metadata") or {}),
             sysmeta=dict(d.get("sysmeta") or {}), delete_at=d.get("delete_at"),
+            block_crc32=d.get("block_crc32"),
         )
+
+
+class BlockSums:
+    """crc32 of each BLOCK of a stream, fed in pieces of any size.
+
+    Why a second checksum beside the md5: the md5 (Swift's ETag) runs at ~230-560 MiB/s on
+    this class of CPU, one core, so a GET that verifies it can never reach half a raw read
+    (~1,200 MiB/s cold). zlib's crc32 runs at ~1,500 MiB/s and releases the GIL, and per
+    block it lets a read verify bytes *before* it sends them (a bad block fails over to
+    another replica instead of ending a response short) and lets range reads be verified
+    too. The md5 is still the object's checksum: computed at PUT, compared by the auditor
+    over every replica."""
+
+    __slots__ = ("_crcs", "_crc", "_fill")
+
+    def __init__(self) -> None:
+        self._crcs: list[int] = []
+        self._crc = 0
+        self._fill = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(BLOCK - self._fill, len(view))
+            self._crc = zlib.crc32(view[:take], self._crc)
+            self._fill += take
+            view = view[take:]
+            if self._fill == BLOCK:
+                self._crcs.append(self._crc)
+                self._crc, self._fill = 0, 0
+
+    def hexdigest(self) -> str:
+        crcs = self._crcs + ([self._crc] if self._fill else [])
+        return "".join(f"{c:08x}" for c in crcs)
+
+
+def check_blocks(sums: str, offset: int, data: bytes | memoryview, path: Any = "") -> None:
+    """CorruptReplica unless `data` (whole blocks from payload `offset`, the last possibly
+    short at the object's end) matches its block checksums."""
+    view = memoryview(data)
+    first = offset // BLOCK
+    for k in range(0, (len(view) + BLOCK - 1) // BLOCK):
+        want = sums[(first + k) * 8:(first + k + 1) * 8]
+        got = zlib.crc32(view[k * BLOCK:(k + 1) * BLOCK])
+        if len(want) != 8 or int(want, 16) != got:
+            raise BlockMismatch(f"{path}: block {first + k} checksum mismatch")
 
 
 # --------------------------------------------------------------------------- paths
@@ -339,13 +399,78 @@ def verify_replica_sync(rep: Replica, limit_chunk: int = READ_CHUNK) -> None:
 
 
 def read_small_verified(rep: Replica) -> bytes:
-    """Whole payload of a small object, verified before it is served (blocking)."""
+    """Whole payload of a small object, verified before it is served (blocking): by its
+    block checksums, or its md5 when written before those existed."""
     assert rep.data_path is not None and rep.info is not None
     with open(rep.data_path, "rb") as f:
         b = f.read(rep.payload_len)
-    if len(b) != rep.payload_len or hashlib.md5(b).hexdigest() != rep.info.md5:
+    if len(b) != rep.payload_len:
+        raise CorruptReplica(f"{rep.data_path}: short read")
+    if rep.info.block_crc32 is not None:
+        check_blocks(rep.info.block_crc32, 0, b, rep.data_path)
+    elif hashlib.md5(b).hexdigest() != rep.info.md5:
         raise CorruptReplica(f"{rep.data_path}: checksum mismatch")
     return b
+
+
+async def stream_blocks(path: Path, start: int, end: int, size: int, sums: str,
+                        depth: int = 2) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a payload of `size` bytes, every byte verified against its
+    block checksum before it is yielded (BlockMismatch otherwise).
+
+    Reads whole blocks (a range is rounded out to them), STREAM_READ at a time; each read
+    and its check are one thread hop (pread and crc32 release the GIL), `depth` of them in
+    flight, so the disk, the checksum and whoever sends the bytes overlap."""
+    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+    lo = start // BLOCK * BLOCK
+    hi = min(size, -(-end // BLOCK) * BLOCK)
+    loop = asyncio.get_running_loop()
+
+    def read(off: int, n: int) -> bytes:
+        b = os.pread(fd, n, off)
+        if len(b) != n:
+            raise CorruptReplica(f"{path}: short read at {off}")
+        check_blocks(sums, off, b, path)
+        return b
+
+    offsets = iter(range(lo, hi, STREAM_READ))
+    pending: list[asyncio.Future[bytes]] = []
+
+    def submit() -> None:
+        off = next(offsets, None)
+        if off is not None:
+            pending.append(loop.run_in_executor(_IO, read, off, min(STREAM_READ, hi - off)))
+
+    try:
+        await asyncio.to_thread(os.posix_fadvise, fd, lo, hi - lo, os.POSIX_FADV_SEQUENTIAL)
+        for _ in range(depth):
+            submit()
+        pos = lo
+        while pending:
+            b = await asyncio.shield(pending[0])
+            pending.pop(0)
+            submit()
+            a, z = max(start - pos, 0), min(end - pos, len(b))
+            pos += len(b)
+            yield b if (a, z) == (0, len(b)) else b[a:z]
+    finally:
+        left = [f for f in pending if not f.done()]
+        if left:
+            # reads in flight still use fd: close it only once they are over (a closed,
+            # reused descriptor would be read otherwise)
+            remaining = [len(left)]
+
+            def close_after(_: object) -> None:
+                remaining[0] -= 1
+                if not remaining[0]:
+                    os.close(fd)
+            for f in left:
+                f.add_done_callback(close_after)
+        else:
+            os.close(fd)
+        for f in pending:
+            if f.done() and not f.cancelled():
+                f.exception()  # retrieved: a reader that stopped early has no use for it
 
 
 async def stream_range(path: Path, start: int, end: int, chunk: int = READ_CHUNK,

@@ -172,7 +172,10 @@ class ObjectBody:
             for off in range(start, end, step):
                 yield self._inline[off:min(off + step, end)]
             return
-        md5 = hashlib.md5() if verify else None
+        sums = self.info.block_crc32
+        # block checksums verify every byte (ranges too) before it goes out; an object
+        # written before them is verified by its md5 after its last byte
+        md5 = hashlib.md5() if verify and sums is None else None
         pos = start
         used: list[Replica] = []
         cands = list(self._candidates)
@@ -181,10 +184,18 @@ class ObjectBody:
                 raise InsufficientReplicas(f"no readable replica of {self.info.name!r} at offset {pos}")
             rep = cands.pop(0)
             used.append(rep)
+            assert rep.data_path is not None
             try:
-                async for b in df.stream_range(rep.data_path, pos, end, md5=md5):
+                if sums is not None:
+                    stream = df.stream_blocks(rep.data_path, pos, end, self.info.size, sums)
+                else:
+                    stream = df.stream_range(rep.data_path, pos, end, md5=md5)
+                async for b in stream:
                     pos += len(b)
                     yield b
+            except df.BlockMismatch as exc:
+                await self._engine._quarantine(self._ohash, rep, f"read at {pos}: {exc}")
+                continue
             except (OSError, CorruptReplica) as exc:
                 self._engine._note_bad(self._ohash, rep, f"read failed at {pos}: {exc}", quarantine=False)
                 continue
@@ -363,7 +374,7 @@ class ObjectEngine:
         intent_task.add_done_callback(lambda t: _chain(t, intent_ready))
         try:
             alive = list(writers)  # temp files are created by the first write or the commit
-            md5 = hashlib.md5()
+            md5, sums = hashlib.md5(), df.BlockSums()
             size = 0
             buf = bytearray()
             async for chunk in chunks:
@@ -380,13 +391,19 @@ class ObjectEngine:
                         continue
                     data = bytes(buf)
                     buf.clear()
-                # md5 in a thread (hashlib releases the GIL) while the replicas are written
-                alive = await self._survivors(
-                    ohash, alive, (await step([asyncio.to_thread(md5.update, data), *(w.write(data) for w in alive)]))[1:]
-                )
+                # md5 and block sums in threads of their own (both release the GIL) while
+                # the replicas are written
+                alive = await self._survivors(ohash, alive, (await step([
+                    asyncio.to_thread(md5.update, data), asyncio.to_thread(sums.update, data),
+                    *(w.write(data) for w in alive)]))[2:])
             if buf:
                 data = bytes(buf)
-                md5.update(data)
+                if len(data) > df.BLOCK // 16:
+                    await asyncio.gather(asyncio.to_thread(md5.update, data),
+                                         asyncio.to_thread(sums.update, data))
+                else:
+                    md5.update(data)
+                    sums.update(data)
                 alive = await self._survivors(ohash, alive, await step([w.write(data) for w in alive]))
             body_md5 = md5.hexdigest()
             if expected_etag is not None and expected_etag.strip('"').lower() != body_md5:
@@ -401,6 +418,7 @@ class ObjectEngine:
                 etag=etag or body_md5, md5=body_md5,
                 content_type=content_type or "application/octet-stream", timestamp=ts,
                 metadata=dict(metadata or {}), sysmeta=dict(sysmeta or {}), delete_at=delete_at,
+                block_crc32=sums.hexdigest(),
             )
             trailer = df.encode_trailer(info.to_json())
             committed = await step([w.commit(trailer, ts + df.DATA, intent_ready) for w in alive])

@@ -105,10 +105,46 @@ async def test_truncated_or_torn_trailer_is_treated_as_missing(engine):
                if d in {x.id for x in engine.ring.primaries(h)})
 
 
-async def test_large_object_corruption_detected_while_streaming(engine):
+async def test_large_object_corruption_detected_before_the_bad_block_is_sent(engine):
+    engine.verify_inline_bytes = 1024
+    data = os.urandom((5 << 20) + 123)
+    await engine.put_object(A, C, "L", aiter_bytes(data, 1 << 16))
+    h, files = primaries_files(engine, "L")
+    for f in files[1:]:
+        os.unlink(f)
+    flip_byte(files[0], (4 << 20) + 5)  # in the second read of the stream
+    _, body = await engine.get_object(A, C, "L")
+    got = bytearray()
+    with pytest.raises(InsufficientReplicas):
+        async for b in body:
+            got += b
+    assert got == data[:4 << 20]  # every byte sent was verified: the bad block was not
+    with pytest.raises(Exception):  # the lying replica is out of service
+        await engine.head_object(A, C, "L")
+
+
+async def test_block_checksums_fail_over_mid_stream_and_verify_ranges(engine):
+    engine.verify_inline_bytes = 1024
+    data = os.urandom((3 << 20) + 7)
+    await engine.put_object(A, C, "R", aiter_bytes(data, 100_000))
+    h, files = primaries_files(engine, "R")
+    flip_byte(files[0], (2 << 20) + 1)
+    flip_byte(files[1], 10)
+    # a range inside the corrupt block of the first replica: served from the good one
+    _, body = await engine.get_object(A, C, "R", ranges=[((2 << 20), (2 << 20) + 99)])
+    assert await body.read() == data[2 << 20:(2 << 20) + 100]
+    _, body = await engine.get_object(A, C, "R")
+    assert await body.read() == data
+    assert [f.exists() for f in files] == [False, False, True]  # both liars quarantined
+
+
+async def test_large_object_without_block_sums_is_verified_by_md5(engine, monkeypatch):
+    """Objects stored before block checksums existed: the md5, after the last byte."""
     engine.verify_inline_bytes = 1024
     data = os.urandom(2 << 20)
+    monkeypatch.setattr(df.BlockSums, "hexdigest", lambda self: None)
     await engine.put_object(A, C, "L", aiter_bytes(data, 1 << 20))
+    monkeypatch.undo()
     h, files = primaries_files(engine, "L")
     for f in files[1:]:
         os.unlink(f)
@@ -176,15 +212,23 @@ async def test_auditor_rate_limit(engine):
     assert time.monotonic() - t0 >= 0.4  # 900 kB at 2 MB/s
 
 
-async def test_large_object_bad_first_replica_fails_one_read_then_reads_a_good_copy(engine):
+@pytest.mark.parametrize("block_sums", [True, False])
+async def test_large_object_bad_first_replica_is_quarantined_and_a_good_copy_read(
+        engine, monkeypatch, block_sums):
     engine.verify_inline_bytes = 1024
     data = os.urandom(2 << 20)
+    if not block_sums:  # stored before block checksums: only the md5, after the last byte
+        monkeypatch.setattr(df.BlockSums, "hexdigest", lambda self: None)
     await engine.put_object(A, C, "L2", aiter_bytes(data, 1 << 20))
+    monkeypatch.undo()
     h, files = primaries_files(engine, "L2")
     flip_byte(files[0], 100)
     _, body = await engine.get_object(A, C, "L2")
-    with pytest.raises(df.CorruptReplica):  # bytes already sent: the API aborts this response
-        await body.read()
+    if block_sums:  # the bad block is caught before it is sent: this read goes on elsewhere
+        assert await body.read() == data
+    else:
+        with pytest.raises(df.CorruptReplica):  # bytes already sent: the API aborts
+            await body.read()
     _, body = await engine.get_object(A, C, "L2")  # the liar was quarantined
     assert await body.read() == data
     st = await Auditor(engine, bytes_per_second=None).run_pass()
