@@ -10,7 +10,6 @@ Bounded: a server keeps its newest MAX_PER_INSTANCE actions; they go with the se
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -77,12 +76,10 @@ class ActionLog:
     def of_instance(self, instance_id: str) -> list[InstanceAction]:
         """Newest first, as Nova lists them."""
         items = self.repo.list(lambda a: a.instance_id == instance_id)
-        return [_decoded(a) for a in sorted(items, key=lambda a: (a.start_time, a.id),
-                                            reverse=True)]
+        return sorted(items, key=lambda a: (a.start_time, a.id), reverse=True)
 
     def get(self, instance_id: str, request_id: str) -> InstanceAction | None:
-        found = self.repo.get(f"{instance_id}:{request_id}")
-        return _decoded(found) if found is not None else None
+        return self.repo.get(f"{instance_id}:{request_id}")
 
     def begin_ops(self, instance_id: str, project_id: str, action: str) -> tuple[list[Any], str]:
         """The store ops recording `action` (a Nova action name) as the current request's, and
@@ -102,7 +99,7 @@ class ActionLog:
             return
         action.events.append(ActionEvent(event=event, start_time=time.time()))
         action.updated_at = time.time()
-        await self.repo.store.commit([self._put_op(action)])
+        await self.repo.store.commit([self.repo.put_op(action)])
 
     async def event_finished(self, action_id: str, event: str,
                              error: BaseException | None = None) -> None:
@@ -121,12 +118,7 @@ class ActionLog:
             ev.traceback = "".join(traceback.format_exception(error))[-8000:]
             action.message = "Error"
         action.updated_at = now
-        await self.repo.store.commit([self._put_op(action)])
-
-    def _put_op(self, action: InstanceAction) -> Any:
-        """Events are stored as plain documents (the store keeps JSON)."""
-        return self.repo.put_op(dataclasses.replace(
-            action, events=[dataclasses.asdict(e) for e in action.events]))
+        await self.repo.store.commit([self.repo.put_op(action)])
 
     def forget_ops(self, instance_id: str) -> list[Any]:
         return [self.repo.delete_op(a.id)
@@ -139,12 +131,4 @@ class ActionLog:
                                                             - MAX_PER_INSTANCE)]]
 
     def _get(self, action_id: str) -> InstanceAction | None:
-        found = self.repo.get(action_id) if action_id else None
-        return _decoded(found) if found is not None else None
-
-
-def _decoded(action: InstanceAction) -> InstanceAction:
-    """Events come back from the store as dicts: make them records again."""
-    action.events = [e if isinstance(e, ActionEvent) else ActionEvent(**e)
-                     for e in action.events]
-    return action
+        return self.repo.get(action_id) if action_id else None

@@ -72,7 +72,7 @@ class Builder:
                 root_gb=0 if inst.root_volume_id or task.params.get("boot_volume") else None)
 
             async def persist(claim: Claim) -> None:
-                inst.claim = claim.to_dict()
+                inst.claim = claim
                 inst.pinned_cpus = list(claim.pcpus)
                 inst.host = self.m.host_info.hostname
                 inst.task_state = TaskState.NETWORKING
@@ -206,7 +206,7 @@ class Builder:
         specs.sort(key=lambda s: (s.target != "vda", s.target))
         nics = [NicSpec(mac=p["mac"], tap_name=p["tap_name"], mtu=p.get("mtu"),
                         precreated_tap=bool(p.get("precreated_tap"))) for p in inst.ports]
-        claim = Claim.from_dict(inst.claim) if inst.claim else None
+        claim = inst.claim
         pinning = [[p] for p in claim.pcpus] if claim and claim.pcpus else None
         numa = None
         if claim and claim.numa:

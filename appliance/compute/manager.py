@@ -233,7 +233,7 @@ class ComputeManager:
                                 "task_state": inst.task_state and str(inst.task_state),
                                 "power_state": int(inst.power_state)}
         if inst.fault and status == "ERROR":
-            data["fault"] = inst.fault.get("message")
+            data["fault"] = inst.fault.message
         await self.ctx.events.publish(
             "instance.fault" if status == "ERROR" else "instance.state", "instance", inst.id,
             inst.project_id, message or f"{inst.name}: {status}", **data)

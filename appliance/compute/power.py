@@ -2,10 +2,9 @@
 state, the vm_state an idle instance settles to, and a failure as the fault a server shows."""
 from __future__ import annotations
 
-from typing import Any
 
 from appliance.compute.driver import DomainState
-from appliance.compute.records import PowerState, VmState, now
+from appliance.compute.records import Fault, PowerState, VmState, now
 from appliance.errors import MonostackError
 
 POWER = {DomainState.RUNNING: PowerState.RUNNING, DomainState.PAUSED: PowerState.PAUSED,
@@ -19,9 +18,8 @@ SETTLE = {PowerState.RUNNING: VmState.ACTIVE, PowerState.PAUSED: VmState.PAUSED,
 SETTLEABLE = {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}
 
 
-def fault_of(exc: BaseException) -> dict[str, Any]:
+def fault_of(exc: BaseException) -> Fault:
     """A failure as the `fault` a server shows (Nova's code, message, details, created)."""
     code = exc.status if isinstance(exc, MonostackError) else 500
     message = exc.message if isinstance(exc, MonostackError) else f"{type(exc).__name__}: {exc}"
-    return {"code": code, "message": message[:255], "details": message,
-            "created": now()}
+    return Fault(code=code, message=message[:255], details=message, created=now())

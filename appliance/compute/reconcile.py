@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.compute import orphans
 from appliance.compute.driver import LifecycleEventKind
 from appliance.compute.power import SETTLE, SETTLEABLE, fault_of
-from appliance.compute.records import Instance, PowerState, Task, TaskState, VmState, now
+from appliance.compute.records import Fault, Instance, PowerState, Task, TaskState, VmState, now
 from appliance.errors import HypervisorError, MonostackError, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -147,8 +147,8 @@ class Reconciler:
             if await self.m.power_of(inst.id) == PowerState.NOSTATE and was is not None:
                 inst.vm_state = VmState.ERROR
         if was is not None:
-            inst.fault = {"code": 500, "message": f"{was} was interrupted by a daemon restart",
-                          "details": "", "created": now()}
+            inst.fault = Fault(code=500, message=f"{was} was interrupted by a daemon restart",
+                               details="", created=now())
         ops = [self.m.tasks.delete_op(task.id)] if task is not None else []
         await self.m.save(inst, *ops, deleting=True)
 

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.compute.scheduler.host import Claim
+
 
 class VmState(enum.StrEnum):
     BUILDING = "building"
@@ -139,6 +141,16 @@ class KeyPair:
     created_at: float = field(default_factory=now)
 
 
+@dataclass(frozen=True)
+class Fault:
+    """The last failure of an instance, as a server shows it (Nova's instance fault)."""
+
+    code: int = 500
+    message: str = ""
+    details: str = ""
+    created: float | None = None
+
+
 @dataclass
 class Instance:
     id: str
@@ -160,8 +172,8 @@ class Instance:
     #: network seam PortBinding dicts (port_id, network_id, network_name, mac, tap_name …)
     ports: list[dict[str, Any]] = field(default_factory=list)
     requested_networks: list[dict[str, Any]] = field(default_factory=list)
-    #: {"code", "message", "details", "created"} of the last failure
-    fault: dict[str, Any] | None = None
+    #: the last failure (None once an action succeeds anew)
+    fault: Fault | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     config_drive: bool = False
@@ -182,10 +194,10 @@ class Instance:
     terminated_at: float | None = None
     #: host pCPUs this instance's vCPUs are pinned to (hw:cpu_policy=dedicated)
     pinned_cpus: list[int] = field(default_factory=list)
-    #: scheduler.Claim as a dict, held while the instance uses host resources
-    claim: dict[str, Any] | None = None
+    #: the host resources held while the instance uses them (stored as Claim.to_dict())
+    claim: Claim | None = None
     #: during a resize: the claim of the old flavor (revert needs it back)
-    old_claim: dict[str, Any] | None = None
+    old_claim: Claim | None = None
     old_flavor: dict[str, Any] | None = None
     #: the power state to return to after resize/rebuild/unrescue
     resume_running: bool = True

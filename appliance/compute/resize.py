@@ -53,7 +53,7 @@ class Resizes:
         running = inst.vm_state == VmState.ACTIVE
 
         async def persist(claim: Claim) -> None:
-            inst.old_claim, inst.claim = inst.claim, claim.to_dict()
+            inst.old_claim, inst.claim = inst.claim, claim
             inst.old_flavor, inst.flavor = inst.flavor, dict(new)
             inst.pinned_cpus = list(claim.pcpus)
             inst.resume_running = running
@@ -93,6 +93,6 @@ class Resizes:
             inst.flavor, inst.old_flavor = inst.old_flavor, None
         if inst.old_claim:
             inst.claim, inst.old_claim = inst.old_claim, None
-        inst.pinned_cpus = list((inst.claim or {}).get("pcpus", []))
+        inst.pinned_cpus = list(inst.claim.pcpus) if inst.claim else []
         await self.guests.respawn(inst, running=inst.resume_running)
         await self.progress.finish(inst, task)

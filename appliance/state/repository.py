@@ -1,13 +1,16 @@
 """Typed records in and out of the store: dataclasses go in, dataclasses come out.
 
-Records are flat dataclasses with a string `id`; fields hold JSON values or StrEnums (which
-are loaded back into their enum). Unknown keys in stored documents are ignored so an older
-daemon can read a newer record; missing keys take the dataclass default (migration-friendly).
+Records are dataclasses with a string `id`; fields hold JSON values, StrEnums (loaded back
+into their enum), tuples (stored as lists) or nested records: a field typed as a dataclass,
+an optional one or a list or tuple of them is stored as JSON objects and decoded here, at the
+store boundary, so no dict of a record crosses modules. Unknown keys in stored documents are ignored so an older daemon can read a newer record;
+missing keys take the dataclass default (migration-friendly).
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
+import types
 import typing
 from functools import lru_cache
 from typing import Any, Callable, Generic, Iterable, TypeVar
@@ -36,40 +39,127 @@ def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))
 
 
+Codec = Callable[[Any], Any]
+
+
+def _codec(hint: Any, decode: bool) -> Codec | None:
+    """How a field typed `hint` goes from its JSON value to the record's and back: nested
+    records (plain, optional, in a list or a tuple) and tuples (JSON has only lists); None
+    when the JSON value is the record's value."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _codec(inner[0], decode) if len(inner) == 1 else None
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not decode:
+            return to_doc
+        frozen = hint.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        return _shared(_decoder(hint)) if frozen else _decoder(hint)
+    if origin in (list, tuple) and args:
+        one = _codec(args[0], decode)
+        if origin is list:
+            return None if one is None else (lambda v: [one(x) for x in v])
+        if decode:
+            return tuple if one is None else (lambda v: tuple(one(x) for x in v))
+        return list if one is None else (lambda v: [one(x) for x in v])
+    return None
+
+
+#: decoded frozen records kept per decoder (then it starts afresh): more than a listing needs
+SHARED_MAX = 50_000
+
+
+def _shared(decode: Codec) -> Codec:
+    """`decode`, answering the same record again for the same stored document. The store never
+    changes a document in place (a write puts a new one), and a frozen record cannot change,
+    so every instance decoded from one document may share its nested records: listing 1,000
+    instances then decodes only what changed since the last listing. The document is kept
+    with its record, so its id cannot be reused while the entry stands."""
+    seen: dict[int, tuple[Any, Any]] = {}
+
+    def shared(doc: Any) -> Any:
+        hit = seen.get(id(doc))
+        if hit is not None and hit[0] is doc:
+            return hit[1]
+        record = decode(doc)
+        if len(seen) >= SHARED_MAX:
+            seen.clear()
+        seen[id(doc)] = (doc, record)
+        return record
+
+    return shared
+
+
+def _codecs(cls: type, decode: bool) -> tuple[tuple[str, Codec], ...]:
+    hints = typing.get_type_hints(cls)
+    out = ((f.name, _codec(hints.get(f.name), decode)) for f in dataclasses.fields(cls))
+    return tuple((name, codec) for name, codec in out if codec is not None)
+
+
+@lru_cache(maxsize=None)
+def _decoders(cls: type) -> tuple[tuple[str, Codec], ...]:
+    return _codecs(cls, decode=True)
+
+
+@lru_cache(maxsize=None)
+def _encoders(cls: type) -> tuple[tuple[str, Codec], ...]:
+    return _codecs(cls, decode=False)
+
+
 def to_doc(record: Any) -> dict[str, Any]:
     doc = {}
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
         doc[f.name] = value.value if isinstance(value, enum.Enum) else value
+    for name, encode in _encoders(type(record)):
+        if doc[name] is not None:
+            doc[name] = encode(doc[name])
     return doc
 
 
 @lru_cache(maxsize=None)
 def _plain_init(cls: type) -> bool:
-    """A dataclass whose __init__ only assigns its fields (no __post_init__, no slots, not
-    frozen): a document holding every field can fill its __dict__ directly."""
+    """A dataclass whose __init__ only assigns its fields (no __post_init__, no slots; a
+    frozen one too, which forbids only later assignment): a document holding every field
+    can fill its __dict__ directly."""
     params = getattr(cls, "__dataclass_params__", None)
-    return (params is not None and not params.frozen and not hasattr(cls, "__post_init__")
+    return (params is not None and not hasattr(cls, "__post_init__")
             and not hasattr(cls, "__slots__"))
 
 
 def from_doc(cls: type[T], doc: dict[str, Any]) -> T:
+    return _decoder(cls)(doc)
+
+
+@lru_cache(maxsize=None)
+def _decoder(cls: type[T]) -> Callable[[dict[str, Any]], T]:
+    """A decoder for `cls` with everything known of the class looked up once: listing 1,000
+    instances decodes 1,000 documents and several nested records in each."""
     names = _field_names(cls)
-    # The common case (no keys from a newer daemon) is a C-level copy, not a comprehension:
-    # listing 1,000 instances decodes 1,000 documents.
-    keys = doc.keys()
-    kwargs = doc.copy() if keys <= names else {k: v for k, v in doc.items() if k in names}
-    for name, enum_cls in _enum_fields(cls).items():
-        value = kwargs.get(name)
-        if value is not None and type(value) is not enum_cls:
-            kwargs[name] = enum_cls(value)
-    if len(kwargs) == len(names) and _plain_init(cls):
-        # every field present (to_doc writes them all): the generated __init__ would assign
-        # the same values one by one, a third of decoding 1,000 instances
-        record = cls.__new__(cls)
-        record.__dict__.update(kwargs)
-        return record
-    return cls(**kwargs)
+    count = len(names)
+    # enums and nested records alike: a function of the non-None JSON value
+    fixes = tuple(_enum_fields(cls).items()) + _decoders(cls)
+    plain = _plain_init(cls)
+    new = cls.__new__
+
+    def decode(doc: dict[str, Any]) -> T:
+        # The common case (no keys from a newer daemon) is a C-level copy, not a
+        # comprehension.
+        kwargs = doc.copy() if doc.keys() <= names else {
+            k: v for k, v in doc.items() if k in names}
+        for name, fix in fixes:
+            value = kwargs.get(name)
+            if value is not None and type(value) is not fix:
+                kwargs[name] = fix(value)
+        if plain and len(kwargs) == count:
+            # every field present (to_doc writes them all): the generated __init__ would
+            # assign the same values one by one, a third of decoding 1,000 instances
+            record = new(cls)
+            record.__dict__.update(kwargs)
+            return record
+        return cls(**kwargs)
+
+    return decode
 
 
 class Repository(Generic[T]):

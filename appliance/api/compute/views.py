@@ -130,11 +130,10 @@ class ServerViews:
                 for a in inst.volume_attachments],
         }
         if inst.fault and status in ("ERROR", "DELETED"):
-            body["fault"] = {"code": inst.fault.get("code", 500),
-                             "message": inst.fault.get("message", ""),
-                             "created": iso(inst.fault.get("created")),
-                             **({"details": inst.fault.get("details", "")}
-                                if self.is_admin else {})}
+            fault = inst.fault
+            body["fault"] = {"code": fault.code, "message": fault.message,
+                             "created": iso(fault.created),
+                             **({"details": fault.details} if self.is_admin else {})}
         if minor >= 9:
             body["locked"] = inst.locked
         if minor >= 19:

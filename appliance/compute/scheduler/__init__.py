@@ -65,7 +65,7 @@ class Scheduler:
 
     def sync(self, inst: Any) -> None:
         """Usage of one instance := what its record holds (call after each save)."""
-        claims = [Claim.from_dict(c) for c in (inst.claim, inst.old_claim) if c]
+        claims = [c for c in (inst.claim, inst.old_claim) if c is not None]
         if claims:
             self._claims[inst.id] = claims
         else:

@@ -51,7 +51,7 @@ async def test_boot_from_image_onto_new_volume(nova, compute_daemon):
     assert v["status"] == "in-use" and v["bootable"] in ("true", True)
     assert v["attachments"][0]["server_id"] == sid and v["attachments"][0]["device"] == "/dev/vda"
     inst = manager.instances.require(sid)
-    assert inst.root_volume_id == vid and inst.claim["disk_gb"] == 0
+    assert inst.root_volume_id == vid and inst.claim.disk_gb == 0
     root = await root_disk_of(manager, sid)
     assert root == inst.volume_attachments[0]["path"] and vid in root
     assert not (manager.instances_dir / sid / "disk").exists()  # no local root overlay

@@ -95,8 +95,8 @@ async def test_numa_nodes_spread_over_host_cells(tmp_path):
             sid = (await nova.post(f"{C}/servers", body))["server"]["id"]
             assert (await wait_status(nova, sid, "ACTIVE", "ERROR"))["status"] == "ACTIVE"
             claim = manager_of(daemon).instances.require(sid).claim
-            assert sorted(c["host_node"] for c in claim["numa"]) == [0, 1]
-            assert [c["memory_mb"] for c in claim["numa"]] == [256, 256]
+            assert sorted(c.host_node for c in claim.numa) == [0, 1]
+            assert [c.memory_mb for c in claim.numa] == [256, 256]
             await nova.post(f"{C}/flavors/{f['id']}/os-extra_specs",
                             {"extra_specs": {"hw:numa_nodes": "3"}})
             sid = (await nova.post(f"{C}/servers", body))["server"]["id"]

@@ -129,7 +129,7 @@ async def test_resize_confirm_and_revert(nova, compute_daemon):
     assert r["status"] == "VERIFY_RESIZE", r
     assert r["flavor"]["vcpus"] == 2 and r["flavor"]["ram"] == 256
     inst = manager.instances.require(s["id"])
-    assert inst.old_claim and inst.claim["vcpus"] == 2
+    assert inst.old_claim and inst.claim.vcpus == 2
     await action(nova, s["id"], {"confirmResize": None})
     await wait_status(nova, s["id"], "ACTIVE")
     assert manager.instances.require(s["id"]).old_claim is None
@@ -137,8 +137,8 @@ async def test_resize_confirm_and_revert(nova, compute_daemon):
     await action(nova, s["id"], {"resize": {"flavorRef": "5"}})
     await wait_for(lambda: manager.instances.require(s["id"]).task_state is None, 10)
     failed = manager.instances.require(s["id"])
-    assert failed.status == "ACTIVE" and "RamFilter" in failed.fault["message"]
-    assert failed.claim["ram_mb"] == 256 and failed.old_claim is None
+    assert failed.status == "ACTIVE" and "RamFilter" in failed.fault.message
+    assert failed.claim.ram_mb == 256 and failed.old_claim is None
     mid = (await nova.post(f"{C}/flavors", {"flavor": {"name": "m1.mid", "ram": 192,
                                                         "vcpus": 1, "disk": 2, "id": None}}))["flavor"]
     await action(nova, s["id"], {"resize": {"flavorRef": mid["id"]}})
@@ -153,7 +153,7 @@ async def test_resize_confirm_and_revert(nova, compute_daemon):
     r = await wait_status(nova, s["id"], "ACTIVE")
     assert r["flavor"]["original_name"] == "m1.big"
     inst = manager.instances.require(s["id"])
-    assert inst.claim["ram_mb"] == 256 and inst.old_claim is None
+    assert inst.claim.ram_mb == 256 and inst.old_claim is None
 
 
 async def test_rebuild_rescue_snapshot_lock_console(nova, compute_daemon):

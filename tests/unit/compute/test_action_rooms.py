@@ -170,7 +170,7 @@ async def take_claim(scheduler: Scheduler, inst: Instance) -> None:
     from appliance.compute.scheduler import RequestSpec
 
     async def persist(claim):
-        inst.claim = claim.to_dict()
+        inst.claim = claim
     await scheduler.claim(RequestSpec.for_flavor(inst.id, inst.flavor), persist)
     scheduler.sync(inst)
 
@@ -185,7 +185,7 @@ async def test_resize_claims_the_new_flavor_beside_the_old_and_grows_a_backed_up
     await room.resize(task(inst, "resize", flavor=LARGE))
 
     assert inst.flavor == LARGE and inst.old_flavor == SMALL
-    assert inst.claim["vcpus"] == 2 and inst.old_claim["vcpus"] == 1
+    assert inst.claim.vcpus == 2 and inst.old_claim.vcpus == 1
     # both claims count until the user confirms or reverts
     assert scheduler.host_state().used_vcpus == 3
     assert [t for _, t in records.trail] == [TaskState.RESIZE_MIGRATING,
@@ -202,7 +202,7 @@ async def test_revert_gives_back_the_old_flavor_claim_and_disk(driver, resize_ro
     room, records, guests, scheduler = resize_room
     inst = await running_instance(driver, guests, records, SMALL)
     await take_claim(scheduler, inst)
-    old_claim = dict(inst.claim)
+    old_claim = inst.claim
     await room.resize(task(inst, "resize", flavor=LARGE))
 
     await room.revert(task(inst, "revert_resize"))

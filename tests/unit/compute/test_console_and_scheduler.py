@@ -141,7 +141,7 @@ async def test_claims_are_atomic_and_pins_never_double_booked():
         async def persist(claim: Claim):
             await asyncio.sleep(0)  # a store commit yields to the loop
             inst = Instance(id=f"i{i}", name="n", project_id="p", user_id="u", flavor={},
-                            claim=claim.to_dict())
+                            claim=claim)
             s.sync(inst)
             held.append(claim)
         return persist
