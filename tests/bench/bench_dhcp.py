@@ -2,18 +2,20 @@
 
 Run as root from the repository root:  python tests/bench/bench_dhcp.py [--leases 2000]
 
-Setup (all in namespaces this script creates and removes): a data-plane namespace with one
-bridge (gateway 10.77.0.1/16) and a client namespace whose veth is plugged into that bridge.
-Each server runs in its own process inside the data-plane namespace with the same N MAC→IP
-reservations (ours: `DhcpServer` with a dict lookup and a no-op lease sink; dnsmasq:
+Setup (all in namespaces this script creates and removes): two identical lanes, one per server,
+each a data-plane namespace with one bridge (gateway 10.77.0.1/16) and a client namespace whose
+veth is plugged into that bridge. Each server runs in its own process inside its lane's
+data-plane namespace with the same N MAC→IP reservations (ours: `DhcpServer` with a dict lookup
+and a no-op synchronous lease sink, the daemon's sink being a queue put; dnsmasq:
 --dhcp-hostsfile, --leasefile-ro, --no-ping, so neither writes leases to disk). The client is a
 small asyncio program speaking DHCP over a UDP socket on port 68 in the client namespace, using
 a different chaddr per lease and the broadcast flag so every reply reaches it.
 
-Latency: sequential full exchanges (DISCOVER→OFFER→REQUEST→ACK). Throughput: N exchanges with
-up to --window in flight. Each server runs --rounds times, the two interleaved (A B, B A, …);
-each metric reports its best round (the 2-core machine is shared, and noise only ever makes a
-run slower).
+Latency: sequential full exchanges (DISCOVER→OFFER→REQUEST→ACK), the two servers' exchanges
+alternating one by one, so load from other work on the shared 2-core host falls on both alike.
+Throughput: N exchanges with up to --window in flight, one server at a time. Each metric
+reports its best of --rounds rounds (noise only ever makes a run slower). The servers' own CPU
+per exchange (user+system, from /proc) is reported beside the wall-clock numbers.
 """
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ async def start_dnsmasq(namespace: str, bridge: str, count: int, workdir: Path) 
         "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", f"--interface={bridge}",
         "--bind-interfaces", f"--dhcp-range={IPv4Address(GATEWAY) + 1},static,255.255.0.0,3600",
         f"--dhcp-hostsfile={hosts}", "--no-ping", "--leasefile-ro",
-        "--dhcp-lease-max=1000000",  # the default (1000) would refuse leases mid-run "--dhcp-authoritative",
+        "--dhcp-lease-max=1000000",  # the default (1000) would refuse leases mid-run
+        "--dhcp-authoritative",
         f"--dhcp-option=option:router,{GATEWAY}", f"--dhcp-option=option:dns-server,{GATEWAY}",
         "--dhcp-option=option:domain-name,bench.test", "--dhcp-option=option:mtu,1500",
         "--quiet-dhcp", "--log-facility=/dev/null", f"--pid-file={workdir / 'pid'}",
@@ -178,12 +181,13 @@ class Client(asyncio.DatagramProtocol):
         return time.perf_counter() - start
 
 
-async def measure(client: Client, macs: list[str], latency_n: int, window: int) -> dict[str, float]:
-    for mac in macs[:20]:  # warm up (ARP, caches)
+async def warm_up(client: Client, macs: list[str]) -> None:
+    for mac in macs[:20]:  # ARP, caches
         await client.lease(mac)
-    progress("  latency")
-    samples = [await client.lease(mac) for mac in macs[:latency_n]]
-    progress("  throughput")
+
+
+async def throughput(client: Client, macs: list[str], window: int) -> dict[str, float]:
+    """`len(macs)` exchanges, at most `window` in flight: a burst bounded in count and time."""
     sem = asyncio.Semaphore(window)
     failures = 0
 
@@ -198,70 +202,106 @@ async def measure(client: Client, macs: list[str], latency_n: int, window: int) 
     start = time.perf_counter()
     await asyncio.gather(*(one(mac) for mac in macs))
     elapsed = time.perf_counter() - start
-    samples.sort()
+    return {"leases_per_s": (len(macs) - failures) / elapsed, "failures": failures}
+
+
+def latency_summary(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
     return {
         "median_ms": statistics.median(samples) * 1000,
         "p95_ms": samples[int(len(samples) * 0.95) - 1] * 1000,
         "p99_ms": samples[int(len(samples) * 0.99) - 1] * 1000,
-        "leases_per_s": (len(macs) - failures) / elapsed,
-        "failures": failures,
     }
+
+
+class Lane:
+    """One server's world: a data-plane namespace with the bridge (gateway 10.77.0.1/16) and a
+    client namespace whose veth is plugged into it. Both lanes are built the same way."""
+
+    def __init__(self, tag: str, letter: str) -> None:
+        self.dp = DataPlane(f"msbench{letter}-{tag}")
+        self.cl = DataPlane(f"msbenchc{letter}-{tag}")
+        self.bridge = f"br{letter}{tag}"
+        self.veth = f"v{letter}{tag}"
+        self.client: Client | None = None
+
+    async def build(self) -> None:
+        await self.dp.ensure_namespace()
+        await self.cl.ensure_namespace()
+        await self.dp.ensure_bridge(self.bridge, 1500, f"{GATEWAY}/16")
+        await self.dp.make_veth_pair(self.bridge, self.veth, self.cl.namespace, "eth0")
+        await self.cl.add_address("eth0", CLIENT_ADDR)
+        sock = await self.cl.socket_in_namespace("eth0", port=68)
+        _, self.client = await asyncio.get_running_loop().create_datagram_endpoint(Client, sock=sock)
+
+    async def remove(self) -> None:
+        if self.client is not None and self.client.transport is not None:
+            self.client.transport.close()
+        try:
+            await self.cl.delete_namespace()
+        finally:
+            await self.dp.delete_namespace()
+
+
+def best_of(prev: dict | None, r: dict) -> dict:
+    """Best of rounds per metric: the machine is shared, noise only ever slows a run."""
+    if prev is None:
+        return r
+    out = {key: min(prev[key], r[key]) for key in ("median_ms", "p95_ms", "p99_ms", "server_cpu_us_per_lease")}
+    out["leases_per_s"] = max(prev["leases_per_s"], r["leases_per_s"])
+    out["failures"] = prev["failures"] + r["failures"]
+    return out
 
 
 async def main(args) -> dict:
     tag = uuid.uuid4().hex[:6]
-    dp = DataPlane(f"msbench-{tag}")
-    cl = DataPlane(f"msbenchc-{tag}")
-    bridge = f"brb{tag}"
+    names = list(args.order)
+    lanes = {name: Lane(tag, letter) for name, letter in zip(names, "ab")}
     macs = list(reservation_table(args.leases))
-    results = {}
+    results: dict[str, dict] = {}
     try:
-        await dp.ensure_namespace()
-        await cl.ensure_namespace()
-        await dp.ensure_bridge(bridge, 1500, f"{GATEWAY}/16")
-        await dp.make_veth_pair(bridge, f"vb{tag}", cl.namespace, "eth0")
-        await cl.add_address("eth0", CLIENT_ADDR)
-        sock = await cl.socket_in_namespace("eth0", port=68)
-        loop = asyncio.get_running_loop()
-        _, client = await loop.create_datagram_endpoint(Client, sock=sock)
+        for lane in lanes.values():
+            await lane.build()
         with tempfile.TemporaryDirectory() as tmp:
             for round_no in range(args.rounds):
-                # Rounds alternate A B, B A, …: load from other work on a shared host drifts,
-                # and interleaving gives both servers the same share of it.
-                for name in (args.order if round_no % 2 == 0 else args.order[::-1]):
-                    progress(f"{name}: round {round_no + 1}")
-                    if name == "monostack":
-                        proc = await start_monostack(dp.namespace, bridge, args.leases)
-                    else:
-                        proc = await start_dnsmasq(dp.namespace, bridge, args.leases, Path(tmp))
-                    try:
-                        cpu_before = process_cpu_s(proc.pid)
-                        r = await measure(client, macs, args.latency, args.window)
+                progress(f"round {round_no + 1}: starting both servers")
+                procs = {}
+                try:
+                    for name, lane in lanes.items():
+                        if name == "monostack":
+                            procs[name] = await start_monostack(lane.dp.namespace, lane.bridge, args.leases)
+                        else:
+                            procs[name] = await start_dnsmasq(lane.dp.namespace, lane.bridge, args.leases,
+                                                              Path(tmp))
+                    cpu_before = {name: process_cpu_s(proc.pid) for name, proc in procs.items()}
+                    for name in names:
+                        await warm_up(lanes[name].client, macs)
+                    # Latency: the two servers' exchanges alternate one by one (which goes first
+                    # alternates too), so whatever else the shared host runs meanwhile falls on
+                    # both alike: samples paired in time, not rounds minutes apart.
+                    samples: dict[str, list[float]] = {name: [] for name in names}
+                    for i, mac in enumerate(macs[:args.latency]):
+                        for name in (names if i % 2 == 0 else names[::-1]):
+                            samples[name].append(await lanes[name].client.lease(mac))
+                    # Throughput: one server's burst at a time (both at once would share the
+                    # 2 CPUs), the order alternating by round.
+                    bursts = {}
+                    for name in (names if round_no % 2 == 0 else names[::-1]):
+                        bursts[name] = await throughput(lanes[name].client, macs, args.window)
+                    exchanges = len(macs) + min(args.latency, len(macs)) + min(20, len(macs))
+                    for name, proc in procs.items():
+                        r = latency_summary(samples[name]) | bursts[name]
                         # The server's own CPU (user+sys) per exchange: what the wall-clock
                         # numbers cannot show on a shared host, where they include waiting.
-                        exchanges = len(macs) + min(args.latency, len(macs)) + min(20, len(macs))
-                        r["server_cpu_us_per_lease"] = (process_cpu_s(proc.pid) - cpu_before) / exchanges * 1e6
-                    finally:
+                        r["server_cpu_us_per_lease"] = (process_cpu_s(proc.pid) - cpu_before[name]) / exchanges * 1e6
+                        results[name] = best_of(results.get(name), r)
+                finally:
+                    for proc in procs.values():
                         proc.terminate()
                         await proc.wait()
-                    prev = results.get(name)
-                    # Best of rounds per metric: the machine is shared, noise only ever slows a run.
-                    if prev is None:
-                        results[name] = r
-                    else:
-                        results[name] = {
-                            "median_ms": min(prev["median_ms"], r["median_ms"]),
-                            "p95_ms": min(prev["p95_ms"], r["p95_ms"]),
-                            "p99_ms": min(prev["p99_ms"], r["p99_ms"]),
-                            "leases_per_s": max(prev["leases_per_s"], r["leases_per_s"]),
-                            "failures": prev["failures"] + r["failures"],
-                            "server_cpu_us_per_lease": min(prev["server_cpu_us_per_lease"],
-                                                           r["server_cpu_us_per_lease"]),
-                        }
-        client.transport.close()
     finally:
-        await cl.delete_namespace()
-        await dp.delete_namespace()
+        for lane in lanes.values():
+            await lane.remove()
 
     ours, theirs = results["monostack"], results["dnsmasq"]
     print(f"\nDHCP bench: {args.leases} leases, window {args.window}, latency over {args.latency} sequential exchanges")
