@@ -1,7 +1,8 @@
 """`LibvirtDriver`: the `ComputeDriver` verbs over libvirt-python.
 
-One connection per driver (libvirt connections are thread-safe); every blocking libvirt call
-runs in a worker thread (`asyncio.to_thread`), never on the event loop. The same code serves
+One connection per driver for lifecycle events and console streams; the calls run on a few
+more (`connections.py`: libvirtd serves only 5 calls of one connection at a time). Every
+blocking libvirt call runs in a worker thread, never on the event loop. The same code serves
 `qemu:///system` and `test:///default`; what the test driver cannot do is declared in
 `capabilities`, not discovered by the caller.
 
@@ -46,6 +47,7 @@ from appliance.compute.driver import (
     SnapshotResult,
 )
 from appliance.compute.libvirt import domain_xml
+from appliance.compute.libvirt.connections import CallConnections
 from appliance.compute.libvirt.console_stream import LibvirtConsole
 from appliance.compute.libvirt.errors import CONNECTION_LOST, translate
 from appliance.compute.libvirt.events import EventSubscription, ensure_event_loop, lifecycle_event
@@ -73,6 +75,10 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s until libvirtd is back
 #: flight and the other 14 queued, where 20 raw libvirt clients start all 20 at once. The
 #: threads wait on libvirtd, they use no CPU.
 _LIBVIRT_CALLS = ThreadPoolExecutor(max_workers=48, thread_name_prefix="libvirt-call")
+
+
+#: the connection the call running in this thread borrowed (`LibvirtDriver._c`)
+_borrowed = threading.local()
 
 
 def _alive(conn: libvirt.virConnect) -> bool:
@@ -143,6 +149,7 @@ class LibvirtDriver:
         self._detach_timeout = detach_timeout
         self._last_cpu_sample: tuple[int, int] | None = None
         self._conn: libvirt.virConnect | None = None
+        self._calls = CallConnections(self._open_for_calls)
         self._callback_ids: list[int] = []
         self._subscribers: set[EventSubscription] = set()
         self._is_test = uri.startswith("test:")
@@ -199,6 +206,19 @@ class LibvirtDriver:
         if self.connections > 1 and self.on_reconnect is not None:
             self.on_reconnect()  # events were lost while we were away
 
+    def _open_for_calls(self) -> libvirt.virConnect:
+        """Blocking (a worker thread): one more connection for calls."""
+        conn = libvirt.open(self.uri)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.setKeepAlive(5, 3)
+        return conn
+
+    def _drop_call_connections(self) -> None:
+        idle = self._calls.drop_all()
+        if idle:
+            threading.Thread(target=lambda: [_close_quietly(c) for c in idle],
+                             daemon=True).start()
+
     def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         """libvirt event thread: libvirtd closed our connection (restart, crash, keepalive)."""
         loop = self._loop
@@ -214,6 +234,7 @@ class LibvirtDriver:
         log.warning("lost the connection to %s: %s; reconnecting", self.uri, why)
         self._callback_ids.clear()
         threading.Thread(target=_close_quietly, args=(dead,), daemon=True).start()
+        self._drop_call_connections()  # the same libvirtd went away under them
         if self._wanted and (self._reconnecting is None or self._reconnecting.done()):
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
@@ -239,6 +260,7 @@ class LibvirtDriver:
         conn, self._conn = self._conn, None
         for sub in list(self._subscribers):
             sub.deliver(None)
+        self._drop_call_connections()
         if conn is None:
             return
 
@@ -253,19 +275,40 @@ class LibvirtDriver:
         await asyncio.to_thread(_close)
 
     def _c(self) -> libvirt.virConnect:
+        """Blocking code's connection: the one its call borrowed, else the event connection."""
         if self._conn is None:
             raise ServiceUnavailable("compute driver is not connected")
-        return self._conn
+        return getattr(_borrowed, "conn", None) or self._conn
 
-    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking libvirt call in a thread, translating its errors. A connection found
-        dead is dropped (the background reconnect makes a new one); the call is not retried,
-        since it may have taken effect before the connection died."""
+    def _on_borrowed(self, fn: Callable[..., T], *args: Any) -> T:
+        """Worker thread: fn on a call connection (the test driver, in-process, has no
+        per-connection limit: it keeps the one)."""
+        if self._is_test:
+            return fn(*args)
+        with self._calls.borrow() as conn:
+            _borrowed.conn = conn
+            try:
+                return fn(*args)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() in CONNECTION_LOST and not _alive(conn):
+                    self._calls.discard(conn)
+                raise
+            finally:
+                _borrowed.conn = None
+
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any,
+                   events_connection: bool = False) -> T:
+        """Run a blocking libvirt call in a thread, on a call connection (or, with
+        events_connection, on the one that carries events and console streams), translating
+        its errors. A connection found dead is dropped (the background reconnect makes a new
+        one); the call is not retried, since it may have taken effect before it died."""
         if self._conn is None and self._wanted:
             await self.connect()
+        call = functools.partial(fn, *args) if events_connection else functools.partial(
+            self._on_borrowed, fn, *args)
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                _LIBVIRT_CALLS, functools.partial(contextvars.copy_context().run, fn, *args))
+                _LIBVIRT_CALLS, functools.partial(contextvars.copy_context().run, call))
         except libvirt.libvirtError as e:
             if e.get_error_code() in CONNECTION_LOST:
                 conn = self._conn
@@ -282,10 +325,11 @@ class LibvirtDriver:
                 raise NotFound(f"no domain {uuid}") from e
             raise translate(e, f"lookup {uuid}") from e
 
-    async def _on_domain(self, what: str, uuid: str, fn: Callable[[libvirt.virDomain], T]) -> T:
+    async def _on_domain(self, what: str, uuid: str, fn: Callable[[libvirt.virDomain], T], *,
+                         events_connection: bool = False) -> T:
         def call() -> T:
             return fn(self._lookup(uuid))
-        return await self._run(f"{what} {uuid}", call)
+        return await self._run(f"{what} {uuid}", call, events_connection=events_connection)
 
     def _on_lifecycle(self, _conn: object, dom: libvirt.virDomain, event: int, detail: int,
                       _opaque: object) -> None:
@@ -361,9 +405,8 @@ class LibvirtDriver:
         return HypervisorType.QEMU
 
     async def host_info(self) -> HostInfo:
-        conn = self._c()
-
         def read() -> HostInfo:
+            conn = self._c()
             model, mem_mib, cpus, _mhz, *_ = conn.getInfo()
             caps = ET.fromstring(conn.getCapabilities())
             cells = []
@@ -392,9 +435,9 @@ class LibvirtDriver:
 
     async def spawn(self, spec: DomainSpec) -> None:
         xml = domain_xml.build_domain_xml(spec, str(self.domain_type))
-        conn = self._c()
 
         def define_and_start() -> None:
+            conn = self._c()
             try:
                 conn.lookupByUUIDString(spec.uuid)
             except libvirt.libvirtError as e:
@@ -641,7 +684,7 @@ class LibvirtDriver:
                 raise Conflict(f"domain {uuid} is not running")
             return LibvirtConsole(conn, dom, force, loop)
 
-        return await self._on_domain("open console", uuid, open_)
+        return await self._on_domain("open console", uuid, open_, events_connection=True)
 
     async def state(self, uuid: str) -> DomainState:
         return await self._on_domain("state", uuid, self._state_of)
@@ -674,10 +717,8 @@ class LibvirtDriver:
     async def host_usage(self) -> HostUsage:
         """Host CPU % from the delta of node CPU times since the previous call (the first call
         takes two samples 0.1 s apart), memory from node memory stats minus buffers/cache."""
-        conn = self._c()
-
         def cpu_times() -> tuple[int, int]:
-            t = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+            t = self._c().getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
             idle = int(t.get("idle", 0)) + int(t.get("iowait", 0))
             total = sum(int(v) for k, v in t.items() if k in ("user", "kernel", "idle", "iowait"))
             return total - idle, total
@@ -690,6 +731,7 @@ class LibvirtDriver:
             busy0, total0 = self._last_cpu_sample
             self._last_cpu_sample = (busy, total)
             percent = 100.0 * (busy - busy0) / (total - total0) if total > total0 else None
+            conn = self._c()
             mem_total = int(conn.getInfo()[1]) * 1024
             try:
                 m = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
@@ -704,11 +746,9 @@ class LibvirtDriver:
         return await self._run("host usage", read)
 
     async def list_domains(self) -> list[DomainSummary]:
-        conn = self._c()
-
         def read() -> list[DomainSummary]:
             out = []
-            for dom in conn.listAllDomains(0):
+            for dom in self._c().listAllDomains(0):
                 try:
                     xml = dom.XMLDesc(0)
                     out.append(DomainSummary(uuid=dom.UUIDString(), name=dom.name(),
