@@ -2,7 +2,7 @@
 
 Run as root from the repository root:  python tests/bench/bench_dhcp.py [--leases 2000]
 
-Setup (all in namespaces this script creates and removes): two identical lanes, one per server,
+Setup (all in namespaces this script creates and removes): identical lanes, one per server,
 each a data-plane namespace with one bridge (gateway 10.77.0.1/16) and a client namespace whose
 veth is plugged into that bridge. Each server runs in its own process inside its lane's
 data-plane namespace with the same N MAC→IP reservations (ours: `DhcpServer` with a dict lookup
@@ -11,8 +11,13 @@ and a no-op synchronous lease sink, the daemon's sink being a queue put; dnsmasq
 small asyncio program speaking DHCP over a UDP socket on port 68 in the client namespace, using
 a different chaddr per lease and the broadcast flag so every reply reaches it.
 
-Latency: sequential full exchanges (DISCOVER→OFFER→REQUEST→ACK), the two servers' exchanges
-alternating one by one, so load from other work on the shared 2-core host falls on both alike.
+A third lane, monostack-daemon, runs our server wired as the daemon wires it: reservations built
+by the network manager from port records in a real store, and its lease sink, whose writer makes
+every lease record and event durable (fsync) on the same event loop. It shows what the durable
+lease records cost; dnsmasq stays the reference.
+
+Latency: sequential full exchanges (DISCOVER→OFFER→REQUEST→ACK), the servers' exchanges
+alternating one by one, so load from other work on the shared 2-core host falls on all alike.
 Throughput: N exchanges with up to --window in flight, one server at a time. Each metric
 reports its best of --rounds rounds (noise only ever makes a run slower). The servers' own CPU
 per exchange (user+system, from /proc) is reported beside the wall-clock numbers.
@@ -96,9 +101,62 @@ async def serve_monostack(namespace: str, bridge: str, count: int) -> None:
     print(f"STATS {server.stats}", flush=True)
 
 
-async def start_monostack(namespace: str, bridge: str, count: int) -> asyncio.subprocess.Process:
+async def serve_monostack_daemon_edges(namespace: str, bridge: str, count: int) -> None:
+    """Child-process mode: our server wired as the daemon wires it — reservations built by the
+    network manager from port records in a real store, the manager's lookup, and its lease
+    sink, whose writer commits every lease record and event durably (fsync) on this loop."""
+    from appliance.component import ApplianceContext
+    from appliance.events import EventBus
+    from appliance.identity import IdentityService
+    from appliance.network.manager import NetworkManager
+    from appliance.network.records import Port
+    from appliance.state import Store
+    from tests.daemon import write_config
+
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="bench-dhcp-") as tmp:
+        _, config = write_config(Path(tmp), components=["network"])
+        store = Store(config.state_dir)
+        await store.open()
+        fsyncs: list[float] = []
+        store.on_fsync = fsyncs.append
+        ctx = ApplianceContext(config=config, store=store, identity=IdentityService(store, config.identity),
+                               events=EventBus(store))
+        manager = NetworkManager(ctx, dataplane=False)  # the bench made the namespace and bridge
+        await manager.start()
+        net = await manager.create_network("bench", name="bench")
+        subnet = await manager.create_subnet("bench", net.id, cidr=NETWORK, gateway_ip=GATEWAY,
+                                             dns_nameservers=[GATEWAY])
+        # The ports in one transaction (through create_port, 2,000 would take half a minute).
+        await store.commit([manager.ports.put_op(Port(
+            id=str(uuid.uuid4()), name="", network_id=net.id, project_id="bench", mac_address=mac,
+            fixed_ips=[{"subnet_id": subnet.id, "ip_address": ip}]))
+            for mac, ip in reservation_table(count).items()])
+        await manager.sync()  # without a data plane: the reservations only
+        dp = DataPlane(namespace)
+        sync = manager.dataplane
+        server = DhcpServer(net.bridge, GATEWAY, lambda mac: sync._lookup(net.bridge, mac), sync._lease_sink,
+                            socket_factory=lambda: dp.socket_in_namespace(bridge))
+        await server.start()
+        gc.collect()
+        gc.freeze()
+        print("READY", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop()
+        await dp.close()
+        await asyncio.wait_for(sync._lease_queue.join(), 30)
+        progress(f"  monostack-daemon: {len(manager.leases.list())} lease records durable, "
+                 f"{server.stats['acks']} ACKs, {len(fsyncs)} fsyncs, "
+                 f"{sync.lease_events_dropped} lease events dropped")
+        await manager.stop()
+        await store.close()
+
+
+async def start_monostack(namespace: str, bridge: str, count: int,
+                          mode: str = "--serve") -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", namespace, bridge, str(count),
+        sys.executable, __file__, mode, namespace, bridge, str(count),
         stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
     )
     line = await asyncio.wait_for(proc.stdout.readline(), 20)
@@ -256,7 +314,7 @@ def best_of(prev: dict | None, r: dict) -> dict:
 async def main(args) -> dict:
     tag = uuid.uuid4().hex[:6]
     names = list(args.order)
-    lanes = {name: Lane(tag, letter) for name, letter in zip(names, "ab")}
+    lanes = {name: Lane(tag, letter) for name, letter in zip(names, "abc")}
     macs = list(reservation_table(args.leases))
     results: dict[str, dict] = {}
     try:
@@ -270,6 +328,9 @@ async def main(args) -> dict:
                     for name, lane in lanes.items():
                         if name == "monostack":
                             procs[name] = await start_monostack(lane.dp.namespace, lane.bridge, args.leases)
+                        elif name == "monostack-daemon":
+                            procs[name] = await start_monostack(lane.dp.namespace, lane.bridge, args.leases,
+                                                                "--serve-daemon-edges")
                         else:
                             procs[name] = await start_dnsmasq(lane.dp.namespace, lane.bridge, args.leases,
                                                               Path(tmp))
@@ -281,12 +342,12 @@ async def main(args) -> dict:
                     # both alike: samples paired in time, not rounds minutes apart.
                     samples: dict[str, list[float]] = {name: [] for name in names}
                     for i, mac in enumerate(macs[:args.latency]):
-                        for name in (names if i % 2 == 0 else names[::-1]):
+                        for name in names[i % len(names):] + names[:i % len(names)]:
                             samples[name].append(await lanes[name].client.lease(mac))
                     # Throughput: one server's burst at a time (both at once would share the
                     # 2 CPUs), the order alternating by round.
                     bursts = {}
-                    for name in (names if round_no % 2 == 0 else names[::-1]):
+                    for name in names[round_no % len(names):] + names[:round_no % len(names)]:
                         bursts[name] = await throughput(lanes[name].client, macs, args.window)
                     exchanges = len(macs) + min(args.latency, len(macs)) + min(20, len(macs))
                     for name, proc in procs.items():
@@ -313,6 +374,12 @@ async def main(args) -> dict:
     key, label = "server_cpu_us_per_lease", "server CPU per lease (us)"
     print(f"{label:<28}{ours[key]:>12.1f}{theirs[key]:>12.1f}{ours[key] / max(theirs[key], 1e-9):>14.2f}")
     print(f"{'failures (timeouts)':<28}{ours['failures']:>12}{theirs['failures']:>12}")
+    daemon = results.get("monostack-daemon")
+    if daemon is not None:
+        print("monostack with the daemon's edges (store-backed reservations, durable lease writer):")
+        for key, label in (("median_ms", "DISCOVER→ACK median (ms)"), ("p99_ms", "DISCOVER→ACK p99 (ms)"),
+                           ("leases_per_s", "leases per second"), ("server_cpu_us_per_lease", "server CPU per lease (us)")):
+            print(f"{label:<28}{daemon[key]:>12.3f}{theirs[key]:>12.3f}{daemon[key] / max(theirs[key], 1e-9):>14.2f}")
     return results
 
 
@@ -330,13 +397,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=int, default=300, help="sequential exchanges for latency")
     parser.add_argument("--window", type=int, default=32, help="exchanges in flight for throughput")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--order", nargs="+", default=["monostack", "dnsmasq"])
+    parser.add_argument("--order", nargs="+", default=["monostack", "dnsmasq", "monostack-daemon"],
+                        help="servers, each in its own lane; monostack-daemon is ours with the "
+                             "daemon's store-backed reservations and durable lease writer")
     return parser
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        asyncio.run(serve_monostack(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    if len(sys.argv) > 1 and sys.argv[1] in ("--serve", "--serve-daemon-edges"):
+        serve = serve_monostack if sys.argv[1] == "--serve" else serve_monostack_daemon_edges
+        asyncio.run(serve(sys.argv[2], sys.argv[3], int(sys.argv[4])))
         sys.exit(0)
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
