@@ -6,6 +6,7 @@ and the serial console proxy. Its routes are `appliance.api.compute`'s.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -75,8 +76,17 @@ class ComputeComponent:
         await self.manager.start()
 
     async def settled(self) -> None:
-        """Start-up reconciliation is over (start() returns before it is)."""
-        await self.manager.reconciled.wait()
+        """Start-up reconciliation is over (start() returns before it is), or the hypervisor
+        was found away (degraded: reached and reconciled in the background once it answers;
+        nothing to wait for meanwhile)."""
+        m = self.manager
+        waits = [asyncio.ensure_future(m.reconciled.wait()),
+                 asyncio.ensure_future(m.unreachable.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def stop(self) -> None:
         await self.console_proxy.close()
@@ -114,7 +124,12 @@ class ComputeComponent:
     def health(self) -> str:
         m = self.manager
         if m.scheduler is None:
-            return "starting"
+            if m.reconciled.is_set():  # bring-up gave up (not a libvirt error: a bug)
+                return f"failed: {m.bring_up_error}"
+            if m.bring_up_error:
+                return (f"degraded: cannot reach {m.config.libvirt_uri} "
+                        f"({m.bring_up_error}); retrying")
+            return f"starting: connecting to {m.config.libvirt_uri}"
         if not m.reconciled.is_set():
             return f"starting: reconciling {m.instances.count()} instances with libvirt"
         if not m.driver.connected:

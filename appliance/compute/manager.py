@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from appliance.component import ApplianceContext
 from appliance.compute import disks, orphans
@@ -79,6 +79,8 @@ from appliance.quota import QuotaSource, Reservation
 from appliance.state import Repository
 
 log = logging.getLogger("monostack.compute")
+#: seconds between attempts to reach the hypervisor at start (then the last, on and on)
+BRING_UP_DELAYS = (0.5, 1.0, 2.0, 5.0)
 
 GiB = 1 << 30
 #: bytes of serial log os-getConsoleOutput reads at most
@@ -120,6 +122,11 @@ class ComputeManager:
         self.instances_dir = Path(self.config.instances_dir)
         self.scheduler: Scheduler | None = None
         self.host_info: Any = None
+        #: why the hypervisor could not be reached at start (retrying), for /healthz
+        self.bring_up_error: str | None = None
+        #: set when the first attempt to reach the hypervisor failed: start-up is as settled
+        #: as it gets until libvirtd answers (`monostack init` must not wait for it)
+        self.unreachable = asyncio.Event()
         self._admit_lock = asyncio.Lock()
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._abort: set[str] = set()
@@ -169,18 +176,57 @@ class ComputeManager:
     # -- lifecycle of the manager -----------------------------------------------------------
 
     async def start(self) -> None:
+        """Returns before the hypervisor is reached: connecting to libvirt (a KVM probe guest
+        when no verdict is cached), loading the scheduler and reconciling run in the
+        background (`reconciled`), so the API answers meanwhile. Until the hypervisor is
+        reached, whatever needs it answers 503; reads see the recorded state."""
         self.driver.on_reconnect = self.reconciler.after_reconnect
-        await self.driver.connect()
-        self.host_info = await self.driver.host_info()
-        self.scheduler = Scheduler(self.config, self.host_info, self.instances_dir)
         await asyncio.to_thread(self.instances_dir.mkdir, parents=True, exist_ok=True)
         self.appliance_id = await orphans.appliance_id(self.store)
-        await self.scheduler.refresh_disk()
-        instances = self.instances.list()  # 1,000 records decoded once, not twice
-        self.scheduler.load(instances)
-        for inst in instances:
-            self._statuses[inst.id] = inst.status
         await self.reconciler.start()
+
+    async def bring_up(self) -> None:
+        """Connect to the hypervisor (retrying while libvirtd does not answer: it may start
+        after us) and load the scheduler from the records; the scheduler is set last, with no
+        await between loading it and setting it, so no record saved meanwhile is missed."""
+        attempt = 0
+        while True:
+            try:
+                await self.driver.connect()
+                host_info = await self.driver.host_info()
+                break
+            except MonostackError as exc:
+                if self.bring_up_error is None:
+                    log.warning("cannot reach the hypervisor at start: %s; retrying", exc)
+                self.bring_up_error = str(exc)
+                self.unreachable.set()
+                await asyncio.sleep(BRING_UP_DELAYS[min(attempt, len(BRING_UP_DELAYS) - 1)])
+                attempt += 1
+        self.host_info = host_info
+        scheduler = Scheduler(self.config, host_info, self.instances_dir)
+        await scheduler.refresh_disk()
+        instances = self.instances.list()  # 1,000 records decoded once
+        scheduler.load(instances)
+        for inst in instances:
+            self._statuses.setdefault(inst.id, inst.status)
+        self.scheduler = scheduler
+        self.bring_up_error = None
+
+    def require_up(self) -> None:
+        """ServiceUnavailable (503, Nova's error shape) while the hypervisor has not been
+        reached since the start: an action must not wait on a libvirtd that may never come."""
+        if self.scheduler is None:
+            why = (f"cannot reach {self.config.libvirt_uri}: {self.bring_up_error}"
+                   if self.bring_up_error else f"connecting to {self.config.libvirt_uri}")
+            raise ServiceUnavailable(f"Compute is starting ({why}); retry shortly.")
+
+    @contextlib.asynccontextmanager
+    async def _admission(self) -> AsyncIterator[None]:
+        """The admission lock, once the hypervisor is up (503 before): held by the start-up
+        reconciliation, so no action acts on a record reconciliation is still correcting."""
+        self.require_up()
+        async with self._admit_lock:
+            yield
 
     async def stop(self) -> None:
         """Stop taking work; running tasks are cancelled and left durable for the next start."""
@@ -220,8 +266,8 @@ class ComputeManager:
         if finishing is not None:
             ops.append(self.tasks.delete_op(finishing.id))
         await self.store.commit(ops)
-        assert self.scheduler is not None
-        self.scheduler.sync(inst)
+        if self.scheduler is not None:  # else bring_up() loads it from the records later
+            self.scheduler.sync(inst)
         await self._announce(inst)
 
     async def _announce(self, inst: Instance, message: str = "") -> None:
@@ -291,7 +337,7 @@ class ComputeManager:
                 ops += recorded
             ops += [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
-            async with self._admit_lock:
+            async with self._admission():
                 await held.store(self.store.commit(ops))
         except BaseException:
             held.release()
@@ -305,7 +351,7 @@ class ComputeManager:
     async def _admit(self, instance_id: str, action: str, task_state: TaskState,
                      allowed: set[VmState], params: dict[str, Any] | None = None,
                      check: Callable[[Instance], None] | None = None) -> asyncio.Task[Any]:
-        async with self._admit_lock:
+        async with self._admission():
             inst = self.instances.require(instance_id)
             if inst.task_state is not None:
                 raise Conflict(f"Cannot '{action}' instance {instance_id} while it is in "
@@ -424,7 +470,7 @@ class ComputeManager:
     # -- public actions --------------------------------------------------------------------
 
     async def delete(self, instance_id: str) -> None:
-        async with self._admit_lock:
+        async with self._admission():
             inst = self.instances.require(instance_id)
             if inst.task_state == TaskState.DELETING and instance_id in self._running:
                 return
@@ -558,7 +604,7 @@ class ComputeManager:
         await asyncio.shield(t)
 
     async def set_locked(self, iid: str, locked: bool, reason: str | None = None) -> None:
-        async with self._admit_lock:
+        async with self._admission():
             inst = self.instances.require(iid)
             inst.locked, inst.locked_reason = locked, (reason if locked else None)
             ops, _ = self.actions.begin_ops(inst.id, inst.project_id,
@@ -575,14 +621,14 @@ class ComputeManager:
         inst = self.instances.require(iid)
         names = await net.change_instance_security_group(inst.id, inst.project_id,
                                                          add=add, remove=remove)
-        async with self._admit_lock:
+        async with self._admission():
             inst = self.instances.require(iid)
             inst.security_groups = names
             await self.save(inst, deleting=True)
         return names
 
     async def update(self, iid: str, changes: dict[str, Any]) -> Instance:
-        async with self._admit_lock:
+        async with self._admission():
             inst = self.instances.require(iid)
             for k, v in changes.items():
                 setattr(inst, k, v)

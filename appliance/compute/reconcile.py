@@ -42,25 +42,33 @@ class Reconciler:
         self.orphans: list[str] = []
 
     async def start(self) -> None:
-        """Follow lifecycle events; reconcile in the background, then sync power and sweep
-        orphans periodically."""
+        """Follow lifecycle events; reach the hypervisor and reconcile in the background, then
+        sync power and sweep orphans periodically."""
         self.m._background.append(asyncio.create_task(self._watch_events()))
         # Reconciliation may start every guest that ran before (1,000 domains take a while):
-        # the API answers meanwhile. Reads see the recorded state; every action waits for the
-        # admission lock, held until reconciliation is done, so none acts on a stale record.
+        # the API answers meanwhile. Reads see the recorded state; an action answers 503 until
+        # the hypervisor is reached, then waits for the admission lock, held until
+        # reconciliation is done, so none acts on a stale record.
         await self.m._admit_lock.acquire()
         self.m._background.append(asyncio.create_task(self._reconcile_then_sync()))
         self.m._background.append(asyncio.create_task(self._sweep_orphans_forever()))
 
     async def _reconcile_then_sync(self) -> None:
         try:
+            await self.m.bring_up()
             await self.reconcile()
-        except Exception:
-            log.exception("start-up reconciliation failed; the periodic power sync goes on")
+        except Exception as exc:
+            if self.m.scheduler is None:  # never reached the hypervisor: /healthz says why
+                log.exception("compute could not start")
+                self.m.bring_up_error = f"could not start: {exc}"
+                self.m.unreachable.set()
+            else:
+                log.exception("start-up reconciliation failed; the periodic power sync goes on")
         finally:
             self.m._admit_lock.release()
             self.m.reconciled.set()
-        await self._power_sync_forever()
+        if self.m.scheduler is not None:
+            await self._power_sync_forever()
 
 
     async def reconcile(self) -> None:

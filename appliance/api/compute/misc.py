@@ -150,6 +150,7 @@ def _hv_version(text: str) -> int:
 
 def _hypervisor(request: web.Request, detail: bool) -> dict[str, Any]:
     manager = component(request).manager
+    manager.require_up()  # the host is known once libvirt answered
     hi = manager.host_info
     body: dict[str, Any] = {"id": _hv_id(hi.hostname), "hypervisor_hostname": hi.hostname,
                             "state": "up", "status": "enabled"}
@@ -224,7 +225,9 @@ async def availability_zones(request: web.Request) -> web.Response:
     authorize(request, "compute:list_availability_zones")
     zone: dict[str, Any] = {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
     if request.path.rstrip("/").endswith("/detail") and auth_of(request).is_admin:
-        host = component(request).manager.host_info.hostname
+        manager = component(request).manager
+        manager.require_up()
+        host = manager.host_info.hostname
         zone["hosts"] = {host: {"nova-compute": {"available": True, "active": True,
                                                  "updated_at": None}}}
     return web.json_response({"availabilityZoneInfo": [zone]})
