@@ -2,7 +2,7 @@
 
 `MonostackApp(client_factory)` never touches state files or libvirt: it talks to the daemon
 through `appliance.client.MonostackClient` (wrapped by `tui.cloud.Cloud`). Screens are Textual
-modes switched with 1-8, so each keeps its own stack (Instances → instance detail) and its
+modes switched with the number keys, so each keeps its own stack (Instances → instance detail) and its
 cursor. Live updates: one worker reads the event-stream websocket (`tui.live.EventFeed`),
 bursts are merged and debounced, and only the screens whose resource types changed reload;
 a slow periodic reload is the fallback. A lost stream shows a banner and is redialled.
@@ -51,10 +51,25 @@ SCREENS: dict[str, tuple[str, type[CloudScreen]]] = {
     "6": ("objects", ObjectsScreen),
     "7": ("identity", IdentityScreen),
     "8": ("events", EventsScreen),
-    "9": ("audit", AuditScreen),  # admins only: the footer's "1…8" stays what everyone has
+    "9": ("audit", AuditScreen),
 }
 SCREEN_CLASSES = {mode: cls for mode, cls in SCREENS.values()}
 SCREEN_ENTRIES = tuple(ScreenEntry(key, mode, cls.TITLE) for key, (mode, cls) in SCREENS.items())
+#: The one footer hint that stands for all the number keys (its label is computed per user).
+SCREENS_HINT_ACTION = f"switch_screen('{SCREENS['1'][0]}')"
+
+
+def key_ranges(keys: list[str]) -> str:
+    """'1…9' for every screen, '1…6,8' for a member (Identity and Audit are admin-only):
+    the footer names exactly the keys that do something for this user."""
+    digits = sorted(int(k) for k in keys)
+    runs: list[list[int]] = []
+    for d in digits:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ",".join(f"{r[0]}…{r[-1]}" if len(r) > 2 else ",".join(map(str, r)) for r in runs)
 
 ClientFactory = Callable[[], MonostackClient]
 
@@ -66,10 +81,10 @@ class MonostackApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     MODES = {mode: cls for mode, cls in SCREENS.values()}
     BINDINGS = [
-        # The footer shows the number keys as one short hint on every screen ("1…8 Screens");
-        # the overview, with room to spare, names each one instead.
+        # The footer shows the number keys as one short hint on every screen ("1…9 Screens",
+        # the keys this user has: get_key_display); the overview names each one instead.
         *[Binding(key, f"switch_screen('{mode}')", "Screens" if key == "1" else cls.TITLE,
-                  show=key == "1", key_display="1…8" if key == "1" else None)
+                  show=key == "1")
           for key, (mode, cls) in SCREENS.items()],
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
@@ -85,7 +100,7 @@ class MonostackApp(App[int]):
     def __init__(self, client_factory: ClientFactory, *, settings: Settings | None = None,
                  clock: Clock | None = None, live: bool = True,
                  refresh_seconds: float = 15.0, debounce_seconds: float = 0.3,
-                 cursor_blink: bool = True) -> None:
+                 cursor_blink: bool = True, web: bool | None = None) -> None:
         self.client_factory = client_factory
         self.settings = settings if settings is not None else Settings.load()
         self.clock = clock or Clock()
@@ -93,6 +108,7 @@ class MonostackApp(App[int]):
         self.refresh_seconds = refresh_seconds
         self.debounce_seconds = debounce_seconds
         self.cursor_blink = cursor_blink
+        self._web = web  # None: as the driver says (textual-serve runs the web driver)
         self.cloud = Cloud(client_factory())
         self.logged_in = False
         self.recent_events: deque[CloudEvent] = deque(maxlen=200)
@@ -102,6 +118,10 @@ class MonostackApp(App[int]):
         super().__init__()
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
+
+    @property
+    def web_session(self) -> bool:
+        return self.is_web if self._web is None else self._web
 
     # -- login and session ---------------------------------------------------------------------
     def get_default_screen(self) -> LoginScreen:
@@ -251,6 +271,12 @@ class MonostackApp(App[int]):
             if cls is not None and cls.ADMIN_ONLY and not self.cloud.is_admin:
                 return False
         return True
+
+    def get_key_display(self, binding: Binding) -> str:
+        if binding.show and binding.action == SCREENS_HINT_ACTION:
+            return key_ranges([e.key for e in SCREEN_ENTRIES if self.screen_allowed(e.mode)]
+                              or ["1"])
+        return super().get_key_display(binding)
 
     def screen_entries(self) -> tuple[ScreenEntry, ...]:
         return SCREEN_ENTRIES

@@ -122,3 +122,28 @@ def test_confirm_delete_dialog(snap_compare, seeded, tmp_path, size):
 def test_project_switcher_filtered(snap_compare, seeded, tmp_path, size):
     assert snap_compare(_app(seeded, tmp_path), terminal_size=size,
                         run_before=_goto("ctrl+o", "a"))
+
+
+def _goto_as(user: str, password: str, *keys: str):
+    async def run_before(pilot) -> None:
+        await log_in(pilot, password, user=user, project="")
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+    return run_before
+
+
+def test_footer_names_the_admins_nine_screen_keys(snap_compare, seeded, tmp_path):
+    """An admin has Identity (7) and Audit (9): the footer says 1…9."""
+    assert snap_compare(_app(seeded, tmp_path), terminal_size=(80, 24), run_before=_goto("5"))
+
+
+def test_footer_names_only_the_members_screen_keys(snap_compare, seeded, tmp_path):
+    """A member has neither Identity (7) nor Audit (9): the footer says 1…6,8."""
+    assert snap_compare(_app(seeded, tmp_path), terminal_size=(80, 24),
+                        run_before=_goto_as("alice", "pw-alice-123456", "5"))
+
+
+def test_members_overview_names_only_their_screens(snap_compare, seeded, tmp_path):
+    assert snap_compare(_app(seeded, tmp_path), terminal_size=(80, 24),
+                        run_before=_goto_as("alice", "pw-alice-123456"))

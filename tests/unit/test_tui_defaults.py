@@ -26,3 +26,11 @@ def test_the_one_shared_internal_network_when_the_project_has_none():
 def test_no_default_when_the_choice_is_not_obvious():
     assert default_network([MINE, OTHER, SHARED], "p1") is None
     assert default_network([EXT, SHARED, dict(SHARED, id="shared2")], "p1") is None
+
+
+def test_the_footer_hint_names_exactly_the_screen_keys_given():
+    from tui.app import key_ranges
+    assert key_ranges(list("123456789")) == "1…9"
+    assert key_ranges(list("1234568")) == "1…6,8"
+    assert key_ranges(list("12")) == "1,2"
+    assert key_ranges(["1"]) == "1"

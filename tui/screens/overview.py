@@ -61,7 +61,8 @@ class OverviewScreen(CloudScreen):
                   for i, (mode, label) in enumerate(
                       [("instances", "Instances"), ("images", "Images"), ("volumes", "Volumes"),
                        ("networks", "Networks"), ("objects", "Objects"),
-                       ("identity", "Identity"), ("events", "Events")], start=2)]]
+                       ("identity", "Identity"), ("events", "Events"), ("audit", "Audit")],
+                      start=2)]]
 
     def __init__(self) -> None:
         super().__init__()

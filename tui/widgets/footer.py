@@ -1,7 +1,8 @@
 """The key-hint footer: Textual's Footer, compact, with the palette key on the right.
 
 Under 100 columns the palette hint gives its room to the screen's own keys (ctrl+p still works
-and the help sheet lists it): at 80×24 every screen shows its actions, `1…8 Screens` and `? Help`.
+and the help sheet lists it): at 80×24 every screen shows its actions, `1…9 Screens` (the number
+keys this user has: members `1…6,8`) and `? Help`.
 """
 from __future__ import annotations
 
