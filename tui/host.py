@@ -49,6 +49,12 @@ class ConsoleHost(Protocol):
     logged_in: bool
 
     @property
+    def web_session(self) -> bool:
+        """Does this console run in a browser (`monostack web`)? Then a path typed into it
+        names a file on the appliance, not on the operator's machine."""
+        ...
+
+    @property
     def recent_events(self) -> Sequence[CloudEvent]:
         """Events seen on the live stream, newest first."""
         ...

@@ -95,3 +95,36 @@ async def test_static_large_object_shows_its_whole_size(swift_daemon, tmp_path):
         await _wait(pilot, lambda: "whole.bin" in _names(objects))
         row = objects.get_row_at(_names(objects).index("whole.bin"))
         assert str(row[1]) == human_bytes(one + two) == "1.6 MiB"
+
+
+async def test_a_browser_session_refuses_host_paths_and_says_what_to_use(swift_daemon, tmp_path):
+    """In `monostack web` the TUI process runs on the appliance: a typed path would read or
+    write the appliance's disk, so upload and download by path are refused, with the
+    command to run from the operator's own machine."""
+    from tui.dialogs.form import FormDialog
+    src = tmp_path / "secret.txt"
+    src.write_bytes(b"appliance-side bytes")
+    app = swift_daemon.make_app(tmp_path, live=False, refresh_seconds=3600, web=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot)
+        await app.cloud.create_container("webdocs")
+        await app.cloud.upload_object("webdocs", "a.txt", str(src), lambda n: None)
+        await pilot.press("6")
+        await settle(pilot)
+        containers = app.screen.query_one("#containers", DataTable)
+        await _wait(pilot, lambda: "webdocs" in _names(containers))
+        containers.move_cursor(row=_names(containers).index("webdocs"))
+        await pilot.press("enter")
+        objects = app.screen.query_one("#objects", DataTable)
+        await _wait(pilot, lambda: "a.txt" in _names(objects))
+        objects.focus()
+        objects.move_cursor(row=_names(objects).index("a.txt"))
+        for key, instead in (("u", "swift upload webdocs FILE"),
+                             ("w", "swift download webdocs a.txt")):
+            app.clear_notifications()
+            await pilot.press(key)
+            await settle(pilot)
+            assert not isinstance(app.screen, FormDialog)
+            notes = [n for n in app._notifications if n.title == "Not in a browser session"]
+            assert len(notes) == 1 and instead in notes[0].message, notes
+        assert not (tmp_path / "a.txt").exists()

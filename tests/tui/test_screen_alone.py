@@ -32,6 +32,7 @@ class StandInHost(App):
         self.registered: list = []
         self.errors: list[BaseException] = []
         self.consoles: list[str] = []
+        self.web_session = False
 
     def register_screen(self, screen) -> None:
         self.registered.append(screen)

@@ -55,3 +55,25 @@ async def test_upload_an_image_with_progress_then_a_volume_from_it(storage_daemo
         await fill_form(pilot, size="2")
         await _wait(pilot, lambda: any(r[0] == "from-tiny" and r[2] == "2 GiB"
                                        for r in _rows(volumes)), timeout=60)
+
+
+async def test_a_browser_session_refuses_an_image_upload_by_path(storage_daemon, tmp_path):
+    from tui.dialogs.form import FormDialog
+    app = storage_daemon.make_app(tmp_path, live=False, refresh_seconds=3600, web=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        assert not isinstance(app.screen, FormDialog)
+        notes = [n for n in app._notifications if n.title == "Not in a browser session"]
+        assert len(notes) == 1 and "openstack image create --file" in notes[0].message
+    terminal = storage_daemon.make_app(tmp_path, live=False, refresh_seconds=3600)
+    async with terminal.run_test(size=(80, 24)) as pilot:  # the terminal console still may
+        await log_in(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        assert isinstance(terminal.screen, FormDialog)

@@ -146,6 +146,18 @@ class CloudScreen(Screen):
         if reload:
             self.reload()
 
+    def host_files_allowed(self, instead: str) -> bool:
+        """False (and says why, and what to use instead) in a browser session: its process
+        runs on the appliance, so a "local file" path would read or write the appliance's
+        disk, never the operator's machine. Uploads and downloads by path are refused there."""
+        if not self.monostack.web_session:
+            return True
+        self.notify("This console runs in a browser: a file path here would name a file on "
+                    f"the appliance, not on your machine. From your machine: {instead} "
+                    "(or `monostack tui` over SSH).", title="Not in a browser session",
+                    severity="warning", timeout=12)
+        return False
+
     def require_selection(self, key: str | None, what: str = "item") -> bool:
         if key is None:
             self.notify(f"Select a{'n' if what[0] in 'aeiou' else ''} {what} first.",

@@ -74,6 +74,8 @@ class ImagesScreen(CloudScreen):
         props.update("  ".join(f"{k}={v}" for k, v in sorted(image.properties.items())))
 
     def action_upload(self) -> None:
+        if not self.host_files_allowed("openstack image create --file FILE NAME"):
+            return
         self.app.push_screen(FormDialog("Upload an image", [
             Field("path", "Local file path", required=True, placeholder="/srv/images/x.qcow2"),
             Field("name", "Name (default: file name)"),

@@ -167,6 +167,8 @@ class ObjectsScreen(CloudScreen):
         if not self.container:
             self.notify("Create a container first (n).", severity="warning")
             return
+        if not self.host_files_allowed(f"swift upload {self.container} FILE"):
+            return
         self.app.push_screen(FormDialog(f"Upload to /{self.container}/{self.prefix}", [
             Field("path", "Local file path", required=True),
             Field("name", "Object name (default: file name)")], submit="Upload"), self._upload)
@@ -191,6 +193,8 @@ class ObjectsScreen(CloudScreen):
         entry = self._selected_object()
         if entry is None or not self.container:
             self.notify("Select an object first.", severity="warning")
+            return
+        if not self.host_files_allowed(f"swift download {self.container} {entry.name}"):
             return
         default = os.path.join(os.getcwd(), os.path.basename(entry.name))
         container = self.container
