@@ -96,16 +96,24 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """The operator console in a browser (off unless started: the installer's --web enables
-    its unit). TLS with the TCP API's certificate; each tab logs in like the TUI."""
+    it). TLS with the TCP API's certificate; each tab logs in like the TUI. It runs as an
+    unprivileged user that cannot read the daemon's config: given --socket, --cert and --key
+    it reads no config at all."""
     try:
         from tui.web import run_web
     except ModuleNotFoundError as exc:
         raise SystemExit(f"the web console is not installed: {exc}")
-    config = _config(args)
-    cert = Path(args.cert) if args.cert else config.api.tls_cert
-    key = Path(args.key) if args.key else config.api.tls_key
+    config = None
+    if not (args.socket and args.cert and args.key):
+        try:
+            config = _config(args)
+        except PermissionError as exc:
+            raise SystemExit(f"monostack web: {exc}; give --socket, --cert and --key")
+    cert = Path(args.cert) if args.cert else config.api.tls_cert if config else None
+    key = Path(args.key) if args.key else config.api.tls_key if config else None
+    socket_path = Path(args.socket) if args.socket else config.api.socket if config else None
     try:
-        return run_web(listen=args.listen, socket_path=Path(args.socket or config.api.socket),
+        return run_web(listen=args.listen, socket_path=socket_path,
                        cert=cert, key=key, max_sessions=args.max_sessions)
     except ValueError as exc:
         raise SystemExit(f"monostack web: {exc}")

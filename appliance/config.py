@@ -18,6 +18,8 @@ Every key has a default, so an empty file (or none) gives a working single-host 
     [identity]  token_ttl, lockout_failures, lockout_seconds
     [audit]     retention_days (audit trail files older than this are removed; 0 keeps all)
     [log]       level, format ("json" | "text")
+    [web]       listen (set by `install.sh --web`: where the browser console listens, and
+                where `monostack status` looks for it; unset: the console is off)
 """
 from __future__ import annotations
 
@@ -138,6 +140,12 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    #: "HOST:PORT" of `monostack web` when the installer enabled it; None: off.
+    listen: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: Path = Path("/var/lib/monostack")
     #: Where online backups are written (the API takes no path); unset: <state_dir>/backups.
@@ -151,6 +159,7 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def backups(self) -> Path:

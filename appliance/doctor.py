@@ -171,11 +171,45 @@ def check_daemon(config: Config) -> Check:
         s.close()
 
 
+def check_web_console(config: Config, timeout: float = 3.0) -> Check:
+    """Is the browser console (`install.sh --web`) answering where the installer put it? It
+    is asked for its page over TLS, as a browser would (certificate not checked: this asks
+    whether it is up, the browser decides whether to trust it)."""
+    import http.client
+    import ssl
+    if not config.web.listen:
+        return Check("web console", "ok", "off (bash packaging/install.sh --web enables it)")
+    host, _, port = config.web.listen.rpartition(":")
+    host = host.strip("[]")
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"https://{config.web.listen}/"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(probe, int(port), timeout=timeout, context=ctx)
+    try:
+        conn.request("GET", "/")
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return Check("web console", "warn", f"not answering on {url} "
+                     f"({getattr(exc, 'strerror', None) or exc})",
+                     start_advice("monostack-web", "bash packaging/install.sh --web"))
+    finally:
+        conn.close()
+    if status == 200:
+        return Check("web console", "ok", f"up on {url} (each tab logs in as in the TUI)")
+    if status == 503:
+        return Check("web console", "ok", f"up on {url}, every session in use")
+    return Check("web console", "warn", f"{url} answers HTTP {status}",
+                 "journalctl -u monostack-web" if systemd_is_init()
+                 else "see /var/log/monostack-web.log")
+
+
 def run_checks(config: Config) -> list[Check]:
     checks = [check_kvm(), check_libvirt(config), check_virtlogd(config),
               check_namespaces(config), check_nftables(),
               check_tls(config), *check_space(config), check_daemon(config),
-              check_ssh_operators(config)]
+              check_ssh_operators(config), check_web_console(config)]
     return [c for c in checks if c is not None]
 
 

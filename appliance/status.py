@@ -15,7 +15,7 @@ from typing import Any
 from appliance.config import Config
 from appliance.doctor import (
     Check, check_kvm, check_libvirt, check_namespaces, check_space, check_ssh_operators, check_tls,
-    check_virtlogd)
+    check_virtlogd, check_web_console)
 from appliance.errors import MonostackError
 
 #: Tables worth a count on the status screen, in display order (others are bookkeeping).
@@ -74,7 +74,7 @@ def check_disk_space(config: Config) -> list[Check]:
 def host_checks(config: Config) -> list[Check]:
     checks = [check_kvm(), check_libvirt(config), check_virtlogd(config), check_namespaces(config),
               check_object_devices(config), check_tls(config), *check_disk_space(config),
-              check_ssh_operators(config)]
+              check_ssh_operators(config), check_web_console(config)]
     return [c for c in checks if c is not None]
 
 

@@ -3,12 +3,15 @@
 # nothing and says so.
 #   sudo bash packaging/install.sh [--prefix /opt/monostack] [--admin-password PW]
 #                                  [--listen 127.0.0.1:5000] [--tls-name NAME]...
+#                                  [--web [HOST:PORT]]
 # The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated; it
 # is kept in /etc/monostack/admin-password (root only) for host-side commands (backup, status),
 # and in /etc/monostack/admin-openrc (root only) for the OpenStack clients shipped with it.
 # The TCP API speaks TLS with a private CA made here (/etc/monostack/tls/ca.crt: OS_CACERT).
 # SSH operators (monostack operator add) land in the TUI; where systemd is not PID 1 this
 # script starts sshd itself, as it does the daemon and libvirtd.
+# --web (off by default) also serves the operator console to browsers (`monostack web`, TLS,
+# default 0.0.0.0:8443) as an unprivileged user; once enabled, later runs keep it running.
 # Uses only Debian's /usr/bin/python3 and packages; nothing from a development machine.
 set -euo pipefail
 
@@ -19,16 +22,27 @@ ADMIN_PASSWORD=${MONOSTACK_ADMIN_PASSWORD:-}
 TLS_NAMES=()
 ETC=/etc/monostack
 STATE=/var/lib/monostack
+WEB=""
+WEB_LISTEN=""
+# shellcheck source=packaging/web-console.sh
+. "$SRC/packaging/web-console.sh"
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX=$2; shift 2 ;;
     --admin-password) ADMIN_PASSWORD=$2; shift 2 ;;
     --listen) LISTEN=$2; shift 2 ;;
     --tls-name) TLS_NAMES+=(--name "$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --web) WEB=1
+           if [ $# -gt 1 ] && [[ $2 != -* ]]; then WEB_LISTEN=$2; shift; fi
+           shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ -n "$WEB_LISTEN" ] && ! web_listen_valid "$WEB_LISTEN"; then
+  echo "install.sh: --web takes HOST:PORT with a port from 1024 (the console runs unprivileged)," \
+       "not '$WEB_LISTEN'" >&2; exit 2
+fi
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 
 changed=0   # anything at all changed on this host
@@ -253,6 +267,14 @@ if [ "$(cat "$ETC/admin-openrc" 2>/dev/null)" != "$openrc" ]; then
   changed=1
 fi
 
+# -- the operator console in a browser: only on request (--web); kept running once enabled -----
+if [ -z "$WEB" ] && [ -n "$(web_recorded_listen)" ]; then WEB=1; fi
+if [ -n "$WEB" ]; then
+  WEB_LISTEN=${WEB_LISTEN:-$(web_recorded_listen)}
+  WEB_LISTEN=${WEB_LISTEN:-0.0.0.0:8443}
+  enable_web_console
+fi
+
 # -- the ready-to-boot guest image --------------------------------------------------------------
 if ! ms image-import --check tinyguest >/dev/null 2>&1; then
   say "building and importing the test guest image 'tinyguest'"
@@ -275,5 +297,6 @@ cat <<MSG
                       then: openstack server list; swift list
   SSH operators:      monostack operator add NAME --key KEY.pub; then ssh -t NAME@this-host
                       ${ssh_line:-(monostack status tells whether they can get in)}
+  Web console:        $(web_console_summary)
   Health:             monostack status
 MSG

@@ -71,3 +71,30 @@ async def test_sessions_are_capped_and_cross_site_pages_refused(web):
 def test_plain_http_only_on_loopback(tmp_path):
     with pytest.raises(ValueError, match="loopback"):
         WebConsole(host="0.0.0.0", port=0, socket_path=tmp_path / "sock")
+
+
+async def test_status_says_whether_the_web_console_is_up(tmp_path):
+    """`monostack status` asks the console for its page over TLS where the installer put it
+    ([web] listen): off when unset, up while it serves, not answering once it stops."""
+    import asyncio
+
+    from appliance.config import Config
+    from appliance.doctor import check_web_console
+    from appliance.tls import ensure_tls
+    from tui.web import tls_context
+    files = ensure_tls(tmp_path / "tls", ["localhost"]).files
+    off = check_web_console(Config.for_state_dir(tmp_path))
+    assert off.level == "ok" and off.detail.startswith("off")
+    console = WebConsole(host="127.0.0.1", port=0, socket_path=tmp_path / "sock",
+                         ssl_context=tls_context(files.server_cert, files.server_key),
+                         keep_spare=False)
+    await console.start()
+    config = Config.for_state_dir(tmp_path, web={"listen": f"0.0.0.0:{console.port}"})
+    try:
+        up = await asyncio.to_thread(check_web_console, config)
+        assert (up.level, up.detail) == ("ok", f"up on https://0.0.0.0:{console.port}/ "
+                                               "(each tab logs in as in the TUI)")
+    finally:
+        await console.stop()
+    down = await asyncio.to_thread(check_web_console, config)
+    assert down.level == "warn" and down.detail.startswith("not answering") and down.fix
