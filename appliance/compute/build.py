@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from appliance.compute import disks, orphans
+from appliance.compute import disks, orphans, progress_meter
 from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
 from appliance.compute.driver import (
     DiskBus,
@@ -76,6 +76,7 @@ class Builder:
                 inst.pinned_cpus = list(claim.pcpus)
                 inst.host = self.m.host_info.hostname
                 inst.task_state = TaskState.NETWORKING
+                self.m.advance(inst.id, progress_meter.BUILD_STEPS[TaskState.NETWORKING])
                 await self.m.save(inst)
 
             await self.m.scheduler.claim(spec, persist)
@@ -136,8 +137,10 @@ class Builder:
             root = d / "disk"
             if fresh or not root.exists():
                 await self.make_root(root, boot, int(inst.flavor["disk"]))
+        self.m.advance(inst.id, progress_meter.BUILD_ROOT_DISK_DONE)
         if self.wants_config_drive(inst):
             await self.write_config_drive(inst, d / "disk.config")
+            self.m.advance(inst.id, progress_meter.BUILD_CONFIG_DRIVE_DONE)
 
     async def make_root(self, root: Path, boot: BootImage, flavor_disk_gb: int) -> None:
         vsize = boot.virtual_size or await disks.virtual_size(boot.path, boot.disk_format)
@@ -232,6 +235,7 @@ class Builder:
             await self.m.driver.spawn(spec)
         finally:
             self.m._spawning.discard(inst.id)
+        self.m.advance(inst.id, progress_meter.BUILD_DOMAIN_STARTED)
         await self.plug(inst)
 
     async def respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:

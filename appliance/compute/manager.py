@@ -49,6 +49,7 @@ from appliance.compute.driver import ComputeDriver, DomainSpec
 from appliance.compute.interface_attach import InterfaceAttachments
 from appliance.compute.passwords import InstancePasswords
 from appliance.compute.power import POWER, SETTLE, SETTLEABLE, fault_of
+from appliance.compute.progress_meter import ProgressMeter
 from appliance.compute.power_actions import PowerActions
 from appliance.compute.rebuild import Rebuilds
 from appliance.compute.reconcile import Reconciler
@@ -132,6 +133,8 @@ class ComputeManager:
         self._abort: set[str] = set()
         self._background: list[asyncio.Task[Any]] = []
         self._statuses: dict[str, str] = {}
+        #: the `progress` of each running action (compute/progress_meter.py), in memory only
+        self.meter = ProgressMeter()
         #: this appliance's id, written into every domain's metadata (compute/orphans.py)
         self.appliance_id = ""
         #: instances whose task is inside the driver's spawn (a delete does not wait for it)
@@ -286,7 +289,14 @@ class ComputeManager:
 
     async def step(self, inst: Instance, task_state: TaskState) -> None:
         inst.task_state = task_state
+        self.meter.step(inst.id, task_state)
         await self.save(inst)
+
+    def advance(self, instance_id: str, percent: float) -> None:
+        self.meter.set(instance_id, percent)
+
+    def copying(self, instance_id: str, low: int, high: int) -> Callable[[int, int], None]:
+        return self.meter.span(instance_id, low, high)
 
     async def finish(self, inst: Instance, task: Task, vm_state: VmState | None = None
                      ) -> None:
@@ -388,6 +398,7 @@ class ComputeManager:
         event = NAMES.get(task.action, (task.action, f"compute_{task.action}"))[1]
         await self._action_event(task, event)
         began = time.monotonic()
+        self.meter.begin(task.instance_id)
         try:
             result = await handler(task)
             await self._action_event(task, event, done=True)
@@ -409,6 +420,8 @@ class ComputeManager:
                 time.monotonic() - began)
             await self._fail(task, exc)
             raise
+        finally:
+            self.meter.end(task.instance_id)
 
     async def _action_event(self, task: Task, event: str, *, done: bool = False,
                             error: BaseException | None = None) -> None:

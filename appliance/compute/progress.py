@@ -9,6 +9,7 @@ changes; the build pipeline (compute/build.py `Builder`) is the real `Guests`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,14 @@ class Progress(Protocol):
 
     async def power_of(self, instance_id: str) -> PowerState:
         """What the hypervisor says; NOSTATE when it has no domain."""
+        ...
+
+    def advance(self, instance_id: str, percent: float) -> None:
+        """How far the running action is, for the API's `progress` (never backwards)."""
+        ...
+
+    def copying(self, instance_id: str, low: int, high: int) -> Callable[[int, int], None]:
+        """A (done, total) bytes callback moving the action from `low` to `high` percent."""
         ...
 
 

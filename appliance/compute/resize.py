@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from appliance.compute import disks
 from appliance.compute.driver import ComputeDriver
 from appliance.compute.progress import Guests, Progress
+from appliance.compute.progress_meter import RESIZE_COPY, copy_file_async
 from appliance.compute.records import Instance, Task, TaskState, VmState
 from appliance.compute.scheduler import Claim, RequestSpec
 from appliance.errors import BadRequest, NotFound
@@ -65,13 +65,16 @@ class Resizes:
             with contextlib.suppress(NotFound):
                 await self.driver.power_off(inst.id, graceful=True,
                                             timeout=self.shutdown_timeout)
+        p.advance(inst.id, RESIZE_COPY[0])
         d = disks.instance_dir(self.instances_dir, inst.id)
         root = d / "disk"
         if inst.root_volume_id is None:
-            await asyncio.to_thread(shutil.copy2, root, d / BACKUP)
+            # the backup copy is most of a resize's disk work: its bytes are its progress
+            await copy_file_async(root, d / BACKUP, p.copying(inst.id, *RESIZE_COPY))
             if int(new["disk"]) > 0:
                 await disks.grow(root, "qcow2", int(new["disk"]) * GiB)
         await p.step(inst, TaskState.RESIZE_FINISH)
+        p.advance(inst.id, RESIZE_COPY[1] + 5)
         await self.guests.respawn(inst, running=running)
         await p.finish(inst, task, VmState.RESIZED)
 

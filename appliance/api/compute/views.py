@@ -72,6 +72,8 @@ class ServerViews:
         self.minor = mv(request)[1] if mv(request)[0] == 2 else 0
         self.is_admin = auth_of(request).is_admin
         self.floating = _floating(request)
+        compute = ctx_of(request).components.compute
+        self.progress = compute.manager.meter if compute is not None else None
 
     def links(self, id: str) -> list[dict[str, str]]:
         return [{"rel": "self", "href": f"{self.base}/servers/{id}"},
@@ -114,7 +116,9 @@ class ServerViews:
             "accessIPv6": inst.access_ipv6,
             "links": self.links(inst.id),
             "OS-DCF:diskConfig": "MANUAL",
-            "progress": 100 if status == "ACTIVE" else 0,
+            # how far the running action is, where the daemon knows (compute/progress_meter.py)
+            "progress": (self.progress.of(inst) if self.progress is not None
+                         else 100 if status == "ACTIVE" else 0),
             "OS-EXT-AZ:availability_zone": inst.availability_zone,
             "config_drive": "True" if inst.config_drive else "",
             "key_name": inst.key_name,

@@ -39,6 +39,7 @@ class Records:
         self.stored: dict[str, Instance] = {}
         self.trail: list[tuple[VmState, TaskState | None]] = []
         self.finished: list[str] = []
+        self.percents: list[int] = []
 
     def put(self, inst: Instance) -> Instance:
         self.stored[inst.id] = inst
@@ -65,6 +66,12 @@ class Records:
         inst.task_state = None
         await self.save(inst)
         self.finished.append(task.action)
+
+    def advance(self, instance_id: str, percent: float) -> None:
+        self.percents.append(int(percent))
+
+    def copying(self, instance_id: str, low: int, high: int):
+        return lambda done, total: self.percents.append(low + (high - low) * done // total)
 
     async def power_of(self, instance_id: str) -> PowerState:
         try:
@@ -196,6 +203,9 @@ async def test_resize_claims_the_new_flavor_beside_the_old_and_grows_a_backed_up
     assert await disks.virtual_size(root, "qcow2") == 2 * GiB
     assert await disks.virtual_size(root.with_name(BACKUP), "qcow2") == GiB
     assert await driver.state(inst.id) == DomainState.RUNNING
+    # progress: from the copy's start, through its bytes, to past the copy; never backwards
+    assert records.percents[0] == 10 and 70 in records.percents
+    assert records.percents[-1] == 75 and records.percents == sorted(records.percents)
 
 
 async def test_revert_gives_back_the_old_flavor_claim_and_disk(driver, resize_room, tmp_path):
