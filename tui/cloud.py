@@ -51,6 +51,14 @@ def unavailable(exc: BaseException) -> bool:
 
 # -- records ------------------------------------------------------------------------------------
 
+def _percent(value: object) -> int:
+    """A server body's `progress`, 0–100; anything else (absent, null, junk) is 0."""
+    try:
+        return max(0, min(100, int(value)))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
 @dataclass
 class Server:
     id: str
@@ -69,6 +77,8 @@ class Server:
     host: str
     created: str
     volumes: list[str]
+    #: Nova's `progress` (0–100) of the running action, where the daemon knows it
+    progress: int = 0
     raw: dict = field(repr=False, default_factory=dict)
 
     @classmethod
@@ -98,7 +108,7 @@ class Server:
             fault=(fault.get("message") or "") if isinstance(fault, dict) else str(fault),
             host=s.get("OS-EXT-SRV-ATTR:host") or "", created=s.get("created") or "",
             volumes=[v.get("id", "") for v in s.get("os-extended-volumes:volumes_attached") or []],
-            raw=s)
+            progress=_percent(s.get("progress")), raw=s)
 
 
 @dataclass

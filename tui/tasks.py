@@ -1,10 +1,11 @@
 """Long instance actions as the operator sees them: which step of how many, for how long, and
 why it failed.
 
-Nova reports only a task state ("spawning"); a build under load can sit in it for minutes.
-`TaskWatch` keeps, per server, when its current action began (a build from the server's
-creation time, other actions from when this console first saw them), turns the task state
-into a step of its action ("spawning 4/4"), and tells when an action ended in failure, with the
+Nova reports a task state ("spawning") and, where the daemon knows it, a `progress`
+percentage; a build under load can sit in one task state for minutes. `TaskWatch` keeps, per
+server, when its current action began (a build from the server's creation time, other actions
+from when this console first saw them), turns the task state into a step of its action
+("spawning 4/4 · 70%"), and tells when an action ended in failure, with the
 instance's fault as the reason. Pure: fed servers and a clock, no widgets.
 """
 from __future__ import annotations
@@ -80,7 +81,8 @@ class TaskWatch:
         return failures
 
     def describe(self, server: Server, now: float) -> str:
-        """'spawning 4/4 · 1m 05s' for a server in a long action, '' when idle."""
+        """'spawning 4/4 · 70% · 1m 05s' for a server in a long action, '' when idle. The
+        percentage shows only when the daemon reports one (0 means it does not know)."""
         if not server.task_state:
             return ""
         run = self.running.get(server.id)
@@ -88,6 +90,8 @@ class TaskWatch:
         text = server.task_state
         if server.task_state in steps:
             text += f" {steps.index(server.task_state) + 1}/{len(steps)}"
+        if 0 < server.progress < 100:
+            text += f" · {server.progress}%"
         if run is not None:
             text += f" · {elapsed(now - run.started)}"
         return text

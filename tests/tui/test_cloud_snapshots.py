@@ -121,7 +121,8 @@ def test_object_metadata(snap_compare, cloud, tmp_path, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_instances_long_actions_show_step_and_elapsed_time(snap_compare, cloud, tmp_path, size):
     """Two servers caught mid-action (fed to the screen like the daemon's answer would be):
-    the Task column says which step of how many and for how long (frozen clock)."""
+    the Task column says which step of how many, the daemon's progress, and for how long
+    (frozen clock)."""
     from dataclasses import replace
 
     async def run_before(pilot) -> None:
@@ -129,9 +130,9 @@ def test_instances_long_actions_show_step_and_elapsed_time(snap_compare, cloud, 
         screen = pilot.app.screen
         base = screen.servers[0]
         busy = [replace(base, id="b1", name="build-1", status="BUILD", task_state="spawning",
-                        created="2026-01-01T11:58:55Z", addresses=[]),
+                        created="2026-01-01T11:58:55Z", addresses=[], progress=70),
                 replace(base, id="b2", name="grow-1", status="RESIZE",
-                        task_state="resize_migrating")]
+                        task_state="resize_migrating", progress=34)]
         screen.show(screen.servers + busy)
         await settle(pilot)
     assert snap_compare(_app(cloud, tmp_path), terminal_size=size, run_before=run_before)

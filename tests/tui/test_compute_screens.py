@@ -156,3 +156,55 @@ async def test_a_build_that_fails_says_why(compute_daemon, tmp_path):
                 if s["name"] == "too-big":
                     await admin.delete(f"/compute/v2.1/servers/{s['id']}")
         compute_daemon.admin_do(clean)
+
+
+async def test_a_long_build_shows_the_daemons_progress_in_the_row_and_the_detail(
+        compute_daemon, tmp_path):
+    """The daemon's spawn is held (the build then reports 70%): the Task column and the
+    detail's title show the percentage without a manual refresh, and both move on once the
+    build ends."""
+    import asyncio
+    import threading
+
+    from appliance.compute.progress_meter import BUILD_STEPS
+    from appliance.compute.records import TaskState
+    manager = compute_daemon.daemon.appliance.ctx.components.compute.manager
+    real_spawn, gate = manager.driver.spawn, threading.Event()
+
+    async def held_spawn(spec):
+        await asyncio.to_thread(gate.wait, 60)
+        return await real_spawn(spec)
+    manager.driver.spawn = held_spawn
+    percent = f"{BUILD_STEPS[TaskState.SPAWNING]}%"
+    try:
+        image_id = compute_daemon.admin_do(
+            lambda admin: admin.get("/image/v2/images?name=tinyguest"))["images"][0]["id"]
+        compute_daemon.admin_do(lambda admin: admin.post("/compute/v2.1/servers", {"server": {
+            "name": "slow-1", "imageRef": image_id, "flavorRef": "1"}}))
+        app = compute_daemon.make_app(tmp_path, live=True, refresh_seconds=3600)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await log_in(pilot)
+            await pilot.press("2")
+            await settle(pilot)
+            table = app.screen.query_one("#servers", DataTable)
+            await _wait(pilot, lambda: any(r[0] == "slow-1" and percent in str(r[2])
+                                           for r in _rows(table)), timeout=30)
+            table.move_cursor(row=_names(table).index("slow-1"))
+            await pilot.press("enter")
+            await _wait(pilot, lambda: isinstance(app.screen, InstanceDetailScreen))
+            title = app.screen.query_one("#detail-title")
+            await _wait(pilot, lambda: f"spawning {percent}" in str(title.render()), timeout=30)
+            gate.set()
+            await _wait(pilot, lambda: "ACTIVE" in str(title.render())
+                        and "%" not in str(title.render()), timeout=30)
+    finally:
+        gate.set()
+        manager.driver.spawn = real_spawn
+        compute_daemon.admin_do(_delete_named("slow-1"))
+
+
+def _delete_named(name):
+    async def go(admin):
+        for s in (await admin.get(f"/compute/v2.1/servers?name={name}"))["servers"]:
+            await admin.delete(f"/compute/v2.1/servers/{s['id']}")
+    return go

@@ -50,3 +50,22 @@ def test_servers_already_in_error_at_first_look_are_not_news_but_new_ones_are():
 def test_elapsed_reads_short():
     assert (elapsed(-3), elapsed(59), elapsed(61), elapsed(3725)) == ("0s", "59s", "1m 01s",
                                                                       "1h 02m")
+
+
+def test_the_daemons_progress_shows_as_a_percentage_when_it_knows_one():
+    from dataclasses import replace
+    watch = TaskWatch()
+    s = replace(_server(task="spawning"), progress=70)
+    watch.update([s], T0 + 65)
+    assert watch.describe(s, T0 + 65) == "spawning 4/4 · 70% · 1m 05s"
+    unknown = _server("ACTIVE", "rebooting")  # 0: the daemon does not say
+    watch.update([unknown], T0 + 65)
+    assert "%" not in watch.describe(unknown, T0 + 70)
+
+
+def test_a_server_body_progress_is_read_as_a_bounded_integer():
+    body = {"id": "s1", "status": "BUILD", "progress": 42}
+    assert Server.from_api(body).progress == 42
+    assert Server.from_api({**body, "progress": None}).progress == 0
+    assert Server.from_api({**body, "progress": "junk"}).progress == 0
+    assert Server.from_api({**body, "progress": 250}).progress == 100

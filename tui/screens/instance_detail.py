@@ -143,11 +143,17 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
             why += Text(f" at {step.event}: ", style="red") + Text(step.details or "(no reason given)")
         panel.update(Group(table, why))
 
-    def show(self, d: Detail) -> None:
-        s = self.server = d.server
+    def _show_title(self, s: Server) -> None:
+        busy = ""
+        if s.task_state:
+            busy = f"  {s.task_state}" + (f" {s.progress}%" if 0 < s.progress < 100 else "")
         self.query_one("#detail-title", Static).update(
             Text(s.name, style="bold") + Text("  ") + status_text(s.status)
-            + Text(f"  {s.task_state}" if s.task_state else "", style="yellow"))
+            + Text(busy, style="yellow"))
+
+    def show(self, d: Detail) -> None:
+        s = self.server = d.server
+        self._show_title(s)
         facts = Table.grid(padding=(0, 1))
         facts.add_column(style="bold", no_wrap=True)
         facts.add_column()
@@ -178,8 +184,21 @@ class InstanceDetailScreen(ServerActions, CloudScreen):
 
     @work(exclusive=True, group="sample", exit_on_error=False)
     async def _poll_stats(self) -> None:
-        """Between reloads, only the counters: the sparklines move every couple of seconds."""
+        """Between reloads, only the counters: the sparklines move every couple of seconds.
+        While an action runs, the server itself instead: its progress moves in the title,
+        and the whole screen reloads once the action is over."""
         s = self.server
+        if self.is_current and s and s.task_state:
+            try:
+                now = await self.cloud.server(self.server_id)
+            except MonostackError:
+                return
+            self.server = now
+            if now.task_state:
+                self._show_title(now)
+            else:
+                self.reload()
+            return
         if not (self.is_current and s and s.status == "ACTIVE" and self.cloud.is_admin):
             return
         try:

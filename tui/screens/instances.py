@@ -6,6 +6,7 @@ does, with 1,000 servers).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,9 @@ from tui.tasks import TaskWatch
 from tui.widgets.badge import status_text
 from tui.widgets.table import KeyedTable, selected_key, sync_rows
 from tui.widgets.inputs import TextInput
+
+#: Seconds between two looks at the servers while one of them is in a long action.
+POLL_RUNNING = 2.0
 
 SERVER_BINDINGS = [
     Binding("s", "start", "Start"),
@@ -243,6 +247,7 @@ class InstancesScreen(ServerActions, CloudScreen):
         #: Rows made since the last render, and when the next "3m ago" turns into "4m ago".
         self.fresh: list[ServerRow] = []
         self.ages_due = 0.0
+        self._shown_at = 0.0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
@@ -265,6 +270,7 @@ class InstancesScreen(ServerActions, CloudScreen):
         return await self.cloud.servers()
 
     def show(self, data: list[Server]) -> None:
+        self._shown_at = time.monotonic()
         self.servers = data
         self.by_id = {s.id: s for s in data}
         for failure in self.tasks.update(data, self.monostack.clock.now()):
@@ -274,9 +280,13 @@ class InstancesScreen(ServerActions, CloudScreen):
         self._render_rows()
 
     def _tick(self) -> None:
-        """Elapsed times move while an action runs, without asking the daemon."""
+        """Elapsed times move while an action runs, without asking the daemon; its progress
+        (which no event announces) is asked for every POLL_RUNNING seconds meanwhile."""
         if self.tasks.running and self.is_current:
-            self._render_rows()
+            if time.monotonic() - self._shown_at >= POLL_RUNNING:
+                self.reload()
+            else:
+                self._render_rows()
 
     def _render_rows(self) -> None:
         """Cost follows the changes: an unchanged server keeps its rendered row (the same
