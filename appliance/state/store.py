@@ -200,7 +200,8 @@ class Store:
                 good += len(line)
                 if record["seq"] <= self._seq:
                     continue
-                self._apply(self._ops_from_record(record))
+                # the documents were just decoded from the line: nobody else holds them
+                self._apply(self._ops_from_record(record), fresh=True)
                 self._seq = record["seq"]
         size = path.stat().st_size
         if good != size:
@@ -356,12 +357,14 @@ class Store:
                 ops.append(Delete(item[1], item[2]))
         return ops
 
-    def _apply(self, ops: list[Op]) -> None:
+    def _apply(self, ops: list[Op], *, fresh: bool = False) -> None:
+        """`fresh`: the documents belong to no caller (replay decoded them), so no copy (half
+        of replaying 1,000 instance records at start)."""
         for op in ops:
             table = self._tables.setdefault(op.table, {})
             if isinstance(op, Put):
                 # Fresh dict: readers and the compactor never see a document change in place.
-                new = json.loads(json.dumps(op.doc))
+                new = op.doc if fresh else json.loads(json.dumps(op.doc))
                 old = table.get(op.id)
                 table[op.id] = new
             else:
