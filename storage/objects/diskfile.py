@@ -40,13 +40,14 @@ import hashlib
 import json
 import os
 import struct
+import threading
 import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable
 
 import aiofiles
 
@@ -541,10 +542,15 @@ async def _in_io(fn: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_IO, fn, *args)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+async def _nothing() -> None:
+    return None
 
 
 class ReplicaWriter:
@@ -561,14 +567,17 @@ class ReplicaWriter:
         self.tmp_path = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
         self._fd: int | None = None
         self._held = b""
+        self._pos = 0  # where the next write goes (taken when it is issued: writes may overlap)
+        self._opening = threading.Lock()
         self.error: BaseException | None = None
         self.installed: Path | None = None
         self.created_dir = False  # the install made the hash dir: no older version to clean
 
     def _open_sync(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                               0o644)
+        with self._opening:  # two overlapping first writes create the file once
+            if self._fd is None:
+                self._fd = os.open(self.tmp_path,
+                                   os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
 
     async def open(self) -> None:
         """Create the temp file now (a caller that streams a body learns early whether the
@@ -578,20 +587,27 @@ class ReplicaWriter:
         except OSError as exc:
             raise self._translate(exc) from exc
 
-    async def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> Awaitable[None]:
+        """Write `data` after what was written before. Its place in the file is taken now,
+        so a caller may issue the next write before this one is over (a streamed PUT keeps
+        one chunk's writes running while it takes the next); commit only after all are."""
         if not self._held and len(data) <= _HOLD_BYTES:
             self._held = data  # written by commit (or the next write), same durability
-            return
+            return _nothing()
         data, self._held = self._held + data if self._held else data, b""
+        offset, self._pos = self._pos, self._pos + len(data)
+        return self._write_at(data, offset)
+
+    async def _write_at(self, data: bytes, offset: int) -> None:
         try:
-            await _in_io(self._write_sync, data)
+            await _in_io(self._write_sync, data, offset)
         except OSError as exc:
             raise self._translate(exc) from exc
 
-    def _write_sync(self, data: bytes) -> None:
+    def _write_sync(self, data: bytes, offset: int) -> None:
         self._open_sync()
         assert self._fd is not None
-        _write_all(self._fd, data)
+        _write_all(self._fd, data, offset)
 
     async def commit(self, trailer: bytes, filename: str,
                      before_install: "concurrent.futures.Future[Any] | None" = None) -> Path:
@@ -611,7 +627,8 @@ class ReplicaWriter:
         fd = self._fd
         assert fd is not None
         if tail:
-            _write_all(fd, tail)
+            _write_all(fd, tail, self._pos)
+            self._pos += len(tail)
         os.fsync(fd)
         self._fd = None
         os.close(fd)

@@ -66,6 +66,7 @@ from .ring import Device, Ring
 log = logging.getLogger(__name__)
 
 WRITE_BUFFER = 1 << 20  # coalesce small incoming chunks into writes of up to 1 MiB
+PIPELINE = 3  # a streamed PUT's chunks in flight (written and checksummed) at once
 
 
 class _Keep:
@@ -377,6 +378,48 @@ class ObjectEngine:
             md5, sums = hashlib.md5(), df.BlockSums()
             size = 0
             buf = bytearray()
+            # Pipelined: a chunk's replica writes and checksums run while the next chunk is
+            # taken and issued (writes have their offsets, checksums wait for the previous
+            # chunk's), so the disk, the md5 and the body's source overlap; at most
+            # `window` chunks are in flight.
+            hashed: asyncio.Future | None = None
+            window: list[tuple[asyncio.Future, list[ReplicaWriter]]] = []
+
+            async def checksum(data: bytes, before: asyncio.Future | None) -> None:
+                if before is not None:
+                    await before
+                # md5 and block sums in threads of their own (both release the GIL)
+                await asyncio.gather(asyncio.to_thread(md5.update, data),
+                                     asyncio.to_thread(sums.update, data))
+
+            def issue(data: bytes) -> None:
+                nonlocal hashed
+                hashed = asyncio.ensure_future(checksum(data, hashed))
+                inflight.append(hashed)
+                fut = asyncio.gather(*(w.write(data) for w in alive), return_exceptions=True)
+                inflight.append(fut)
+                window.append((fut, alive))
+
+            async def drain(keep: int) -> None:
+                """Settle the oldest steps until `keep` are left; on a failed write, wait for
+                every step still running (none of a dropped writer's writes may outlive
+                its abort), then drop the failed writers."""
+                nonlocal alive
+                while len(window) > keep:
+                    fut, ws = window.pop(0)
+                    results = [(ws, await asyncio.shield(fut))]
+                    if not any(isinstance(r, BaseException) for r in results[0][1]):
+                        continue
+                    while window:
+                        f2, w2 = window.pop(0)
+                        results.append((w2, await asyncio.shield(f2)))
+                    first: dict[int, BaseException] = {}
+                    for ws_, res_ in results:
+                        for w, r in zip(ws_, res_):
+                            if isinstance(r, BaseException):
+                                first.setdefault(id(w), r)
+                    alive = await self._survivors(ohash, alive, [first.get(id(w)) for w in alive])
+
             async for chunk in chunks:
                 if not chunk:
                     continue
@@ -391,20 +434,23 @@ class ObjectEngine:
                         continue
                     data = bytes(buf)
                     buf.clear()
-                # md5 and block sums in threads of their own (both release the GIL) while
-                # the replicas are written
-                alive = await self._survivors(ohash, alive, (await step([
-                    asyncio.to_thread(md5.update, data), asyncio.to_thread(sums.update, data),
-                    *(w.write(data) for w in alive)]))[2:])
+                issue(data)
+                await drain(PIPELINE - 1)
             if buf:
                 data = bytes(buf)
                 if len(data) > df.BLOCK // 16:
-                    await asyncio.gather(asyncio.to_thread(md5.update, data),
-                                         asyncio.to_thread(sums.update, data))
-                else:
+                    issue(data)
+                else:  # small: checksummed here, held by the writers until the commit
+                    if hashed is not None:
+                        await hashed
                     md5.update(data)
                     sums.update(data)
-                alive = await self._survivors(ohash, alive, await step([w.write(data) for w in alive]))
+                    fut = asyncio.gather(*(w.write(data) for w in alive), return_exceptions=True)
+                    inflight.append(fut)
+                    window.append((fut, alive))
+            await drain(0)
+            if hashed is not None:
+                await hashed
             body_md5 = md5.hexdigest()
             if expected_etag is not None and expected_etag.strip('"').lower() != body_md5:
                 raise EtagMismatch(expected_etag, body_md5)
