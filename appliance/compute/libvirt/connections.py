@@ -1,12 +1,17 @@
 """The connections libvirt calls run on, beside the driver's event connection.
 
-libvirtd serves at most `max_client_requests` calls of one client connection at a time (5 by
-default) and leaves the rest unread on the socket. With every call on the one connection that
-also carries the lifecycle events, 20 concurrent boots had at most 5 domain starts inside
-libvirtd while 20 raw clients (a connection each) had all 20, and a power-state read waited
-behind the starts. Calls therefore borrow a connection carrying fewer than PER_CONNECTION
-calls, opening one more (up to MAX_CONNECTIONS) when all are that busy; the connections stay
-open for the next burst. The event connection keeps only events and console streams (whose
+One connection serialises more than it seems: libvirtd serves at most `max_client_requests`
+calls of one client connection at a time (5 by default) and leaves the rest unread, and even
+below that a quick call waits behind a domain start on the same connection (measured on a
+2-core TCG host, 4 starts in flight: a power-state read right after one start returned took
+0-4 ms on a connection of its own, 120-900 ms on the starts' shared one, ending when the last
+start did). With every call on the one connection, 20 concurrent boots had 5 starts inside
+libvirtd where 20 raw clients (a connection each) had all 20, and each boot's ACTIVE waited
+for its power-state read behind the others' starts.
+
+So a call borrows a connection no other call is using, opening one more (in parallel, up to
+MAX_CONNECTIONS) when all are busy; they stay open for the next burst. Past the cap calls
+share the least busy one. The event connection keeps only events and console streams (whose
 domain and stream must share one connection).
 
 A connection libvirtd drops is discarded by the call that found it dead, and all of them when
@@ -20,11 +25,11 @@ from collections.abc import Callable, Iterator
 
 import libvirt
 
-#: calls one connection carries at once: below libvirtd's default max_client_requests (5), so
-#: a call borrowed here is never the one libvirtd leaves waiting
-PER_CONNECTION = 4
-#: connections at most: PER_CONNECTION × MAX_CONNECTIONS is the driver's call threads (48)
-MAX_CONNECTIONS = 12
+#: calls one connection carries at once before another is opened
+PER_CONNECTION = 1
+#: connections at most (a burst of 20 boots has some 20-25 calls in flight; libvirtd's own
+#: limit is 5,000 clients); past it calls share
+MAX_CONNECTIONS = 32
 
 
 def _close_quietly(conn: libvirt.virConnect) -> None:
@@ -51,8 +56,9 @@ class CallConnections:
         self._open = open_
         self._per = per_connection
         self._max = max_connections
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._pool: list[_Pooled] = []
+        self._opening = 0  # connections being opened (outside the lock) for waiting calls
 
     def __len__(self) -> int:
         return len(self._pool)
@@ -69,17 +75,34 @@ class CallConnections:
 
     def _take(self) -> _Pooled:
         with self._lock:
-            idle = min(self._pool, key=lambda p: p.calls, default=None)
-            if idle is None or (idle.calls >= self._per and len(self._pool) < self._max):
-                try:
-                    idle = _Pooled(self._open())
-                except libvirt.libvirtError:
-                    if idle is None:
-                        raise
-                else:  # under the lock: a burst opens only the connections it needs
-                    self._pool.append(idle)
-            idle.calls += 1
-            return idle
+            while True:
+                least = min(self._pool, key=lambda p: p.calls, default=None)
+                full = len(self._pool) + self._opening >= self._max
+                if least is not None and (least.calls < self._per or full):
+                    least.calls += 1
+                    return least
+                if not full:
+                    break
+                self._lock.wait()  # every connection there may be is still being opened
+            self._opening += 1
+        try:  # outside the lock: a burst's calls open theirs side by side
+            conn = self._open()
+        except libvirt.libvirtError:
+            with self._lock:
+                self._opening -= 1
+                self._lock.notify_all()
+                least = min(self._pool, key=lambda p: p.calls, default=None)
+                if least is None:
+                    raise
+                least.calls += 1
+                return least
+        pooled = _Pooled(conn)
+        pooled.calls = 1
+        with self._lock:
+            self._opening -= 1
+            self._pool.append(pooled)
+            self._lock.notify_all()
+        return pooled
 
     def _give_back(self, pooled: _Pooled) -> None:
         with self._lock:

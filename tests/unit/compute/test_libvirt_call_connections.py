@@ -50,32 +50,32 @@ def hold(pool: CallConnections, n: int):
     return held, done
 
 
-def test_a_burst_spreads_over_connections_below_the_per_connection_limit():
+def test_each_call_of_a_burst_has_a_connection_of_its_own():
     opener = Opener()
-    pool = CallConnections(opener, per_connection=4, max_connections=12)
+    pool = CallConnections(opener)
     held, done = hold(pool, 9)
     try:
-        assert len(opener.opened) == 3 == len(pool)
-        assert max(held.count(c) for c in opener.opened) <= 4
+        assert len(set(map(id, held))) == 9 == len(opener.opened) == len(pool)
     finally:
         done()
-    # the burst is over: the next calls reuse what is open
-    held, done = hold(pool, 4)
+    held, done = hold(pool, 5)  # the next burst reuses them
     done()
-    assert len(opener.opened) == 3
+    assert len(opener.opened) == 9
     for c in pool.drop_all():
         c.close()
 
 
 def test_at_the_cap_calls_share_the_least_busy_connection():
     opener = Opener()
-    pool = CallConnections(opener, per_connection=2, max_connections=2)
-    held, done = hold(pool, 7)
+    pool = CallConnections(opener, per_connection=1, max_connections=2)
+    first, done_first = hold(pool, 2)  # both connections there may be are open and busy
+    more, done_more = hold(pool, 5)
     try:
         assert len(opener.opened) == 2
-        assert sorted(held.count(c) for c in opener.opened) == [3, 4]
+        assert sorted((first + more).count(c) for c in opener.opened) == [3, 4]
     finally:
-        done()
+        done_first()
+        done_more()
     for c in pool.drop_all():
         c.close()
 
