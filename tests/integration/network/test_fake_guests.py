@@ -131,6 +131,10 @@ async def test_fake_guests_dhcp_security_groups_and_spoofing(tmp_path):
                 assert ("lease.granted", port_b["id"]) in kinds and ("lease.released", port_a["id"]) in kinds
                 stats = (await admin.get(f"{N}/monostack-dhcp-stats"))["dhcp_stats"][bridge]
                 assert stats["dropped_unknown"] >= 1 and stats["errors"] == 0
+                # The daemon's edges are synchronous: its servers answer inside the socket's
+                # read callback, with no queue hop (appliance/dhcp/server.py).
+                dhcp = daemon.appliance.ctx.components.network.manager.dataplane._dhcp[bridge]
+                assert dhcp._inline and dhcp._queue.empty()
 
                 # Security groups with real TCP: b's group opens 8080 only.
                 server = await asyncio.create_subprocess_exec(
