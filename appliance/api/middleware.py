@@ -15,7 +15,6 @@ from aiohttp import web
 from appliance import request_context
 from appliance.api.util import client_source, ctx_of, is_public
 from appliance.errors import MonostackError, PayloadTooLarge, QuotaExceeded
-from appliance.objects.swift import trans_id
 
 log = logging.getLogger("monostack.api")
 
@@ -64,7 +63,13 @@ def _html(text: str) -> str:
 async def request_id_middleware(request: web.Request, handler):
     swift = _service_of(request.path) == "object"
     # Swift's clients and operators read the time back out of a `tx…` transaction id.
-    request_id = trans_id() if swift else "req-" + str(uuid.uuid4())
+    if swift:
+        # imported here: the Swift layer (and the object engine under it) costs a start
+        # that runs no object storage
+        from appliance.objects.swift import trans_id
+        request_id = trans_id()
+    else:
+        request_id = "req-" + str(uuid.uuid4())
     request["request_id"] = request_id
     try:
         response = await handler(request)
