@@ -8,7 +8,14 @@ Prints:
   2. rendered throughput: bytes in → last byte on screen, SerialConsole in an App run headless
      (App.run_test), as MB/s and as a ratio to raw pyte.Screen;
   3. max UI stall during a paced 200 KB/s flood (gap between 10 ms UI timer ticks; target < 50 ms)
-     and the time a key takes to reach the guest mid-flood.
+     and the time a key takes to reach the guest mid-flood;
+  4. keystroke → echo, side by side: the TUI's console and a raw aiohttp websocket client, each
+     typing into its own instance through the same daemon (in-process, libvirt
+     test:///default) and the same console proxy and websocket path, alternating keystrokes
+     (bounded: --keystrokes, --gap seconds apart). The guest's serial port is an echo (a tty
+     in echo mode without its own latency), so the ratio is what the TUI adds on top of the
+     wire. TUI: the Key event posted → a frame painted with the echo in it (rendered to the
+     bytes a terminal would get); raw: send_bytes → the echo frame received.
 Not collected by pytest (bench_*.py).
 """
 
@@ -17,13 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+from pathlib import Path
 from time import perf_counter
+from urllib.parse import urlsplit
 
 import pyte
 
 from tests.tui.console_apps import ConsoleTestApp, feed_paced, flood_payload, settle, wait_for
 from tui.widgets.console_transport import QueueTransport
 from tui.widgets.terminal_screen import ScrollbackScreen, XtermByteStream
+
+NOVA = {"OpenStack-API-Version": "compute 2.60"}
 
 
 def last_text(console) -> str:
@@ -94,14 +105,168 @@ async def flood_stall(rate: float, seconds: float, size: tuple[int, int]) -> dic
         }
 
 
+# -- keystroke → echo, the TUI against a raw websocket client, through the daemon ----------------
+
+class EchoGuest:
+    """A guest serial port that echoes every byte at once, as a tty in echo mode does (minus
+    the guest's own latency, so what is left is ours). One per instance; lives in the daemon's
+    loop, behind the daemon's real console proxy and websocket."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read(self) -> bytes:
+        return await self.queue.get()
+
+    async def write(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+
+    async def close(self) -> None:
+        self.queue.put_nowait(b"")
+
+
+def _boot_two(daemon) -> list[str]:
+    import subprocess
+    import tempfile
+
+    disk = Path(tempfile.mkdtemp()) / "echo.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+
+    async def boot(admin) -> list[str]:
+        image = await admin.post("/image/v2/images", {
+            "name": "echo", "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "public"})
+        await admin.upload("PUT", f"/image/v2/images/{image['id']}/file", disk.read_bytes())
+        ids = []
+        for name in ("tui-echo", "raw-echo"):
+            body = {"server": {"name": name, "imageRef": image["id"], "flavorRef": "1",
+                               "networks": "none"}}
+            ids.append((await admin.post("/compute/v2.1/servers", body, headers=NOVA))
+                       ["server"]["id"])
+        for _ in range(600):
+            states = [(await admin.get(f"/compute/v2.1/servers/{i}"))["server"]["status"]
+                      for i in ids]
+            if all(s == "ACTIVE" for s in states):
+                return ids
+            assert "ERROR" not in states, states
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"servers not ACTIVE: {states}")
+    return daemon.admin_do(boot)
+
+
+async def key_echo(daemon, server_ids: list[str], keystrokes: int, gap: float) -> dict:
+    """Alternate one keystroke in the TUI's console and one from a raw websocket client, each
+    to its own echo guest over the same daemon path; `gap` seconds between keystrokes (typing,
+    not a flood). TUI: Key event posted → the echo painted in a frame (rendered to terminal
+    bytes); raw: send_bytes → the echo received."""
+    import tempfile
+
+    import aiohttp
+    from textual import events
+
+    from tests.tui.harness import log_in
+    from tui.screens.console import ConsoleScreen
+
+    tui_id, raw_id = server_ids
+    app = daemon.make_app(Path(tempfile.mkdtemp()), live=False, refresh_seconds=3600)
+    tui, raw, received, applied = [], [], [], []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot)
+        app.open_console(tui_id, "tui-echo")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConsoleScreen)
+                       and app.screen.active_console is not None
+                       and str(app.screen.active_console.link_state) == "connected", timeout=15)
+        console = app.screen.active_console
+        await pilot.pause(0.2)
+        painted = asyncio.Event()
+        want = [0]
+        display = app._display
+
+        def paint(screen, renderable) -> None:
+            if renderable is not None:
+                renderable.render_segments(app.console)  # what a terminal driver would send
+            display(screen, renderable)
+            if console.bytes_rendered >= want[0]:
+                painted.set()
+        app._display = paint  # type: ignore[method-assign]
+
+        url = daemon.admin_do(lambda admin: admin.post(
+            f"/compute/v2.1/servers/{raw_id}/remote-consoles",
+            {"remote_console": {"protocol": "serial", "type": "serial"}}, headers=NOVA))
+        path = urlsplit(url["remote_console"]["url"])
+        connector = aiohttp.UnixConnector(path=str(daemon.socket))
+        async with aiohttp.ClientSession(connector=connector) as http, \
+                http.ws_connect(f"http://localhost{path.path}?{path.query}") as ws:
+            for i in range(keystrokes):
+                char = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+                want[0] = console.bytes_received + 1
+                painted.clear()
+                t0 = perf_counter()
+                app.post_message(events.Key(char, char))
+                while console.bytes_received < want[0]:
+                    await asyncio.sleep(0)
+                t_received = perf_counter()
+                await asyncio.wait_for(painted.wait(), 5)
+                tui.append((perf_counter() - t0) * 1000)
+                received.append((t_received - t0) * 1000)
+                await asyncio.sleep(gap)
+                t0 = perf_counter()
+                await ws.send_bytes(char.encode())
+                echo = b""
+                while char.encode() not in echo:
+                    msg = await asyncio.wait_for(ws.receive(), 5)
+                    assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                    echo += msg.data
+                raw.append((perf_counter() - t0) * 1000)
+                await asyncio.sleep(gap)
+        typed = "".join("abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(keystrokes))
+        shown = "".join(console.screen_lines).replace(" ", "")
+        assert typed[-20:] in shown, shown[-60:]
+    q = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))]  # noqa: E731
+    return {"keystrokes": keystrokes, "gap_s": gap,
+            "key_echo_ms": statistics.median(tui), "key_echo_p90_ms": q(tui, 0.9),
+            "key_received_ms": statistics.median(received),
+            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9)}
+
+
+def key_echo_side_by_side(keystrokes: int = 60, gap: float = 0.05) -> dict:
+    import tempfile
+
+    from tests.tui.harness import ThreadDaemon
+
+    daemon = ThreadDaemon(Path(tempfile.mkdtemp()), ["images", "compute"]).start()
+    try:
+        ids = _boot_two(daemon)
+        proxy = daemon.daemon.appliance.ctx.components.compute.console_proxy
+
+        async def echo_guest(instance_id: str) -> EchoGuest:
+            return EchoGuest()
+        proxy._open = echo_guest  # the guest's serial port; everything above it is real
+        return asyncio.run(key_echo(daemon, ids, keystrokes, gap))
+    finally:
+        daemon.stop()
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Also what `python -m tests.bench` calls (with the defaults)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=4.0, help="payload size for throughput")
     parser.add_argument("--rate", type=float, default=200_000, help="flood rate, bytes/s")
     parser.add_argument("--seconds", type=float, default=8.0, help="flood duration")
+    parser.add_argument("--keystrokes", type=int, default=60, help="keystrokes each side")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between keystrokes")
+    parser.add_argument("--echo-only", action="store_true", help="only keystroke → echo")
     args = parser.parse_args(argv or [])
     out: dict = {}
+    echo = key_echo_side_by_side(min(args.keystrokes, 500), args.gap)
+    out.update(echo)
+    print(f"keystroke → echo over {echo['keystrokes']} keys each, {args.gap * 1000:.0f} ms apart: "
+          f"TUI {echo['key_echo_ms']:.2f} ms (p90 {echo['key_echo_p90_ms']:.2f}; echo bytes in "
+          f"the widget at {echo['key_received_ms']:.2f}), raw websocket "
+          f"{echo['raw_key_echo_ms']:.2f} ms (p90 {echo['raw_key_echo_p90_ms']:.2f}): "
+          f"{echo['key_echo_ms'] / echo['raw_key_echo_ms']:.2f}x")
+    if args.echo_only:
+        return out
 
     payload, last_line = flood_payload(int(args.mb * 1024 * 1024))
     mb = len(payload) / 1e6

@@ -400,3 +400,42 @@ async def test_console_screen_opens_another_console_and_closes_one() -> None:
         await screen.close_console("3f2a-uuid")
         await wait_for(pilot, lambda: guests.current("3f2a-uuid").closed)
         assert screen.consoles == []
+
+
+# -- latency --------------------------------------------------------------------------------
+class _CountingExecutor:
+    """Stands in for the parse thread and counts what is sent there."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.jobs = 0
+
+    def submit(self, fn, *args):
+        self.jobs += 1
+        return self.inner.submit(fn, *args)
+
+    def shutdown(self, *args, **kwargs) -> None:
+        self.inner.shutdown(*args, **kwargs)
+
+
+async def test_an_echo_after_a_quiet_spell_is_drawn_without_the_parse_thread() -> None:
+    transport = QueueTransport()
+    app = ConsoleTestApp(transport)
+    async with app.run_test(size=(60, 10)) as pilot:
+        console = app.terminal
+        await pilot.pause(0.1)
+        counting = console._executor = _CountingExecutor(console._executor)
+        transport.feed(b"$ ")
+        await wait_for(pilot, lambda: row_text(console, 0).startswith("$ "))
+        await pilot.pause(0.05)  # a quiet frame: the next chunk is an echo, not a flood
+        pressed = console.bytes_rendered
+        transport.feed(b"l")
+        await wait_for(pilot, lambda: row_text(console, 0).startswith("$ l"))
+        assert console.bytes_rendered == pressed + 1
+        assert counting.jobs == 0
+        # A flood still parses off the loop: a chunk over INLINE_BYTES goes to the thread.
+        payload, last_line = flood_payload(64 * 1024)
+        transport.feed(payload)
+        await settle(pilot, console)
+        assert counting.jobs >= 1
+        assert [r for r in console.screen_lines if r.strip()][-1].rstrip() == last_line

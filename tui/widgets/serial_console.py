@@ -12,6 +12,9 @@ How the bytes flow, and why:
   the UI; each executor call is time-bounded so frames keep coming during a flood.
 - Frames are coalesced: whatever arrived since the last tick is drawn once; rows whose Strip
   object did not change are not repainted (pyte's dirty set decides which Strips are rebuilt).
+- Typing stays close to the wire: after a quiet frame, a small chunk (an echoed key) is parsed
+  on the loop and its frame applied at once, without the executor and ticker hops
+  (INLINE_BYTES; tests/bench/bench_console.py measures keystroke → echo against a raw client).
 - Every key goes to the guest, including the ones the app binds (ctrl+q, ctrl+c, ctrl+p, tab):
   `check_consume_key` tells Textual this widget consumes them. The one exception is the escape
   chord Ctrl+]: then `n`/`p` post NextConsole/PreviousConsole, Ctrl+] again sends a literal ^],
@@ -67,6 +70,12 @@ class SerialConsole(Widget, can_focus=True):
     HIGH_WATER = 1024 * 1024
     #: Repaints per second at most.
     MAX_FPS = 60
+    #: Guest output up to this size that arrives while nothing is waiting to be parsed and
+    #: nothing was drawn for a frame (an echoed keystroke, a prompt) is parsed on the event
+    #: loop (tens of µs) and drawn at once: two thread hops and a timer tick less on every
+    #: echo. Anything bigger, behind other output, or within a frame of the last one (a flood
+    #: of small chunks) takes the executor path above, so a flood never parses on the loop.
+    INLINE_BYTES = 256
     #: On the first console mount, move everything alive (modules, the app, its screens) into
     #: the GC's permanent generation. Why: during a flood a full collection of a Textual app's
     #: heap measured 60-150 ms on this 2-core host — a UI stall — and ~32 ms max with the
@@ -138,6 +147,7 @@ class SerialConsole(Widget, can_focus=True):
         self._room.set()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._feeding = False
+        self._last_apply = 0.0
         self._ticker: Timer | None = None
         self._chord_timer: Timer | None = None
         self._line_cache: dict[int, tuple[Any, ...]] = {}
@@ -196,7 +206,7 @@ class SerialConsole(Widget, can_focus=True):
             SerialConsole._gc_frozen = True
             gc.freeze()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serial-console")
-        self._ticker = self.set_interval(1 / self.MAX_FPS, self._apply_frame, pause=True)
+        self._ticker = self.set_interval(1 / self.MAX_FPS, self._tick, pause=True)
         subscribe = getattr(self.transport, "subscribe", None)
         if callable(subscribe):
             subscribe(self._on_link_state)
@@ -240,8 +250,12 @@ class SerialConsole(Widget, can_focus=True):
                     data, reason = b"", f"{type(error).__name__}: {error}"
                 if not data:
                     break
-                self._inbox += data
                 self.bytes_received += len(data)
+                if (len(data) <= self.INLINE_BYTES and not self._inbox and not self._feeding
+                        and monotonic() - self._last_apply >= 1 / self.MAX_FPS):
+                    self._feed_inline(data)
+                    continue
+                self._inbox += data
                 self._data_ready.set()
                 if len(self._inbox) >= self.HIGH_WATER:
                     self._room.clear()
@@ -275,6 +289,18 @@ class SerialConsole(Widget, can_focus=True):
             for reply in result.replies:
                 self.send(reply.encode())
 
+    def _feed_inline(self, data: bytes) -> None:
+        """Parse a small chunk here on the loop (see INLINE_BYTES); the model's lock makes a
+        resize running in the executor wait its turn, briefly."""
+        result = self._model.feed(data, self.FEED_BUDGET)
+        self.bytes_parsed += result.consumed
+        if result.consumed < len(data):
+            self._inbox += data[result.consumed :]
+            self._data_ready.set()
+        self._offer_frame(result.frame)
+        for reply in result.replies:
+            self.send(reply.encode())
+
     async def _write_loop(self) -> None:
         while True:
             data = await self._outbox.get()
@@ -294,8 +320,17 @@ class SerialConsole(Widget, can_focus=True):
         if self._pending_frame is None or frame.generation > self._pending_frame.generation:
             self._pending_frame = frame
             self._pending_parsed = self.bytes_parsed
-        if self._ticker is not None:
+        if monotonic() - self._last_apply >= 1 / self.MAX_FPS:
+            self._apply_frame()  # quiet until now: draw at once (a burst coalesces below)
+        elif self._ticker is not None:
             self._ticker.resume()
+
+    def _tick(self) -> None:
+        """The ticker's beat; skipped when a frame was applied directly moments ago, so direct
+        and ticked frames together stay within MAX_FPS."""
+        if self._pending_frame is not None and monotonic() - self._last_apply < 0.9 / self.MAX_FPS:
+            return
+        self._apply_frame()
 
     def _apply_frame(self) -> None:
         frame = self._pending_frame
@@ -304,6 +339,7 @@ class SerialConsole(Widget, can_focus=True):
                 self._ticker.pause()
             return
         self._pending_frame = None
+        self._last_apply = monotonic()
         old = self._frame
         self._frame = frame
         self.bytes_rendered = self._pending_parsed
