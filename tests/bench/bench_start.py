@@ -14,6 +14,8 @@ host, the floors any start pays:
   * on qemu:///system with an empty state: cold (no KVM probe verdict cached: where KVM cannot
     run guests the probe waits its whole timeout) and warm (the verdict cached). Goal: warm
     ≤ 3 s to answering.
+  * every component on qemu:///system, warm: what an installed appliance pays (network
+    builds its namespace, bridges, nftables and DHCP listeners before the API answers).
   * on test:///default with 1,000 instances in state (ACTIVE, so reconciliation starts 1,000
     domains on every start: the test driver keeps none across connections). Goal: ≤ 5 s to
     answering, settled whenever reconciliation is done. The 1,000 records are one real
@@ -142,6 +144,28 @@ def _side_by_side(base: Path, start: Callable[[], tuple[float, float]]) -> dict[
             "settled_s": settled, "answering_vs_app_floor": answering / app}
 
 
+def _all_components_runs(base: Path) -> dict[str, object]:
+    """Every component, as an installed appliance runs (network builds its namespace, bridges,
+    nftables and DHCP listeners before the API answers), warm."""
+    cfg, config = write_config(base, extra={"compute": {"libvirt_uri": "qemu:///system"}})
+    run_init(cfg)
+    daemon = DaemonProcess(cfg, config)
+    try:
+        _timed_start(daemon)  # the KVM probe's verdict cached
+        _stop(daemon)
+
+        def warm() -> tuple[float, float]:
+            try:
+                return _timed_start(daemon)
+            finally:
+                _stop(daemon)
+
+        return _side_by_side(base, warm)
+    finally:
+        _stop(daemon)
+        remove_namespace(config)
+
+
 def _system_runs(base: Path) -> dict[str, object]:
     cfg, config = write_config(base, components=COMPONENTS,
                                extra={"compute": {"libvirt_uri": "qemu:///system"}})
@@ -239,6 +263,7 @@ def run() -> dict[str, object]:
                         "appliance.images.component, appliance.compute.component"],
                        cwd=ROOT, env=_ENV, check=True)
         system = _system_runs(base / "system")
+        every = _all_components_runs(base / "all")
         loaded = _loaded_runs(base / "loaded")
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -246,18 +271,18 @@ def run() -> dict[str, object]:
         ("qemu:///system, empty, cold probe: answering", system["cold_answering_s"], None),
         ("qemu:///system, empty, cold probe: settled", system["cold_settled_s"], None),
     ]
-    for label, side in (("qemu:///system, empty, warm", system),
-                        (f"test driver, {INSTANCES} instances", loaded)):
+    for label, side, goal in (("qemu:///system, empty, warm", system, " (goal ≤ 3 s)"),
+                              ("every component, qemu:///system, warm", every, ""),
+                              (f"test driver, {INSTANCES} instances", loaded, " (goal ≤ 5 s)")):
         app = side["app_floor_s"]
-        goal = "3" if side is system else "5"
         rows += [(f"{label}: app floor (minimal aiohttp)", app, None),
                  (f"{label}: import floor (daemon's modules)", side["import_floor_s"], app),
-                 (f"{label}: answering (goal ≤ {goal} s)", side["answering_s"], app),
+                 (f"{label}: answering{goal}", side["answering_s"], app),
                  (f"{label}: settled", side["settled_s"], app)]
     for label, seconds, against in rows:
         ratio = f"{seconds / against:6.2f}× app floor" if against else ""
         print(f"   {label:<62} {seconds:7.2f} s  {ratio}")
-    return {"system": system, "loaded": loaded}
+    return {"system": system, "all_components": every, "loaded": loaded}
 
 
 if __name__ == "__main__":
