@@ -223,3 +223,25 @@ async def test_theme_toggle_is_remembered(tui_daemon, tmp_path):
 def test_no_color_is_respected(tui_daemon, tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert tui_daemon.make_app(tmp_path).no_color
+
+
+async def test_a_login_screen_mounted_without_its_fields_ends_quietly():
+    """A web console's spare session asked to quit while it starts mounts its login screen
+    without the fields: focusing one must not print a traceback into the console's log."""
+    from textual.app import App
+
+    from tui.screens.login import LoginScreen
+
+    class Bare(LoginScreen):
+        def compose(self):
+            yield from ()
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(Bare("admin"))
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, Bare)
+    assert app.return_code in (None, 0)

@@ -66,7 +66,10 @@ class LoginScreen(Screen):
             yield Button("Log in", id="login", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#password" if self.user else "#user", Input).focus()
+        # query, not query_one: a session quit while it starts (a web console's spare at
+        # shutdown) mounts without its fields, and must end quietly
+        for field in self.query("#password" if self.user else "#user").results(Input):
+            field.focus()
 
     def action_next_or_submit(self) -> None:
         order = ["user", "password", "project"]
