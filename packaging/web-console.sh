@@ -86,13 +86,15 @@ enable_web_console_systemd() {
 }
 
 web_start_command() {
-  # setsid, nohup, setpriv and env all exec: the pid the shell gets is the console's own.
-  setsid nohup setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --init-groups \
+  # The subshell, setsid, nohup, setpriv and env all exec: the pid the shell gets is the
+  # console's own. It runs from / (the installer's directory may be root's own, which the
+  # console's user, and the TUI sessions it starts there, cannot read).
+  (cd / && exec setsid nohup setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --init-groups \
     --no-new-privs --inh-caps=-all \
     env -i HOME="$WEB_RUN" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
     "$PREFIX/venv/bin/monostack" web --listen "$WEB_LISTEN" --socket "$WEB_SOCKET" \
       --cert "$ETC/tls/server.crt" --key "$WEB_RUN/server.key" \
-      --max-sessions "$WEB_MAX_SESSIONS" >> "$WEB_LOG" 2>&1 < /dev/null &
+      --max-sessions "$WEB_MAX_SESSIONS") >> "$WEB_LOG" 2>&1 < /dev/null &
   echo $! > "$WEB_RUN/web.pid"
 }
 

@@ -59,7 +59,8 @@ def root(tmp_path):
     prefix = tmp_path / "opt"
     (prefix / "venv/bin").mkdir(parents=True)
     shim = prefix / "venv/bin/monostack"  # the installed program: this checkout's
-    shim.write_text(f"#!/bin/sh\ncd {REPO} && exec {sys.executable} -m appliance \"$@\"\n")
+    shim.write_text(f"#!/bin/sh\npwd > {tmp_path}/started-in\n"
+                    f"cd {REPO} && exec {sys.executable} -m appliance \"$@\"\n")
     shim.chmod(0o755)
     etc = tmp_path / "etc"
     ensure_tls(etc / "tls", ["localhost"])
@@ -143,6 +144,7 @@ def test_without_systemd_it_starts_once_as_an_unprivileged_user_and_status_sees_
         # the pid is the console's own, with a clean environment and its own copy of the key
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert b"web" in cmdline and listen.encode() in cmdline
+        assert (root / "started-in").read_text().strip() == "/"  # not the installer's cwd
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"HOME={root}/run-web".encode() in environ and b"CALLS" not in b" ".join(environ)
         key = root / "run-web/server.key"
