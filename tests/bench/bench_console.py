@@ -16,6 +16,9 @@ Prints:
      in echo mode without its own latency), so the ratio is what the TUI adds on top of the
      wire. TUI: the Key event posted → a frame painted with the echo in it (rendered to the
      bytes a terminal would get); raw: send_bytes → the echo frame received.
+  5. the same into a real TCG guest's shell (qemu:///system, the test guest image; skip with
+     --no-tcg-guest): one console has one writer, so the raw client types its block, leaves,
+     then the TUI types its block; the domain is deleted whatever happens.
 Not collected by pytest (bench_*.py).
 """
 
@@ -35,6 +38,7 @@ from tui.widgets.console_transport import QueueTransport
 from tui.widgets.terminal_screen import ScrollbackScreen, XtermByteStream
 
 NOVA = {"OpenStack-API-Version": "compute 2.60"}
+KEYS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def last_text(console) -> str:
@@ -247,6 +251,177 @@ def key_echo_side_by_side(keystrokes: int = 60, gap: float = 0.05) -> dict:
         daemon.stop()
 
 
+async def _raw_block(daemon, server_id: str, keystrokes: int, gap: float) -> list[float]:
+    """A raw aiohttp websocket client on the guest's console: key sent → its echo received."""
+    import aiohttp
+
+    url = daemon.admin_do(lambda admin: admin.post(
+        f"/compute/v2.1/servers/{server_id}/remote-consoles",
+        {"remote_console": {"protocol": "serial", "type": "serial"}}, headers=NOVA))
+    path = urlsplit(url["remote_console"]["url"])
+    raw = []
+    connector = aiohttp.UnixConnector(path=str(daemon.socket))
+    async with aiohttp.ClientSession(connector=connector) as http, \
+            http.ws_connect(f"http://localhost{path.path}?{path.query}") as ws:
+        await ws.send_bytes(b"\x15\r")
+        await asyncio.sleep(1.0)
+        while True:  # drain the prompt
+            try:
+                await asyncio.wait_for(ws.receive(), 0.3)
+            except TimeoutError:
+                break
+        for i in range(keystrokes):
+            char = KEYS[i % len(KEYS)].encode()
+            t0 = perf_counter()
+            await ws.send_bytes(char)
+            echo = b""
+            while char not in echo:
+                msg = await asyncio.wait_for(ws.receive(), 5)
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                echo += msg.data
+            raw.append((perf_counter() - t0) * 1000)
+            await asyncio.sleep(gap)
+        await ws.send_bytes(b"\x15")
+    await asyncio.sleep(1.0)  # the hub lets the next client write once this one has left
+    return raw
+
+
+async def key_echo_real_guest(daemon, server_id: str, keystrokes: int, gap: float) -> dict:
+    """The same two clients on one real TCG guest's shell. One console has one writer, so they
+    take turns: a raw block, the TUI's block, another raw block (the raw median is over both,
+    bracketing the TUI's in time); Ctrl+U clears the line after each. Inside the TUI's block
+    its own websocket is timed too (key written → echo read), so each TUI keystroke also has
+    its wire time beside it."""
+    import tempfile
+
+    from textual import events
+
+    from tests.tui.harness import log_in
+    from tui.screens.console import ConsoleScreen
+
+    raw = await _raw_block(daemon, server_id, keystrokes // 2, gap)
+    tui, wire = [], []
+    app = daemon.make_app(Path(tempfile.mkdtemp()), live=False, refresh_seconds=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot)
+        app.open_console(server_id, "guest")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConsoleScreen)
+                       and app.screen.active_console is not None
+                       and str(app.screen.active_console.link_state) == "connected", timeout=15)
+        console = app.screen.active_console
+        await pilot.pause(1.0)
+        painted = asyncio.Event()
+        want = [0]
+        display = app._display
+
+        def paint(screen, renderable) -> None:
+            if renderable is not None:
+                renderable.render_segments(app.console)
+            display(screen, renderable)
+            if console.bytes_rendered >= want[0]:
+                painted.set()
+        app._display = paint  # type: ignore[method-assign]
+        link = console.transport._inner  # the TUI's own websocket to the daemon
+        stamps: dict[str, float] = {}
+        link_write, link_read = link.write, link.read
+
+        async def timed_write(data: bytes) -> None:
+            stamps.setdefault("write", perf_counter())
+            await link_write(data)
+
+        async def timed_read() -> bytes:
+            data = await link_read()
+            stamps.setdefault("read", perf_counter())
+            return data
+        link.write, link.read = timed_write, timed_read
+        for i in range(keystrokes + 1):  # the first only arms the timed read
+            char = KEYS[i % len(KEYS)]
+            want[0] = console.bytes_received + 1
+            painted.clear()
+            stamps.clear()
+            t0 = perf_counter()
+            app.post_message(events.Key(char, char))
+            await asyncio.wait_for(painted.wait(), 5)
+            if i:
+                tui.append((perf_counter() - t0) * 1000)
+                wire.append((stamps["read"] - stamps["write"]) * 1000)
+            await asyncio.sleep(gap)
+        shown = "".join(console.screen_lines).replace(" ", "")
+        typed = "".join(KEYS[i % len(KEYS)] for i in range(keystrokes + 1))
+        assert typed[-20:] in shown, shown[-80:]
+        app.post_message(events.Key("ctrl+u", None))
+        await pilot.pause(0.2)
+    await asyncio.sleep(1.0)
+    raw += await _raw_block(daemon, server_id, keystrokes - keystrokes // 2, gap)
+    q = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))]  # noqa: E731
+    return {"keystrokes": keystrokes, "gap_s": gap,
+            "key_echo_ms": statistics.median(tui), "key_echo_p90_ms": q(tui, 0.9),
+            "key_echo_own_wire_ms": statistics.median(wire),
+            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9)}
+
+
+def key_echo_tcg_guest(keystrokes: int = 60, gap: float = 0.05,
+                       boot_timeout: float = 240.0) -> dict:
+    """Boot the test guest image under TCG (qemu:///system) through the daemon, wait for its
+    shell, measure, and delete the domain whatever happens."""
+    import shutil
+    import tempfile
+    import time
+    import uuid
+
+    from tests.guest_image import PROMPT, READY_MARKER, TEST_ROOT, ensure_guest_image, \
+        make_traversable_dir
+    from tests.tui.harness import ThreadDaemon
+
+    image = ensure_guest_image().qcow2
+    qemu_dir = make_traversable_dir(TEST_ROOT / f"bench-echo-{uuid.uuid4().hex[:8]}")
+    daemon = ThreadDaemon(Path(tempfile.mkdtemp()), ["images", "compute"], extra={
+        "compute": {"libvirt_uri": "qemu:///system", "instances_dir": str(qemu_dir / "inst"),
+                    "reserved_host_memory_mb": 0},
+        "storage": {"images_dir": str(qemu_dir / "images")}}).start()
+    made: list[str] = []
+    try:
+        async def boot(admin) -> None:
+            body = await admin.post("/image/v2/images", {
+                "name": "guest", "disk_format": "qcow2", "container_format": "bare"})
+            await admin.upload("PUT", f"/image/v2/images/{body['id']}/file", image.read_bytes())
+            flavor = (await admin.post("/compute/v2.1/flavors", {"flavor": {
+                "name": "bench-echo", "ram": 256, "vcpus": 1, "disk": 1}}, headers=NOVA))
+            server = (await admin.post("/compute/v2.1/servers", {"server": {
+                "name": f"bench-echo-{uuid.uuid4().hex[:6]}", "imageRef": body["id"],
+                "flavorRef": flavor["flavor"]["id"], "networks": "none"}}, headers=NOVA))
+            made.append(server["server"]["id"])
+        daemon.admin_do(boot)
+        deadline = time.monotonic() + boot_timeout
+
+        async def output(admin) -> str:
+            body = await admin.post(f"/compute/v2.1/servers/{made[0]}/action",
+                                    {"os-getConsoleOutput": {}}, headers=NOVA)
+            return body.get("output", "")
+        while True:
+            text = daemon.admin_do(output)
+            if READY_MARKER in text and PROMPT in text:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"guest did not boot in {boot_timeout:.0f} s")
+            time.sleep(1)
+        return asyncio.run(key_echo_real_guest(daemon, made[0], keystrokes, gap))
+    finally:
+        async def clean(admin) -> None:
+            manager = daemon.daemon.appliance.ctx.components.compute.manager
+            for sid in made:
+                try:
+                    await manager.delete(sid)
+                except Exception:
+                    pass
+            await manager.wait_idle(60)
+        try:
+            daemon.admin_do(clean)
+        finally:
+            daemon.stop()
+            shutil.rmtree(qemu_dir, ignore_errors=True)
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Also what `python -m tests.bench` calls (with the defaults)."""
     parser = argparse.ArgumentParser()
@@ -256,6 +431,8 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--keystrokes", type=int, default=60, help="keystrokes each side")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between keystrokes")
     parser.add_argument("--echo-only", action="store_true", help="only keystroke → echo")
+    parser.add_argument("--no-tcg-guest", dest="tcg_guest", action="store_false",
+                        help="skip keystroke → echo into a real TCG guest's shell (boots one)")
     args = parser.parse_args(argv or [])
     out: dict = {}
     echo = key_echo_side_by_side(min(args.keystrokes, 500), args.gap)
@@ -265,6 +442,20 @@ def run(argv: list[str] | None = None) -> dict:
           f"the widget at {echo['key_received_ms']:.2f}), raw websocket "
           f"{echo['raw_key_echo_ms']:.2f} ms (p90 {echo['raw_key_echo_p90_ms']:.2f}): "
           f"{echo['key_echo_ms'] / echo['raw_key_echo_ms']:.2f}x")
+    real = None
+    if args.tcg_guest:
+        try:
+            real = key_echo_tcg_guest(min(args.keystrokes, 500), args.gap)
+        except Exception as exc:  # no qemu:///system, no guest image: the echo side still counts
+            out["tcg_guest"] = {"error": repr(exc)}
+            print(f"keystroke → echo into a TCG guest: failed: {exc!r}")
+    if real is not None:
+        out["tcg_guest"] = real
+        print(f"keystroke → echo into a TCG guest's shell, {real['keystrokes']} keys each: TUI "
+              f"{real['key_echo_ms']:.2f} ms (p90 {real['key_echo_p90_ms']:.2f}; its own websocket"
+              f" round trip {real['key_echo_own_wire_ms']:.2f}), raw websocket "
+              f"{real['raw_key_echo_ms']:.2f} ms (p90 {real['raw_key_echo_p90_ms']:.2f}): "
+              f"{real['key_echo_ms'] / real['raw_key_echo_ms']:.2f}x")
     if args.echo_only:
         return out
 
