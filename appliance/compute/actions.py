@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.request_context import current
-from appliance.state import Repository, Store
+from appliance.state import FieldIndex, Repository, Store, from_doc
 
 MAX_PER_INSTANCE = 100
 
@@ -72,10 +72,16 @@ class InstanceAction:
 class ActionLog:
     def __init__(self, store: Store) -> None:
         self.repo = Repository(store, "instance_actions", InstanceAction)
+        #: instance id → its action ids: recording an action trims that server's list, and
+        #: scanning every server's actions made each create cost more as servers were added
+        self._by_instance = FieldIndex(store, self.repo.table, lambda d: d.get("instance_id"))
+
+    def _of(self, instance_id: str) -> list[InstanceAction]:
+        return [from_doc(InstanceAction, d) for d in self._by_instance.docs(instance_id)]
 
     def of_instance(self, instance_id: str) -> list[InstanceAction]:
         """Newest first, as Nova lists them."""
-        items = self.repo.list(lambda a: a.instance_id == instance_id)
+        items = self._of(instance_id)
         return sorted(items, key=lambda a: (a.start_time, a.id), reverse=True)
 
     def get(self, instance_id: str, request_id: str) -> InstanceAction | None:
@@ -122,11 +128,10 @@ class ActionLog:
 
     def forget_ops(self, instance_id: str) -> list[Any]:
         return [self.repo.delete_op(a.id)
-                for a in self.repo.list(lambda a: a.instance_id == instance_id)]
+                for a in self._of(instance_id)]
 
     def _trim_ops(self, instance_id: str) -> list[Any]:
-        items = sorted(self.repo.list(lambda a: a.instance_id == instance_id),
-                       key=lambda a: a.start_time)
+        items = sorted(self._of(instance_id), key=lambda a: (a.start_time, a.id))
         return [self.repo.delete_op(a.id) for a in items[:max(0, len(items) + 1
                                                             - MAX_PER_INSTANCE)]]
 

@@ -67,6 +67,7 @@ from appliance.compute.resize import Resizes, check_resize
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
 from appliance.compute.snapshot import Snapshots
 from appliance.compute.volume_attach import VolumeAttachments
+from appliance.compute.usage import ProjectUsage
 from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
 from appliance.errors import (
     BadRequest,
@@ -119,6 +120,7 @@ class ComputeManager:
         self.tasks: Repository[Task] = Repository(ctx.store, "compute_tasks", Task)
         self.quotas: Repository[QuotaSet] = Repository(ctx.store, "compute_quotas", QuotaSet)
         self.actions = ActionLog(ctx.store)
+        self.usage = ProjectUsage(ctx.store, self.instances.table)
         self.passwords = InstancePasswords(ctx.store)
         self.instances_dir = Path(self.config.instances_dir)
         self.scheduler: Scheduler | None = None
@@ -317,9 +319,7 @@ class ComputeManager:
         return {**DEFAULT_QUOTAS, **(qs.limits if qs else {})}
 
     def quota_usage(self, project_id: str) -> dict[str, int]:
-        mine = self.instances.docs(project_id=project_id)
-        return {"instances": len(mine), "cores": sum(int(d["flavor"]["vcpus"]) for d in mine),
-                "ram": sum(int(d["flavor"]["ram"]) for d in mine)}
+        return self.usage.of(project_id)
 
     def reserve_instances(self, project_id: str, flavor: dict[str, Any],
                           count: int) -> Reservation:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from operator import attrgetter
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -16,6 +17,7 @@ from appliance.api.compute.common import (
     server_name,
 )
 from appliance.api.compute.flavors import find_flavor
+from appliance.api.compute.listing import server_bodies
 from appliance.api.compute.views import (
     ServerViews,
     addresses_view,
@@ -24,7 +26,15 @@ from appliance.api.compute.views import (
 )
 from appliance.api.schemas import compute as schemas
 from appliance.api.schemas.types import MAX_LIMIT, as_int, nova_bool
-from appliance.api.util import auth_of, authorize, ctx_of, json_answer, public, query_bool
+from appliance.api.util import (
+    auth_of,
+    authorize,
+    ctx_of,
+    json_answer,
+    json_bytes,
+    public,
+    query_bool,
+)
 from appliance.api.validation import valid_body, valid_query, validate
 from appliance.compute.records import Instance, PowerState, TaskState, VmState
 from appliance.compute.service import NewRootVolume, RootVolume, ServerCreate
@@ -128,10 +138,11 @@ def _visible(request: web.Request) -> list[Instance]:
     manager = component(request).manager
     all_tenants = q.get("all_tenants") not in (None, "0", "false", "False")
     project = q.get("project_id") or q.get("tenant_id")
+    everyone = server_bodies(request).records(manager.instances)
     if auth.is_admin and (all_tenants or project):
-        items = manager.instances.list(lambda i: project is None or i.project_id == project)
+        items = [i for i in everyone if project is None or i.project_id == project]
     else:
-        items = manager.instances.list(lambda i: i.project_id == auth.project_id)
+        items = [i for i in everyone if i.project_id == auth.project_id]
     if query_bool(q.get("deleted")) is True:
         return []
     if "name" in q:
@@ -165,7 +176,7 @@ def _visible(request: web.Request) -> list[Instance]:
     if key not in ("created_at", "updated_at", "display_name", "name", "uuid", "id"):
         key = "created_at"
     attr = {"display_name": "name", "uuid": "id"}.get(key, key)
-    items.sort(key=lambda i: (getattr(i, attr), i.id), reverse=reverse)
+    items.sort(key=attrgetter(attr, "id"), reverse=reverse)  # C-level: 1,000 servers
     return items
 
 
@@ -197,8 +208,7 @@ def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Resp
         limit = min(int(q["limit"]), MAX_LIMIT)
         items = items[:limit]
     views = ServerViews(request)
-    view = views.detail if detail else views.summary
-    body: dict[str, Any] = {"servers": [view(i) for i in items]}
+    body: dict[str, Any] = {} if detail else {"servers": [views.summary(i) for i in items]}
     if limit is not None and items and len(items) == limit:
         params = {k: v for k, v in q.items() if k != "marker"}
         params["marker"] = items[-1].id
@@ -206,7 +216,13 @@ def _page(request: web.Request, items: list[Instance], detail: bool) -> web.Resp
         suffix = "/detail" if detail else ""
         body["servers_links"] = [{"rel": "next",
                                   "href": f"{base_url(request)}/servers{suffix}?{qs}"}]
-    return json_answer(body)
+    if not detail:
+        return json_answer(body)
+    # the bodies come encoded (listing.py): the page is their concatenation
+    servers = b"[" + b",".join(server_bodies(request).details(views, items)) + b"]"
+    links = b"," + json_bytes(body)[1:] if body else b"}"
+    return web.Response(body=b'{"servers":' + servers + links, content_type="application/json",
+                        charset="utf-8")
 
 
 async def list_servers(request: web.Request) -> web.Response:

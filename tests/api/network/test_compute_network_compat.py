@@ -9,7 +9,7 @@ from appliance.errors import BadRequest, NotFound
 from tests.api.compute.conftest import wait_status
 from tests.api.network.conftest import needs_root
 from tests.compute_support import COMPONENTS as IMAGE_COMPONENTS, TEST_IMAGE_ID, seed_test_image
-from tests.daemon import InProcessDaemon, write_config
+from tests.daemon import InProcessDaemon, wait_for, write_config
 
 pytestmark = needs_root
 NETWORK = "network"
@@ -104,3 +104,70 @@ async def test_floating_ips_appear_in_addresses_and_ips(cloud):
     await client.put(f"{N}/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
     addrs = (await client.get(f"{C}/servers/{sid}"))["server"]["addresses"]["private"]
     assert [a["OS-EXT-IPS:type"] for a in addrs] == ["fixed"]
+
+
+async def _listed_equals_shown(client, sid, version="2.60"):
+    """The server's body in /servers/detail (kept between listings) is the one GET
+    /servers/{id} builds afresh; returns it."""
+    hdr = {"OpenStack-API-Version": f"compute {version}"}
+    listed = [s for s in (await client.get(f"{C}/servers/detail", headers=hdr))["servers"]
+              if s["id"] == sid]
+    shown = (await client.get(f"{C}/servers/{sid}", headers=hdr))["server"]
+    assert listed == [shown]
+    return shown
+
+
+async def test_server_listing_shows_each_change_at_the_very_next_get(cloud):
+    daemon, client = cloud
+    await client.post(f"{N}/security-groups", {"security_group": {"name": "web"}})
+    sid = await _boot(client, "cached-vm")
+    other = await _boot(client, "bystander")
+    for version in ("2.1", "2.47", "2.60"):  # every way of showing it is built, then kept
+        await _listed_equals_shown(client, sid, version)
+    before = await _listed_equals_shown(client, other)
+
+    await client.post(f"{C}/servers/{sid}/metadata", {"metadata": {"role": "db"}})
+    assert (await _listed_equals_shown(client, sid))["metadata"] == {"role": "db"}
+    await client.put(f"{C}/servers/{sid}", {"server": {"name": "renamed"}})
+    assert (await _listed_equals_shown(client, sid))["name"] == "renamed"
+    await client.put(f"{C}/servers/{sid}/tags/blue", None,
+                     headers={"OpenStack-API-Version": "compute 2.60"})
+    assert (await _listed_equals_shown(client, sid))["tags"] == ["blue"]
+
+    await client.post(f"{C}/servers/{sid}/action", {"os-stop": None})
+    await wait_status(client, sid, "SHUTOFF")
+    assert (await _listed_equals_shown(client, sid))["status"] == "SHUTOFF"
+    assert (await _listed_equals_shown(client, sid, "2.1"))["status"] == "SHUTOFF"
+
+    # the port's groups change (a NIC hot-plug the test driver cannot do)
+    await client.post(f"{C}/servers/{sid}/action", {"addSecurityGroup": {"name": "web"}})
+    assert {g["name"] for g in (await _listed_equals_shown(client, sid))["security_groups"]} \
+        == {"default", "web"}
+
+    # a floating IP: held by the network, not by the server's record
+    private = (await client.get(f"{N}/networks?name=private"))["networks"][0]
+    ext = (await client.post(f"{N}/networks", {"network": {
+        "name": "public", "router:external": True}}))["network"]
+    await client.post(f"{N}/subnets", {"subnet": {"network_id": ext["id"], "ip_version": 4,
+                                                  "cidr": "203.0.113.0/24"}})
+    router = (await client.post(f"{N}/routers", {"router": {
+        "name": "r", "external_gateway_info": {"network_id": ext["id"]}}}))["router"]
+    await client.put(f"{N}/routers/{router['id']}/add_router_interface",
+                     {"subnet_id": private["subnets"][0]})
+    port = next(p for p in (await client.get(f"{N}/ports?device_id={sid}"))["ports"]
+                if p["network_id"] == private["id"])
+    fip = (await client.post(f"{N}/floatingips", {"floatingip": {
+        "floating_network_id": ext["id"], "port_id": port["id"]}}))["floatingip"]
+    addrs = (await _listed_equals_shown(client, sid))["addresses"]["private"]
+    assert fip["floating_ip_address"] in [a["addr"] for a in addrs]
+    await client.put(f"{N}/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
+    addrs = (await _listed_equals_shown(client, sid))["addresses"]["private"]
+    assert [a["OS-EXT-IPS:type"] for a in addrs] == ["fixed"]
+
+    await client.delete(f"{C}/servers/{sid}")
+
+    async def gone():
+        listed = (await client.get(f"{C}/servers/detail"))["servers"]
+        return sid not in [s["id"] for s in listed]
+    await wait_for(gone, timeout=30, interval=0.05)
+    assert await _listed_equals_shown(client, other) == before  # untouched throughout

@@ -1,0 +1,54 @@
+"""Indexes the store keeps current: each answer equals a scan of the table, after any change."""
+import random
+
+from appliance.compute.usage import ProjectUsage
+from appliance.state import FieldIndex, Put, Store
+from appliance.state.store import Delete
+
+
+async def _store(tmp_path) -> Store:
+    s = Store(tmp_path)
+    await s.open()
+    return s
+
+
+def _scan_usage(store: Store, project: str) -> dict[str, int]:
+    mine = [d for d in store.all("instances") if d["project_id"] == project]
+    return {"instances": len(mine), "cores": sum(d["flavor"]["vcpus"] for d in mine),
+            "ram": sum(d["flavor"]["ram"] for d in mine)}
+
+
+async def test_field_index_and_usage_equal_a_scan_through_puts_moves_and_deletes(tmp_path):
+    store = await _store(tmp_path)
+    await store.commit([Put("instances", "pre", {"id": "pre", "project_id": "p1",
+                                                 "flavor": {"vcpus": 2, "ram": 64}})])
+    by_project = FieldIndex(store, "instances", lambda d: d.get("project_id"))
+    usage = ProjectUsage(store, "instances")
+    assert by_project.ids("p1") == {"pre"}  # built from what the table already held
+    assert usage.of("p1") == {"instances": 1, "cores": 2, "ram": 64}
+    rng = random.Random(7)
+    ids = [f"i{n}" for n in range(30)]
+    for _ in range(300):
+        id = rng.choice(ids)
+        if rng.random() < 0.25:
+            await store.commit([Delete("instances", id)])
+        else:  # a new server, a resize, or a move to another project
+            await store.commit([Put("instances", id, {
+                "id": id, "project_id": rng.choice(["p1", "p2", "p3"]),
+                "flavor": {"vcpus": rng.randint(1, 8), "ram": rng.choice([16, 512, 2048])}})])
+        for project in ("p1", "p2", "p3", "nobody"):
+            assert usage.of(project) == _scan_usage(store, project)
+            assert by_project.ids(project) == {d["id"] for d in store.all("instances")
+                                               if d["project_id"] == project}
+    await store.close()
+
+
+async def test_field_index_answers_a_copy_the_caller_may_change_the_table_under(tmp_path):
+    store = await _store(tmp_path)
+    index = FieldIndex(store, "actions", lambda d: d["instance_id"])
+    await store.commit([Put("actions", f"a{n}", {"id": f"a{n}", "instance_id": "x"})
+                        for n in range(5)])
+    for id in index.ids("x"):  # deleting while iterating must not break the loop
+        await store.commit([Delete("actions", id)])
+    assert index.ids("x") == set() and index.docs("x") == []
+    await store.close()
