@@ -1,12 +1,17 @@
 """The data plane made to match the network records, and the DHCP servers on it.
 
 `sync()` coalesces: a burst of changes costs one reconciliation, and every caller returns only
-after a reconciliation that includes its change has run. A reconciliation makes one bridge per
-network with its gateway addresses, one DHCP server per bridge (answering only the MACs that
-have a port there, with the reservations the records hold), the metadata listeners and the
-nftables ruleset (network/rules.py: state in, rules out). DHCP lease events are written to the
-lease records by one writer task, off the request path, each batch with its events in one
-transaction.
+after a reconciliation that includes its change has run. A full reconciliation makes one bridge
+per network with its gateway addresses, one DHCP server per bridge (answering only the MACs
+that have a port there, with the reservations the records hold), the metadata listeners and the
+nftables ruleset (network/rules.py: state in, rules out). It runs at start, after a failure,
+and when something shared changed (networks, subnets, security-group rules, routers, floating
+IPs, the network's own ports); when only guest ports changed, only they are reconciled: their
+DHCP reservations, metadata index entries and firewall part (network/rules_applied.py), and
+the taps of deleted ports. Re-rendering and reloading everything for one port cost 56 ms at
+10 ports and 305 ms at 100. The store tells what changed (Store.watch). DHCP lease events are
+written to the lease records by one writer task, off the request path, each batch with its
+events in one transaction.
 
 It reads the manager's records (`NetworkManager`, its facade) and owns only the running
 servers and what they were last told.
@@ -33,7 +38,16 @@ from appliance.network.records import (
     PortOwner,
     Subnet,
 )
-from appliance.network.rules import FirewallState, build_ruleset
+from appliance.network.rules import (
+    FirewallState,
+    PortRules,
+    build,
+    port_rules,
+    referenced_groups,
+    rules_by_group,
+)
+from appliance.network.rules_applied import AppliedRules
+from appliance.state import from_doc
 
 if TYPE_CHECKING:
     from appliance.network.manager import NetworkManager
@@ -66,6 +80,30 @@ class DataPlaneSync:
         self.lease_events_dropped = 0
         self._lease_writer: asyncio.Task | None = None
         self.last_error: str | None = None
+        # What changed since the last reconciliation, as the store applied it: port id →
+        # (its document before the first change, after the last), and whether anything
+        # shared did (then the next reconciliation is a full one).
+        self._changed_ports: dict[str, tuple[dict | None, dict | None]] = {}
+        self._shared_changed = True
+        #: the firewall's part of every guarded port, as last applied (None: apply in full)
+        self._applied: AppliedRules | None = None
+        #: networks, subnets and routed subnets as of the last full reconciliation
+        self._nets: dict[str, Network] = {}
+        self._subnets: dict[str, Subnet] = {}
+        self._routed: set[str] = set()
+        self._rules_by_sg: dict[str, list] = {}
+        store = manager.ctx.store
+        store.watch(manager.ports.table, self._port_changed)
+        for repo in (manager.networks, manager.subnets, manager.sg_rules, manager.routers,
+                     manager.floatingips):
+            store.watch(repo.table, self._shared_change)
+
+    def _port_changed(self, id: str, old: dict | None, new: dict | None) -> None:
+        first = self._changed_ports.get(id)
+        self._changed_ports[id] = (first[0] if first else old, new)
+
+    def _shared_change(self, id: str, old: dict | None, new: dict | None) -> None:
+        self._shared_changed = True
 
     def start(self) -> None:
         """The lease writer; the first sync is the manager's."""
@@ -95,17 +133,54 @@ class DataPlaneSync:
             if not self._dirty:
                 return
             self._dirty = False
-            self._rebuild_reservations()
+            changed, self._changed_ports = self._changed_ports, {}
+            full = (self._shared_changed or self.last_error is not None
+                    or (self.m.dp is not None and self._applied is None)
+                    or any(self._touches_shared(id, old, new)
+                           for id, (old, new) in changed.items()))
+            if full:
+                self._shared_changed = False
+                self._rebuild_reservations()
+            elif changed:
+                ports = {id: (_port(old), _port(new)) for id, (old, new) in changed.items()}
+                self._update_reservations(ports)
             if self.m.dp is None:
                 return
             try:
-                await self._sync_dataplane()
+                if full:
+                    await self._sync_dataplane()
+                elif changed:
+                    await self._sync_ports(ports)
                 self.last_error = None
             except Exception as exc:
                 self.last_error = str(exc)
+                self._applied = None  # the next reconciliation is a full one
                 log.exception("network data plane sync failed")
                 await self.m.ctx.events.publish("network.sync_failed", "network", "", None,
                                                 f"data plane sync failed: {exc}")
+
+    def _touches_shared(self, id: str, old: dict | None, new: dict | None) -> bool:
+        """A change of a port something shared renders: the network's own ports (bridge
+        addresses, router legs, gateways) and ports a floating IP points at (NAT rules)."""
+        for doc in (old, new):
+            if doc is not None and str(doc.get("device_owner", "")).startswith("network:"):
+                return True
+        return any(d.get("port_id") == id for d in self.m.ctx.store.all(self.m.floatingips.table))
+
+    async def _sync_ports(self, ports: dict[str, tuple[Port | None, Port | None]]) -> None:
+        """Only these guest ports changed: their firewall part, and the taps of the gone."""
+        assert self.m.dp is not None and self._applied is not None
+        for old, new in ports.values():
+            if old is not None and old.tap_name and (new is None or new.tap_name != old.tap_name):
+                await self.m.dp.delete_port(old.tap_name)
+        parts: dict[str, PortRules | None] = {}
+        for id, (_, new) in ports.items():
+            parts[id] = (None if new is None
+                         else port_rules(new, self._nets.get(new.network_id), self._rules_by_sg))
+        commands = self._applied.change(parts)
+        if commands:
+            await apply_ruleset(self.m.dp.namespace, {"nftables": [
+                {"metainfo": {"json_schema_version": 1}}, *commands]})
 
     def _bridge_addresses(self, net: Network, subnets: list[Subnet],
                           ports: list[Port]) -> tuple[str | None, list[str]]:
@@ -171,7 +246,12 @@ class DataPlaneSync:
                 await self._start_dhcp(wanted[bridge], server_ip)
         if self.m.metadata is not None:
             await self.m.metadata.sync(set(wanted))
-        await apply_ruleset(self.m.dp.namespace, build_ruleset(self.firewall_state()))
+        self._applied = None
+        state = self.firewall_state()
+        ruleset, parts = build(state)
+        await apply_ruleset(self.m.dp.namespace, ruleset)
+        self._rules_by_sg = rules_by_group(state.rules)
+        self._applied = AppliedRules(parts, referenced_groups(state.rules))
 
     async def _start_dhcp(self, net: Network, server_ip: str) -> None:
         assert self.m.dp is not None
@@ -211,8 +291,6 @@ class DataPlaneSync:
     def _rebuild_reservations(self) -> None:
         nets = {n.id: n for n in self.m.networks.list()}
         subnets = {s.id: s for s in self.m.subnets.list()}
-        table: dict[str, dict[str, Reservation]] = {}
-        by_mac: dict[tuple[str, str], Port] = {}
         ports = self.m.ports.list()
         if self.m.metadata is not None:
             self.m.metadata.rebuild(nets, ports, self.m.floatingips.list())
@@ -220,29 +298,53 @@ class DataPlaneSync:
         # others get a host route to it through the DHCP server's address (option 121).
         routed = {f["subnet_id"] for p in ports if p.device_owner == PortOwner.ROUTER_INTERFACE
                   for f in p.fixed_ips}
+        self._nets, self._subnets, self._routed = nets, subnets, routed
+        self._reservations, self._port_by_mac = {}, {}
         for port in ports:
-            net = nets.get(port.network_id)
-            if net is None or port.device_owner in BRIDGE_OWNED:
+            self._reserve(port)
+
+    def _update_reservations(self, ports: dict[str, tuple[Port | None, Port | None]]) -> None:
+        """Guest ports changed (nothing shared): only their reservations and index entries."""
+        for old, _ in ports.values():
+            if old is not None:
+                self._unreserve(old)
+        for _, new in ports.values():
+            if new is not None:
+                self._reserve(new)
+        if self.m.metadata is not None:
+            self.m.metadata.update_ports(self._nets, ports.values())
+
+    def _unreserve(self, port: Port) -> None:
+        net = self._nets.get(port.network_id)
+        if net is None:
+            return
+        key = (net.bridge, port.mac_address)
+        held = self._port_by_mac.get(key)
+        if held is not None and held.id == port.id:
+            del self._port_by_mac[key]
+            self._reservations.get(net.bridge, {}).pop(port.mac_address, None)
+
+    def _reserve(self, port: Port) -> None:
+        net = self._nets.get(port.network_id)
+        if net is None or port.device_owner in BRIDGE_OWNED:
+            return
+        self._port_by_mac[(net.bridge, port.mac_address)] = port
+        if not port.admin_state_up:
+            return
+        for f in port.fixed_ips:
+            sn = self._subnets.get(f["subnet_id"])
+            if sn is None or not sn.enable_dhcp:
                 continue
-            by_mac[(net.bridge, port.mac_address)] = port
-            if not port.admin_state_up:
-                continue
-            for f in port.fixed_ips:
-                sn = subnets.get(f["subnet_id"])
-                if sn is None or not sn.enable_dhcp:
-                    continue
-                try:
-                    table.setdefault(net.bridge, {})[port.mac_address] = Reservation(
-                        ip=f["ip_address"], network=sn.cidr, router=sn.gateway_ip,
-                        dns_servers=tuple(sn.dns_nameservers), domain=self.m.dns_domain,
-                        hostname=self._hostname_for(port), mtu=net.mtu,
-                        static_routes=self._dhcp_routes(sn, routed),
-                        lease_time=self.m.lease_time)
-                except ValueError:
-                    log.warning("port %s has an unusable reservation", port.id)
-                break
-        self._reservations = table
-        self._port_by_mac = by_mac
+            try:
+                self._reservations.setdefault(net.bridge, {})[port.mac_address] = Reservation(
+                    ip=f["ip_address"], network=sn.cidr, router=sn.gateway_ip,
+                    dns_servers=tuple(sn.dns_nameservers), domain=self.m.dns_domain,
+                    hostname=self._hostname_for(port), mtu=net.mtu,
+                    static_routes=self._dhcp_routes(sn, self._routed),
+                    lease_time=self.m.lease_time)
+            except ValueError:
+                log.warning("port %s has an unusable reservation", port.id)
+            break
 
     def _dhcp_routes(self, sn: Subnet, routed: set[str]) -> tuple[tuple[str, str], ...]:
         routes = [(r["destination"], r["nexthop"]) for r in sn.host_routes]
@@ -314,3 +416,7 @@ class DataPlaneSync:
 
     def dhcp_stats(self) -> dict[str, dict[str, int]]:
         return {bridge: dict(server.stats) for bridge, server in self._dhcp.items()}
+
+
+def _port(doc: dict | None) -> Port | None:
+    return None if doc is None else from_doc(Port, doc)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Iterable
+import socket
+from collections.abc import Collection, Iterable
 
 from appliance.errors import BadRequest, Conflict, Invalid
 from appliance.network.records import Port, Subnet
@@ -84,8 +85,9 @@ def in_pools(ip: ipaddress.IPv4Address, subnet: Subnet) -> bool:
                for p in subnet.allocation_pools)
 
 
-def used_addresses(subnet: Subnet, ports: Iterable[Port]) -> set[str]:
-    used = {f["ip_address"] for p in ports for f in p.fixed_ips if f["subnet_id"] == subnet.id}
+def used_addresses(subnet: Subnet, fixed_ips: Iterable[list[dict[str, str]]]) -> set[str]:
+    """The subnet's taken addresses, from the fixed_ips lists of the network's ports."""
+    used = {f["ip_address"] for ips in fixed_ips for f in ips if f["subnet_id"] == subnet.id}
     if subnet.gateway_ip:
         used.add(subnet.gateway_ip)
     if subnet.dhcp_address:
@@ -99,7 +101,9 @@ def allocate(subnet: Subnet, used: set[str]) -> str | None:
         start = int(ipaddress.IPv4Address(pool["start"]))
         end = int(ipaddress.IPv4Address(pool["end"]))
         for n in range(start, end + 1):
-            candidate = str(ipaddress.IPv4Address(n))
+            # inet_ntoa: the walk passes every taken address, and IPv4Address made the
+            # thousandth port's allocation cost 10 ms
+            candidate = socket.inet_ntoa(n.to_bytes(4, "big"))
             if candidate not in used:
                 return candidate
     return None
@@ -132,7 +136,7 @@ def normalize_mac(mac: str) -> str:
     return ":".join(parts)
 
 
-def generate_mac(existing: set[str], rng: random.Random | None = None) -> str:
+def generate_mac(existing: Collection[str], rng: random.Random | None = None) -> str:
     """A fa:16:3e:xx:xx:xx address no existing port has (16.7 M choices; give up after 100)."""
     rng = rng or random.SystemRandom()
     for _ in range(100):

@@ -52,7 +52,7 @@ from appliance.network.records import (
 from appliance.quota import QuotaSource
 from appliance.quota import Reservation as QuotaReservation
 from appliance.seams import ComputeForNetwork
-from appliance.state import Repository
+from appliance.state import FieldIndex, Repository
 
 log = logging.getLogger("monostack.network")
 
@@ -83,6 +83,16 @@ class NetworkManager:
         self.floatingips = Repository(store, "floatingips", FloatingIP, kind="Floating IP")
         self.leases = Repository(store, "dhcp_leases", LeaseRecord, kind="Lease")
         self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
+        # Indexes the store keeps current: a port create asked for every port's MAC, tap
+        # name and address and for each project's counts, decoding the whole table each time
+        self._ports_by_network = FieldIndex(store, self.ports.table, lambda d: d["network_id"])
+        self._ports_by_mac = FieldIndex(store, self.ports.table, lambda d: d["mac_address"])
+        self._ports_by_tap = FieldIndex(store, self.ports.table, lambda d: d.get("tap_name"))
+        self._by_project = {repo.kind: FieldIndex(store, repo.table,
+                                                  lambda d: d.get("project_id"))
+                            for repo in (self.networks, self.subnets, self.ports, self.routers,
+                                         self.floatingips, self.security_groups,
+                                         self.sg_rules)}
         self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
         #: what compute asks of network (appliance/seams.py NetworkSeam)
         self.binding = ComputeBinding(self)
@@ -123,7 +133,7 @@ class NetworkManager:
     def health(self) -> str:
         if self.dataplane.last_error:
             return f"degraded: {self.dataplane.last_error}"
-        return (f"ok ({len(self.networks.list())} networks, {len(self.ports.list())} ports, "
+        return (f"ok ({len(self.networks.list())} networks, {self.ports.count()} ports, "
                 f"{self.dataplane.listeners} DHCP listeners)")
 
     # ---- the data plane and DHCP: network/dataplane_sync.py ---------------------------------
@@ -141,14 +151,15 @@ class NetworkManager:
         return self.quotas.get(project_id) or QuotaSet(id=project_id)
 
     def usage(self, project_id: str) -> dict[str, int]:
+        count = {kind: index.count(project_id) for kind, index in self._by_project.items()}
         return {
-            "network": len(self.networks.list(lambda r: r.project_id == project_id)),
-            "subnet": len(self.subnets.list(lambda r: r.project_id == project_id)),
-            "port": len(self.ports.list(lambda r: r.project_id == project_id)),
-            "router": len(self.routers.list(lambda r: r.project_id == project_id)),
-            "floatingip": len(self.floatingips.list(lambda r: r.project_id == project_id)),
-            "security_group": len(self.security_groups.list(lambda r: r.project_id == project_id)),
-            "security_group_rule": len(self.sg_rules.list(lambda r: r.project_id == project_id)),
+            "network": count[self.networks.kind],
+            "subnet": count[self.subnets.kind],
+            "port": count[self.ports.kind],
+            "router": count[self.routers.kind],
+            "floatingip": count[self.floatingips.kind],
+            "security_group": count[self.security_groups.kind],
+            "security_group_rule": count[self.sg_rules.kind],
         }
 
     def quota_limits(self, project_id: str) -> dict[str, int]:
@@ -342,8 +353,10 @@ class NetworkManager:
 
     # ---- ports -------------------------------------------------------------------------------
 
-    def _used_macs(self) -> set[str]:
-        return {p.mac_address for p in self.ports.list()}
+    def _mac_in_use(self, mac: str, network_id: str | None = None,
+                    exclude_port: str | None = None) -> bool:
+        return any(d["id"] != exclude_port and network_id in (None, d["network_id"])
+                   for d in self._ports_by_mac.docs(mac))
 
     def _assign_ips(self, net: Network, requested: list[dict[str, Any]] | None, *,
                     service: bool = False, exclude_port: str | None = None) -> list[dict[str, str]]:
@@ -351,8 +364,8 @@ class NetworkManager:
         subnets = sorted(self.subnets.list(lambda s: s.network_id == net.id),
                          key=lambda s: s.created_at)
         by_id = {s.id: s for s in subnets}
-        ports = [p for p in self.ports.list(lambda p: p.network_id == net.id)
-                 if p.id != exclude_port]
+        ports = [d["fixed_ips"] for d in self._ports_by_network.docs(net.id)
+                 if d["id"] != exclude_port]
         out: list[dict[str, str]] = []
         if requested is None:
             for sn in subnets:
@@ -464,11 +477,11 @@ class NetworkManager:
         service = device_owner.startswith("network:")
         if mac_address:
             mac = ipam.normalize_mac(mac_address)
-            if any(p.mac_address == mac for p in self.ports.list(lambda p: p.network_id == net.id)):
+            if self._mac_in_use(mac, net.id):
                 raise Conflict(f"Unable to complete operation for network {net.id}. The mac "
                                f"address {mac} is in use.")
         else:
-            mac = ipam.generate_mac(self._used_macs())
+            mac = ipam.generate_mac(self._ports_by_mac)
         ips = self._assign_ips(net, fixed_ips, service=service)
         security = net.port_security_enabled if port_security_enabled is None \
             else bool(port_security_enabled)
@@ -490,7 +503,7 @@ class NetworkManager:
             groups = self._check_groups(security_groups, project_id, is_admin)
         ts = now_iso()
         pid = str(uuid.uuid4())
-        while any(p.tap_name == tap_name(pid) for p in self.ports.list()):
+        while tap_name(pid) in self._ports_by_tap:
             pid = str(uuid.uuid4())
         port = Port(id=pid, name=name, network_id=net.id, project_id=project_id,
                     mac_address=mac, fixed_ips=ips, device_id=device_id,
@@ -516,7 +529,7 @@ class NetworkManager:
                 if not is_admin:
                     raise Forbidden("Only admins may change a port's MAC address.")
                 mac = ipam.normalize_mac(changes["mac_address"])
-                if any(p.mac_address == mac and p.id != port.id for p in self.ports.list()):
+                if self._mac_in_use(mac, exclude_port=port.id):
                     raise Conflict(f"The mac address {mac} is in use.")
                 port.mac_address = mac
             if "fixed_ips" in changes:

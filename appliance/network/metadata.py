@@ -3,7 +3,8 @@
 The manager calls `rebuild()` whenever it rebuilds its DHCP reservations (same records, same
 moment), and `sync(bridges)` after the bridges exist. The index maps (bridge, source address)
 to the instance whose port holds that fixed IP; an address another port on the network may
-also use (an allowed address pair) is left out, so a guest can never be taken for another.
+also use (an allowed address pair) is never resolved, so a guest can never be taken for
+another. A change of guest ports alone updates their entries (`update_ports`).
 Instance documents come from compute through its seam (`instance_metadata`,
 `set_instance_password`, appliance/seams.py ComputeForNetwork); compute may be absent, and then every
 guest gets 404.
@@ -11,6 +12,7 @@ guest gets 404.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,6 +44,8 @@ class NetworkMetadata:
         self.dp = dp
         self._index: dict[str, dict[str, str]] = {}
         self._floating: dict[tuple[str, str], str] = {}
+        #: addresses another port may also use (allowed address pairs): never resolved
+        self._contested: Counter[tuple[str, str]] = Counter()
         self._address_ready = False
         self.server = MetadataServer(self.resolve, self.content, network_data=network_data,
                                      set_password=self.set_password, limits=limits)
@@ -54,30 +58,50 @@ class NetworkMetadata:
         # costs one dict slot per guest address and nothing else (memory flat with instances).
         floating = {(f.port_id, f.fixed_ip_address): f.floating_ip_address
                     for f in floatingips if f.port_id}
-        index: dict[str, dict[str, str]] = {}
-        floats: dict[tuple[str, str], str] = {}
-        contested: list[tuple[str, str]] = []
+        self._index, self._floating, self._contested = {}, {}, Counter()
         for port in ports:
+            self._add(networks, port, 1)
             net = networks.get(port.network_id)
-            if net is None:
-                continue
-            for pair in port.allowed_address_pairs:
-                contested.append((net.bridge, pair["ip_address"].split("/")[0]))
-            if not (port.device_owner.startswith("compute:") and port.device_id):
-                continue
-            by_ip = index.setdefault(net.bridge, {})
-            for f in port.fixed_ips:
-                ip = f["ip_address"]
+            if net is not None and port.device_owner.startswith("compute:") and port.device_id:
+                for f in port.fixed_ips:
+                    if (port.id, f["ip_address"]) in floating:
+                        self._floating[(net.bridge, f["ip_address"])] = floating[
+                            (port.id, f["ip_address"])]
+
+    def update_ports(self, networks: dict[str, Network],
+                     changes: Iterable[tuple[Port | None, Port | None]]) -> None:
+        """Guest ports changed (old, new; None when absent), nothing else: their entries only
+        (a port a floating IP points at is a full rebuild: the caller's rule)."""
+        changes = list(changes)
+        for old, _ in changes:
+            if old is not None:
+                self._add(networks, old, -1)
+        for _, new in changes:
+            if new is not None:
+                self._add(networks, new, 1)
+
+    def _add(self, networks: dict[str, Network], port: Port, sign: int) -> None:
+        net = networks.get(port.network_id)
+        if net is None:
+            return
+        for pair in port.allowed_address_pairs:
+            key = (net.bridge, pair["ip_address"].split("/")[0])
+            self._contested[key] += sign
+            if self._contested[key] <= 0:
+                del self._contested[key]
+        if not (port.device_owner.startswith("compute:") and port.device_id):
+            return
+        by_ip = self._index.setdefault(net.bridge, {})
+        for f in port.fixed_ips:
+            ip = f["ip_address"]
+            if sign > 0:
                 by_ip[ip] = port.device_id
-                if (port.id, ip) in floating:
-                    floats[(net.bridge, ip)] = floating[(port.id, ip)]
-        for bridge, ip in contested:
-            index.get(bridge, {}).pop(ip, None)
-        self._index, self._floating = index, floats
+            elif by_ip.get(ip) == port.device_id:
+                del by_ip[ip]
 
     def resolve(self, bridge: str, source: str) -> MetadataClient | None:
         instance_id = self._index.get(bridge, {}).get(source)
-        if instance_id is None:
+        if instance_id is None or self._contested.get((bridge, source)):
             return None
         return MetadataClient(instance_id=instance_id, fixed_ip=source,
                               floating_ip=self._floating.get((bridge, source)))

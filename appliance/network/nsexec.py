@@ -1,7 +1,11 @@
 """Run a program inside a named network namespace without `ip netns exec`.
 
-The child process joins the namespace with setns(2) between fork and exec (a `preexec_fn`), so
-no shell and no `ip` binary are involved, and the daemon itself never leaves its namespace.
+`run_in_namespace` starts `nsenter --net=<inherited namespace fd>` (util-linux), which joins
+the namespace and execs the program: no shell, no `ip` binary, and the daemon itself never
+leaves its namespace. It used to join with setns(2) in a `preexec_fn`, but a preexec_fn makes
+Python fork instead of vfork, and forking a daemon holding 1,000 instances' state cost 35–76 ms
+per nft call (copying its page tables) against 2.5 ms for a vfork+exec — the price of every
+port create grew with the cloud. Without nsenter it falls back to the preexec_fn.
 Python 3.12 has `os.setns`; on 3.11 the libc call is made through ctypes.
 """
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,14 +63,19 @@ async def run_in_namespace(
         fd = os.open(namespace_path(namespace), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise NotFound(f"network namespace {namespace} does not exist") from exc
+    pipes: dict = {
+        "stdin": asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=lambda: _setns(fd),
-        )
+        nsenter = shutil.which("nsenter")
+        if nsenter is not None:
+            if shutil.which(argv[0]) is None:  # as exec would say, not as nsenter's status
+                raise FileNotFoundError(2, "No such file or directory", argv[0])
+            proc = await asyncio.create_subprocess_exec(
+                nsenter, f"--net=/proc/self/fd/{fd}", "--", *argv, pass_fds=(fd,), **pipes)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, preexec_fn=lambda: _setns(fd), **pipes)
     finally:
         os.close(fd)
     try:

@@ -24,14 +24,28 @@ class FieldIndex:
         self._index: dict[Hashable, set[str]] | None = None
         store.watch(table, self._changed)
 
-    def ids(self, value: Hashable) -> set[str]:
-        """A copy: the caller may commit changes to the table while iterating it."""
+    def _built(self) -> dict[Hashable, set[str]]:
         if self._index is None:
             index: dict[Hashable, set[str]] = {}
             for doc in self._store.all(self._table):
                 index.setdefault(self._key(doc), set()).add(doc["id"])
             self._index = index
-        return set(self._index.get(value, ()))
+        return self._index
+
+    def ids(self, value: Hashable) -> set[str]:
+        """A copy: the caller may commit changes to the table while iterating it."""
+        return set(self._built().get(value, ()))
+
+    def count(self, value: Hashable) -> int:
+        return len(self._built().get(value, ()))
+
+    def __contains__(self, value: object) -> bool:
+        """Some document has this value."""
+        return value in self._built()
+
+    def __len__(self) -> int:
+        """How many distinct values the documents have."""
+        return len(self._built())
 
     def docs(self, value: Hashable) -> list[dict[str, Any]]:
         """The stored documents with that value (read them, never change them)."""
