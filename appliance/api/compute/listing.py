@@ -4,10 +4,12 @@
 1,000 bodies at every call (165 ms), though between two calls a server rarely changes. Here
 each server keeps the record decoded from its stored document and its encoded body per way of
 showing it (microversion, admin or not): an entry is dropped the moment the store applies a
-change to that server (Store.watch, inside the commit), and a body is kept only while the
-floating addresses (held by the network, not the server's document) are those it showed, so
-a floating IP associated or released shows in the very next listing. Everything a body shows comes from the
-server's document, the floating addresses and the request's view (views.ServerViews).
+change to that server (Store.watch, inside the commit), and a body is kept only while what
+it shows from outside the server's document is unchanged: the floating addresses (held by the
+network) and the running action's progress (compute/progress_meter.py, in memory), so a
+floating IP associated or released, or a build step, shows in the very next listing.
+Everything a body shows comes from the server's document, those two and the request's view
+(views.ServerViews); a new input to views.detail must join `shown` in `details`.
 
 The records handed out are shared between requests: listings read them, never change them.
 """
@@ -29,8 +31,8 @@ from appliance.state import Repository, Store
 class _Entry:
     doc: dict[str, Any]
     record: Instance
-    #: view key → (the floating-address generation it showed, encoded body)
-    bodies: dict[tuple[Any, ...], tuple[int, bytes]] = field(default_factory=dict)
+    #: view key → ((floating-address generation, progress) it showed, encoded body)
+    bodies: dict[tuple[Any, ...], tuple[tuple[int, Any], bytes]] = field(default_factory=dict)
 
 
 class ServerBodies:
@@ -66,15 +68,19 @@ class ServerBodies:
             self._floating = views.floating
             self._generation += 1
         key, generation = (views.minor, views.is_admin, views.root), self._generation
+        meter = views.progress
         out = []
         for inst in items:
             entry = self._entries.get(inst.id)
             if entry is None or entry.record is not inst:
                 out.append(_encode(views.detail(inst)))  # not one of ours: never kept
                 continue
+            # what the body shows from outside the server's document: the floating addresses
+            # (by generation) and the running action's progress (in memory, per server)
+            shown = (generation, meter.of(inst) if meter is not None else None)
             cached = entry.bodies.get(key)
-            if cached is None or cached[0] != generation:
-                cached = entry.bodies[key] = (generation, _encode(views.detail(inst)))
+            if cached is None or cached[0] != shown:
+                cached = entry.bodies[key] = (shown, _encode(views.detail(inst)))
             out.append(cached[1])
         return out
 
