@@ -167,6 +167,10 @@ class VolumeSeam(Protocol):
 class NetworkSeam(Protocol):
     """The network component, as compute uses it."""
 
+    async def settled(self) -> None:
+        """Until the data plane is built at start (guests are started and plugged after)."""
+        ...
+
     def check_requested_networks(self, project_id: str,
                                  requested_networks: list[dict[str, Any]]) -> None:
         """What allocate_ports would refuse, said before a build starts: NotFound for unknown

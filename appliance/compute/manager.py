@@ -207,6 +207,9 @@ class ComputeManager:
                 self.unreachable.set()
                 await asyncio.sleep(BRING_UP_DELAYS[min(attempt, len(BRING_UP_DELAYS) - 1)])
                 attempt += 1
+        if self.network is not None:
+            # the data plane is rebuilt before any guest is started or plugged (bridges, taps)
+            await self.network.settled()
         self.host_info = host_info
         scheduler = Scheduler(self.config, host_info, self.instances_dir)
         await scheduler.refresh_disk()

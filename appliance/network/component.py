@@ -5,6 +5,9 @@ deallocate_port and network_data), delegated to the manager.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +15,8 @@ from appliance.component import ApplianceContext, CatalogEntry
 from appliance.network import metrics as network_metrics
 from appliance.network.manager import NetworkManager
 from appliance.seams import ComputeForNetwork, PortBinding
+
+log = logging.getLogger("monostack.network")
 
 
 class NetworkComponent:
@@ -26,20 +31,43 @@ class NetworkComponent:
         self.manager = NetworkManager(ctx, compute=compute, dataplane=dataplane,
                                       lease_time=lease_time, dns_domain=dns_domain)
         network_metrics.register(ctx.metrics, self)
+        self._starting: asyncio.Task[None] | None = None
+        #: why the data plane could not be built at start (None: it was, or is being)
+        self.start_error: str | None = None
 
     async def start(self) -> None:
-        await self.manager.start()
+        """Returns at once: the data plane (pyroute2's import, the namespace, bridges, DHCP
+        listeners, nftables) is built in the background while the API answers from the
+        records; compute waits for it (settled) before any guest is started or plugged."""
+        self._starting = asyncio.create_task(self._build_dataplane(), name="network-start")
+
+    async def _build_dataplane(self) -> None:
+        try:
+            await self.manager.start()
+        except Exception as exc:
+            log.exception("the network data plane could not be built")
+            self.start_error = str(exc)
 
     async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         await self.manager.stop()
 
     async def bootstrap(self, admin_project: Any) -> None:
         await self.manager.bootstrap(admin_project.id)
 
     async def settled(self) -> None:
-        """Nothing runs on after start()."""
+        """Until the data plane is built (or failed to be)."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
 
     def health(self) -> str:
+        if self._starting is not None and not self._starting.done():
+            return "starting: building the data plane (namespace, bridges, DHCP, nftables)"
+        if self.start_error is not None:
+            return f"failed: the data plane could not be built: {self.start_error}"
         return self.manager.health()
 
     # ---- NetworkSeam -------------------------------------------------------------------------

@@ -146,6 +146,7 @@ class DataPlaneSync:
                 self._update_reservations(ports)
             if self.m.dp is None:
                 return
+            await self.m.namespace_ready.wait()
             try:
                 if full:
                     await self._sync_dataplane()

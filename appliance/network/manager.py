@@ -31,7 +31,7 @@ from appliance.network import ipam
 from appliance.network.compute_binding import ComputeBinding
 from appliance.network.dataplane_sync import DataPlaneSync
 from appliance.network.metadata import NetworkMetadata
-from appliance.network.netlink import DataPlane
+from appliance.network.netlink import DataPlane, load_pyroute2
 from appliance.network.routing import Routing
 from appliance.network.security_groups import SecurityGroups
 from appliance.network.records import (
@@ -108,18 +108,27 @@ class NetworkManager:
         ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
                                         _over_quota))
         self._lock = asyncio.Lock()
+        #: set once start() has made the namespace (or failed to)
+        self.namespace_ready = asyncio.Event()
         #: bridges, addresses, DHCP servers and the ruleset, made to match the records
         self.dataplane = DataPlaneSync(self)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.dp is not None:
-            await self.dp.ensure_namespace()
-            await self.dp.set_sysctl("net/ipv4/ip_forward", "1")
-            if not await self.dp.set_sysctl("net/bridge/bridge-nf-call-iptables", "1"):
-                log.warning("br_netfilter is not available: security groups cannot see "
-                            "bridged traffic")
+        """Namespace, sysctls, then the first sync (bridges, DHCP, nftables). The component
+        runs it in the background: a sync asked for meanwhile (an API write) waits for the
+        namespace (`namespace_ready`), never builds into a namespace that is not there yet."""
+        try:
+            if self.dp is not None:
+                await asyncio.to_thread(load_pyroute2)  # ~160 modules, off the event loop
+                await self.dp.ensure_namespace()
+                await self.dp.set_sysctl("net/ipv4/ip_forward", "1")
+                if not await self.dp.set_sysctl("net/bridge/bridge-nf-call-iptables", "1"):
+                    log.warning("br_netfilter is not available: security groups cannot see "
+                                "bridged traffic")
+        finally:
+            self.namespace_ready.set()  # also when it failed: syncs then say why
         self.dataplane.start()
         await self.sync()
 

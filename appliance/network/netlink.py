@@ -24,11 +24,49 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-
-from pyroute2 import AsyncIPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import Any
 
 from appliance.errors import Conflict, Invalid, MonostackError, NotFound
+
+
+# pyroute2 is imported on first use, not with this module: its package imports ~160 modules
+# (a third of a network daemon's start), and the network component imports it in a thread,
+# off the event loop, while the API already answers (load_pyroute2).
+
+
+class _NotLoaded(Exception):
+    """Stands for pyroute2's NetlinkError until pyroute2 is imported; nothing raises it (every
+    netlink call goes through `netns` or `AsyncIPRoute`, which import pyroute2 first)."""
+
+
+NetlinkError: type[Exception] = _NotLoaded
+
+
+def load_pyroute2() -> None:
+    """Import pyroute2 (blocking: call it in a thread to keep the loop free)."""
+    global NetlinkError
+    if NetlinkError is _NotLoaded:
+        import pyroute2.netns  # noqa: F401 - the package, its netns helpers
+        from pyroute2.netlink.exceptions import NetlinkError as real
+        NetlinkError = real
+
+
+class _Netns:
+    """pyroute2.netns, imported when first used."""
+
+    def __getattr__(self, name: str) -> Any:
+        load_pyroute2()
+        import pyroute2.netns
+        return getattr(pyroute2.netns, name)
+
+
+netns: Any = _Netns()
+
+
+def AsyncIPRoute(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - pyroute2's class, lazily
+    load_pyroute2()
+    from pyroute2 import AsyncIPRoute as cls
+    return cls(*args, **kwargs)
 
 # Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 IFNAMSIZ = 15
