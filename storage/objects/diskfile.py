@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import errno
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -202,6 +203,15 @@ def fsync_dir(path: Path) -> None:
 def _makedirs_durable(path: Path) -> bool:
     """mkdir -p, fsyncing the parent of every directory created (so the entry survives);
     True if `path` itself was created here."""
+    try:  # the usual case: only the hash dir itself is new
+        os.mkdir(path)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        pass
+    else:
+        fsync_dir(path.parent)
+        return True
     missing: list[Path] = []
     p = path
     while not p.exists():
@@ -538,6 +548,17 @@ _HOLD_BYTES = 64 << 10
 _INTENT_WAIT_S = 60.0
 
 
+#: temp names: this process's random prefix and a counter. A uuid4 per replica cost a
+#: getrandom call each on the event loop, and every call that lets go of the GIL there waits
+#: to get it back from the I/O threads (~0.1 ms each, measured under 32 clients)
+_TMP_PREFIX = uuid.uuid4().hex
+_tmp_seq = itertools.count()
+
+
+def _tmp_name() -> str:
+    return f"{_TMP_PREFIX}{next(_tmp_seq):x}.tmp"
+
+
 async def _in_io(fn: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_IO, fn, *args)
 
@@ -564,7 +585,7 @@ class ReplicaWriter:
     def __init__(self, device: Device, ohash: str) -> None:
         self.device = device
         self.ohash = ohash
-        self.tmp_path = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
+        self.tmp_path = tmpdir(device) / _tmp_name()
         self._fd: int | None = None
         self._held = b""
         self._pos = 0  # where the next write goes (taken when it is issued: writes may overlap)
@@ -666,7 +687,7 @@ class ReplicaWriter:
 
 def write_small_file_sync(device: Device, ohash: str, filename: str, content: bytes) -> Path:
     """Durably install a small file (.meta, .ts) into a hash dir (blocking)."""
-    tmp = tmpdir(device) / f"{uuid.uuid4().hex}.tmp"
+    tmp = tmpdir(device) / _tmp_name()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:

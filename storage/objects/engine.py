@@ -493,11 +493,10 @@ class ObjectEngine:
         if self.quota is None:
             return None
         assert cinfo is not None  # read whenever there is a quota hook
-        old = await self.index.get_object_row(account, container, name)
-        req = QuotaRequest(
-            account, container, incoming, 0 if old is None or old.deleted else old.size,
-            await self.index.account_info(account), cinfo,
-        )
+        old, ainfo = await asyncio.gather(self.index.get_object_row(account, container, name),
+                                          self.index.account_info(account))
+        req = QuotaRequest(account, container, incoming,
+                           0 if old is None or old.deleted else old.size, ainfo, cinfo)
         res = self.quota(req)
         if inspect.isawaitable(res):
             res = await res
