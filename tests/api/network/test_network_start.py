@@ -67,3 +67,31 @@ async def test_the_api_answers_while_the_data_plane_is_built(tmp_path, monkeypat
 
 async def _network_ok(client) -> bool:
     return (await client.get("/healthz"))["components"]["network"].startswith("ok")
+
+
+@needs_root
+async def test_a_data_plane_that_cannot_be_built_is_reported_and_the_api_still_answers(
+        tmp_path, monkeypatch):
+    from appliance.errors import MonostackError
+    _, config = write_config(tmp_path, components=["network"])
+
+    async def refused(self):
+        raise MonostackError(f"cannot create namespace {self.namespace}: Operation not permitted")
+
+    monkeypatch.setattr(DataPlane, "ensure_namespace", refused)
+    appliance = Appliance(config, components=["network"])
+    await appliance.startup()  # settles: the failure is the verdict, nothing hangs
+    client = MonostackClient(socket_path=config.api.socket)
+    try:
+        await appliance.ctx.identity.bootstrap("admin", ADMIN_PASSWORD, "admin")
+        await client.login("admin", ADMIN_PASSWORD, "admin")
+        health = await client.get("/healthz")
+        assert health["status"] == "degraded"
+        assert health["components"]["network"] == (
+            "failed: the data plane could not be built: cannot create namespace "
+            f"{config.network.namespace}: Operation not permitted")
+        assert (await client.get(f"{N}/networks"))["networks"] == []  # records still answer
+    finally:
+        await client.close()
+        await appliance.shutdown()
+        remove_namespace(config)
