@@ -48,6 +48,13 @@ def _check(name: str, public_key: str | None = None) -> None:
         raise Invalid("the public key must be one OpenSSH public key line")
 
 
+def _can_log_in(user: pwd.struct_passwd) -> bool:
+    """A member of the group without a login shell is a service account (the web console's
+    `monostack-web` reaches the socket through the group), not an operator: sshd could not
+    start the TUI for it."""
+    return not user.pw_shell.endswith(("/nologin", "/false")) and user.pw_shell != ""
+
+
 def _operator_account(name: str, group: str) -> pwd.struct_passwd:
     """The account of an existing operator; refuses any other account (never touch a user
     that `operator add` did not make)."""
@@ -62,6 +69,9 @@ def _operator_account(name: str, group: str) -> pwd.struct_passwd:
         members = []
     if name not in members:
         raise Conflict(f"unix user {name} is not in {group}; refusing to change it")
+    if not _can_log_in(user):
+        raise Conflict(f"unix user {name} is a service account (shell {user.pw_shell}), "
+                       "not an operator; refusing to change it")
     return user
 
 
@@ -91,6 +101,8 @@ def list_unix_operators(group: str = OPERATORS_GROUP) -> list[UnixOperator]:
         try:
             user = pwd.getpwnam(name)
         except KeyError:
+            continue
+        if not _can_log_in(user):
             continue
         try:
             lines = (Path(user.pw_dir) / ".ssh" / "authorized_keys").read_text().splitlines()

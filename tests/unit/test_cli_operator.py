@@ -100,7 +100,7 @@ def test_operator_unix_lifecycle_list_rotate_remove(tmp_path):
     from appliance.operators import (
         add_unix_operator, list_unix_operators, remove_unix_operator, rotate_unix_key)
     tag = uuid.uuid4().hex[:6]
-    group, name, other = f"msg{tag}", f"mso{tag}", f"msn{tag}"
+    group, name, other, service = f"msg{tag}", f"mso{tag}", f"msn{tag}", f"mss{tag}"
     key1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOne one@laptop"
     key2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITwo two@laptop"
     try:
@@ -118,6 +118,12 @@ def test_operator_unix_lifecycle_list_rotate_remove(tmp_path):
         subprocess.run(["useradd", other], check=True, timeout=30)
         with pytest.raises(Conflict):
             remove_unix_operator(other, group=group)
+        # nor a service account in the group (the web console's): not listed, not removable
+        subprocess.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", "--groups", group,
+                        service], check=True, timeout=30)
+        assert [op.name for op in list_unix_operators(group)] == [name]
+        with pytest.raises(Conflict, match="service account"):
+            remove_unix_operator(service, group=group)
         home = Path(pwd.getpwnam(name).pw_dir)
         remove_unix_operator(name, group=group)
         with pytest.raises(KeyError):
@@ -125,6 +131,6 @@ def test_operator_unix_lifecycle_list_rotate_remove(tmp_path):
         assert not home.exists()
         assert list_unix_operators(group) == []
     finally:
-        for user in (name, other):
+        for user in (name, other, service):
             subprocess.run(["userdel", "--remove", user], capture_output=True, timeout=30)
         subprocess.run(["groupdel", group], capture_output=True, timeout=30)
