@@ -59,7 +59,7 @@ class AttachableVolume:
 
 @dataclass(frozen=True)
 class PortBinding:
-    """A port bound to an instance; compute keeps these (as dicts) in the instance record."""
+    """A port bound to an instance; compute keeps these in the instance record."""
 
     port_id: str
     network_id: str

@@ -33,7 +33,15 @@ from appliance.compute.driver import (
     NicSpec,
 )
 from appliance.compute.hostnames import hostname_of
-from appliance.compute.records import Instance, PowerState, Task, TaskState, VmState, now
+from appliance.compute.records import (
+    Instance,
+    PowerState,
+    Task,
+    TaskState,
+    VmState,
+    VolumeAttachment,
+    now,
+)
 from appliance.compute.scheduler import Claim, RequestSpec
 from appliance.errors import BadRequest, NotFound
 from appliance.seams import BootImage, PortBinding
@@ -99,7 +107,7 @@ class Builder:
     async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
         """Boot from image onto a new volume. The volume id is recorded before its copy is
         waited for, so a build re-driven after a crash reuses it instead of making another."""
-        if any(a.get("boot") for a in inst.volume_attachments):
+        if any(a.boot for a in inst.volume_attachments):
             return  # done before a crash
         vol_seam = self.m.volumes
         if vol_seam is None:
@@ -112,10 +120,10 @@ class Builder:
         await vol_seam.wait_available(inst.root_volume_id)
         vol = await vol_seam.root_volume_for_boot(inst.root_volume_id, inst.project_id)
         await vol_seam.mark_attached(inst.root_volume_id, inst.id, "/dev/vda")
-        inst.volume_attachments.insert(0, {
-            "id": inst.root_volume_id, "volume_id": inst.root_volume_id, "device": "/dev/vda",
-            "path": str(vol.path), "format": vol.format, "boot": True,
-            "delete_on_termination": bool(request.get("delete_on_termination"))})
+        inst.volume_attachments.insert(0, VolumeAttachment(
+            id=inst.root_volume_id, volume_id=inst.root_volume_id, device="/dev/vda",
+            path=str(vol.path), format=vol.format, boot=True,
+            delete_on_termination=bool(request.get("delete_on_termination"))))
         await self.m.save(inst)
 
     async def _allocate_network(self, inst: Instance) -> None:
@@ -124,7 +132,7 @@ class Builder:
             return
         ports: list[PortBinding] = await net.allocate_ports(
             inst.id, inst.project_id, inst.requested_networks, inst.security_groups)
-        inst.ports = [p.to_dict() for p in ports]
+        inst.ports = list(ports)
         inst.addresses = addresses_of(ports)
         await self.m.save(inst)
 
@@ -196,19 +204,19 @@ class Builder:
         if inst.root_volume_id is None:
             specs.append(DiskSpec(path=str(d / "disk"), target=root_target))
         for att in inst.volume_attachments:
-            target = att["device"].rsplit("/", 1)[-1]
-            if att.get("boot"):
+            target = att.target
+            if att.boot:
                 target = root_target
             elif rescue and target == "vdb":
                 continue
-            specs.append(DiskSpec(path=att["path"], format=DiskFormat(att.get("format", "raw")),
-                                  target=target, serial=att["volume_id"][:20]))
+            specs.append(DiskSpec(path=att.path, format=DiskFormat(att.format),
+                                  target=target, serial=att.volume_id[:20]))
         if self.wants_config_drive(inst):
             specs.append(DiskSpec(path=str(d / "disk.config"), format=DiskFormat.RAW,
                                   target="hdd", bus=DiskBus.IDE, device=DiskDevice.CDROM))
         specs.sort(key=lambda s: (s.target != "vda", s.target))
-        nics = [NicSpec(mac=p["mac"], tap_name=p["tap_name"], mtu=p.get("mtu"),
-                        precreated_tap=bool(p.get("precreated_tap"))) for p in inst.ports]
+        nics = [NicSpec(mac=p.mac, tap_name=p.tap_name, mtu=p.mtu,
+                        precreated_tap=p.precreated_tap) for p in inst.ports]
         claim = inst.claim
         pinning = [[p] for p in claim.pcpus] if claim and claim.pcpus else None
         numa = None
@@ -252,7 +260,7 @@ class Builder:
         if net is None:
             return
         for p in inst.ports:
-            await net.plug(p["tap_name"], p["port_id"])
+            await net.plug(p.tap_name, p.port_id)
 
     async def ensure_domain(self, inst: Instance) -> bool:
         """True if the domain exists; else spawn it from the record (it is then running)."""

@@ -44,14 +44,14 @@ class Releases:
         if vol is not None:
             for att in inst.volume_attachments:
                 with contextlib.suppress(NotFound):
-                    await vol.mark_detached(att["volume_id"])
-                if att.get("delete_on_termination"):
+                    await vol.mark_detached(att.volume_id)
+                if att.delete_on_termination:
                     try:
-                        await vol.delete_volume(att["volume_id"], inst.project_id)
+                        await vol.delete_volume(att.volume_id, inst.project_id)
                     except MonostackError as exc:  # the volume stays; the delete goes on
-                        log.warning("root volume %s not deleted: %s", att["volume_id"], exc,
+                        log.warning("root volume %s not deleted: %s", att.volume_id, exc,
                                     extra={"instance": inst.id})
-            if inst.root_volume_id and not any(a["volume_id"] == inst.root_volume_id
+            if inst.root_volume_id and not any(a.volume_id == inst.root_volume_id
                                                for a in inst.volume_attachments):
                 # a boot volume the build made but never attached: give its reservation
                 # back; the volume stays the project's (visible, available), never leaked

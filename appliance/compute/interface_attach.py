@@ -8,7 +8,6 @@ Detach unplugs the NIC, then gives the port back to the network service.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from appliance.compute.build import addresses_of
 from appliance.compute.driver import ComputeDriver, NicSpec
@@ -23,13 +22,13 @@ class InterfaceAttachments:
                  network: NetworkSeam | None) -> None:
         self.progress, self.driver, self.network = progress, driver, network
 
-    async def attach(self, task: Task) -> dict[str, Any]:
+    async def attach(self, task: Task) -> PortBinding:
         """The port binding as recorded on the instance."""
         inst = self.progress.require(task.instance_id)
         net = self.network
         if net is None:
             raise BadRequest("No network service is running.")
-        before = {p["port_id"] for p in inst.ports}
+        before = {p.port_id for p in inst.ports}
         ports = await net.allocate_ports(inst.id, inst.project_id, [task.params["request"]])
         new = [p for p in ports if p.port_id not in before]
         if not new:
@@ -40,18 +39,18 @@ class InterfaceAttachments:
                 mac=port.mac, tap_name=port.tap_name, mtu=port.mtu,
                 precreated_tap=port.precreated_tap))
             await net.plug(port.tap_name, port.port_id)
-        inst.ports.append(port.to_dict())
-        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
+        inst.ports.append(port)
+        inst.addresses = addresses_of(inst.ports)
         await self.progress.finish(inst, task, inst.vm_state)
-        return port.to_dict()
+        return port
 
     async def detach(self, task: Task) -> None:
         inst = self.progress.require(task.instance_id)
-        port = next(p for p in inst.ports if p["port_id"] == task.params["port_id"])
+        port = next(p for p in inst.ports if p.port_id == task.params["port_id"])
         with contextlib.suppress(NotFound, ServiceUnavailable):
-            await self.driver.detach_nic(inst.id, port["mac"])
+            await self.driver.detach_nic(inst.id, port.mac)
         if self.network is not None:
-            await self.network.deallocate_port(port["port_id"])
-        inst.ports = [p for p in inst.ports if p["port_id"] != port["port_id"]]
-        inst.addresses = addresses_of([PortBinding.from_dict(p) for p in inst.ports])
+            await self.network.deallocate_port(port.port_id)
+        inst.ports = [p for p in inst.ports if p.port_id != port.port_id]
+        inst.addresses = addresses_of(inst.ports)
         await self.progress.finish(inst, task, inst.vm_state)

@@ -61,6 +61,7 @@ from appliance.compute.records import (
     Task,
     TaskState,
     VmState,
+    VolumeAttachment,
 )
 from appliance.compute.rescue import Rescues
 from appliance.compute.resize import Resizes, check_resize
@@ -68,7 +69,7 @@ from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
 from appliance.compute.snapshot import Snapshots
 from appliance.compute.volume_attach import VolumeAttachments
 from appliance.compute.usage import ProjectUsage
-from appliance.seams import ImageSeam, NetworkSeam, VolumeSeam
+from appliance.seams import ImageSeam, NetworkSeam, PortBinding, VolumeSeam
 from appliance.errors import (
     BadRequest,
     Conflict,
@@ -583,7 +584,8 @@ class ComputeManager:
                               {"name": name, "metadata": metadata})
         return await asyncio.shield(t)
 
-    async def attach_volume(self, iid: str, volume_id: str, device: str | None) -> dict[str, Any]:
+    async def attach_volume(self, iid: str, volume_id: str, device: str | None
+                            ) -> VolumeAttachment:
         if self.volumes is None:
             raise BadRequest("No volume service is running.")
         t = await self._admit(iid, "attach_volume", TaskState.BLOCK_DEVICE_MAPPING,
@@ -593,7 +595,7 @@ class ComputeManager:
 
     async def detach_volume(self, iid: str, volume_id: str) -> None:
         inst = self.instances.require(iid)
-        if not any(a["volume_id"] == volume_id for a in inst.volume_attachments):
+        if not any(a.volume_id == volume_id for a in inst.volume_attachments):
             raise NotFound(f"volume {volume_id} is not attached to instance {iid}")
         if volume_id == inst.root_volume_id:
             raise BadRequest("Cannot detach a root device volume")
@@ -602,7 +604,7 @@ class ComputeManager:
                               {"volume_id": volume_id})
         await asyncio.shield(t)
 
-    async def attach_interface(self, iid: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def attach_interface(self, iid: str, request: dict[str, Any]) -> PortBinding:
         if self.network is None:
             raise BadRequest("No network service is running.")
         t = await self._admit(iid, "attach_interface", TaskState.NETWORKING,
@@ -612,7 +614,7 @@ class ComputeManager:
 
     async def detach_interface(self, iid: str, port_id: str) -> None:
         inst = self.instances.require(iid)
-        if not any(p["port_id"] == port_id for p in inst.ports):
+        if not any(p.port_id == port_id for p in inst.ports):
             raise NotFound(f"port {port_id} is not attached to instance {iid}")
         t = await self._admit(iid, "detach_interface", TaskState.NETWORKING,
                               {VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED},

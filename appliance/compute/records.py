@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.compute.scheduler.host import Claim
+from appliance.seams import PortBinding
 
 
 class VmState(enum.StrEnum):
@@ -142,6 +143,26 @@ class KeyPair:
 
 
 @dataclass(frozen=True)
+class VolumeAttachment:
+    """A volume attached to an instance: the disk its domain is given (path, format) at the
+    target `device` names. `boot`: the root volume (always vda)."""
+
+    id: str
+    volume_id: str
+    device: str
+    path: str = ""
+    format: str = "raw"
+    boot: bool = False
+    #: a boot volume made for the instance goes with it (block_device_mapping_v2)
+    delete_on_termination: bool = False
+
+    @property
+    def target(self) -> str:
+        """The guest's disk name: "vdb" of "/dev/vdb"."""
+        return self.device.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
 class Fault:
     """The last failure of an instance, as a server shows it (Nova's instance fault)."""
 
@@ -169,8 +190,8 @@ class Instance:
     power_state: PowerState = PowerState.NOSTATE
     #: {network_name: [{"version", "addr", "OS-EXT-IPS:type", "OS-EXT-IPS-MAC:mac_addr"}]}
     addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: network seam PortBinding dicts (port_id, network_id, network_name, mac, tap_name …)
-    ports: list[dict[str, Any]] = field(default_factory=list)
+    #: the ports the network component bound to it, in NIC order
+    ports: list[PortBinding] = field(default_factory=list)
     requested_networks: list[dict[str, Any]] = field(default_factory=list)
     #: the last failure (None once an action succeeds anew)
     fault: Fault | None = None
@@ -186,8 +207,7 @@ class Instance:
     access_ipv4: str = ""
     access_ipv6: str = ""
     security_groups: list[str] = field(default_factory=lambda: ["default"])
-    #: [{"id", "volume_id", "device", "tag"}]
-    volume_attachments: list[dict[str, Any]] = field(default_factory=list)
+    volume_attachments: list[VolumeAttachment] = field(default_factory=list)
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
     launched_at: float | None = None

@@ -18,7 +18,14 @@ from typing import Any
 from appliance.compute.hostnames import hostname_of
 from appliance.compute.keypairs import fingerprint, generate_keypair
 from appliance.compute.manager import ComputeManager
-from appliance.compute.records import Flavor, Instance, KeyPair, QuotaSet, ServerGroup
+from appliance.compute.records import (
+    Flavor,
+    Instance,
+    KeyPair,
+    QuotaSet,
+    ServerGroup,
+    VolumeAttachment,
+)
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound
 from appliance.identity.policy import AuthContext
 from appliance.quota import Quotas, Reservation
@@ -158,14 +165,14 @@ class ComputeService:
                 instances.append(Instance(
                     id=str(uuid.uuid4()), name=display, project_id=project_id,
                     user_id=auth.user_id, flavor=flavor.snapshot(), image_id=image_id,
-                    root_volume_id=attachment["volume_id"] if attachment else None,
+                    root_volume_id=attachment.volume_id if attachment else None,
                     key_name=req.key_name or None, key_data=key_data,
                     requested_networks=list(req.requested_networks),
                     metadata=dict(req.metadata), tags=list(req.tags),
                     config_drive=req.config_drive, user_data=req.user_data,
                     description=req.description, access_ipv4=req.access_ipv4,
                     access_ipv6=req.access_ipv6, security_groups=list(req.security_groups),
-                    volume_attachments=[dict(attachment)] if attachment else [],
+                    volume_attachments=[attachment] if attachment else [],
                     server_group_id=req.group_id, launch_index=i, reservation_id=reservation,
                     hostname=hostname_of(display)))
             await self.manager.create(instances, build_params, held)
@@ -174,10 +181,10 @@ class ComputeService:
                 held.release()
             if attachment is not None and self.volumes is not None:
                 # give the reserved root volume back
-                await self.volumes.mark_detached(attachment["volume_id"])
+                await self.volumes.mark_detached(attachment.volume_id)
             raise
         if attachment is not None and self.volumes is not None:
-            await self.volumes.mark_attached(attachment["volume_id"], instances[0].id,
+            await self.volumes.mark_attached(attachment.volume_id, instances[0].id,
                                              "/dev/vda")
         if req.group_id:
             async with self._groups_lock:
@@ -270,7 +277,8 @@ class ComputeService:
         return {"image_id": req.image_id, "size": size,
                 "delete_on_termination": req.delete_on_termination}
 
-    async def _reserve_root_volume(self, project_id: str, req: RootVolume) -> dict[str, Any]:
+    async def _reserve_root_volume(self, project_id: str, req: RootVolume
+                                   ) -> VolumeAttachment:
         if self.volumes is None:
             raise BadRequest("Cannot boot from a volume: no volume service is running.")
         vid = req.volume_id
@@ -280,9 +288,9 @@ class ComputeService:
             raise BadRequest(f"Volume {vid} could not be found.") from exc
         except Conflict as exc:  # Nova: InvalidVolume → 400
             raise BadRequest(f"Invalid volume: {exc}") from exc
-        return {"id": vid, "volume_id": vid, "device": "/dev/vda", "path": str(vol.path),
-                "format": vol.format, "boot": True,
-                "delete_on_termination": req.delete_on_termination}
+        return VolumeAttachment(id=vid, volume_id=vid, device="/dev/vda", path=str(vol.path),
+                                format=vol.format, boot=True,
+                                delete_on_termination=bool(req.delete_on_termination))
 
     # -- flavors --------------------------------------------------------------------------
 

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from appliance.compute.driver import ComputeDriver, DiskFormat, DiskSpec
 from appliance.compute.progress import Progress
-from appliance.compute.records import PowerState, Task
+from appliance.compute.records import PowerState, Task, VolumeAttachment
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.seams import VolumeSeam
 
 TARGETS = tuple(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz")
 
 
-def free_target(attachments: list[dict[str, Any]]) -> str:
+def free_target(attachments: list[VolumeAttachment]) -> str:
     """The first virtio target no attachment holds (vda is the root's)."""
-    used = {a["device"].rsplit("/", 1)[-1] for a in attachments} | {"vda"}
+    used = {a.target for a in attachments} | {"vda"}
     return next(t for t in TARGETS if t not in used)
 
 
@@ -37,12 +36,12 @@ class VolumeAttachments:
             raise BadRequest("No volume service is running.")
         return self.volumes
 
-    async def attach(self, task: Task) -> dict[str, Any]:
+    async def attach(self, task: Task) -> VolumeAttachment:
         """The attachment as recorded on the instance."""
         inst = self.progress.require(task.instance_id)
         vol_seam = self._seam()
         volume_id = task.params["volume_id"]
-        if any(a["volume_id"] == volume_id for a in inst.volume_attachments):
+        if any(a.volume_id == volume_id for a in inst.volume_attachments):
             raise Conflict(f"volume {volume_id} is already attached to {inst.id}")
         vol = await vol_seam.volume_for_attach(volume_id, inst.project_id)
         target = free_target(inst.volume_attachments)
@@ -57,8 +56,8 @@ class VolumeAttachments:
             await asyncio.shield(vol_seam.mark_detached(volume_id))
             raise
         await vol_seam.mark_attached(volume_id, inst.id, device)
-        att = {"id": volume_id, "volume_id": volume_id, "device": device,
-               "path": str(vol.path), "format": vol.format}
+        att = VolumeAttachment(id=volume_id, volume_id=volume_id, device=device,
+                               path=str(vol.path), format=vol.format)
         inst.volume_attachments.append(att)
         await self.progress.finish(inst, task, inst.vm_state)
         return att
@@ -66,10 +65,10 @@ class VolumeAttachments:
     async def detach(self, task: Task) -> None:
         inst = self.progress.require(task.instance_id)
         volume_id = task.params["volume_id"]
-        att = next(a for a in inst.volume_attachments if a["volume_id"] == volume_id)
+        att = next(a for a in inst.volume_attachments if a.volume_id == volume_id)
         with contextlib.suppress(NotFound):
-            await self.driver.detach_disk(inst.id, att["device"].rsplit("/", 1)[-1])
+            await self.driver.detach_disk(inst.id, att.target)
         await self._seam().mark_detached(volume_id)
         inst.volume_attachments = [a for a in inst.volume_attachments
-                                   if a["volume_id"] != volume_id]
+                                   if a.volume_id != volume_id]
         await self.progress.finish(inst, task, inst.vm_state)

@@ -36,9 +36,10 @@ from appliance.api.util import (
     query_bool,
 )
 from appliance.api.validation import valid_body, valid_query, validate
-from appliance.compute.records import Instance, PowerState, TaskState, VmState
+from appliance.compute.records import Instance, PowerState, TaskState, VmState, VolumeAttachment
 from appliance.compute.service import NewRootVolume, RootVolume, ServerCreate
 from appliance.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from appliance.seams import PortBinding
 
 _STATUS_FILTER = {"BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "ERROR",
                   "VERIFY_RESIZE", "REVERT_RESIZE", "RESIZE", "REBOOT", "HARD_REBOOT",
@@ -512,9 +513,9 @@ async def delete_tag(request: web.Request) -> web.Response:
 
 # -- volume attachments and interfaces ----------------------------------------------------------
 
-def _attachment_view(inst: Instance, att: dict[str, Any]) -> dict[str, Any]:
-    return {"id": att["volume_id"], "serverId": inst.id, "volumeId": att["volume_id"],
-            "device": att["device"]}
+def _attachment_view(inst: Instance, att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": att.volume_id, "serverId": inst.id, "volumeId": att.volume_id,
+            "device": att.device}
 
 
 async def list_volume_attachments(request: web.Request) -> web.Response:
@@ -527,7 +528,7 @@ async def show_volume_attachment(request: web.Request) -> web.Response:
     inst = require_instance(request, request.match_info["id"], "compute:get_server")
     vid = request.match_info["volume_id"]
     for a in inst.volume_attachments:
-        if a["volume_id"] == vid:
+        if a.volume_id == vid:
             return web.json_response({"volumeAttachment": _attachment_view(inst, a)})
     raise NotFound(f"volume {vid} is not attached to server {inst.id}")
 
@@ -548,10 +549,10 @@ async def detach_volume(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-def _interface_view(inst: Instance, p: dict[str, Any]) -> dict[str, Any]:
-    return {"port_id": p["port_id"], "net_id": p["network_id"], "mac_addr": p["mac"],
+def _interface_view(inst: Instance, p: PortBinding) -> dict[str, Any]:
+    return {"port_id": p.port_id, "net_id": p.network_id, "mac_addr": p.mac,
             "port_state": "ACTIVE",
-            "fixed_ips": [{"ip_address": ip, "subnet_id": None} for ip in p.get("fixed_ips", [])]}
+            "fixed_ips": [{"ip_address": ip, "subnet_id": None} for ip in p.fixed_ips]}
 
 
 async def list_ips(request: web.Request) -> web.Response:

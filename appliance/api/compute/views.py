@@ -39,14 +39,14 @@ def _addresses(floating: dict[str, dict[str, list[str]]],
                inst: Instance) -> dict[str, list[dict[str, Any]]]:
     if not floating:
         return inst.addresses
-    by_ip = {ip: p for p in inst.ports for ip in p.get("fixed_ips", [])}
+    by_ip = {ip: p for p in inst.ports for ip in p.fixed_ips}
     out: dict[str, list[dict[str, Any]]] = {}
     for name, addrs in inst.addresses.items():
         listed = out.setdefault(name, [])
         for a in addrs:
             listed.append(a)
             port = by_ip.get(a["addr"])
-            for f in floating.get(port["port_id"], {}).get(a["addr"], []) if port else []:
+            for f in floating.get(port.port_id, {}).get(a["addr"], []) if port else []:
                 listed.append({"version": 4, "addr": f, "OS-EXT-IPS:type": "floating",
                                "OS-EXT-IPS-MAC:mac_addr": a.get("OS-EXT-IPS-MAC:mac_addr")})
     return out
@@ -129,8 +129,7 @@ class ServerViews:
             "OS-EXT-STS:vm_state": str(inst.vm_state),
             "OS-EXT-STS:power_state": int(inst.power_state),
             "os-extended-volumes:volumes_attached": [
-                {"id": a["volume_id"],
-                 "delete_on_termination": bool(a.get("delete_on_termination"))}
+                {"id": a.volume_id, "delete_on_termination": bool(a.delete_on_termination)}
                 for a in inst.volume_attachments],
         }
         if inst.fault and status in ("ERROR", "DELETED"):

@@ -53,7 +53,7 @@ async def test_boot_from_image_onto_new_volume(nova, compute_daemon):
     inst = manager.instances.require(sid)
     assert inst.root_volume_id == vid and inst.claim.disk_gb == 0
     root = await root_disk_of(manager, sid)
-    assert root == inst.volume_attachments[0]["path"] and vid in root
+    assert root == inst.volume_attachments[0].path and vid in root
     assert not (manager.instances_dir / sid / "disk").exists()  # no local root overlay
     with pytest.raises(BadRequest, match="root device"):
         await nova.delete(f"{C}/servers/{sid}/os-volume_attachments/{vid}")

@@ -405,19 +405,19 @@ async def test_attachments_take_the_next_free_device_and_free_it_on_detach(attac
     first = await room.attach(task(inst, "attach_volume", volume_id="v1"))
     second = await room.attach(task(inst, "attach_volume", volume_id="v2"))
 
-    assert (first["device"], second["device"]) == ("/dev/vdb", "/dev/vdc")
+    assert (first.device, second.device) == ("/dev/vdb", "/dev/vdc")
     assert volumes.attached_as == {"v1": (inst.id, "/dev/vdb"), "v2": (inst.id, "/dev/vdc")}
-    assert [a["volume_id"] for a in inst.volume_attachments] == ["v1", "v2"]
-    assert inst.volume_attachments[0]["path"] == str(volumes.tmp / "v1")
+    assert [a.volume_id for a in inst.volume_attachments] == ["v1", "v2"]
+    assert inst.volume_attachments[0].path == str(volumes.tmp / "v1")
     assert (inst.vm_state, inst.task_state) == (VmState.STOPPED, None)
 
     await room.detach(task(inst, "detach_volume", volume_id="v1"))
     assert hypervisor.detaches == [(inst.id, "vdb")]
     assert volumes.state["v1"] == "available" and "v1" not in volumes.attached_as
-    assert [a["volume_id"] for a in inst.volume_attachments] == ["v2"]
+    assert [a.volume_id for a in inst.volume_attachments] == ["v2"]
 
     third = await room.attach(task(inst, "attach_volume", volume_id="v3"))
-    assert third["device"] == "/dev/vdb"  # the freed target is taken again
+    assert third.device == "/dev/vdb"  # the freed target is taken again
 
 
 async def test_the_same_volume_twice_is_a_conflict_and_changes_nothing(attach_room):
