@@ -144,7 +144,7 @@ class Builder:
                 raise BadRequest("The instance has neither an image nor a root volume.")
             root = d / "disk"
             if fresh or not root.exists():
-                await self.make_root(root, boot, int(inst.flavor["disk"]))
+                await self.make_root(root, boot, inst.flavor.disk)
         self.m.advance(inst.id, progress_meter.BUILD_ROOT_DISK_DONE)
         if self.wants_config_drive(inst):
             await self.write_config_drive(inst, d / "disk.config")
@@ -183,7 +183,7 @@ class Builder:
             launch_index=inst.launch_index,
             public_keys={inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {},
             meta=dict(inst.metadata), user_data=user_data, network_data=network_data or {},
-            image_id=inst.image_id, flavor_name=str(inst.flavor.get("name", "")),
+            image_id=inst.image_id, flavor_name=inst.flavor.name,
             reservation_id=inst.reservation_id, security_groups=tuple(inst.security_groups),
             password=self.m.passwords.get(inst.id))
 
@@ -223,17 +223,17 @@ class Builder:
         if claim and claim.numa:
             numa = [GuestNumaCell(id=i, vcpus=tuple(c.vcpus), memory_mib=c.memory_mb,
                                   host_node=c.host_node) for i, c in enumerate(claim.numa)]
-        if pinning is not None and len(pinning) != int(inst.flavor["vcpus"]):
+        if pinning is not None and len(pinning) != inst.flavor.vcpus:
             pinning = None
         caps = self.m.driver.capabilities
         return DomainSpec(
-            uuid=inst.id, name=f"ms-{inst.id}", vcpus=int(inst.flavor["vcpus"]),
-            memory_mib=int(inst.flavor["ram"]), disks=specs, nics=nics, cpu_pinning=pinning,
+            uuid=inst.id, name=f"ms-{inst.id}", vcpus=inst.flavor.vcpus,
+            memory_mib=inst.flavor.ram, disks=specs, nics=nics, cpu_pinning=pinning,
             numa_cells=numa,
             metadata={orphans.INSTANCE_KEY: inst.id, orphans.APPLIANCE_KEY: self.m.appliance_id,
                       "project-id": inst.project_id,
                       "user-id": inst.user_id, "display-name": inst.name[:200],
-                      "flavor": str(inst.flavor.get("name", ""))},
+                      "flavor": inst.flavor.name},
             console_log_path=str(d / "console.log") if caps.supports_console_log else None)
 
     async def spawn(self, inst: Instance, *, rescue: bool = False) -> None:

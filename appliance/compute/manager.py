@@ -60,11 +60,12 @@ from appliance.compute.records import (
     QuotaSet,
     Task,
     TaskState,
+    FlavorSnapshot,
     VmState,
     VolumeAttachment,
 )
 from appliance.compute.rescue import Rescues
-from appliance.compute.resize import Resizes, check_resize
+from appliance.compute.resize import Resizes, check_resize, resize_params
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler
 from appliance.compute.snapshot import Snapshots
 from appliance.compute.volume_attach import VolumeAttachments
@@ -325,13 +326,12 @@ class ComputeManager:
     def quota_usage(self, project_id: str) -> dict[str, int]:
         return self.usage.of(project_id)
 
-    def reserve_instances(self, project_id: str, flavor: dict[str, Any],
+    def reserve_instances(self, project_id: str, flavor: FlavorSnapshot,
                           count: int) -> Reservation:
         """Instances, cores and ram for `count` servers of `flavor`: take it (await or
         `async with`) before building them, and hand it to `create`."""
         return self.ctx.quotas.reserve(project_id, {
-            "instances": count, "cores": count * int(flavor["vcpus"]),
-            "ram": count * int(flavor["ram"])})
+            "instances": count, "cores": count * flavor.vcpus, "ram": count * flavor.ram})
 
     # -- admission -------------------------------------------------------------------------
 
@@ -528,12 +528,12 @@ class ComputeManager:
     async def resume(self, iid: str) -> None:
         await self._admit(iid, "resume", TaskState.RESUMING, {VmState.SUSPENDED})
 
-    async def resize(self, iid: str, flavor: dict[str, Any]) -> None:
+    async def resize(self, iid: str, flavor: FlavorSnapshot) -> None:
         await self._admit_growing(iid, flavor, "resize", TaskState.RESIZE_PREP,
-                                  {VmState.ACTIVE, VmState.STOPPED}, {"flavor": flavor},
+                                  {VmState.ACTIVE, VmState.STOPPED}, resize_params(flavor),
                                   lambda inst: check_resize(inst, flavor))
 
-    async def _admit_growing(self, iid: str, flavor: dict[str, Any], action: str,
+    async def _admit_growing(self, iid: str, flavor: FlavorSnapshot, action: str,
                              task_state: TaskState, allowed: set[VmState],
                              params: dict[str, Any] | None = None,
                              check: Callable[[Instance], None] | None = None) -> None:
@@ -541,8 +541,7 @@ class ComputeManager:
         are reserved first and held until the task has stored the flavor (or failed)."""
         inst = self.instances.require(iid)
         held = await self.ctx.quotas.reserve(inst.project_id, {
-            "cores": int(flavor["vcpus"]) - int(inst.flavor["vcpus"]),
-            "ram": int(flavor["ram"]) - int(inst.flavor["ram"])})
+            "cores": flavor.vcpus - inst.flavor.vcpus, "ram": flavor.ram - inst.flavor.ram})
         try:
             t = await self._admit(iid, action, task_state, allowed, params, check)
         except BaseException:

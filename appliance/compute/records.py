@@ -122,11 +122,26 @@ class Flavor:
     projects: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=now)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> FlavorSnapshot:
         """What an instance keeps of its flavor (the flavor may later be deleted)."""
-        return {"id": self.id, "name": self.name, "vcpus": self.vcpus, "ram": self.ram,
-                "disk": self.disk, "ephemeral": self.ephemeral, "swap": self.swap,
-                "extra_specs": dict(self.extra_specs)}
+        return FlavorSnapshot(id=self.id, name=self.name, vcpus=self.vcpus, ram=self.ram,
+                              disk=self.disk, ephemeral=self.ephemeral, swap=self.swap,
+                              extra_specs=dict(self.extra_specs))
+
+
+@dataclass(frozen=True)
+class FlavorSnapshot:
+    """What an instance keeps of its flavor, as it was when the instance got it (the flavor
+    may later be changed or deleted; Nova embeds the same in a server since 2.47)."""
+
+    id: str
+    name: str
+    vcpus: int
+    ram: int  # MiB
+    disk: int  # GiB, 0 = the image's size
+    ephemeral: int = 0
+    swap: int = 0
+    extra_specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,8 +193,8 @@ class Instance:
     name: str
     project_id: str
     user_id: str
-    #: Flavor.snapshot() of the flavor it runs with
-    flavor: dict[str, Any]
+    #: the flavor it runs with
+    flavor: FlavorSnapshot
     image_id: str | None = None
     #: boot-from-volume: the root volume's id (image_id is then None)
     root_volume_id: str | None = None
@@ -218,7 +233,7 @@ class Instance:
     claim: Claim | None = None
     #: during a resize: the claim of the old flavor (revert needs it back)
     old_claim: Claim | None = None
-    old_flavor: dict[str, Any] | None = None
+    old_flavor: FlavorSnapshot | None = None
     #: the power state to return to after resize/rebuild/unrescue
     resume_running: bool = True
     server_group_id: str | None = None

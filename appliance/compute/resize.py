@@ -18,9 +18,10 @@ from appliance.compute import disks
 from appliance.compute.driver import ComputeDriver
 from appliance.compute.progress import Guests, Progress
 from appliance.compute.progress_meter import RESIZE_COPY, copy_file_async
-from appliance.compute.records import Instance, Task, TaskState, VmState
+from appliance.compute.records import FlavorSnapshot, Instance, Task, TaskState, VmState
 from appliance.compute.scheduler import Claim, RequestSpec
 from appliance.errors import BadRequest, NotFound
+from appliance.state import from_doc, to_doc
 
 GiB = 1 << 30
 BACKUP = "disk.resize-backup"
@@ -29,13 +30,17 @@ BACKUP = "disk.resize-backup"
 ClaimFn = Callable[[RequestSpec, Callable[[Claim], Awaitable[None]]], Awaitable[Claim]]
 
 
-def check_resize(inst: Instance, flavor: dict[str, Any]) -> None:
+def check_resize(inst: Instance, flavor: FlavorSnapshot) -> None:
     """Admission: Nova's two refusals (400) of a resize request."""
-    if inst.root_volume_id is None and flavor["disk"] and \
-            flavor["disk"] < int(inst.flavor["disk"]):
+    if inst.root_volume_id is None and flavor.disk and flavor.disk < inst.flavor.disk:
         raise BadRequest("Resizing to a smaller disk flavor is not allowed.")
-    if flavor["id"] == inst.flavor.get("id"):
+    if flavor.id == inst.flavor.id:
         raise BadRequest("When resizing, instances must change flavor!")
+
+
+def resize_params(flavor: FlavorSnapshot) -> dict[str, Any]:
+    """The durable task's parameters (JSON): the flavor to move to."""
+    return {"flavor": to_doc(flavor)}
 
 
 class Resizes:
@@ -49,12 +54,12 @@ class Resizes:
     async def resize(self, task: Task) -> None:
         p = self.progress
         inst = p.require(task.instance_id)
-        new = task.params["flavor"]
+        new = from_doc(FlavorSnapshot, task.params["flavor"])
         running = inst.vm_state == VmState.ACTIVE
 
         async def persist(claim: Claim) -> None:
             inst.old_claim, inst.claim = inst.claim, claim
-            inst.old_flavor, inst.flavor = inst.flavor, dict(new)
+            inst.old_flavor, inst.flavor = inst.flavor, new
             inst.pinned_cpus = list(claim.pcpus)
             inst.resume_running = running
             inst.task_state = TaskState.RESIZE_MIGRATING
@@ -71,8 +76,8 @@ class Resizes:
         if inst.root_volume_id is None:
             # the backup copy is most of a resize's disk work: its bytes are its progress
             await copy_file_async(root, d / BACKUP, p.copying(inst.id, *RESIZE_COPY))
-            if int(new["disk"]) > 0:
-                await disks.grow(root, "qcow2", int(new["disk"]) * GiB)
+            if new.disk > 0:
+                await disks.grow(root, "qcow2", new.disk * GiB)
         await p.step(inst, TaskState.RESIZE_FINISH)
         p.advance(inst.id, RESIZE_COPY[1] + 5)
         await self.guests.respawn(inst, running=running)

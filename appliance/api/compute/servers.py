@@ -157,7 +157,7 @@ def _visible(request: web.Request) -> list[Instance]:
     if "image" in q:
         items = [i for i in items if i.image_id == q["image"].rsplit("/", 1)[-1]]
     if "flavor" in q:
-        items = [i for i in items if i.flavor.get("id") == q["flavor"].rsplit("/", 1)[-1]]
+        items = [i for i in items if i.flavor.id == q["flavor"].rsplit("/", 1)[-1]]
     if "host" in q and auth.is_admin:
         items = [i for i in items if i.host == q["host"]]
     if "user_id" in q and auth.is_admin:
@@ -249,7 +249,7 @@ async def server_diagnostics(request: web.Request) -> web.Response:
         raise Conflict(f"Cannot 'get_diagnostics' instance {inst.id} while it is in "
                        f"vm_state {inst.vm_state.value}")
     st = await component(request).manager.driver.stats(inst.id)
-    vcpus = int(inst.flavor.get("vcpus") or 1)
+    vcpus = int(inst.flavor.vcpus or 1)
     mem_used_mb = (st.memory_rss_kib or st.memory_actual_kib) // 1024
     if not at_least(request, 48):
         return web.json_response({
@@ -261,7 +261,7 @@ async def server_diagnostics(request: web.Request) -> web.Response:
         "state": "running", "driver": "libvirt", "hypervisor": "qemu",
         "hypervisor_os": "linux", "uptime": None, "config_drive": bool(inst.config_drive),
         "num_cpus": vcpus, "num_disks": 1, "num_nics": len(inst.ports),
-        "memory_details": {"maximum": int(inst.flavor.get("ram") or 0), "used": mem_used_mb},
+        "memory_details": {"maximum": int(inst.flavor.ram or 0), "used": mem_used_mb},
         "cpu_details": [{"id": None, "time": st.cpu_time_ns, "utilisation": None}],
         "nic_details": [{"mac_address": None, "rx_octets": st.net_rx_bytes,
                          "tx_octets": st.net_tx_bytes, "rx_drop": None, "rx_errors": None,

@@ -91,12 +91,12 @@ class ServerViews:
             image = ""
         if minor >= 47:
             f = inst.flavor
-            flavor: dict[str, Any] = {"vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"],
-                                      "ephemeral": f.get("ephemeral", 0), "swap": f.get("swap", 0),
-                                      "original_name": f.get("name", ""),
-                                      "extra_specs": dict(f.get("extra_specs") or {})}
+            flavor: dict[str, Any] = {"vcpus": f.vcpus, "ram": f.ram, "disk": f.disk,
+                                      "ephemeral": f.ephemeral, "swap": f.swap,
+                                      "original_name": f.name,
+                                      "extra_specs": dict(f.extra_specs or {})}
         else:
-            fid = inst.flavor.get("id", "")
+            fid = inst.flavor.id
             flavor = {"id": fid, "links": [{"rel": "bookmark", "href": f"{root}/flavors/{fid}"}]}
         status = inst.status
         body: dict[str, Any] = {

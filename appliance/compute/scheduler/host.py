@@ -7,7 +7,7 @@ config.compute. Usage is the sum of the claims held by instance records.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,25 @@ class NumaCellUse:
     vcpus: tuple[int, ...]  # guest vCPU ids
     memory_mb: int
     pcpus: tuple[int, ...] = ()  # host pCPUs when dedicated
+
+
+class FlavorSizes(Protocol):
+    """What a request reads of a flavor (compute/records.py FlavorSnapshot or Flavor)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def vcpus(self) -> int: ...
+    @property
+    def ram(self) -> int: ...
+    @property
+    def disk(self) -> int: ...
+    @property
+    def ephemeral(self) -> int: ...
+    @property
+    def swap(self) -> int: ...
+    @property
+    def extra_specs(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -150,14 +169,14 @@ class RequestSpec:
         return self.extra_specs.get("hw:cpu_policy", "shared") == "dedicated"
 
     @classmethod
-    def for_flavor(cls, instance_id: str, flavor: dict[str, Any],
+    def for_flavor(cls, instance_id: str, flavor: "FlavorSizes",
                    image_properties: dict[str, Any] | None = None, image_min_ram: int = 0,
                    image_min_disk: int = 0, root_gb: int | None = None) -> "RequestSpec":
-        return cls(instance_id=instance_id, flavor_name=flavor.get("name", ""),
-                   vcpus=int(flavor["vcpus"]), ram_mb=int(flavor["ram"]),
-                   root_gb=int(flavor["disk"] if root_gb is None else root_gb),
-                   ephemeral_gb=int(flavor.get("ephemeral", 0)),
-                   swap_mb=int(flavor.get("swap", 0) or 0),
-                   extra_specs=dict(flavor.get("extra_specs") or {}),
+        return cls(instance_id=instance_id, flavor_name=flavor.name,
+                   vcpus=int(flavor.vcpus), ram_mb=int(flavor.ram),
+                   root_gb=int(flavor.disk if root_gb is None else root_gb),
+                   ephemeral_gb=int(flavor.ephemeral or 0),
+                   swap_mb=int(flavor.swap or 0),
+                   extra_specs=dict(flavor.extra_specs or {}),
                    image_properties=dict(image_properties or {}),
                    image_min_ram=image_min_ram, image_min_disk=image_min_disk)

@@ -4,6 +4,7 @@ tmp_path — and small fakes of compute/progress.py's Progress and Guests and of
 seam. No manager, no store, no daemon."""
 from __future__ import annotations
 
+import dataclasses
 import uuid as uuidlib
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,16 @@ from appliance.compute.driver import DiskSpec, DomainSpec, DomainState, HostInfo
 from appliance.compute.driver import HypervisorType
 from appliance.compute.libvirt.driver import LibvirtDriver
 from appliance.compute.power import POWER, SETTLE
-from appliance.compute.records import Instance, PowerState, Task, TaskState, VmState
+from appliance.compute.records import (
+    FlavorSnapshot,
+    Instance,
+    PowerState,
+    Task,
+    TaskState,
+    VmState,
+)
 from appliance.compute.rescue import RESCUE_DISK, Rescues
-from appliance.compute.resize import BACKUP, Resizes, check_resize
+from appliance.compute.resize import BACKUP, Resizes, check_resize, resize_params
 from appliance.compute.scheduler import Scheduler
 from appliance.compute.volume_attach import VolumeAttachments
 from appliance.config import ComputeConfig
@@ -25,9 +33,8 @@ from appliance.errors import BadRequest, Conflict, NoValidHost, NotFound, Servic
 from appliance.seams import AttachableVolume, BootImage
 
 GiB = 1 << 30
-SMALL = {"id": "1", "name": "small", "vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0,
-         "swap": 0, "extra_specs": {}}
-LARGE = {**SMALL, "id": "2", "name": "large", "vcpus": 2, "ram": 1024, "disk": 2}
+SMALL = FlavorSnapshot(id="1", name="small", vcpus=1, ram=512, disk=1)
+LARGE = FlavorSnapshot(id="2", name="large", vcpus=2, ram=1024, disk=2)
 
 
 class Records:
@@ -110,8 +117,8 @@ class Guests:
         except NotFound:
             pass
         await self.driver.spawn(DomainSpec(
-            uuid=inst.id, name=f"ms-{inst.id}", vcpus=int(inst.flavor["vcpus"]),
-            memory_mib=int(inst.flavor["ram"]), disks=targets, nics=[], metadata={}))
+            uuid=inst.id, name=f"ms-{inst.id}", vcpus=inst.flavor.vcpus,
+            memory_mib=inst.flavor.ram, disks=targets, nics=[], metadata={}))
         if not running:
             await self.driver.power_off(inst.id, graceful=False)
 
@@ -145,14 +152,14 @@ def scheduler_of(tmp: Path, cpus: int = 4) -> Scheduler:
 
 
 async def running_instance(driver: LibvirtDriver, guests: Guests, records: Records,
-                           flavor: dict[str, Any], **kw: Any) -> Instance:
+                           flavor: FlavorSnapshot, **kw: Any) -> Instance:
     inst = Instance(id=str(uuidlib.uuid4()), name="vm", project_id="p1", user_id="u1",
-                    flavor=dict(flavor), image_id="img", vm_state=VmState.ACTIVE,
+                    flavor=flavor, image_id="img", vm_state=VmState.ACTIVE,
                     task_state=None, **kw)
     driver.made.append(inst.id)  # type: ignore[attr-defined]
     d = disks.make_instance_dir(guests.instances_dir, inst.id)
     await guests.make_root(d / "disk", await guests.boot_image("img", "p1"),
-                           int(flavor["disk"]))
+                           flavor.disk)
     await guests.respawn(inst, running=True)
     guests.respawns.clear()
     inst.power_state = await records.power_of(inst.id)
@@ -189,7 +196,7 @@ async def test_resize_claims_the_new_flavor_beside_the_old_and_grows_a_backed_up
     await take_claim(scheduler, inst)
     root = disks.instance_dir(tmp_path, inst.id) / "disk"
 
-    await room.resize(task(inst, "resize", flavor=LARGE))
+    await room.resize(task(inst, "resize", **resize_params(LARGE)))
 
     assert inst.flavor == LARGE and inst.old_flavor == SMALL
     assert inst.claim.vcpus == 2 and inst.old_claim.vcpus == 1
@@ -213,7 +220,7 @@ async def test_revert_gives_back_the_old_flavor_claim_and_disk(driver, resize_ro
     inst = await running_instance(driver, guests, records, SMALL)
     await take_claim(scheduler, inst)
     old_claim = inst.claim
-    await room.resize(task(inst, "resize", flavor=LARGE))
+    await room.resize(task(inst, "resize", **resize_params(LARGE)))
 
     await room.revert(task(inst, "revert_resize"))
 
@@ -231,7 +238,7 @@ async def test_confirm_drops_the_old_claim_and_the_backup(driver, resize_room, t
     room, records, guests, scheduler = resize_room
     inst = await running_instance(driver, guests, records, SMALL)
     await take_claim(scheduler, inst)
-    await room.resize(task(inst, "resize", flavor=LARGE))
+    await room.resize(task(inst, "resize", **resize_params(LARGE)))
 
     await room.confirm(task(inst, "confirm_resize"))
 
@@ -248,7 +255,7 @@ async def test_a_stopped_instance_stays_off_through_resize_and_revert(driver, re
     inst.vm_state = VmState.STOPPED
     await take_claim(scheduler, inst)
 
-    await room.resize(task(inst, "resize", flavor=LARGE))
+    await room.resize(task(inst, "resize", **resize_params(LARGE)))
     assert guests.respawns == [{"running": False, "rescue": False}]
     assert (inst.vm_state, inst.power_state) == (VmState.RESIZED, PowerState.SHUTDOWN)
 
@@ -260,10 +267,10 @@ async def test_a_flavor_the_host_cannot_hold_changes_nothing(driver, resize_room
     room, records, guests, scheduler = resize_room
     inst = await running_instance(driver, guests, records, SMALL)
     await take_claim(scheduler, inst)
-    huge = {**LARGE, "id": "3", "vcpus": 64}
+    huge = dataclasses.replace(LARGE, id="3", vcpus=64)
 
     with pytest.raises(NoValidHost):
-        await room.resize(task(inst, "resize", flavor=huge))
+        await room.resize(task(inst, "resize", **resize_params(huge)))
 
     assert inst.flavor == SMALL and inst.old_flavor is None and inst.old_claim is None
     assert records.trail == [] and scheduler.host_state().used_vcpus == 1
@@ -272,14 +279,14 @@ async def test_a_flavor_the_host_cannot_hold_changes_nothing(driver, resize_room
 
 
 def test_resize_admission_refuses_a_smaller_disk_and_the_same_flavor():
-    inst = Instance(id="i", name="vm", project_id="p", user_id="u", flavor=dict(LARGE))
+    inst = Instance(id="i", name="vm", project_id="p", user_id="u", flavor=LARGE)
     with pytest.raises(BadRequest, match="smaller disk"):
-        check_resize(inst, {**SMALL, "id": "9"})
+        check_resize(inst, dataclasses.replace(SMALL, id="9"))
     with pytest.raises(BadRequest, match="must change flavor"):
-        check_resize(inst, dict(LARGE))
-    check_resize(inst, {**LARGE, "id": "9", "disk": 0})  # 0: the image's size, allowed
+        check_resize(inst, LARGE)
+    check_resize(inst, dataclasses.replace(LARGE, id="9", disk=0))  # 0: the image's size
     inst.root_volume_id = "v"  # a volume-backed root has no local disk to shrink
-    check_resize(inst, {**SMALL, "id": "9"})
+    check_resize(inst, dataclasses.replace(SMALL, id="9"))
 
 
 # -- rescue ---------------------------------------------------------------------------------
@@ -327,7 +334,7 @@ async def test_rescue_of_a_stopped_instance_runs_it_and_remembers_it_was_off(
 async def test_a_volume_backed_instance_needs_a_rescue_image_named(driver, rescue_room):
     room, records, guests = rescue_room
     inst = records.put(Instance(id=str(uuidlib.uuid4()), name="vm", project_id="p1",
-                                user_id="u1", flavor=dict(SMALL), root_volume_id="v1",
+                                user_id="u1", flavor=SMALL, root_volume_id="v1",
                                 vm_state=VmState.ACTIVE, task_state=TaskState.RESCUING))
     with pytest.raises(BadRequest, match="rescue image"):
         await room.rescue(task(inst, "rescue", image_id=None))
@@ -394,7 +401,7 @@ def attach_room(tmp_path):
 def stopped_record(records: Records) -> Instance:
     """An instance without a domain: attachments are recorded for its next spawn."""
     return records.put(Instance(id=str(uuidlib.uuid4()), name="vm", project_id="p1",
-                                user_id="u1", flavor=dict(SMALL), vm_state=VmState.STOPPED,
+                                user_id="u1", flavor=SMALL, vm_state=VmState.STOPPED,
                                 task_state=TaskState.BLOCK_DEVICE_MAPPING))
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from appliance.compute.console import ConsoleProxy, ConsoleTokens
 from appliance.compute.driver import HostInfo, HostNumaCell, HypervisorType
-from appliance.compute.records import Instance, TaskState, VmState, derive_status
+from appliance.compute.records import FlavorSnapshot, Instance, TaskState, VmState, derive_status
 from appliance.compute.scheduler import Claim, RequestSpec, Scheduler, disk_gb_of
 from appliance.config import ComputeConfig
 from appliance.errors import NoValidHost, Unauthorized
@@ -100,7 +100,8 @@ def _scheduler(**cfg):
 
 
 def _spec(**kw):
-    flavor = {"name": "f", "vcpus": 1, "ram": 512, "disk": 1, **kw.pop("flavor", {})}
+    flavor = FlavorSnapshot(**{"id": "f", "name": "f", "vcpus": 1, "ram": 512, "disk": 1,
+                               **kw.pop("flavor", {})})
     return RequestSpec.for_flavor("x", flavor, **kw)
 
 
@@ -140,7 +141,7 @@ async def test_claims_are_atomic_and_pins_never_double_booked():
     def persist_for(i):
         async def persist(claim: Claim):
             await asyncio.sleep(0)  # a store commit yields to the loop
-            inst = Instance(id=f"i{i}", name="n", project_id="p", user_id="u", flavor={},
+            inst = Instance(id=f"i{i}", name="n", project_id="p", user_id="u", flavor=FlavorSnapshot("f", "f", 1, 64, 1),
                             claim=claim)
             s.sync(inst)
             held.append(claim)

@@ -8,6 +8,7 @@ import copy
 
 from appliance.compute.records import (
     Fault,
+    FlavorSnapshot,
     Instance,
     PowerState,
     TaskState,
@@ -79,6 +80,9 @@ async def test_an_old_format_instance_loads_with_typed_nested_records(tmp_path):
         NumaCellUse(host_node=0, vcpus=(0,), memory_mb=1024, pcpus=(0,)),
         NumaCellUse(host_node=1, vcpus=(1,), memory_mb=1024, pcpus=(2,))))
     assert inst.old_claim == Claim(vcpus=1, ram_mb=512, disk_gb=1)
+    assert inst.flavor == FlavorSnapshot(id="2", name="m1.small", vcpus=2, ram=2048, disk=20,
+                                         extra_specs={"hw:numa_nodes": "2"})
+    assert inst.old_flavor == FlavorSnapshot(id="1", name="m1.tiny", vcpus=1, ram=512, disk=1)
     assert inst.fault == Fault(code=500, message="resize was interrupted by a daemon restart",
                                details="", created=1764990000.5)
     assert inst.ports == [PortBinding(
@@ -119,7 +123,7 @@ async def test_typed_parts_survive_a_save_and_reopen(tmp_path):
     await store.open()
     repo = Repository(store, "instances", Instance)
     inst = Instance(id="i1", name="n", project_id="p", user_id="u",
-                    flavor={"id": "1", "name": "t", "vcpus": 1, "ram": 64, "disk": 1},
+                    flavor=FlavorSnapshot(id="1", name="t", vcpus=1, ram=64, disk=1),
                     task_state=TaskState.SPAWNING,
                     claim=Claim(vcpus=1, ram_mb=64, disk_gb=1, pcpus=(3,)),
                     fault=Fault(code=409, message="m", details="d", created=1.0))
@@ -129,5 +133,6 @@ async def test_typed_parts_survive_a_save_and_reopen(tmp_path):
     await store.open()
     back = Repository(store, "instances", Instance).require("i1")
     assert back.claim == inst.claim and back.fault == inst.fault
+    assert back.flavor == inst.flavor
     assert back.task_state is TaskState.SPAWNING and back.old_claim is None
     await store.close()
