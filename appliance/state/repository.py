@@ -65,8 +65,9 @@ def _codec(hint: Any, decode: bool) -> Codec | None:
     return None
 
 
-#: decoded frozen records kept per decoder (then it starts afresh): more than a listing needs
-SHARED_MAX = 50_000
+#: decoded frozen records kept per record class (then it starts afresh): a 1,000-instance
+#: listing holds a few thousand; those of documents since replaced go when it starts afresh
+SHARED_MAX = 10_000
 
 
 def _shared(decode: Codec) -> Codec:
