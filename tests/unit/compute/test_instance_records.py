@@ -136,3 +136,21 @@ async def test_typed_parts_survive_a_save_and_reopen(tmp_path):
     assert back.flavor == inst.flavor
     assert back.task_state is TaskState.SPAWNING and back.old_claim is None
     await store.close()
+
+
+async def test_decodes_of_one_document_share_frozen_parts_and_a_save_gives_new_ones(tmp_path):
+    """A listing decodes a stored flavor once; a change saved puts a new document, which
+    is decoded anew (never a record of the document it replaced)."""
+    store = await stored(tmp_path, OLD_DOC)
+    repo = Repository(store, "instances", Instance)
+    first, second = repo.require(OLD_DOC["id"]), repo.require(OLD_DOC["id"])
+    assert first is not second and first.flavor is second.flavor
+    assert first.ports is not second.ports  # lists stay each record's own
+
+    bigger = FlavorSnapshot(id="3", name="m1.large", vcpus=4, ram=4096, disk=40)
+    first.flavor = bigger
+    await repo.save(first)
+    again = repo.require(OLD_DOC["id"])
+    assert again.flavor == bigger and again.flavor is not second.flavor
+    assert second.flavor.name == "m1.small"  # a record already decoded is not changed
+    await store.close()
