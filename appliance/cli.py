@@ -348,8 +348,13 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     from appliance.operators import add_unix_operator, write_openrc
     key = _key_arg(args.key)
     password = args.password or os.environ.get("MONOSTACK_OPERATOR_PASSWORD")
-    if not password:
+    if not password and not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    if not password and sys.stdin.isatty():
         password = getpass.getpass(f"Appliance password for {args.name}: ")
+    if not password:
+        raise SystemExit(f"monostack operator add: give {args.name}'s appliance password with "
+                         "--password, MONOSTACK_OPERATOR_PASSWORD or on standard input")
     config = _config(args)
     keys = add_unix_operator(args.name, key, group=args.group)
     asyncio.run(_operator_add(config, args.name, password, args.project, args.role))

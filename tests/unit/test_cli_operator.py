@@ -35,6 +35,20 @@ def test_operator_add_group_defaults_to_the_shipped_snippets_group():
     assert args.group == "ops2"
 
 
+def test_operator_add_without_a_password_or_terminal_says_how_to_give_one():
+    """No --password, no environment, stdin not a terminal and empty: a sentence, not a
+    getpass traceback (EOFError), and nothing is created."""
+    env = {k: v for k, v in os.environ.items() if k != "MONOSTACK_OPERATOR_PASSWORD"}
+    r = subprocess.run([sys.executable, "-m", "appliance", "operator", "add", "nobody-xyz",
+                        "--key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOne one@laptop"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "--password, MONOSTACK_OPERATOR_PASSWORD or on standard input" in r.stderr
+    with pytest.raises(KeyError):
+        pwd.getpwnam("nobody-xyz")
+
+
 def test_tui_finds_the_socket_without_reading_anything_root_only(tmp_path):
     """An SSH operator's TUI runs as the operator: the daemon's config may be unreadable."""
     from appliance.client_config import ClientConfig, tui_socket
