@@ -85,7 +85,7 @@ class NetworkManager:
         self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
         # Indexes the store keeps current: a port create asked for every port's MAC, tap
         # name and address and for each project's counts, decoding the whole table each time
-        self._ports_by_network = FieldIndex(store, self.ports.table, lambda d: d["network_id"])
+        self._addresses = ipam.AddressIndex(store, self.ports.table)
         self._ports_by_mac = FieldIndex(store, self.ports.table, lambda d: d["mac_address"])
         self._ports_by_tap = FieldIndex(store, self.ports.table, lambda d: d.get("tap_name"))
         self._by_project = {repo.kind: FieldIndex(store, repo.table,
@@ -373,12 +373,11 @@ class NetworkManager:
         subnets = sorted(self.subnets.list(lambda s: s.network_id == net.id),
                          key=lambda s: s.created_at)
         by_id = {s.id: s for s in subnets}
-        ports = [d["fixed_ips"] for d in self._ports_by_network.docs(net.id)
-                 if d["id"] != exclude_port]
         out: list[dict[str, str]] = []
         if requested is None:
             for sn in subnets:
-                ip = ipam.allocate(sn, ipam.used_addresses(sn, ports))
+                ip = ipam.allocate(sn, ipam.used_addresses(
+                    sn, self._addresses.taken(sn.id, besides_port=exclude_port)))
                 if ip is not None:
                     return [{"subnet_id": sn.id, "ip_address": ip}]
             if subnets:
@@ -399,7 +398,9 @@ class NetworkManager:
                     raise BadRequest(f"IP address {ip} is not in any subnet of network {net.id}.")
                 sid = match[0].id
             sn = by_id[sid]
-            used = ipam.used_addresses(sn, ports) | {f["ip_address"] for f in out}
+            used = ipam.used_addresses(
+                sn, self._addresses.taken(sn.id, besides_port=exclude_port)) | {
+                    f["ip_address"] for f in out}
             if ip is None:
                 got = ipam.allocate(sn, used)
                 if got is None:

@@ -52,3 +52,28 @@ async def test_field_index_answers_a_copy_the_caller_may_change_the_table_under(
         await store.commit([Delete("actions", id)])
     assert index.ids("x") == set() and index.docs("x") == []
     await store.close()
+
+
+async def test_subnet_addresses_equal_a_scan_of_the_ports(tmp_path):
+    from appliance.network.ipam import AddressIndex
+    store = await _store(tmp_path)
+    index = AddressIndex(store, "ports")
+    rng = random.Random(3)
+    ids = [f"p{n}" for n in range(20)]
+
+    def scan(subnet, besides=None):
+        return {f["ip_address"] for d in store.all("ports") if d["id"] != besides
+                for f in d["fixed_ips"] if f["subnet_id"] == subnet}
+    for _ in range(200):
+        id = rng.choice(ids)
+        if rng.random() < 0.3:
+            await store.commit([Delete("ports", id)])
+        else:  # addresses may repeat across ports (a shared one stays taken while any holds it)
+            await store.commit([Put("ports", id, {"id": id, "fixed_ips": [
+                {"subnet_id": rng.choice(["s1", "s2"]), "ip_address": f"10.0.0.{rng.randint(1, 8)}"}
+                for _ in range(rng.randint(0, 2))]})])
+        for subnet in ("s1", "s2"):
+            assert index.taken(subnet) == scan(subnet)
+            besides = rng.choice(ids)
+            assert index.taken(subnet, besides_port=besides) == scan(subnet, besides)
+    await store.close()
