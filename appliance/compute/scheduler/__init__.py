@@ -1,10 +1,12 @@
 """nova-scheduler for one host: inventory, filter → weigher pipeline, atomic claims.
 
-`Scheduler.claim(spec, persist)` runs the pipeline and takes the claim under one asyncio lock;
-`persist(claim)` is the caller's store commit of the instance record carrying the claim, made
-inside that lock. So check + record + commit are one step: 20 concurrent requests are decided
-one after another against up-to-date usage and can never over-commit, and a claim exists in
-memory only if it exists in the store.
+`Scheduler.claim(spec, persist)` runs the pipeline and takes the claim under one asyncio lock,
+where it counts at once as pending usage; `persist(claim)` is the caller's store commit of the
+instance record carrying the claim, made after the lock is released, and the claim stops being
+pending when that record is synced (or when the commit fails). So 20 concurrent requests are
+decided one after another against usage that includes every claim still being committed, and
+can never over-commit, while their commits share fsyncs (group commit) instead of taking one
+each, in turn, inside the lock (20 fsyncs in a row before the last boot could start).
 
 Usage is kept per instance (`sync(instance)` after every save of an instance record) and
 rebuilt from the instance records at startup (`load`), so no claim outlives its instance.
@@ -49,6 +51,8 @@ class Scheduler:
         self.weighers = weighers if weighers is not None else list(DEFAULT_WEIGHERS)
         self.lock = asyncio.Lock()
         self._claims: dict[str, list[Claim]] = {}
+        #: claims decided but not yet in a synced record (instance id → claim)
+        self._pending: dict[str, Claim] = {}
         self.disk_gb = 0
         self.enabled = True
 
@@ -66,6 +70,8 @@ class Scheduler:
     def sync(self, inst: Any) -> None:
         """Usage of one instance := what its record holds (call after each save)."""
         claims = [c for c in (inst.claim, inst.old_claim) if c is not None]
+        if any(c is self._pending.get(inst.id) for c in claims):
+            del self._pending[inst.id]  # its record holds it now
         if claims:
             self._claims[inst.id] = claims
         else:
@@ -93,6 +99,8 @@ class Scheduler:
         for claims in self._claims.values():
             for c in claims:
                 host.consume(c)
+        for c in self._pending.values():
+            host.consume(c)
         return host
 
     # -- deciding -----------------------------------------------------------------------
@@ -127,8 +135,13 @@ class Scheduler:
             _, placement = self.select(spec)
             claim = Claim(vcpus=spec.vcpus, ram_mb=spec.ram_mb, disk_gb=spec.disk_gb,
                           pcpus=tuple(placement.pcpus), numa=tuple(placement.numa))
+            self._pending[spec.instance_id] = claim
+        try:
             await persist(claim)
-            return claim
+        finally:
+            if self._pending.get(spec.instance_id) is claim:
+                del self._pending[spec.instance_id]  # not committed (or never synced)
+        return claim
 
     def usage(self) -> dict[str, Any]:
         h = self.host_state()
