@@ -51,8 +51,8 @@ class Scheduler:
         self.weighers = weighers if weighers is not None else list(DEFAULT_WEIGHERS)
         self.lock = asyncio.Lock()
         self._claims: dict[str, list[Claim]] = {}
-        #: claims decided but not yet in a synced record (instance id → claim)
-        self._pending: dict[str, Claim] = {}
+        #: claims decided but not yet in a synced record
+        self._pending: list[Claim] = []
         self.disk_gb = 0
         self.enabled = True
 
@@ -70,8 +70,8 @@ class Scheduler:
     def sync(self, inst: Any) -> None:
         """Usage of one instance := what its record holds (call after each save)."""
         claims = [c for c in (inst.claim, inst.old_claim) if c is not None]
-        if any(c is self._pending.get(inst.id) for c in claims):
-            del self._pending[inst.id]  # its record holds it now
+        if self._pending:  # a record holding a pending claim: it is counted there now
+            self._pending = [p for p in self._pending if all(p is not c for c in claims)]
         if claims:
             self._claims[inst.id] = claims
         else:
@@ -99,7 +99,7 @@ class Scheduler:
         for claims in self._claims.values():
             for c in claims:
                 host.consume(c)
-        for c in self._pending.values():
+        for c in self._pending:
             host.consume(c)
         return host
 
@@ -135,12 +135,11 @@ class Scheduler:
             _, placement = self.select(spec)
             claim = Claim(vcpus=spec.vcpus, ram_mb=spec.ram_mb, disk_gb=spec.disk_gb,
                           pcpus=tuple(placement.pcpus), numa=tuple(placement.numa))
-            self._pending[spec.instance_id] = claim
+            self._pending.append(claim)
         try:
             await persist(claim)
-        finally:
-            if self._pending.get(spec.instance_id) is claim:
-                del self._pending[spec.instance_id]  # not committed (or never synced)
+        finally:  # not committed, or committed but never synced: pending no more
+            self._pending = [p for p in self._pending if p is not claim]
         return claim
 
     def usage(self) -> dict[str, Any]:

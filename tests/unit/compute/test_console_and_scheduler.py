@@ -157,6 +157,39 @@ async def test_claims_are_atomic_and_pins_never_double_booked():
     assert s.claim_count() == 1
 
 
+async def test_a_claim_being_committed_counts_and_one_whose_commit_failed_does_not():
+    """Claims are decided under the lock but committed outside it (their commits share
+    fsyncs): a decision made while another claim's commit is in flight counts that claim."""
+    s = _scheduler(cpu_allocation_ratio=1.0)  # 4 vCPUs
+    three = {"vcpus": 3}
+    committing, commit = asyncio.Event(), asyncio.Event()
+
+    async def slow(claim: Claim):
+        committing.set()
+        await commit.wait()
+        s.sync(Instance(id="a", name="n", project_id="p", user_id="u", flavor={}, claim=claim))
+
+    first = asyncio.create_task(s.claim(RequestSpec.for_flavor("a", {"name": "f", **three,
+                                                                     "ram": 512, "disk": 1}),
+                                        slow))
+    await committing.wait()
+    assert s.host_state().used_vcpus == 3  # not in any record yet, but counted
+    with pytest.raises(NoValidHost, match="VcpuFilter"):
+        await s.claim(RequestSpec.for_flavor("b", {"name": "f", **three, "ram": 512,
+                                                   "disk": 1}), slow)
+    commit.set()
+    await first
+    assert s.host_state().used_vcpus == 3 and s.claim_count() == 1  # once, in its record
+
+    async def refused(claim: Claim):
+        raise OSError("disk full")
+
+    s.forget("a")
+    with pytest.raises(OSError):
+        await s.claim(_spec(flavor=three), refused)
+    assert s.host_state().used_vcpus == 0
+
+
 def test_status_derivation_like_nova():
     assert derive_status(VmState.BUILDING, TaskState.SPAWNING) == "BUILD"
     assert derive_status(VmState.ACTIVE, TaskState.REBOOTING_HARD) == "HARD_REBOOT"
