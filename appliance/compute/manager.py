@@ -352,7 +352,9 @@ class ComputeManager:
             ops += [self.instances.put_op(i) for i in instances]
             ops += [self.tasks.put_op(t) for t in tasks]
             async with self._admission():
-                await held.store(self.store.commit(ops))
+                pass  # not before start-up reconciliation is over; new records race nothing
+            # outside the lock: a burst of creates shares fsyncs instead of taking one each
+            await held.store(self.store.commit(ops))
         except BaseException:
             held.release()
             raise
