@@ -147,7 +147,10 @@ class ComputeManager:
         #: the build pipeline (compute/build.py)
         self.build = Builder(self)
         #: restart reconciliation, orphans, lifecycle events, power sync (compute/reconcile.py)
-        self.reconciler = Reconciler(self)
+        self.reconciler = Reconciler(
+            driver, self.instances, self.tasks, self, self.build, ctx.events, self._admit_lock,
+            resume_guests=self.config.resume_guests_on_start,
+            appliance_id=lambda: self.appliance_id)
         # the rooms holding the action handlers: each gets only what it uses
         timeout = self.config.graceful_shutdown_timeout
         self.power = PowerActions(self, driver, self.build, timeout)
@@ -187,10 +190,40 @@ class ComputeManager:
         when no verdict is cached), loading the scheduler and reconciling run in the
         background (`reconciled`), so the API answers meanwhile. Until the hypervisor is
         reached, whatever needs it answers 503; reads see the recorded state."""
-        self.driver.on_reconnect = self.reconciler.after_reconnect
+        self.driver.on_reconnect = self._after_reconnect
         await asyncio.to_thread(self.instances_dir.mkdir, parents=True, exist_ok=True)
         self.appliance_id = await orphans.appliance_id(self.store)
-        await self.reconciler.start()
+        self._background.append(asyncio.create_task(self.reconciler.watch_events()))
+        # Reconciliation may start every guest that ran before (1,000 domains take a while):
+        # the API answers meanwhile. Reads see the recorded state; an action answers 503 until
+        # the hypervisor is reached, then waits for the admission lock, held until
+        # reconciliation is done, so none acts on a stale record.
+        await self._admit_lock.acquire()
+        self._background.append(asyncio.create_task(self._reconcile_then_sync()))
+        self._background.append(asyncio.create_task(
+            self.reconciler.sweep_orphans_forever(self.reconciled)))
+
+    async def _reconcile_then_sync(self) -> None:
+        try:
+            await self.bring_up()
+            await self.reconciler.reconcile()
+        except Exception as exc:
+            if self.scheduler is None:  # never reached the hypervisor: /healthz says why
+                log.exception("compute could not start")
+                self.bring_up_error = f"could not start: {exc}"
+                self.unreachable.set()
+            else:
+                log.exception("start-up reconciliation failed; the periodic power sync goes on")
+        finally:
+            self._admit_lock.release()
+            self.reconciled.set()
+        if self.scheduler is not None:
+            await self.reconciler.power_sync_forever()
+
+    def _after_reconnect(self) -> None:
+        """The driver reconnected to libvirtd: read every power state again."""
+        if not self._stopping:
+            self._background.append(asyncio.create_task(self.reconciler.sync_power_logged()))
 
     async def bring_up(self) -> None:
         """Connect to the hypervisor (retrying while libvirtd does not answer: it may start
@@ -462,6 +495,23 @@ class ComputeManager:
         else:
             await self._settle(inst)
         await self.save(inst, finishing=task, deleting=True)
+
+    # compute/progress.py's Conductor, as reconciliation drives the queue
+
+    def busy(self, instance_id: str) -> bool:
+        return instance_id in self._running
+
+    def take_over(self, instance_id: str) -> None:
+        self._abort.add(instance_id)
+
+    def redrive(self, task: Task) -> None:
+        self._launch(task)
+
+    async def fail(self, task: Task, exc: BaseException) -> None:
+        await self._fail(task, exc)
+
+    async def settle(self, inst: Instance) -> None:
+        await self._settle(inst)
 
     async def power_of(self, instance_id: str, *, observed: bool = False) -> PowerState:
         """`observed`: the caller records what it learns, so an unreachable hypervisor must

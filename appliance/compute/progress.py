@@ -1,4 +1,5 @@
-"""What an action handler may touch of the task queue and the build pipeline.
+"""What an action handler may touch of the task queue and the build pipeline, and what
+reconciliation may touch of them (`Conductor`, `Spawner`).
 
 The rooms holding the action handlers (resize.py, rescue.py, rebuild.py, snapshot.py,
 volume_attach.py, interface_attach.py, power_actions.py, delete.py) are handed these two
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from appliance.compute.records import Instance, PowerState, Task, TaskState, VmState
 from appliance.seams import BootImage
@@ -78,4 +79,50 @@ class Guests(Protocol):
 
     async def ensure_domain(self, inst: Instance) -> bool:
         """True if the domain exists; else it is spawned from the record (then running)."""
+        ...
+
+
+class Conductor(Protocol):
+    """The task queue and the record saves as reconciliation (compute/reconcile.py) drives
+    them. The manager is the real one."""
+
+    def busy(self, instance_id: str) -> bool:
+        """A task runs for the instance (its own writes will settle the record)."""
+        ...
+
+    def take_over(self, instance_id: str) -> None:
+        """A delete owns the instance: saves of any other task are refused from now on."""
+        ...
+
+    def redrive(self, task: Task) -> None:
+        """Run the stored task (again) in the background."""
+        ...
+
+    async def fail(self, task: Task, exc: BaseException) -> None:
+        """End the task as failed: the fault recorded, the durable task removed."""
+        ...
+
+    async def settle(self, inst: Instance) -> None:
+        """Idle state = what the hypervisor says (not saved)."""
+        ...
+
+    async def save(self, inst: Instance, *extra: Any, deleting: bool = False) -> None:
+        """Commit the record (plus `extra` ops); `deleting`: even once a delete took over."""
+        ...
+
+    async def power_of(self, instance_id: str, *, observed: bool = False) -> PowerState:
+        """What the hypervisor says; NOSTATE when it has no domain (`observed`: an
+        unreachable hypervisor raises instead of reading as no domain)."""
+        ...
+
+
+class Spawner(Protocol):
+    """What reconciliation uses of the build pipeline to run guests again."""
+
+    async def spawn(self, inst: Instance, *, rescue: bool = False) -> None:
+        """Define and start the domain from the record, taps plugged."""
+        ...
+
+    async def plug(self, inst: Instance) -> None:
+        """The instance's taps into the data plane."""
         ...

@@ -10,23 +10,28 @@ reported as orphans, never destroyed or adopted. While running: lifecycle events
 down from inside, a crash) and a periodic sync, the backstop for a lost event, bring power
 states in.
 
-It works on the manager's records and task queue (`ComputeManager`, its facade).
+It is built with only what it uses: the driver, the instance and task repositories, the event
+bus, the admission lock it shares with the task queue, the build pipeline's `spawn` and `plug`
+(`Spawner`) and the manager's task queue and record saves (`Conductor`, compute/progress.py),
+so it can be unit-tested alone. When it runs (after the hypervisor is reached, in the
+background) is the manager's business.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from appliance.compute import orphans
-from appliance.compute.driver import LifecycleEventKind
+from appliance.compute.driver import ComputeDriver, LifecycleEventKind
 from appliance.compute.power import SETTLE, SETTLEABLE, fault_of
+from appliance.compute.progress import Conductor, Spawner
 from appliance.compute.records import Fault, Instance, PowerState, Task, TaskState, VmState, now
 from appliance.errors import HypervisorError, MonostackError, NotFound, ServiceUnavailable
-
-if TYPE_CHECKING:
-    from appliance.compute.manager import ComputeManager
+from appliance.events import EventBus
+from appliance.state import Repository
 
 log = logging.getLogger("monostack.compute")
 
@@ -36,67 +41,47 @@ ORPHAN_SWEEP_INTERVAL = 30.0
 
 
 class Reconciler:
-    def __init__(self, manager: "ComputeManager") -> None:
-        self.m = manager
+    def __init__(self, driver: ComputeDriver, instances: Repository[Instance],
+                 tasks: Repository[Task], conductor: Conductor, guests: Spawner,
+                 events: EventBus, admit_lock: asyncio.Lock, *, resume_guests: bool,
+                 appliance_id: Callable[[], str]) -> None:
+        """admit_lock: the task queue's admission lock (an event or a sync must not act on
+        a record an action is being admitted for); appliance_id: this appliance's id, read
+        from the store when the manager starts (compute/orphans.py)."""
+        self.driver, self.instances, self.tasks = driver, instances, tasks
+        self.conductor, self.guests, self.events = conductor, guests, events
+        self.admit_lock = admit_lock
+        self.resume_guests = resume_guests
+        self.appliance_id = appliance_id
         #: domains libvirt has that are not this appliance's (found by the last reconcile)
         self.orphans: list[str] = []
 
-    async def start(self) -> None:
-        """Follow lifecycle events; reach the hypervisor and reconcile in the background, then
-        sync power and sweep orphans periodically."""
-        self.m._background.append(asyncio.create_task(self._watch_events()))
-        # Reconciliation may start every guest that ran before (1,000 domains take a while):
-        # the API answers meanwhile. Reads see the recorded state; an action answers 503 until
-        # the hypervisor is reached, then waits for the admission lock, held until
-        # reconciliation is done, so none acts on a stale record.
-        await self.m._admit_lock.acquire()
-        self.m._background.append(asyncio.create_task(self._reconcile_then_sync()))
-        self.m._background.append(asyncio.create_task(self._sweep_orphans_forever()))
-
-    async def _reconcile_then_sync(self) -> None:
-        try:
-            await self.m.bring_up()
-            await self.reconcile()
-        except Exception as exc:
-            if self.m.scheduler is None:  # never reached the hypervisor: /healthz says why
-                log.exception("compute could not start")
-                self.m.bring_up_error = f"could not start: {exc}"
-                self.m.unreachable.set()
-            else:
-                log.exception("start-up reconciliation failed; the periodic power sync goes on")
-        finally:
-            self.m._admit_lock.release()
-            self.m.reconciled.set()
-        if self.m.scheduler is not None:
-            await self._power_sync_forever()
-
-
     async def reconcile(self) -> None:
         """After a restart: finish or fail interrupted work, report orphans, re-read power."""
-        domains = {d.uuid.lower(): d for d in await self.m.driver.list_domains()}
-        pending = {t.instance_id: t for t in self.m.tasks.list()}
-        for inst in self.m.instances.list():
+        domains = {d.uuid.lower(): d for d in await self.driver.list_domains()}
+        pending = {t.instance_id: t for t in self.tasks.list()}
+        for inst in self.instances.list():
             task = pending.pop(inst.id, None)
             if task is not None and task.action in ("build", "delete"):
                 log.info("re-driving interrupted %s", task.action, extra={"instance": inst.id})
                 task.attempts += 1
                 if task.action == "delete":
-                    self.m._abort.add(inst.id)
+                    self.conductor.take_over(inst.id)
                 if task.attempts > 3:
-                    await self.m._fail(task, HypervisorError(
+                    await self.conductor.fail(task, HypervisorError(
                         f"{task.action} interrupted {task.attempts} times; giving up"))
                     continue
-                await self.m.tasks.save(task)
-                self.m._launch(task)
+                await self.tasks.save(task)
+                self.conductor.redrive(task)
                 continue
             if task is not None or inst.task_state is not None:
                 await self._settle_interrupted(inst, task)
                 continue
             await self._resync_power(inst, inst.id in domains)
         for task in pending.values():  # tasks of vanished instances
-            await self.m.tasks.delete(task.id)
-        found = orphans.classify(domains.values(), {i.id.lower() for i in self.m.instances.list()},
-                                 self.m.appliance_id)
+            await self.tasks.delete(task.id)
+        found = orphans.classify(domains.values(), {i.id.lower() for i in self.instances.list()},
+                                 self.appliance_id())
         await self._remove_orphans(found.ours)
         self.orphans = []
         for dom in found.foreign:
@@ -104,37 +89,39 @@ class Reconciler:
             self.orphans.append(uuid)
             log.warning("orphan domain %s (%s) is not in our state; left untouched",
                         dom.name, uuid, extra={"domain": uuid})
-            await self.m.ctx.events.publish(
+            await self.events.publish(
                 "compute.orphan", "domain", uuid, None,
                 f"libvirt domain {dom.name} ({uuid}) is not known to monostack; "
                 "left as it is (neither adopted nor destroyed)", name=dom.name, ours=False)
 
     async def sweep_orphans(self) -> int:
         """Remove domains this appliance defined whose server is gone; how many."""
-        domains = await self.m.driver.list_domains()
-        found = orphans.classify(domains, {i.id.lower() for i in self.m.instances.list()},
-                                 self.m.appliance_id)
+        domains = await self.driver.list_domains()
+        found = orphans.classify(domains, {i.id.lower() for i in self.instances.list()},
+                                 self.appliance_id())
         return await self._remove_orphans(found.ours)
 
     async def _remove_orphans(self, doms: list[Any]) -> int:
         removed = 0
         for dom in doms:
             uuid = dom.uuid.lower()
-            if self.m.instances.get(uuid) is not None:  # a re-driven build: not an orphan
+            if self.instances.get(uuid) is not None:  # a re-driven build: not an orphan
                 continue
             with contextlib.suppress(NotFound):  # server ids are never reused: no lock needed
-                await self.m.driver.destroy(uuid)
+                await self.driver.destroy(uuid)
             removed += 1
             log.warning("removed domain %s (%s): its server is gone", dom.name, uuid,
                         extra={"domain": uuid})
-            await self.m.ctx.events.publish(
+            await self.events.publish(
                 "compute.orphan_removed", "domain", uuid, dom.metadata.get("project-id"),
                 f"libvirt domain {dom.name} ({uuid}) outlived its server; removed",
                 name=dom.name)
         return removed
 
-    async def _sweep_orphans_forever(self) -> None:
-        await self.m.reconciled.wait()  # the start-up reconciliation sweeps first
+    async def sweep_orphans_forever(self, reconciled: asyncio.Event) -> None:
+        """Every ORPHAN_SWEEP_INTERVAL once `reconciled` (the start-up reconciliation sweeps
+        first): a define can land after its server is gone."""
+        await reconciled.wait()
         while True:
             await asyncio.sleep(ORPHAN_SWEEP_INTERVAL)
             try:
@@ -148,27 +135,27 @@ class Reconciler:
 
     async def _settle_interrupted(self, inst: Instance, task: Task | None) -> None:
         was = inst.task_state
-        await self.m._settle(inst)
+        await self.conductor.settle(inst)
         if inst.vm_state == VmState.RESIZED or was in (TaskState.RESIZE_PREP,
                                                        TaskState.RESIZE_MIGRATING,
                                                        TaskState.RESIZE_FINISH):
-            if await self.m.power_of(inst.id) == PowerState.NOSTATE and was is not None:
+            if await self.conductor.power_of(inst.id) == PowerState.NOSTATE and was is not None:
                 inst.vm_state = VmState.ERROR
         if was is not None:
             inst.fault = Fault(code=500, message=f"{was} was interrupted by a daemon restart",
                                details="", created=now())
-        ops = [self.m.tasks.delete_op(task.id)] if task is not None else []
-        await self.m.save(inst, *ops, deleting=True)
+        ops = [self.tasks.delete_op(task.id)] if task is not None else []
+        await self.conductor.save(inst, *ops, deleting=True)
 
     async def _resync_power(self, inst: Instance, has_domain: bool) -> None:
         if inst.vm_state in (VmState.ERROR, VmState.BUILDING, VmState.DELETED):
             return
         if not has_domain:
-            if self.m.config.resume_guests_on_start and inst.vm_state in (VmState.ACTIVE,
+            if self.resume_guests and inst.vm_state in (VmState.ACTIVE,
                                                                           VmState.RESCUED):
                 try:
-                    await self.m.build.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
-                    inst.power_state = await self.m.power_of(inst.id)
+                    await self.guests.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
+                    inst.power_state = await self.conductor.power_of(inst.id)
                 except Exception as exc:  # the instance cannot run any more: say so
                     inst.vm_state, inst.fault = VmState.ERROR, fault_of(exc)
                     inst.power_state = PowerState.NOSTATE
@@ -176,25 +163,25 @@ class Reconciler:
                 inst.power_state = PowerState.NOSTATE
                 if inst.vm_state in SETTLEABLE:
                     inst.vm_state = VmState.STOPPED
-            await self.m.save(inst, deleting=True)
+            await self.conductor.save(inst, deleting=True)
             return
-        power = await self.m.power_of(inst.id)
+        power = await self.conductor.power_of(inst.id)
         # After a host reboot the domains of running instances are shut off (or, when
         # libvirt-guests saved them on the way down, shut off with a managed-save image, which
         # power_on restores). Their taps are new, in the root namespace: plug them.
         if (power in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.SUSPENDED)
                 and inst.vm_state in (VmState.ACTIVE, VmState.RESCUED)
-                and self.m.config.resume_guests_on_start):
+                and self.resume_guests):
             try:
-                await self.m.driver.power_on(inst.id)
-                await self.m.build.plug(inst)
+                await self.driver.power_on(inst.id)
+                await self.guests.plug(inst)
             except MonostackError as exc:
                 log.warning("cannot resume %s after a restart: %s", inst.id, exc,
                             extra={"instance": inst.id})
-            power = await self.m.power_of(inst.id)
+            power = await self.conductor.power_of(inst.id)
         elif power == PowerState.RUNNING:
             with contextlib.suppress(MonostackError):
-                await self.m.build.plug(inst)
+                await self.guests.plug(inst)
         await self._apply_power(inst, power)
 
     async def _apply_power(self, inst: Instance, power: PowerState) -> None:
@@ -204,41 +191,44 @@ class Reconciler:
         inst.power_state = power
         if inst.vm_state in SETTLEABLE and power in SETTLE:
             inst.vm_state = SETTLE[power]
-        await self.m.save(inst, deleting=True)
+        await self.conductor.save(inst, deleting=True)
 
-    async def _watch_events(self) -> None:
-        if not self.m.driver.capabilities.supports_lifecycle_events:
+    async def watch_events(self) -> None:
+        """Bring in the power changes the driver's lifecycle events announce, until
+        cancelled."""
+        if not self.driver.capabilities.supports_lifecycle_events:
             return
-        async for ev in self.m.driver.events():
+        async for ev in self.driver.events():
             try:
                 if ev.event in (LifecycleEventKind.DEFINED, LifecycleEventKind.UNDEFINED):
                     continue
-                inst = self.m.instances.get(ev.uuid)
-                if inst is None or inst.task_state is not None or inst.id in self.m._running:
+                inst = self.instances.get(ev.uuid)
+                if inst is None or inst.task_state is not None or self.conductor.busy(inst.id):
                     continue
-                async with self.m._admit_lock:
-                    inst = self.m.instances.get(ev.uuid)
+                async with self.admit_lock:
+                    inst = self.instances.get(ev.uuid)
                     if inst is None or inst.task_state is not None:
                         continue
-                    power = await self.m.power_of(inst.id, observed=True)
+                    power = await self.conductor.power_of(inst.id, observed=True)
                     if ev.event in (LifecycleEventKind.STARTED, LifecycleEventKind.RESUMED) \
                             and power == PowerState.RUNNING:
                         # A qemu started behind our back (virsh start, a restore) has fresh
                         # taps in the root namespace: plug them like every start of ours.
                         with contextlib.suppress(MonostackError):
-                            await self.m.build.plug(inst)
+                            await self.guests.plug(inst)
                     await self._apply_power(inst, power)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("lifecycle event handling failed")
 
-    async def _power_sync_forever(self) -> None:
+    async def power_sync_forever(self) -> None:
+        """The backstop for a lost event: every POWER_SYNC_INTERVAL, until cancelled."""
         while True:
             await asyncio.sleep(POWER_SYNC_INTERVAL)
-            await self._sync_power_logged()
+            await self.sync_power_logged()
 
-    async def _sync_power_logged(self) -> None:
+    async def sync_power_logged(self) -> None:
         try:
             await self.sync_power_states()
         except asyncio.CancelledError:
@@ -248,17 +238,12 @@ class Reconciler:
         except Exception:
             log.exception("power state sync failed")
 
-    def after_reconnect(self) -> None:
-        """The driver reconnected to libvirtd: read every power state again."""
-        if not self.m._stopping:
-            self.m._background.append(asyncio.create_task(self._sync_power_logged()))
-
     async def sync_power_states(self) -> None:
-        for inst in self.m.instances.list(lambda i: i.task_state is None):
-            async with self.m._admit_lock:
-                fresh = self.m.instances.get(inst.id)
-                if fresh is None or fresh.task_state is not None or fresh.id in self.m._running:
+        for inst in self.instances.list(lambda i: i.task_state is None):
+            async with self.admit_lock:
+                fresh = self.instances.get(inst.id)
+                if fresh is None or fresh.task_state is not None or self.conductor.busy(fresh.id):
                     continue
                 if fresh.vm_state in (VmState.ERROR, VmState.BUILDING):
                     continue
-                await self._apply_power(fresh, await self.m.power_of(fresh.id, observed=True))
+                await self._apply_power(fresh, await self.conductor.power_of(fresh.id, observed=True))
