@@ -63,3 +63,19 @@ async def test_switcher_takes_enter_in_its_filter_and_clears_old_errors(tui_daem
         assert not any("Policy" in n for n in _notes(app))
         assert any("blue-sky" in n for n in _notes(app))
 
+
+
+async def test_one_enter_in_the_password_logs_in_with_the_project_left_empty(tui_daemon, tmp_path):
+    """Typed as an operator does: user, Tab, password, Enter — the optional project field is
+    not walked into first (that took a second Enter on every login)."""
+    _user_with_projects(tui_daemon, "fay", ["only"])
+    app = tui_daemon.make_app(tmp_path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await login_screen(pilot)
+        screen.project = ""  # a first login: no project remembered (an SSH operator's first)
+        screen.query_one("#user").value = ""
+        screen.query_one("#project").value = ""
+        screen.query_one("#user").focus()
+        await pilot.press(*"fay", "tab", *"fay-password-1", "enter")
+        await _wait(pilot, lambda: app.who == "fay@only"
+                    and app.screen.__class__.__name__ == "OverviewScreen")

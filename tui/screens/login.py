@@ -74,7 +74,9 @@ class LoginScreen(Screen):
     def action_next_or_submit(self) -> None:
         order = ["user", "password", "project"]
         field = self.focused.id if isinstance(self.focused, Input) else None
-        if field not in order or field == "project" or (field == "password" and self.project):
+        # Enter in the password logs in: the project is optional (the user's default, or
+        # their only project); walking into it first made every login two Enters.
+        if field not in order or field in ("password", "project"):
             self._submit_when_typed([self.query_one(f"#{f}", Input) for f in order])
         else:
             self.set_focus(self.query_one(f"#{order[order.index(field) + 1]}", Input))
