@@ -2,11 +2,14 @@
 plane, their security groups, and the network_data of its config drive and metadata service
 (appliance/seams.py NetworkSeam — what compute asks of network).
 
-It works on the manager's records under the manager's one lock (`NetworkManager`, its facade),
-so a port allocated here can never take an address or MAC another request holds.
+It is handed what it uses, not the manager (`NetworkManager`, its facade, wires it): the
+records (tables.py), the manager's one lock, so a port allocated here can never take an
+address or MAC another request holds, the ports (port_writer.py), the data plane's taps
+(`Taps`, None without a data plane), the event bus and the data plane's sync.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ipaddress
@@ -14,25 +17,40 @@ import json
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from appliance.errors import BadRequest, Conflict, NotFound
+from appliance.events import EventBus
+from appliance.network.port_writer import PortWriter
 from appliance.network.records import Network, Port, SecurityGroup, now_iso
+from appliance.network.tables import NetworkTables
 from appliance.seams import GroupRule, InstanceGroup, PortBinding
-
-if TYPE_CHECKING:
-    from appliance.network.manager import NetworkManager
-
 
 log = logging.getLogger("monostack.network")
 
 
+class Taps(Protocol):
+    """The data plane's part in binding (network/netlink.py DataPlane is the real one)."""
+
+    async def attach_tap(self, tap_name: str, bridge: str) -> Any:
+        """Put the guest's tap on the network's bridge; NotFound when there is no tap."""
+        ...
+
+    async def delete_port(self, name: str) -> None:
+        """Remove the tap (or veth) named `name` from the data plane."""
+        ...
+
+
 class ComputeBinding:
-    def __init__(self, manager: "NetworkManager") -> None:
-        self.m = manager
+    def __init__(self, tables: NetworkTables, lock: asyncio.Lock, ports: PortWriter,
+                 taps: Taps | None, events: EventBus,
+                 sync: Callable[[], Awaitable[None]]) -> None:
+        self.t, self.lock, self.port_writer = tables, lock, ports
+        self.taps, self.events, self.sync = taps, events, sync
 
     def _default_network(self, project_id: str) -> Network | None:
-        own = [n for n in self.m.networks.list(lambda n: n.project_id == project_id
+        own = [n for n in self.t.networks.list(lambda n: n.project_id == project_id
                                                and not n.external)]
         if len(own) == 1:
             return own[0]
@@ -41,7 +59,7 @@ class ComputeBinding:
             return named[0]
         if own:
             return min(own, key=lambda n: n.created_at)
-        shared = [n for n in self.m.networks.list(lambda n: n.shared and not n.external)]
+        shared = [n for n in self.t.networks.list(lambda n: n.shared and not n.external)]
         return min(shared, key=lambda n: n.created_at) if shared else None
 
     def check_requested_networks(self, project_id: str,
@@ -55,13 +73,13 @@ class ComputeBinding:
             port_id = req.get("port") or req.get("port_id")
             net_id = req.get("uuid") or req.get("net_id") or req.get("network_id")
             if port_id:
-                port = self.m.ports.get(port_id) if isinstance(port_id, str) else None
+                port = self.t.ports.get(port_id) if isinstance(port_id, str) else None
                 if port is None or port.project_id != project_id:
                     raise NotFound(f"Port {port_id} could not be found.")
                 if port.device_id:
                     raise Conflict(f"Port {port_id} is still in use.")
             elif net_id:
-                net = self.m.networks.get(net_id) if isinstance(net_id, str) else None
+                net = self.t.networks.get(net_id) if isinstance(net_id, str) else None
                 if net is None or not (net.project_id == project_id or net.shared):
                     raise NotFound(f"Network {net_id} could not be found.")
 
@@ -71,7 +89,7 @@ class ComputeBinding:
         requests = list(requested_networks or [])
         # the server's groups (names or ids) go on every port made for it, as Nova asks Neutron
         wanted = [g for g in security_groups or [] if g != "default"]
-        groups = self.m._check_groups(security_groups, project_id, False) if wanted else None
+        groups = self.port_writer.check_groups(security_groups, project_id, False) if wanted else None
         if not requests:
             default = self._default_network(project_id)
             requests = [{"uuid": default.id}] if default is not None else []
@@ -80,15 +98,15 @@ class ComputeBinding:
         made = False
         for index, req in enumerate(requests):
             key = f"{digest}:{index}"
-            if self.m.ports.list(lambda p: p.device_id == instance_id and p.binding_request == key):
+            if self.t.ports.list(lambda p: p.device_id == instance_id and p.binding_request == key):
                 continue  # already allocated by an earlier call with the same request
             port_id = req.get("port") or req.get("port_id")
             net_id = req.get("uuid") or req.get("net_id") or req.get("network_id")
             fixed_ip = req.get("fixed_ip")
             fixed_ips = req.get("fixed_ips")
             if port_id:
-                async with self.m._lock:
-                    port = self.m.ports.get(port_id)
+                async with self.lock:
+                    port = self.t.ports.get(port_id)
                     if port is None or port.project_id != project_id:
                         raise NotFound(f"Port {port_id} could not be found.")
                     if port.device_id and port.device_id != instance_id:
@@ -97,28 +115,27 @@ class ComputeBinding:
                     port.binding_request, port.binding_host_id = key, socket.gethostname()
                     port.bound_at = time.time()
                     port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
-                    await self.m.ports.save(port)
+                    await self.t.ports.save(port)
                 made = True
                 continue
             if not net_id:
                 raise BadRequest(f"Bad network request: {req}")
-            net = self.m.networks.get(net_id)
+            net = self.t.networks.get(net_id)
             if net is None or not (net.project_id == project_id or net.shared):
                 raise NotFound(f"Network {net_id} could not be found.")
             fixed = ([{"ip_address": fixed_ip}] if fixed_ip else
                      [f if isinstance(f, dict) else {"ip_address": f} for f in fixed_ips]
                      if fixed_ips else None)
-            await self.m.create_port(project_id, net.id, device_id=instance_id,
-                                     device_owner="compute:nova", fixed_ips=fixed,
-                                     security_groups=groups,
-                                     binding_host_id=socket.gethostname(), binding_request=key,
-                                     auto_delete=True, bound_at=time.time(), sync=False)
+            await self.port_writer.create_port(
+                project_id, net.id, device_id=instance_id, device_owner="compute:nova",
+                fixed_ips=fixed, security_groups=groups, binding_host_id=socket.gethostname(),
+                binding_request=key, auto_delete=True, bound_at=time.time(), sync=False)
             made = True
         if made:
-            await self.m.sync()
-        nets = {n.id: n for n in self.m.networks.list()}
+            await self.sync()
+        nets = {n.id: n for n in self.t.networks.list()}
         out = []
-        for port in sorted(self.m.ports.list(lambda p: p.device_id == instance_id
+        for port in sorted(self.t.ports.list(lambda p: p.device_id == instance_id
                                              and p.device_owner.startswith("compute:")),
                            key=lambda p: (p.bound_at, p.id)):
             net = nets.get(port.network_id)
@@ -129,16 +146,16 @@ class ComputeBinding:
         return out
 
     def _instance_ports(self, instance_id: str) -> list[Port]:
-        return self.m.ports.list(lambda p: p.device_id == instance_id
+        return self.t.ports.list(lambda p: p.device_id == instance_id
                                  and p.device_owner.startswith("compute:"))
 
     def _group_named(self, name: str, project_id: str) -> SecurityGroup:
         """A group by id, else by name within the project; several of one name is a 409, as
         Nova answers when a name is ambiguous."""
-        sg = self.m.security_groups.get(name)
+        sg = self.t.security_groups.get(name)
         if sg is not None and sg.project_id == project_id:
             return sg
-        found = self.m.security_groups.list(lambda s: s.name == name and s.project_id == project_id)
+        found = self.t.security_groups.list(lambda s: s.name == name and s.project_id == project_id)
         if not found:
             raise NotFound(f"Security group {name} not found.")
         if len(found) > 1:
@@ -151,7 +168,7 @@ class ComputeBinding:
                                              remove: str | None = None) -> list[str]:
         """Nova's add/removeSecurityGroup: the group goes on (or off) every port of the server,
         so the firewall follows at once. Returns the names of the groups the ports now hold."""
-        async with self.m._lock:
+        async with self.lock:
             ports = self._instance_ports(instance_id)
             if not ports:
                 raise BadRequest(f"Server {instance_id} has no ports to hold security groups.")
@@ -172,26 +189,26 @@ class ComputeBinding:
                 groups = [g for g in p.security_groups if g != sg.id]
                 p.security_groups = groups + [sg.id] if add else groups
                 p.updated_at, p.revision_number = ts, p.revision_number + 1
-            await self.m.ctx.store.commit([self.m.ports.put_op(p) for p in ports])
+            await self.t.store.commit([self.t.ports.put_op(p) for p in ports])
             names = self._group_names(ports)
-        await self.m.sync()
+        await self.sync()
         return names
 
     def _group_names(self, ports: list[Port]) -> list[str]:
         ids = list(dict.fromkeys(g for p in ports for g in p.security_groups))
-        return [sg.name for g in ids if (sg := self.m.security_groups.get(g)) is not None]
+        return [sg.name for g in ids if (sg := self.t.security_groups.get(g)) is not None]
 
     def instance_security_groups(self, instance_id: str) -> list[InstanceGroup]:
         ports = self._instance_ports(instance_id)
         out = []
         for gid in dict.fromkeys(g for p in ports for g in p.security_groups):
-            sg = self.m.security_groups.get(gid)
+            sg = self.t.security_groups.get(gid)
             if sg is None:
                 continue
             rules = [GroupRule(id=r.id, protocol=r.protocol, from_port=r.port_range_min,
                                to_port=r.port_range_max, cidr=r.remote_ip_prefix,
                                remote_group_id=r.remote_group_id)
-                     for r in self.m.sg_rules.list(lambda r, g=gid: r.security_group_id == g)
+                     for r in self.t.sg_rules.list(lambda r, g=gid: r.security_group_id == g)
                      if r.direction == "ingress" and r.ethertype == "IPv4"]
             out.append(InstanceGroup(id=sg.id, name=sg.name, description=sg.description,
                                      project_id=sg.project_id, rules=rules))
@@ -201,67 +218,67 @@ class ComputeBinding:
         """port id → fixed address → the floating addresses NATed to it (the server view lists
         them as `OS-EXT-IPS:type: floating`); one pass for a whole server listing."""
         out: dict[str, dict[str, list[str]]] = {}
-        for f in self.m.floatingips.list(lambda f: bool(f.port_id and f.fixed_ip_address)):
+        for f in self.t.floatingips.list(lambda f: bool(f.port_id and f.fixed_ip_address)):
             out.setdefault(f.port_id, {}).setdefault(f.fixed_ip_address, []).append(
                 f.floating_ip_address)
         return out
 
     async def plug(self, tap_name: str, port_id: str) -> None:
-        port = self.m.ports.require(port_id)
-        net = self.m.networks.require(port.network_id)
-        if self.m.dp is not None:
+        port = self.t.ports.require(port_id)
+        net = self.t.networks.require(port.network_id)
+        if self.taps is not None:
             try:
-                await self.m.dp.attach_tap(tap_name, net.bridge)
+                await self.taps.attach_tap(tap_name, net.bridge)
             except NotFound as exc:
                 # No tap (a hypervisor driver that makes none, or the domain already stopped):
                 # the guest has no link, which the port's DOWN status and the event say.
                 log.warning("cannot plug %s for port %s: %s", tap_name, port.id, exc)
-                await self.m.ctx.events.publish("port.plug_failed", "port", port.id,
+                await self.events.publish("port.plug_failed", "port", port.id,
                                                 port.project_id, f"{tap_name}: {exc}")
                 return
         if port.status != "ACTIVE" or (tap_name and port.tap_name != tap_name):
-            async with self.m._lock:
-                port = self.m.ports.require(port_id)
+            async with self.lock:
+                port = self.t.ports.require(port_id)
                 port.status, port.tap_name = "ACTIVE", tap_name
-                await self.m.ports.save(port)
-            await self.m.sync()
+                await self.t.ports.save(port)
+            await self.sync()
 
     async def deallocate_ports(self, instance_id: str) -> None:
-        ports = self.m.ports.list(lambda p: p.device_id == instance_id
+        ports = self.t.ports.list(lambda p: p.device_id == instance_id
                                   and p.device_owner.startswith("compute:"))
         for port in ports:
             await self._release(port.id, sync=False)
         if ports:
-            await self.m.sync()
+            await self.sync()
 
     async def deallocate_port(self, port_id: str) -> None:
         await self._release(port_id, sync=True)
 
     async def _release(self, port_id: str, *, sync: bool) -> None:
-        async with self.m._lock:
-            port = self.m.ports.get(port_id)
+        async with self.lock:
+            port = self.t.ports.get(port_id)
             if port is None:
                 return
             if port.auto_delete:
-                await self.m._delete_port_locked(port.id, internal=True)
+                await self.port_writer.delete_port_locked(port.id, internal=True)
             else:  # a port the user handed in: unbind it, keep it
                 port.device_id = port.device_owner = port.binding_request = ""
                 port.binding_host_id, port.status = "", "DOWN"
                 port.updated_at, port.revision_number = now_iso(), port.revision_number + 1
-                await self.m.ports.save(port)
-        if self.m.dp is not None:
+                await self.t.ports.save(port)
+        if self.taps is not None:
             with contextlib.suppress(Exception):
-                await self.m.dp.delete_port(port.tap_name)
+                await self.taps.delete_port(port.tap_name)
         if sync:
-            await self.m.sync()
+            await self.sync()
 
     async def network_data(self, instance_id: str) -> dict[str, Any]:
         """network_data.json for the config drive (links, networks, DNS services)."""
         links, networks, services = [], [], []
-        subnets = {s.id: s for s in self.m.subnets.list()}
-        for i, port in enumerate(sorted(self.m.ports.list(lambda p: p.device_id == instance_id),
+        subnets = {s.id: s for s in self.t.subnets.list()}
+        for i, port in enumerate(sorted(self.t.ports.list(lambda p: p.device_id == instance_id),
                                         key=lambda p: p.created_at)):
-            net = self.m.networks.get(port.network_id)
+            net = self.t.networks.get(port.network_id)
             links.append({"id": port.tap_name, "vif_id": port.id, "type": "phy",
                           "ethernet_mac_address": port.mac_address,
                           "mtu": net.mtu if net else 1500})

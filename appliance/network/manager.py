@@ -14,7 +14,10 @@ Rooms behind this facade: `dataplane_sync.py` (the data plane and DHCP servers m
 the records), `compute_binding.py` (what compute asks: ports for instances, plugging, their
 security groups, network_data), `routing.py` (routers and floating IPs),
 `security_groups.py` (groups and their rules), `metadata.py` (the metadata service's side
-here). Networks, subnets, ports and quotas remain here.
+here). Networks, subnets, ports and quotas remain here. The constructor wires the rooms: each
+is handed only what it uses — the repositories (`tables.py`), the one lock, the quotas, the
+ports (this manager, as `port_writer.py`'s PortWriter), the data plane's taps and `sync` —
+so each can be unit-tested over a store of its own (tests/unit/network/).
 """
 from __future__ import annotations
 
@@ -34,17 +37,13 @@ from appliance.network.metadata import NetworkMetadata
 from appliance.network.netlink import DataPlane, load_pyroute2
 from appliance.network.routing import Routing
 from appliance.network.security_groups import SecurityGroups
+from appliance.network.tables import NetworkTables
 from appliance.network.records import (
     QUOTA_DEFAULTS,
-    FloatingIP,
-    LeaseRecord,
     Network,
     Port,
     PortOwner,
     QuotaSet,
-    Router,
-    SecurityGroup,
-    SecurityGroupRule,
     Subnet,
     now_iso,
     tap_name,
@@ -52,7 +51,7 @@ from appliance.network.records import (
 from appliance.quota import QuotaSource
 from appliance.quota import Reservation as QuotaReservation
 from appliance.seams import ComputeForNetwork
-from appliance.state import FieldIndex, Repository
+from appliance.state import FieldIndex
 
 log = logging.getLogger("monostack.network")
 
@@ -72,17 +71,12 @@ class NetworkManager:
         self.ctx = ctx
         self.compute = compute
         store = ctx.store
-        self.networks = Repository(store, "networks", Network, kind="Network")
-        self.subnets = Repository(store, "subnets", Subnet, kind="Subnet")
-        self.ports = Repository(store, "ports", Port, kind="Port")
-        self.security_groups = Repository(store, "security_groups", SecurityGroup,
-                                          kind="Security group")
-        self.sg_rules = Repository(store, "security_group_rules", SecurityGroupRule,
-                                   kind="Security group rule")
-        self.routers = Repository(store, "routers", Router, kind="Router")
-        self.floatingips = Repository(store, "floatingips", FloatingIP, kind="Floating IP")
-        self.leases = Repository(store, "dhcp_leases", LeaseRecord, kind="Lease")
-        self.quotas = Repository(store, "network_quotas", QuotaSet, kind="Quota")
+        #: every table's repository; the rooms below are handed these, not the manager
+        self.tables = tables = NetworkTables.over(store)
+        self.networks, self.subnets, self.ports = tables.networks, tables.subnets, tables.ports
+        self.security_groups, self.sg_rules = tables.security_groups, tables.sg_rules
+        self.routers, self.floatingips = tables.routers, tables.floatingips
+        self.leases, self.quotas = tables.leases, tables.quotas
         # Indexes the store keeps current: a port create asked for every port's MAC, tap
         # name and address and for each project's counts, decoding the whole table each time
         self._addresses = ipam.AddressIndex(store, self.ports.table)
@@ -94,12 +88,15 @@ class NetworkManager:
                                          self.floatingips, self.security_groups,
                                          self.sg_rules)}
         self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
+        #: the one lock every allocating mutation runs under (the rooms share it)
+        self._lock = asyncio.Lock()
         #: what compute asks of network (appliance/seams.py NetworkSeam)
-        self.binding = ComputeBinding(self)
+        self.binding = ComputeBinding(tables, self._lock, self, self.dp, ctx.events, self.sync)
         #: routers (SNAT, interfaces) and floating IPs (1:1 NAT)
-        self.routing = Routing(self)
+        self.routing = Routing(tables, self._lock, self, ctx.quotas, self.sync,
+                               external_cidr=ctx.config.network.external_cidr)
         #: security groups and their rules (the ruleset follows at the next sync)
-        self.groups = SecurityGroups(self)
+        self.groups = SecurityGroups(tables, self._lock, ctx.quotas, self.sync)
         #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
         self.metadata = (NetworkMetadata(ctx, self.dp, self.binding.network_data, compute)
                          if self.dp else None)
@@ -107,7 +104,6 @@ class NetworkManager:
         self.dns_domain = dns_domain
         ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
                                         _over_quota))
-        self._lock = asyncio.Lock()
         #: set once start() has made the namespace (or failed to)
         self.namespace_ready = asyncio.Event()
         #: bridges, addresses, DHCP servers and the ruleset, made to match the records
@@ -424,7 +420,7 @@ class NetworkManager:
                         "mac_address": ipam.normalize_mac(p.get("mac_address") or mac)})
         return out
 
-    def _check_groups(self, groups: list | None, project_id: str, is_admin: bool) -> list[str]:
+    def check_groups(self, groups: list | None, project_id: str, is_admin: bool) -> list[str]:
         out = []
         for g in groups or []:
             sg = self.security_groups.get(g)
@@ -452,7 +448,7 @@ class NetworkManager:
                           binding_request: str = "", auto_delete: bool = False,
                           bound_at: float = 0.0, sync: bool = True) -> Port:
         async with self._lock:
-            port = await self._create_port_locked(
+            port = await self.create_port_locked(
                 project_id, network_id, is_admin=is_admin, name=name, mac_address=mac_address,
                 fixed_ips=fixed_ips, device_id=device_id, device_owner=device_owner,
                 admin_state_up=admin_state_up, port_security_enabled=port_security_enabled,
@@ -464,7 +460,7 @@ class NetworkManager:
             await self.sync()
         return port
 
-    async def _create_port_locked(self, project_id: str, network_id: str,
+    async def create_port_locked(self, project_id: str, network_id: str,
                                   **options: Any) -> Port:
         """Reserve the project's port quota, then make the port (committed once stored)."""
         async with self._reserve(project_id, "port") as held:
@@ -510,7 +506,7 @@ class NetworkManager:
             groups = ([(await self.groups.ensure_default_sg_locked(project_id)).id]
                       if project_id else [])
         else:
-            groups = self._check_groups(security_groups, project_id, is_admin)
+            groups = self.check_groups(security_groups, project_id, is_admin)
         ts = now_iso()
         pid = str(uuid.uuid4())
         while tap_name(pid) in self._ports_by_tap:
@@ -549,7 +545,7 @@ class NetworkManager:
             if "port_security_enabled" in changes:
                 port.port_security_enabled = bool(changes["port_security_enabled"])
             if "security_groups" in changes:
-                port.security_groups = self._check_groups(changes["security_groups"],
+                port.security_groups = self.check_groups(changes["security_groups"],
                                                           port.project_id, is_admin)
             elif "port_security_enabled" in changes and port.port_security_enabled \
                     and not port.security_groups and port.project_id:
@@ -569,10 +565,10 @@ class NetworkManager:
 
     async def delete_port(self, port_id: str, *, internal: bool = False) -> None:
         async with self._lock:
-            await self._delete_port_locked(port_id, internal=internal)
+            await self.delete_port_locked(port_id, internal=internal)
         await self.sync()
 
-    async def _delete_port_locked(self, port_id: str, *, internal: bool = False) -> None:
+    async def delete_port_locked(self, port_id: str, *, internal: bool = False) -> None:
         port = self.ports.require(port_id)
         if not internal and port.device_owner in (PortOwner.ROUTER_INTERFACE,
                                                   PortOwner.ROUTER_GATEWAY, PortOwner.FLOATINGIP):

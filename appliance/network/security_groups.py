@@ -2,24 +2,31 @@
 Neutron's default rules), the groups users make, and the rules, stateful and keyed by
 `bridge . address` in the data plane's ruleset (network/rules.py), made by the next sync.
 
-It works on the manager's records under the manager's one lock (`NetworkManager`, its facade).
+It is handed what it uses, not the manager (`NetworkManager`, its facade, wires it): the
+records (tables.py), the manager's one lock (a port create makes the default group under it
+too, so a project never gets two), the shared quotas and the data plane's sync.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from appliance.errors import BadRequest, Conflict
 from appliance.network.records import SecurityGroup, SecurityGroupRule, now_iso
-
-if TYPE_CHECKING:
-    from appliance.network.manager import NetworkManager
+from appliance.network.tables import NetworkTables
+from appliance.quota import Quotas, Reservation
 
 
 class SecurityGroups:
-    def __init__(self, manager: "NetworkManager") -> None:
-        self.m = manager
+    def __init__(self, tables: NetworkTables, lock: asyncio.Lock, quotas: Quotas,
+                 sync: Callable[[], Awaitable[None]]) -> None:
+        self.t, self.lock, self.quotas, self.sync = tables, lock, quotas, sync
+
+    def _reserve(self, project_id: str, resource: str) -> Reservation:
+        return self.quotas.reserve(project_id, {resource: 1})
 
     def _default_rules(self, sg: SecurityGroup, *, default: bool) -> list[SecurityGroupRule]:
         ts = now_iso()
@@ -36,7 +43,7 @@ class SecurityGroups:
         return rules
 
     def _default_sg(self, project_id: str) -> SecurityGroup | None:
-        found = self.m.security_groups.list(lambda g: g.project_id == project_id
+        found = self.t.security_groups.list(lambda g: g.project_id == project_id
                                             and g.name == "default")
         return min(found, key=lambda g: g.created_at) if found else None
 
@@ -48,8 +55,8 @@ class SecurityGroups:
         sg = SecurityGroup(id=str(uuid.uuid4()), name="default", project_id=project_id,
                            description="Default security group", created_at=ts, updated_at=ts)
         rules = self._default_rules(sg, default=True)
-        await self.m.ctx.store.commit([self.m.security_groups.put_op(sg),
-                                       *[self.m.sg_rules.put_op(r) for r in rules]])
+        await self.t.store.commit([self.t.security_groups.put_op(sg),
+                                       *[self.t.sg_rules.put_op(r) for r in rules]])
         return sg
 
     async def ensure_default_sg(self, project_id: str) -> SecurityGroup:
@@ -58,7 +65,7 @@ class SecurityGroups:
         sg = self._default_sg(project_id)
         if sg is not None:
             return sg
-        async with self.m._lock:
+        async with self.lock:
             return await self.ensure_default_sg_locked(project_id)
 
     async def create_security_group(self, project_id: str, *, name: str, description: str = "",
@@ -66,45 +73,45 @@ class SecurityGroups:
                                     tags: list[str] | None = None) -> SecurityGroup:
         if name == "default" and self._default_sg(project_id) is not None:
             raise Conflict("Default security group already exists.")
-        async with self.m._lock, self.m._reserve(project_id, "security_group") as held:
+        async with self.lock, self._reserve(project_id, "security_group") as held:
             await self.ensure_default_sg_locked(project_id)
             ts = now_iso()
             sg = SecurityGroup(id=str(uuid.uuid4()), name=name, project_id=project_id,
                                description=description, stateful=stateful,
                                tags=list(tags or []), created_at=ts, updated_at=ts)
             rules = self._default_rules(sg, default=False)
-            await held.store(self.m.ctx.store.commit([self.m.security_groups.put_op(sg),
-                                                      *[self.m.sg_rules.put_op(r) for r in rules]]))
+            await held.store(self.t.store.commit([self.t.security_groups.put_op(sg),
+                                                      *[self.t.sg_rules.put_op(r) for r in rules]]))
         return sg
 
     async def update_security_group(self, sg: SecurityGroup, changes: dict[str, Any]) -> SecurityGroup:
-        async with self.m._lock:
-            sg = self.m.security_groups.require(sg.id)
+        async with self.lock:
+            sg = self.t.security_groups.require(sg.id)
             if sg.name == "default" and changes.get("name", "default") != "default":
                 raise Conflict("Updating default security group not allowed.")
             for key in ("name", "description", "tags", "stateful"):
                 if key in changes:
                     setattr(sg, key, changes[key])
             sg.updated_at, sg.revision_number = now_iso(), sg.revision_number + 1
-            await self.m.security_groups.save(sg)
+            await self.t.security_groups.save(sg)
         return sg
 
     async def delete_security_group(self, sg_id: str, *, is_admin: bool = False) -> None:
-        async with self.m._lock:
-            sg = self.m.security_groups.require(sg_id)
+        async with self.lock:
+            sg = self.t.security_groups.require(sg_id)
             if sg.name == "default" and not is_admin:
                 raise Conflict("Removing default security group not allowed.")
-            users = self.m.ports.list(lambda p: sg.id in p.security_groups)
+            users = self.t.ports.list(lambda p: sg.id in p.security_groups)
             if users:
                 raise Conflict(f"Security Group {sg.id} in use.")
-            ops = [self.m.security_groups.delete_op(sg.id)]
-            ops += [self.m.sg_rules.delete_op(r.id) for r in self.m.sg_rules.list(
+            ops = [self.t.security_groups.delete_op(sg.id)]
+            ops += [self.t.sg_rules.delete_op(r.id) for r in self.t.sg_rules.list(
                 lambda r: r.security_group_id == sg.id or r.remote_group_id == sg.id)]
-            await self.m.ctx.store.commit(ops)
-        await self.m.sync()
+            await self.t.store.commit(ops)
+        await self.sync()
 
     async def create_security_group_rule(self, project_id: str, body: dict[str, Any]) -> SecurityGroupRule:
-        sg = self.m.security_groups.require(body.get("security_group_id") or "")
+        sg = self.t.security_groups.require(body.get("security_group_id") or "")
         direction = body.get("direction")
         if direction not in ("ingress", "egress"):
             raise BadRequest("direction must be 'ingress' or 'egress'")
@@ -146,8 +153,8 @@ class SecurityGroups:
                 raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {prefix}")
             prefix = str(net)
         if remote_group:
-            self.m.security_groups.require(remote_group)
-        async with self.m._lock, self.m._reserve(project_id, "security_group_rule") as held:
+            self.t.security_groups.require(remote_group)
+        async with self.lock, self._reserve(project_id, "security_group_rule") as held:
             ts = now_iso()
             rule = SecurityGroupRule(
                 id=str(uuid.uuid4()), security_group_id=sg.id, project_id=project_id,
@@ -155,11 +162,11 @@ class SecurityGroups:
                 port_range_max=hi, remote_ip_prefix=prefix, remote_group_id=remote_group,
                 description=body.get("description") or "", created_at=ts, updated_at=ts)
             key = self._rule_key(rule)
-            for other in self.m.sg_rules.list(lambda r: r.security_group_id == sg.id):
+            for other in self.t.sg_rules.list(lambda r: r.security_group_id == sg.id):
                 if self._rule_key(other) == key:
                     raise Conflict(f"Security group rule already exists. Rule id is {other.id}.")
-            await held.store(self.m.sg_rules.save(rule))
-        await self.m.sync()
+            await held.store(self.t.sg_rules.save(rule))
+        await self.sync()
         return rule
 
     @staticmethod
@@ -171,7 +178,7 @@ class SecurityGroups:
                 prefix, r.remote_group_id)
 
     async def delete_security_group_rule(self, rule_id: str) -> None:
-        async with self.m._lock:
-            self.m.sg_rules.require(rule_id)
-            await self.m.sg_rules.delete(rule_id)
-        await self.m.sync()
+        async with self.lock:
+            self.t.sg_rules.require(rule_id)
+            await self.t.sg_rules.delete(rule_id)
+        await self.sync()
