@@ -167,16 +167,18 @@ async def test_a_claim_being_committed_counts_and_one_whose_commit_failed_does_n
     async def slow(claim: Claim):
         committing.set()
         await commit.wait()
-        s.sync(Instance(id="a", name="n", project_id="p", user_id="u", flavor={}, claim=claim))
+        s.sync(Instance(id="a", name="n", project_id="p", user_id="u",
+                        flavor=FlavorSnapshot("f", "f", 3, 512, 1), claim=claim))
 
-    first = asyncio.create_task(s.claim(RequestSpec.for_flavor("a", {"name": "f", **three,
-                                                                     "ram": 512, "disk": 1}),
-                                        slow))
+    def spec(iid: str) -> RequestSpec:
+        return RequestSpec.for_flavor(iid, FlavorSnapshot(id="f", name="f", vcpus=3, ram=512,
+                                                          disk=1))
+
+    first = asyncio.create_task(s.claim(spec("a"), slow))
     await committing.wait()
     assert s.host_state().used_vcpus == 3  # not in any record yet, but counted
     with pytest.raises(NoValidHost, match="VcpuFilter"):
-        await s.claim(RequestSpec.for_flavor("b", {"name": "f", **three, "ram": 512,
-                                                   "disk": 1}), slow)
+        await s.claim(spec("b"), slow)
     commit.set()
     await first
     assert s.host_state().used_vcpus == 3 and s.claim_count() == 1  # once, in its record
