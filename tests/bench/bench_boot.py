@@ -138,7 +138,7 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                                metadata={}, disks=[replace(spec.disks[0], path=str(d / "disk"))],
                                console_log_path=(str(d / "console.log")
                                                  if spec.console_log_path else None))
-                size = max(int(inst.flavor["disk"]) << 30, source.virtual_size or 0)
+                size = max(int(inst.flavor.disk) << 30, source.virtual_size or 0)
                 return RawBoot(build_domain_xml(twin, str(manager.driver.domain_type)),
                                d / "disk", source.path, source.disk_format, size)
 
