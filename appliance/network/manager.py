@@ -98,7 +98,7 @@ class NetworkManager:
         #: security groups and their rules (the ruleset follows at the next sync)
         self.groups = SecurityGroups(tables, self._lock, ctx.quotas, self.sync)
         #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
-        self.metadata = (NetworkMetadata(ctx, self.dp, self.binding.network_data, compute)
+        self.metadata = (NetworkMetadata(self.dp, self.binding.network_data, compute)
                          if self.dp else None)
         self.lease_time = lease_time
         self.dns_domain = dns_domain

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from appliance.component import ApplianceContext
 from appliance.errors import MonostackError
 from appliance.metadata.server import (
     METADATA_ADDRESS,
@@ -36,10 +35,9 @@ METADATA_ROUTE = f"{METADATA_ADDRESS}/32"
 
 
 class NetworkMetadata:
-    def __init__(self, ctx: ApplianceContext, dp: DataPlane, network_data: Any,
+    def __init__(self, dp: DataPlane, network_data: Any,
                  compute: Callable[[], ComputeForNetwork | None] = lambda: None,
                  limits: Limits | None = None) -> None:
-        self.ctx = ctx
         self.compute = compute
         self.dp = dp
         self._index: dict[str, dict[str, str]] = {}

@@ -216,8 +216,7 @@ async def _memory(count: int) -> dict:
         def instance_metadata(self, iid):
             return self.docs.get(iid)
 
-    class Ctx:
-        components = {"compute": Compute()}
+    compute = Compute()
 
     net = Network(id="n1", name="bench", project_id="p")
     ports = []
@@ -228,7 +227,8 @@ async def _memory(count: int) -> dict:
                           fixed_ips=[{"subnet_id": "s1", "ip_address": ip}],
                           device_id=f"inst-{i:05d}", device_owner="compute:nova"))
     records_snapshot = tracemalloc.take_snapshot()
-    md = NetworkMetadata(Ctx(), None, lambda iid: asyncio.sleep(0, {}))  # type: ignore[arg-type]
+    md = NetworkMetadata(None, lambda iid: asyncio.sleep(0, {}),  # type: ignore[arg-type]
+                         lambda: compute)
     md.rebuild({"n1": net}, ports, [])
     sock = __import__("socket").socket()
     sock.bind(("127.0.0.1", 0))
