@@ -1,5 +1,5 @@
 """Boot cost: N boots through the API against the same N guests started straight through
-libvirt by N threads, for N = 1 (the median of a few rounds) and bursts of N = 10 and 20 (plus
+libvirt by N threads, for N = 1 (the median of 9 rounds, the two sides in turns) and bursts of N = 10 and 20 (plus
 GET /servers latency during each burst).
 
 Both sides do the same work for a guest and stop at the same point:
@@ -143,14 +143,23 @@ async def _measure(base: Path, uri: str, image: Path | None, rounds: int) -> dic
                                d / "disk", source.path, source.disk_format, size)
 
             api, raw = [], []
+            # one guest at a time on a quiet host, in turns: ours then raw, then raw (the twin
+            # of the previous round's guest) then ours, so neither side always boots on the
+            # host the other just left; the median of each side
+            spare: RawBoot | None = None
             for i in range(rounds):
+                if spare is not None:
+                    raw.append(await asyncio.to_thread(_raw_boot_many, uri, [spare]))
+                    spare = None
                 t, sid = await _boot(client, arrivals, f"b{i}", image_id, f, created)
                 api.append(t)
-                guest = twin(sid, str(i))
-                # a quiet host for the raw start too: our guest goes first
+                guest = twin(sid, str(i)) if len(raw) < len(api) else None
+                if guest is not None and i + 1 < rounds:
+                    spare = twin(sid, f"{i}-next")
                 await manager.delete(sid)
                 await manager.wait_idle()
-                raw.append(await asyncio.to_thread(_raw_boot_many, uri, [guest]))
+                if guest is not None:
+                    raw.append(await asyncio.to_thread(_raw_boot_many, uri, [guest]))
             one = sorted(api)[len(api) // 2]
             totals, concurrent = {}, {}
             for n in _bursts():
@@ -307,7 +316,7 @@ def run() -> dict:
                                     / ("bench-" + uuid.uuid4().hex[:8]))
         try:
             out["qemu"] = asyncio.run(_measure(root, "qemu:///system",
-                                               ensure_guest_image().qcow2, rounds=5))
+                                               ensure_guest_image().qcow2, rounds=9))
             _print("qemu:///system TCG", out["qemu"])
         finally:
             shutil.rmtree(root, ignore_errors=True)
