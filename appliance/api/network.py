@@ -764,7 +764,7 @@ async def get_quota_details(request: web.Request) -> web.Response:
     mgr = _mgr(request)
     limits, used = _quota_body(mgr, pid), mgr.usage(pid)
     return _json("quota", {k: {"limit": v, "used": used.get(k, 0),
-                               "reserved": mgr.ctx.quotas.reserved(pid, k)}
+                               "reserved": mgr.quota_ledger.reserved(pid, k)}
                            for k, v in limits.items()})
 
 

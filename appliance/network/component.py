@@ -28,7 +28,8 @@ class NetworkComponent:
                  dataplane: bool = True, lease_time: int = 86400,
                  dns_domain: str = "monostack.local") -> None:
         self.ctx = ctx
-        self.manager = NetworkManager(ctx, compute=compute, dataplane=dataplane,
+        self.manager = NetworkManager(ctx.store, ctx.config.network, ctx.quotas, ctx.events,
+                                      compute=compute, dataplane=dataplane,
                                       lease_time=lease_time, dns_domain=dns_domain)
         network_metrics.register(ctx.metrics, self)
         self._starting: asyncio.Task[None] | None = None

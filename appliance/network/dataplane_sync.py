@@ -92,7 +92,7 @@ class DataPlaneSync:
         self._subnets: dict[str, Subnet] = {}
         self._routed: set[str] = set()
         self._rules_by_sg: dict[str, list] = {}
-        store = manager.ctx.store
+        store = manager.tables.store
         store.watch(manager.ports.table, self._port_changed)
         for repo in (manager.networks, manager.subnets, manager.sg_rules, manager.routers,
                      manager.floatingips):
@@ -157,7 +157,7 @@ class DataPlaneSync:
                 self.last_error = str(exc)
                 self._applied = None  # the next reconciliation is a full one
                 log.exception("network data plane sync failed")
-                await self.m.ctx.events.publish("network.sync_failed", "network", "", None,
+                await self.m.events.publish("network.sync_failed", "network", "", None,
                                                 f"data plane sync failed: {exc}")
 
     def _touches_shared(self, id: str, old: dict | None, new: dict | None) -> bool:
@@ -166,7 +166,7 @@ class DataPlaneSync:
         for doc in (old, new):
             if doc is not None and str(doc.get("device_owner", "")).startswith("network:"):
                 return True
-        return any(d.get("port_id") == id for d in self.m.ctx.store.all(self.m.floatingips.table))
+        return any(d.get("port_id") == id for d in self.m.tables.store.all(self.m.floatingips.table))
 
     async def _sync_ports(self, ports: dict[str, tuple[Port | None, Port | None]]) -> None:
         """Only these guest ports changed: their firewall part, and the taps of the gone."""
@@ -377,7 +377,7 @@ class DataPlaneSync:
                  LeaseEventKind.EXPIRED: LeaseState.EXPIRED,
                  LeaseEventKind.DECLINED: LeaseState.DECLINED}
         nets_by_bridge: dict[str, str] = {}
-        events = self.m.ctx.events
+        events = self.m.events
         while True:
             batch = [await self._lease_queue.get()]
             while not self._lease_queue.empty() and len(batch) < LEASE_BATCH_MAX:

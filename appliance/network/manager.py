@@ -14,10 +14,11 @@ Rooms behind this facade: `dataplane_sync.py` (the data plane and DHCP servers m
 the records), `compute_binding.py` (what compute asks: ports for instances, plugging, their
 security groups, network_data), `routing.py` (routers and floating IPs),
 `security_groups.py` (groups and their rules), `metadata.py` (the metadata service's side
-here). Networks, subnets, ports and quotas remain here. The constructor wires the rooms: each
-is handed only what it uses — the repositories (`tables.py`), the one lock, the quotas, the
-ports (this manager, as `port_writer.py`'s PortWriter), the data plane's taps and `sync` —
-so each can be unit-tested over a store of its own (tests/unit/network/).
+here). Networks, subnets, ports and quotas remain here. The manager is built from the store,
+network's config, the quota ledger and the event bus (not the daemon's context) and wires the
+rooms, each handed only what it uses — the repositories (`tables.py`), the one lock, the
+quotas, the ports (this manager, as `port_writer.py`'s PortWriter), the data plane's taps and
+`sync` — so each can be unit-tested over a store of its own (tests/unit/network/).
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from appliance.component import ApplianceContext
+from appliance.config import NetworkConfig
 from appliance.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, QuotaExceeded
+from appliance.events import EventBus
 from appliance.network import ipam
 from appliance.network.compute_binding import ComputeBinding
 from appliance.network.dataplane_sync import DataPlaneSync
@@ -48,10 +50,10 @@ from appliance.network.records import (
     now_iso,
     tap_name,
 )
-from appliance.quota import QuotaSource
+from appliance.quota import Quotas, QuotaSource
 from appliance.quota import Reservation as QuotaReservation
 from appliance.seams import ComputeForNetwork
-from appliance.state import FieldIndex
+from appliance.state import FieldIndex, Store
 
 log = logging.getLogger("monostack.network")
 
@@ -62,15 +64,18 @@ def _over_quota(resource: str, asked: int, used: int, limit: int) -> QuotaExceed
 UNSET: Any = object()
 DEFAULT_DOMAIN = "monostack.local"
 class NetworkManager:
-    def __init__(self, ctx: ApplianceContext, *,
-                 compute: Callable[[], ComputeForNetwork | None] = lambda: None,
+    def __init__(self, store: Store, config: NetworkConfig, quotas: Quotas, events: EventBus,
+                 *, compute: Callable[[], ComputeForNetwork | None] = lambda: None,
                  dataplane: bool = True, lease_time: int = 86400,
                  dns_domain: str = DEFAULT_DOMAIN) -> None:
-        """compute: the compute component when it runs (None otherwise), asked when needed:
-        it is built after network."""
-        self.ctx = ctx
+        """Built from what it uses, not the daemon's context, so a test builds it over a store
+        of its own. quotas: the daemon's one ledger (network's resources register there);
+        compute: the compute component when it runs (None otherwise), asked when needed: it
+        is built after network."""
         self.compute = compute
-        store = ctx.store
+        #: the daemon's one quota ledger (`quotas` is network's own quota-set table)
+        self.quota_ledger = quotas
+        self.events = events
         #: every table's repository; the rooms below are handed these, not the manager
         self.tables = tables = NetworkTables.over(store)
         self.networks, self.subnets, self.ports = tables.networks, tables.subnets, tables.ports
@@ -87,22 +92,22 @@ class NetworkManager:
                             for repo in (self.networks, self.subnets, self.ports, self.routers,
                                          self.floatingips, self.security_groups,
                                          self.sg_rules)}
-        self.dp = DataPlane(ctx.config.network.namespace) if dataplane else None
+        self.dp = DataPlane(config.namespace) if dataplane else None
         #: the one lock every allocating mutation runs under (the rooms share it)
         self._lock = asyncio.Lock()
         #: what compute asks of network (appliance/seams.py NetworkSeam)
-        self.binding = ComputeBinding(tables, self._lock, self, self.dp, ctx.events, self.sync)
+        self.binding = ComputeBinding(tables, self._lock, self, self.dp, events, self.sync)
         #: routers (SNAT, interfaces) and floating IPs (1:1 NAT)
-        self.routing = Routing(tables, self._lock, self, ctx.quotas, self.sync,
-                               external_cidr=ctx.config.network.external_cidr)
+        self.routing = Routing(tables, self._lock, self, quotas, self.sync,
+                               external_cidr=config.external_cidr)
         #: security groups and their rules (the ruleset follows at the next sync)
-        self.groups = SecurityGroups(tables, self._lock, ctx.quotas, self.sync)
+        self.groups = SecurityGroups(tables, self._lock, quotas, self.sync)
         #: the metadata service at 169.254.169.254 on every bridge (with the data plane only)
         self.metadata = (NetworkMetadata(self.dp, self.binding.network_data, compute)
                          if self.dp else None)
         self.lease_time = lease_time
         self.dns_domain = dns_domain
-        ctx.quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
+        quotas.register(QuotaSource(tuple(QUOTA_DEFAULTS), self.quota_limits, self.usage,
                                         _over_quota))
         #: set once start() has made the namespace (or failed to)
         self.namespace_ready = asyncio.Event()
@@ -174,7 +179,7 @@ class NetworkManager:
     def _reserve(self, project_id: str, resource: str) -> QuotaReservation:
         """One `resource` for the project (none for the service's own ports); the write that
         stores it goes through the reservation's `store`."""
-        return self.ctx.quotas.reserve(project_id, {resource: 1})
+        return self.quota_ledger.reserve(project_id, {resource: 1})
 
     async def set_quota(self, project_id: str, limits: dict[str, Any]) -> QuotaSet:
         q = self.quota_for(project_id)
@@ -244,7 +249,7 @@ class NetworkManager:
                     for p in self.ports.list(lambda p: p.network_id == net.id)]
             ops += [self.leases.delete_op(r.id)
                     for r in self.leases.list(lambda r: r.network_id == net.id)]
-            await self.ctx.store.commit(ops)
+            await self.tables.store.commit(ops)
         await self.sync()
 
     # ---- subnets -----------------------------------------------------------------------------
@@ -520,7 +525,7 @@ class NetworkManager:
                     binding_request=binding_request, auto_delete=auto_delete,
                     bound_at=bound_at, description=description, tags=list(tags or []), created_at=ts, updated_at=ts,
                     status="DOWN" if not service else "ACTIVE")
-        await held.store(self.ctx.store.commit([self.ports.put_op(port), *(extra_ops or [])]))
+        await held.store(self.tables.store.commit([self.ports.put_op(port), *(extra_ops or [])]))
         return port
 
     async def update_port(self, port: Port, changes: dict[str, Any], *,
@@ -580,7 +585,7 @@ class NetworkManager:
             fip.status = "DOWN"
             ops.append(self.floatingips.put_op(fip))
         ops += [self.leases.delete_op(r.id) for r in self.leases.list(lambda r: r.port_id == port.id)]
-        await self.ctx.store.commit(ops)
+        await self.tables.store.commit(ops)
 
     # ---- routers and floating IPs: network/routing.py ----------------------------------------
 

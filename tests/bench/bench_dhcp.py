@@ -106,11 +106,10 @@ async def serve_monostack_daemon_edges(namespace: str, bridge: str, count: int) 
     """Child-process mode: our server wired as the daemon wires it — reservations built by the
     network manager from port records in a real store, the manager's lookup, and its lease
     sink, whose writer commits every lease record and event durably (fsync) on this loop."""
-    from appliance.component import ApplianceContext
     from appliance.events import EventBus
-    from appliance.identity import IdentityService
     from appliance.network.manager import NetworkManager
     from appliance.network.records import Port
+    from appliance.quota import Quotas
     from appliance.state import Store
     from tests.daemon import write_config
 
@@ -120,9 +119,9 @@ async def serve_monostack_daemon_edges(namespace: str, bridge: str, count: int) 
         await store.open()
         fsyncs: list[float] = []
         store.on_fsync = fsyncs.append
-        ctx = ApplianceContext(config=config, store=store, identity=IdentityService(store, config.identity),
-                               events=EventBus(store))
-        manager = NetworkManager(ctx, dataplane=False)  # the bench made the namespace and bridge
+        # the bench made the namespace and bridge
+        manager = NetworkManager(store, config.network, Quotas(), EventBus(store),
+                                 dataplane=False)
         await manager.start()
         net = await manager.create_network("bench", name="bench")
         subnet = await manager.create_subnet("bench", net.id, cidr=NETWORK, gateway_ip=GATEWAY,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.component import ApplianceContext
 from appliance.errors import Conflict, NotFound
 from appliance.events import EventBus
-from appliance.identity import IdentityService
 from appliance.network.manager import NetworkManager
+from appliance.quota import Quotas
 from appliance.state import Store
 from tests.daemon import write_config
 
@@ -18,10 +17,7 @@ async def network(tmp_path):
     _, config = write_config(tmp_path, components=["network"])
     store = Store(config.state_dir)
     await store.open()
-    ctx = ApplianceContext(config=config, store=store,
-                           identity=IdentityService(store, config.identity),
-                           events=EventBus(store))
-    manager = NetworkManager(ctx, dataplane=False)
+    manager = NetworkManager(store, config.network, Quotas(), EventBus(store), dataplane=False)
     await manager.start()
     try:
         yield manager

@@ -7,13 +7,12 @@ import asyncio
 
 import pytest
 
-from appliance.component import ApplianceContext
 from appliance.dhcp.leases import Lease, LeaseEvent, LeaseEventKind
 from appliance.events import KEEP, EventBus
-from appliance.identity import IdentityService
 from appliance.network import dataplane_sync
 from appliance.network.manager import NetworkManager
 from appliance.network.records import LeaseState
+from appliance.quota import Quotas
 from appliance.state import Store
 from tests.daemon import write_config
 
@@ -24,10 +23,7 @@ async def setup(tmp_path):
     store = Store(config.state_dir)
     await store.open()
     fsyncs: list[float] = []
-    ctx = ApplianceContext(config=config, store=store,
-                           identity=IdentityService(store, config.identity),
-                           events=EventBus(store))
-    manager = NetworkManager(ctx, dataplane=False)
+    manager = NetworkManager(store, config.network, Quotas(), EventBus(store), dataplane=False)
     await manager.start()
     net = await manager.create_network("p1", name="n")
     await manager.create_subnet("p1", net.id, cidr="10.9.0.0/16", name="s")
@@ -57,7 +53,7 @@ async def test_a_burst_of_leases_is_recorded_with_its_events_in_a_few_commits(se
     assert 1 <= len(fsyncs) <= -(-n // dataplane_sync.LEASE_BATCH_MAX) + 1
     leases = manager.leases.list()
     assert len(leases) == n and {r.state for r in leases} == {LeaseState.ACTIVE}
-    kinds = [e.kind for e in manager.ctx.events.repo.list()]
+    kinds = [e.kind for e in manager.events.repo.list()]
     assert kinds.count("lease.granted") == KEEP  # the newest KEEP kept, the rest pruned
     # Durable: a store opened afresh from the directory (what a restart sees) has them all.
     again = Store(config.state_dir)
@@ -70,7 +66,7 @@ async def test_a_burst_of_leases_is_recorded_with_its_events_in_a_few_commits(se
 
 async def test_the_port_s_lease_carries_its_port_and_a_release_follows_the_grant(setup):
     manager, net, port, fsyncs, config = setup
-    watcher = manager.ctx.events.subscribe()
+    watcher = manager.events.subscribe()
     lease = Lease(mac=port.mac_address, ip=port.ips()[0], bridge=net.bridge, granted_at=5.0, expires_at=605.0)
     manager.dataplane._lease_sink(LeaseEvent(LeaseEventKind.GRANTED, lease, 5.0))
     manager.dataplane._lease_sink(LeaseEvent(LeaseEventKind.RELEASED, lease, 6.0))
