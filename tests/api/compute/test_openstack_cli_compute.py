@@ -4,6 +4,7 @@ as an asyncio subprocess so the daemon keeps serving). The image is the real ima
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -36,9 +37,15 @@ async def test_openstack_cli_server_lifecycle(compute_daemon):
     assert f["name"] == "cli-flavor" and f["id"]
     kp = await openstack(d, "keypair", "create", "cli-key")
     assert "PRIVATE KEY" in kp
-    s = json.loads(await openstack(d, "server", "create", "--flavor", "cli-flavor", "--image",
-                                   TEST_IMAGE_NAME, "--key-name", "cli-key", "--wait", "cli-vm",
-                                   "-f", "json"))
+    out = await openstack(d, "server", "create", "--flavor", "cli-flavor", "--image",
+                          TEST_IMAGE_NAME, "--key-name", "cli-key", "--wait", "cli-vm",
+                          "-f", "json")
+    # --wait prints the server's progress ("\rProgress: 10") on stdout while it builds, as
+    # against Nova: the JSON follows it, and each progress seen is a percentage
+    progress, _, body = out.rpartition("\n{")
+    shown = [int(p) for p in re.findall(r"Progress: (\d+)", progress)]
+    assert all(0 <= p <= 100 for p in shown), progress
+    s = json.loads("{" + body if progress or not out.startswith("{") else out)
     assert s["status"] == "ACTIVE" and s["key_name"] == "cli-key"
     assert TEST_IMAGE_NAME in s["image"]  # the CLI found the image by name through Glance
     listed = json.loads(await openstack(d, "server", "list", "-f", "json"))
