@@ -8,8 +8,10 @@ the build from the store; every step is idempotent. `spawn`, `plug`, `prepare_di
 `make_root`, `domain_spec` and `cleanup_resources` serve the other actions too (rebuild,
 rescue, resize, delete, the restart resume).
 
-It works on the manager's records (`ComputeManager`, its facade) and the components compute
-uses (appliance/seams.py), never admitting work of its own.
+It is built with only what it uses: the records as a task writes them (compute/progress.py's
+`Progress`, the manager), the driver, the components compute uses (appliance/seams.py, None
+when one does not run), the scheduler's claim and the instances directory, so it can be
+unit-tested alone; it never admits work of its own.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ import base64
 import binascii
 import contextlib
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.compute import disks, orphans, progress_meter
 from appliance.compute.configdrive import ConfigDriveContent, write_config_drive
 from appliance.compute.driver import (
+    ComputeDriver,
     DiskBus,
     DiskDevice,
     DiskFormat,
@@ -33,6 +37,7 @@ from appliance.compute.driver import (
     NicSpec,
 )
 from appliance.compute.hostnames import hostname_of
+from appliance.compute.progress import Progress
 from appliance.compute.records import (
     Instance,
     PowerState,
@@ -44,35 +49,46 @@ from appliance.compute.records import (
 )
 from appliance.compute.scheduler import Claim, RequestSpec
 from appliance.errors import BadRequest, NotFound
-from appliance.seams import BootImage, PortBinding
-
-if TYPE_CHECKING:
-    from appliance.compute.manager import ComputeManager
+from appliance.seams import BootImage, ImageSeam, NetworkSeam, PortBinding, VolumeSeam
 
 GiB = 1 << 30
 
+#: the scheduler's claim: decided, then `persist` records it with the instance
+ClaimFn = Callable[[RequestSpec, Callable[[Claim], Awaitable[None]]], Awaitable[Claim]]
+
 
 class Builder:
-    def __init__(self, manager: "ComputeManager") -> None:
-        self.m = manager
+    def __init__(self, progress: Progress, driver: ComputeDriver, instances_dir: Path, *,
+                 images: ImageSeam | None, volumes: VolumeSeam | None,
+                 network: NetworkSeam | None, claim: ClaimFn, hostname: Callable[[], str],
+                 appliance_id: Callable[[], str], password_of: Callable[[str], str],
+                 force_config_drive: bool) -> None:
+        """hostname, appliance_id: known once the manager started (the host reached, the
+        id read from the store); password_of: the password a guest set, for its metadata."""
+        self.progress, self.driver, self.instances_dir = progress, driver, instances_dir
+        self.images, self.volumes, self.network = images, volumes, network
+        self.claim, self.hostname, self.appliance_id = claim, hostname, appliance_id
+        self.password_of = password_of
+        self.force_config_drive = force_config_drive
+        #: instances whose task is inside the driver's spawn (a delete does not wait for it)
+        self.spawning: set[str] = set()
 
     async def boot_image(self, image_id: str, project_id: str) -> BootImage:
-        image = self.m.images
+        image = self.images
         if image is None:
             raise BadRequest("No image service is running: cannot boot from an image.")
         return await image.boot_source(image_id, project_id)
 
     async def build(self, task: Task) -> None:
-        inst = self.m.instances.require(task.instance_id)
+        inst = self.progress.require(task.instance_id)
         # a re-driven build (after a crash) starts over on the hypervisor side
-        if await self.m.power_of(inst.id) != PowerState.NOSTATE or task.attempts:
+        if await self.progress.power_of(inst.id) != PowerState.NOSTATE or task.attempts:
             with contextlib.suppress(NotFound):
-                await self.m.driver.destroy(inst.id)
+                await self.driver.destroy(inst.id)
         boot: BootImage | None = None
         if inst.image_id:
             boot = await self.boot_image(inst.image_id, inst.project_id)
         if inst.claim is None:
-            assert self.m.scheduler is not None
             spec = RequestSpec.for_flavor(
                 inst.id, inst.flavor, boot.properties if boot else {},
                 boot.min_ram if boot else 0, boot.min_disk if boot else 0,
@@ -82,41 +98,38 @@ class Builder:
             async def persist(claim: Claim) -> None:
                 inst.claim = claim
                 inst.pinned_cpus = list(claim.pcpus)
-                inst.host = self.m.host_info.hostname
+                inst.host = self.hostname()
                 inst.task_state = TaskState.NETWORKING
-                self.m.advance(inst.id, progress_meter.BUILD_STEPS[TaskState.NETWORKING])
-                await self.m.save(inst)
+                self.progress.advance(inst.id, progress_meter.BUILD_STEPS[TaskState.NETWORKING])
+                await self.progress.save(inst)
 
-            await self.m.scheduler.claim(spec, persist)
+            await self.claim(spec, persist)
         else:
-            await self.m.step(inst, TaskState.NETWORKING)
+            await self.progress.step(inst, TaskState.NETWORKING)
         await self._allocate_network(inst)
-        await self.m.step(inst, TaskState.BLOCK_DEVICE_MAPPING)
+        await self.progress.step(inst, TaskState.BLOCK_DEVICE_MAPPING)
         if task.params.get("boot_volume"):
             await self._prepare_boot_volume(inst, task.params["boot_volume"])
         await self.prepare_disks(inst, boot, fresh=True)
-        await self.m.step(inst, TaskState.SPAWNING)
+        await self.progress.step(inst, TaskState.SPAWNING)
         await self.spawn(inst)
-        inst.vm_state = VmState.ACTIVE
-        inst.task_state = None
-        inst.power_state = await self.m.power_of(inst.id)
         inst.launched_at = now()
         inst.fault = None
-        await self.m.save(inst, finishing=task)
+        await self.progress.finish(inst, task, VmState.ACTIVE)
 
     async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
         """Boot from image onto a new volume. The volume id is recorded before its copy is
         waited for, so a build re-driven after a crash reuses it instead of making another."""
         if any(a.boot for a in inst.volume_attachments):
             return  # done before a crash
-        vol_seam = self.m.volumes
+        vol_seam = self.volumes
         if vol_seam is None:
             raise BadRequest("Cannot boot from a new volume: no volume service is running.")
         if inst.root_volume_id is None:
             inst.root_volume_id = await vol_seam.begin_boot_volume(
                 image_id=request["image_id"], project_id=inst.project_id,
                 size_gb=int(request["size"]), name=f"{inst.name}-root")
-            await self.m.save(inst)
+            await self.progress.save(inst)
         await vol_seam.wait_available(inst.root_volume_id)
         vol = await vol_seam.root_volume_for_boot(inst.root_volume_id, inst.project_id)
         await vol_seam.mark_attached(inst.root_volume_id, inst.id, "/dev/vda")
@@ -124,31 +137,31 @@ class Builder:
             id=inst.root_volume_id, volume_id=inst.root_volume_id, device="/dev/vda",
             path=str(vol.path), format=vol.format, boot=True,
             delete_on_termination=bool(request.get("delete_on_termination"))))
-        await self.m.save(inst)
+        await self.progress.save(inst)
 
     async def _allocate_network(self, inst: Instance) -> None:
-        net = self.m.network
+        net = self.network
         if net is None:
             return
         ports: list[PortBinding] = await net.allocate_ports(
             inst.id, inst.project_id, inst.requested_networks, inst.security_groups)
         inst.ports = list(ports)
         inst.addresses = addresses_of(ports)
-        await self.m.save(inst)
+        await self.progress.save(inst)
 
     async def prepare_disks(self, inst: Instance, boot: BootImage | None, *,
                              fresh: bool) -> None:
-        d = await asyncio.to_thread(disks.make_instance_dir, self.m.instances_dir, inst.id)
+        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
         if inst.root_volume_id is None:
             if boot is None:
                 raise BadRequest("The instance has neither an image nor a root volume.")
             root = d / "disk"
             if fresh or not root.exists():
                 await self.make_root(root, boot, inst.flavor.disk)
-        self.m.advance(inst.id, progress_meter.BUILD_ROOT_DISK_DONE)
+        self.progress.advance(inst.id, progress_meter.BUILD_ROOT_DISK_DONE)
         if self.wants_config_drive(inst):
             await self.write_config_drive(inst, d / "disk.config")
-            self.m.advance(inst.id, progress_meter.BUILD_CONFIG_DRIVE_DONE)
+            self.progress.advance(inst.id, progress_meter.BUILD_CONFIG_DRIVE_DONE)
 
     async def make_root(self, root: Path, boot: BootImage, flavor_disk_gb: int) -> None:
         vsize = boot.virtual_size or await disks.virtual_size(boot.path, boot.disk_format)
@@ -165,7 +178,7 @@ class Builder:
     def wants_config_drive(self, inst: Instance) -> bool:
         """As in Nova: when the user asks (or the operator forces it); everything else reads
         the same documents from the metadata service."""
-        return inst.config_drive or self.m.config.force_config_drive
+        return inst.config_drive or self.force_config_drive
 
     def metadata_content(self, inst: Instance,
                          network_data: dict[str, Any] | None = None) -> ConfigDriveContent:
@@ -185,18 +198,18 @@ class Builder:
             meta=dict(inst.metadata), user_data=user_data, network_data=network_data or {},
             image_id=inst.image_id, flavor_name=inst.flavor.name,
             reservation_id=inst.reservation_id, security_groups=tuple(inst.security_groups),
-            password=self.m.passwords.get(inst.id))
+            password=self.password_of(inst.id))
 
     async def write_config_drive(self, inst: Instance, path: Path) -> None:
         network_data: dict[str, Any] = {}
-        net = self.m.network
+        net = self.network
         if net is not None:
             with contextlib.suppress(Exception):
                 network_data = await net.network_data(inst.id)
         await write_config_drive(self.metadata_content(inst, network_data), str(path))
 
     def domain_spec(self, inst: Instance, *, rescue: bool = False) -> DomainSpec:
-        d = disks.instance_dir(self.m.instances_dir, inst.id)
+        d = disks.instance_dir(self.instances_dir, inst.id)
         specs: list[DiskSpec] = []
         if rescue:
             specs.append(DiskSpec(path=str(d / "disk.rescue"), target="vda"))
@@ -225,12 +238,12 @@ class Builder:
                                   host_node=c.host_node) for i, c in enumerate(claim.numa)]
         if pinning is not None and len(pinning) != inst.flavor.vcpus:
             pinning = None
-        caps = self.m.driver.capabilities
+        caps = self.driver.capabilities
         return DomainSpec(
             uuid=inst.id, name=f"ms-{inst.id}", vcpus=inst.flavor.vcpus,
             memory_mib=inst.flavor.ram, disks=specs, nics=nics, cpu_pinning=pinning,
             numa_cells=numa,
-            metadata={orphans.INSTANCE_KEY: inst.id, orphans.APPLIANCE_KEY: self.m.appliance_id,
+            metadata={orphans.INSTANCE_KEY: inst.id, orphans.APPLIANCE_KEY: self.appliance_id(),
                       "project-id": inst.project_id,
                       "user-id": inst.user_id, "display-name": inst.name[:200],
                       "flavor": inst.flavor.name},
@@ -238,25 +251,25 @@ class Builder:
 
     async def spawn(self, inst: Instance, *, rescue: bool = False) -> None:
         spec = self.domain_spec(inst, rescue=rescue)
-        self.m._spawning.add(inst.id)
+        self.spawning.add(inst.id)
         try:
-            await self.m.driver.spawn(spec)
+            await self.driver.spawn(spec)
         finally:
-            self.m._spawning.discard(inst.id)
-        self.m.advance(inst.id, progress_meter.BUILD_DOMAIN_STARTED)
+            self.spawning.discard(inst.id)
+        self.progress.advance(inst.id, progress_meter.BUILD_DOMAIN_STARTED)
         await self.plug(inst)
 
     async def respawn(self, inst: Instance, *, running: bool, rescue: bool = False) -> None:
         """Destroy the domain and define it anew from the record; left off unless
         `running` (resize, rebuild, rescue and their undoing change what it is made of)."""
         with contextlib.suppress(NotFound):
-            await self.m.driver.destroy(inst.id)
+            await self.driver.destroy(inst.id)
         await self.spawn(inst, rescue=rescue)
         if not running:
-            await self.m.driver.power_off(inst.id, graceful=False)
+            await self.driver.power_off(inst.id, graceful=False)
 
     async def plug(self, inst: Instance) -> None:
-        net = self.m.network
+        net = self.network
         if net is None:
             return
         for p in inst.ports:
@@ -265,7 +278,7 @@ class Builder:
     async def ensure_domain(self, inst: Instance) -> bool:
         """True if the domain exists; else spawn it from the record (it is then running)."""
         try:
-            await self.m.driver.state(inst.id)
+            await self.driver.state(inst.id)
             return True
         except NotFound:
             await self.spawn(inst, rescue=inst.vm_state == VmState.RESCUED)
@@ -274,12 +287,12 @@ class Builder:
     async def cleanup_resources(self, inst: Instance, *, keep_record: bool) -> None:
         """Destroy the domain, release ports and volumes, remove disk files."""
         with contextlib.suppress(NotFound):
-            await self.m.driver.destroy(inst.id)
-        net = self.m.network
+            await self.driver.destroy(inst.id)
+        net = self.network
         if net is not None and inst.ports:
             await net.deallocate_ports(inst.id)
         inst.ports, inst.addresses = [], {}
-        await asyncio.to_thread(disks.remove_instance_dir, self.m.instances_dir, inst.id)
+        await asyncio.to_thread(disks.remove_instance_dir, self.instances_dir, inst.id)
 
 def addresses_of(ports: list[PortBinding]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}

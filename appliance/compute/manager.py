@@ -141,11 +141,13 @@ class ComputeManager:
         self.meter = ProgressMeter()
         #: this appliance's id, written into every domain's metadata (compute/orphans.py)
         self.appliance_id = ""
-        #: instances whose task is inside the driver's spawn (a delete does not wait for it)
-        self._spawning: set[str] = set()
         self._stopping = False
         #: the build pipeline (compute/build.py)
-        self.build = Builder(self)
+        self.build = Builder(
+            self, driver, self.instances_dir, images=images, volumes=volumes, network=network,
+            claim=self._claim, hostname=lambda: self.host_info.hostname,
+            appliance_id=lambda: self.appliance_id, password_of=self.passwords.get,
+            force_config_drive=self.config.force_config_drive)
         #: restart reconciliation, orphans, lifecycle events, power sync (compute/reconcile.py)
         self.reconciler = Reconciler(
             driver, self.instances, self.tasks, self, self.build, ctx.events, self._admit_lock,
@@ -549,7 +551,7 @@ class ComputeManager:
             task = Task(id=inst.id, instance_id=inst.id, action="delete", action_id=action_id)
             await self.save(inst, self.tasks.put_op(task), *ops, deleting=True)
             previous = self._running.get(instance_id)
-            if previous is not None and instance_id in self._spawning:
+            if previous is not None and instance_id in self.build.spawning:
                 # stuck in libvirt: stop waiting for it; a define landing later is swept
                 previous.cancel()
         self._launch(task, after=previous)
