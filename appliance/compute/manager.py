@@ -25,10 +25,10 @@ Rooms behind this facade: `build.py` (the build pipeline: claim, disks, config d
 plugging), `reconcile.py` (restart reconciliation, orphans, lifecycle events, power sync),
 and one room per kind of action: `power_actions.py`, `resize.py` (resize, confirm, revert),
 `rebuild.py`, `rescue.py`, `snapshot.py`, `volume_attach.py`, `interface_attach.py`,
-`delete.py` (the resources a delete gives back). The rooms write through the narrow faces in
-`progress.py`, which this manager and the build pipeline implement. Here remain admission,
-the task queue with its explicit action table, the record saves, and what
-compute/service.py calls.
+`delete.py` (the resources a delete gives back). Each room is built here with only what it
+uses (no manager, no context) and writes through the narrow faces in `progress.py`, which
+this manager and the build pipeline implement. Here remain admission, the task queue with its
+explicit action table, the record saves, and what compute/service.py calls.
 """
 from __future__ import annotations
 
