@@ -4,7 +4,7 @@ At start, after a crash or a host reboot: interrupted builds and deletes are re-
 are idempotent) and other interrupted actions settled to the power state libvirt reports;
 instances that were running are started again (unless `[compute] resume_guests_on_start =
 false`), their taps plugged anew. It runs in the background — the API answers meanwhile, and
-admission waits for it (it holds the admission lock until done). Domains this appliance
+admission waits for it (the manager holds the admission lock around it). Domains this appliance
 defined whose server is gone are removed (then swept periodically); other domains are
 reported as orphans, never destroyed or adopted. While running: lifecycle events (a guest shut
 down from inside, a crash) and a periodic sync, the backstop for a lost event, bring power
