@@ -7,10 +7,12 @@ use: under one lock per project, each resource's limit is compared with the usag
 counts from its records plus every reservation still outstanding plus the new amount, and the
 reservation is recorded before the lock is let go. The reservation is *committed* once the
 record that counts the resource is stored (usage includes it from then on) and *released* when
-the work fails or is cancelled. The store write that makes the record count runs under the
-project's lock too (`store`), so no other reservation ever sees the record and the
-reservation both (which would refuse a request that fits) or neither (which would admit one
-that does not).
+the work fails or is cancelled. No reservation is decided while a store write that makes a
+record count is in flight (`store`), so none ever sees the record and the reservation both
+(which would refuse a request that fits) or neither (which would admit one that does not).
+Store writes of one project run side by side, though (their commits share an fsync): 20
+parallel server creates took 20 fsyncs in a row when each write held the project's lock. A
+decision waiting holds back new writes, so a stream of writes cannot starve it.
 
 Reservations live in memory only: after a crash the stored records are the whole usage, so
 nothing can stay reserved forever.
@@ -31,9 +33,10 @@ reads in its API (Nova answers 403, Cinder 413), so clients see what upstream wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -115,7 +118,7 @@ class Reservation:
                 return await write
             finally:
                 self._end()
-        async with self.quotas._lock(self.project_id):
+        async with self.quotas._gate(self.project_id).writing():
             try:
                 result = await write
             finally:
@@ -146,8 +149,8 @@ class Quotas:
     def __init__(self) -> None:
         self._sources: dict[str, QuotaSource] = {}
         #: one per project ever reserved for (bounded by the projects); never dropped, since
-        #: a waiter may hold a lock that was just released
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: a waiter may hold one that was just released
+        self._gates: dict[str, _Gate] = {}
         self._outstanding: dict[str, list[Reservation]] = {}
 
     def register(self, source: QuotaSource) -> None:
@@ -182,8 +185,8 @@ class Quotas:
         used = int((await _counts(source.usage, project_id)).get(resource, 0))
         return max(0, limit - used - self.reserved(project_id, resource))
 
-    def _lock(self, project_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(project_id, asyncio.Lock())
+    def _gate(self, project_id: str) -> "_Gate":
+        return self._gates.setdefault(project_id, _Gate())
 
     def _source(self, resource: str) -> QuotaSource:
         try:
@@ -201,7 +204,7 @@ class Quotas:
         for name in deltas:
             source = self._source(name)
             sources[id(source)] = source
-        async with self._lock(project_id):
+        async with self._gate(project_id).deciding():
             for source in sources.values():
                 limits = await _counts(source.limits, project_id)
                 usage = await _counts(source.usage, project_id)
@@ -229,6 +232,57 @@ class Quotas:
                 break
         if not held:
             del self._outstanding[reservation.project_id]
+
+
+class _Gate:
+    """One project's decisions (one at a time, never beside a write) and store writes (side
+    by side, never beside a decision; none starts while a decision waits). Entering waits;
+    leaving never does, so a cancelled task cannot leave the gate shut."""
+
+    def __init__(self) -> None:
+        self._deciding = False
+        self._writes = 0
+        self._decisions_waiting = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def deciding(self) -> AsyncIterator[None]:
+        self._decisions_waiting += 1
+        try:
+            await self._until(lambda: not self._deciding and not self._writes)
+        finally:
+            self._decisions_waiting -= 1
+        self._deciding = True
+        try:
+            yield
+        finally:
+            self._deciding = False
+            self._wake()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        await self._until(lambda: not self._deciding and not self._decisions_waiting)
+        self._writes += 1
+        try:
+            yield
+        finally:
+            self._writes -= 1
+            self._wake()
 
 
 async def _counts(fn: CountsOf, project_id: str) -> Counts:

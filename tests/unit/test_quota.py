@@ -138,3 +138,43 @@ async def test_a_store_write_and_its_commit_are_one_step_for_other_reservations(
     with pytest.raises(OSError):
         await third.store(fails())
     assert quotas.reserved("p", "things") == 0
+
+
+async def test_store_writes_run_side_by_side_and_a_waiting_decision_goes_next() -> None:
+    """Writes of one project overlap (their commits share an fsync); a decision waits for the
+    writes in flight, and a write that comes while it waits goes after it."""
+    quotas, records = ledger(limit=10)
+    held = [await quotas.reserve("p", {"things": 1}) for _ in range(3)]
+    in_flight, most, release = [0], [0], asyncio.Event()
+
+    async def save() -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await release.wait()
+        records.stored.append(1)
+        in_flight[0] -= 1
+
+    writes = [asyncio.create_task(h.store(save())) for h in held[:2]]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert most[0] == 2  # side by side, not one after another
+    seen: list[int] = []
+
+    async def decide():
+        reservation = await quotas.reserve("p", {"things": 1})
+        seen.append(len(records.stored))  # what was stored when it was decided
+        return reservation
+
+    deciding = asyncio.create_task(decide())
+    await asyncio.sleep(0)
+    late = asyncio.create_task(held[2].store(save()))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not deciding.done() and in_flight[0] == 2  # the decision waits; the late write too
+    release.set()
+    decided = await deciding
+    assert seen == [2]  # decided after both writes, before the late one
+    await late
+    await asyncio.gather(*writes)
+    assert len(records.stored) == 3 and quotas.reserved("p", "things") == 1
+    decided.release()
