@@ -12,8 +12,11 @@ def test_goal_met_and_missed_follow_the_numbers():
                           "raw_write_mib_s": 100.0, "engine_put_mib_s_3": 28.0,
                           "bare_put_mib_s_3": 29.0,
                           "small_ops_32_clients": {"put_ops_s": 131.0}},
-        "bench_api": {"steps": {"10": {"detail_p50": 0.005, "token_p50": 0.001},
-                                "1000": {"detail_p50": 0.071, "token_p50": 0.0011}}},
+        "bench_api": {"steps": {"10": {"detail_p50": 0.005},
+                                "1000": {"detail_p50": 0.071, "ports": 1000}},
+                      "side_by_side": {"token": {"p50_at_10": 0.001, "p50_at_1000": 0.0011,
+                                                 "ratio": 1.1},
+                                       "create": {"ratio": 1.3}}},
     })
     get = table["object GET 1 GiB, checksums verified / raw read"]
     assert get.value == 0.6 and get.met
@@ -26,6 +29,10 @@ def test_goal_met_and_missed_follow_the_numbers():
     assert detail.value == 71.0 and not detail.met
     token = table["token validation p50 at 1,000 / at 10 existing resources"]
     assert token.value == 1.1 and token.met
+    create = table["server create p50 at 1,000 / at 10 existing resources"]
+    assert create.value == 1.3 and not create.met
+    port = table["port create p50 at 1,000 servers and 1000 ports / at 10 existing resources"]
+    assert port.value is None and not port.met
 
 
 def test_a_goal_without_numbers_is_not_met():
