@@ -262,8 +262,18 @@ async def _bench() -> dict:
     return results
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run() -> dict:
-    results = asyncio.run(_bench())
+    # a SIGTERM (a timeout, a kill) unwinds like ^C does, so the daemons, their namespaces and
+    # temp dirs go too
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        results = asyncio.run(_bench())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     first, last = results["steps"][STEPS[0]], results["steps"][STEPS[-1]]
     print(f"   daemon RSS idle: {results['rss_idle_mib']:.0f} MiB")
     print(f"   {'instances':>9} {'ports':>6} {'detail p50':>11} {'p99':>8} {'x10':>6} "
