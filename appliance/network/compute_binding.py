@@ -90,7 +90,9 @@ class ComputeBinding:
         # the server's groups (names or ids) go on every port made for it, as Nova asks Neutron
         wanted = [g for g in security_groups or [] if g != "default"]
         groups = self.port_writer.check_groups(security_groups, project_id, False) if wanted else None
-        if not requests:
+        if any(req.get("none") for req in requests):
+            requests = []  # Nova's networks "none": the server gets no NIC at all
+        elif not requests:
             default = self._default_network(project_id)
             requests = [{"uuid": default.id}] if default is not None else []
         digest = hashlib.sha1(json.dumps(requested_networks or [], sort_keys=True,

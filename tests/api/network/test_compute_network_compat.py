@@ -171,3 +171,23 @@ async def test_server_listing_shows_each_change_at_the_very_next_get(cloud):
         return sid not in [s["id"] for s in listed]
     await wait_for(gone, timeout=30, interval=0.05)
     assert await _listed_equals_shown(client, other) == before  # untouched throughout
+
+
+async def test_networks_none_boots_a_server_without_a_nic_and_auto_plugs_the_default(cloud):
+    """Nova's `networks: "none"`: ACTIVE with no port and no addresses (it went to ERROR,
+    "Bad network request: {'none': True}", whenever the network service ran); `auto` and
+    nothing at all still plug the project's network."""
+    daemon, client = cloud
+    net = daemon.appliance.ctx.components.network.manager
+    headers = {"OpenStack-API-Version": "compute 2.37"}
+    sid = (await client.post(f"{C}/servers", {"server": {
+        "name": "no-nic", "imageRef": TEST_IMAGE_ID, "flavorRef": "1", "networks": "none"}},
+        headers=headers))["server"]["id"]
+    shown = await wait_status(client, sid, "ACTIVE", "ERROR")
+    assert shown["status"] == "ACTIVE", shown.get("fault")
+    assert shown["addresses"] == {} and net.ports.list(lambda p: p.device_id == sid) == []
+    auto = (await client.post(f"{C}/servers", {"server": {
+        "name": "auto-nic", "imageRef": TEST_IMAGE_ID, "flavorRef": "1", "networks": "auto"}},
+        headers=headers))["server"]["id"]
+    await wait_status(client, auto, "ACTIVE")
+    assert len(net.ports.list(lambda p: p.device_id == auto)) == 1
