@@ -505,6 +505,9 @@ class ImageService:
                                     self.images.require(image_id).size)
         except Exception as exc:
             log.warning("image import failed", extra={"image": image_id, "error": str(exc)})
+            # the staged bytes go before the image says it failed: a client that sees
+            # `queued` finds nothing kept (it briefly found the staged file under load)
+            await self.staging.delete(image_id)
             await self._receive_failed(image_id, ImageStatus.IMPORTING, str(exc))
         finally:
             await self.staging.delete(image_id)
