@@ -3,7 +3,7 @@
 # nothing and says so.
 #   sudo bash packaging/install.sh [--prefix /opt/monostack] [--admin-password PW]
 #                                  [--listen 127.0.0.1:5000] [--tls-name NAME]...
-#                                  [--web [HOST:PORT]]
+#                                  [--web [HOST:PORT] | --no-web]
 # The admin password comes from --admin-password, MONOSTACK_ADMIN_PASSWORD, or is generated; it
 # is kept in /etc/monostack/admin-password (root only) for host-side commands (backup, status),
 # and in /etc/monostack/admin-openrc (root only) for the OpenStack clients shipped with it.
@@ -11,7 +11,8 @@
 # SSH operators (monostack operator add) land in the TUI; where systemd is not PID 1 this
 # script starts sshd itself, as it does the daemon and libvirtd.
 # --web (off by default) also serves the operator console to browsers (`monostack web`, TLS,
-# default 0.0.0.0:8443) as an unprivileged user; once enabled, later runs keep it running.
+# default 0.0.0.0:8443) as an unprivileged user; once enabled, later runs keep it running
+# until --no-web stops it.
 # Uses only Debian's /usr/bin/python3 and packages; nothing from a development machine.
 set -euo pipefail
 
@@ -35,7 +36,8 @@ while [ $# -gt 0 ]; do
     --web) WEB=1
            if [ $# -gt 1 ] && [[ $2 != -* ]]; then WEB_LISTEN=$2; shift; fi
            shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --no-web) WEB=off; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -269,7 +271,9 @@ fi
 
 # -- the operator console in a browser: only on request (--web); kept running once enabled -----
 if [ -z "$WEB" ] && [ -n "$(web_recorded_listen)" ]; then WEB=1; fi
-if [ -n "$WEB" ]; then
+if [ "$WEB" = off ]; then
+  disable_web_console
+elif [ -n "$WEB" ]; then
   WEB_LISTEN=${WEB_LISTEN:-$(web_recorded_listen)}
   WEB_LISTEN=${WEB_LISTEN:-0.0.0.0:8443}
   enable_web_console

@@ -150,6 +150,33 @@ enable_web_console() {
   fi
 }
 
+# `install.sh --no-web`: the console stops, is not started again by later runs, and its copy of
+# the TLS key goes. The web user stays (a later --web reuses it).
+disable_web_console() {
+  local pidfile=$WEB_RUN/web.pid
+  if [ -n "$(web_recorded_listen)" ]; then
+    sed -i '/^\[web\]/,/^\[/ { /^\[web\]/d; /^listen = /d }' "$ETC/monostack.toml"
+    # drop the blank line web_record_listen put before the section, if it now ends the file
+    sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$ETC/monostack.toml"
+    say "web console: [web] removed from $ETC/monostack.toml"
+    changed=1
+  fi
+  if systemd_running; then
+    if systemctl is-enabled --quiet monostack-web 2>/dev/null \
+        || systemctl is-active --quiet monostack-web 2>/dev/null; then
+      systemctl disable --now monostack-web >/dev/null
+      say "web console: systemctl disable --now monostack-web"
+      changed=1
+    fi
+  elif alive "$pidfile"; then
+    say "web console: stopping it (pid $(cat "$pidfile"))"
+    kill -TERM "$(cat "$pidfile")"
+    for _ in $(seq 1 100); do alive "$pidfile" || break; sleep 0.1; done
+    changed=1
+  fi
+  rm -f "$pidfile" "$WEB_RUN/server.key"
+}
+
 # One line for the summary: where the console is, and who runs it; or that it is off.
 web_console_summary() {
   local listen

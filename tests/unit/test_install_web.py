@@ -166,3 +166,36 @@ def test_without_systemd_it_starts_once_as_an_unprivileged_user_and_status_sees_
                 time.sleep(0.05)
     down = check_web_console(Config.load(root / "etc/monostack.toml"))
     assert down.level == "warn" and down.detail.startswith("not answering")
+
+
+def test_no_web_stops_the_console_and_later_runs_leave_it_off(root):
+    """`install.sh --no-web`: the console stops, [web] leaves the config (so later runs do not
+    start it again and status says off), its key copy goes; a second --no-web changes nothing."""
+    listen = f"127.0.0.1:{_free_port()}"
+    pid = None
+    try:
+        run_piece(root, "enable_web_console", systemd=False, listen=listen)
+        pid = int((root / "run-web/web.pid").read_text())
+        out, _ = run_piece(root, "disable_web_console; web_console_summary", systemd=False,
+                           listen=listen)
+        assert f"stopping it (pid {pid})" in out and "changed=1" in out
+        assert "off (bash packaging/install.sh --web" in out
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or \
+                    Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the console is still running")
+        conf = (root / "etc/monostack.toml").read_text()
+        assert "[web]" not in conf and "listen" not in conf and "[api]" in conf
+        assert Config.load(root / "etc/monostack.toml").web.listen is None
+        assert not (root / "run-web/server.key").exists()
+        out, _ = run_piece(root, "disable_web_console", systemd=False, listen=listen)
+        assert "changed=0" in out
+    finally:
+        if pid is not None and Path(f"/proc/{pid}").exists():
+            os.killpg(pid, signal.SIGTERM)
+    run_piece(root, "enable_web_console", systemd=True, listen="0.0.0.0:9443")
+    out, calls = run_piece(root, "disable_web_console", systemd=True, listen="0.0.0.0:9443")
+    assert "systemctl disable --now monostack-web" in calls and "changed=1" in out
