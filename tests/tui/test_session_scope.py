@@ -79,3 +79,24 @@ async def test_one_enter_in_the_password_logs_in_with_the_project_left_empty(tui
         await pilot.press(*"fay", "tab", *"fay-password-1", "enter")
         await _wait(pilot, lambda: app.who == "fay@only"
                     and app.screen.__class__.__name__ == "OverviewScreen")
+
+
+async def test_enter_typed_ahead_during_a_login_does_not_start_another(tui_daemon, tmp_path):
+    """A fast typist (or a browser sending a whole line at once) presses Enter again while the
+    first login is on its way: the second Enter used to cancel the first login (the worker is
+    exclusive) and submit the password with the extra keys in it."""
+    _user_with_projects(tui_daemon, "gus", ["one"])
+    app = tui_daemon.make_app(tmp_path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await login_screen(pilot)
+        screen.project = ""
+        screen.query_one("#project").value = ""
+        screen.query_one("#user").value = "gus"
+        screen.query_one("#password").value = "gus-password-1"
+        screen.submit()
+        # keys typed ahead reach the password field, and Enter again, before the login answers
+        screen.query_one("#password").value += "xyz"
+        screen.submit()
+        await _wait(pilot, lambda: app.who == "gus@one"
+                    and app.screen.__class__.__name__ == "OverviewScreen")
+        assert not any("authentication" in n for n in _notes(app))

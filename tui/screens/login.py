@@ -91,6 +91,10 @@ class LoginScreen(Screen):
 
     @on(Button.Pressed, "#login")
     def submit(self) -> None:
+        if self.has_class("-busy"):
+            # a login is on its way: an Enter typed ahead (into the password field, which
+            # keeps focus) must not start another, which would cancel the first (exclusive)
+            return
         user = self.query_one("#user", Input).value.strip()
         password = self.query_one("#password", Input).value
         project = self.query_one("#project", Input).value.strip()
