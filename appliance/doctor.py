@@ -37,6 +37,20 @@ def _run(*cmd: str, timeout: float = 15) -> tuple[int, str]:
         return 127, str(exc)
 
 
+def unix_refusal(path: Path) -> str | None:
+    """None when something accepts connections on the unix socket `path`, else why not. A
+    socket file alone says nothing: a /run that is not a tmpfs keeps those of daemons gone."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(str(path))
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        s.close()
+
+
 def systemd_is_init() -> bool:
     """systemd runs this host (sd_booted's test); otherwise advice must not say systemctl."""
     return Path("/run/systemd/system").is_dir()
@@ -100,16 +114,11 @@ def check_virtlogd(config: Config) -> Check | None:
     /run that is not a tmpfs keeps the socket file of a virtlogd long gone."""
     if not config.compute.libvirt_uri.startswith("qemu:///system"):
         return None
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
-    try:
-        s.connect(str(VIRTLOGD_SOCKET))
+    why = unix_refusal(VIRTLOGD_SOCKET)
+    if why is None:
         return Check("virtlogd", "ok", f"answering on {VIRTLOGD_SOCKET}")
-    except OSError as exc:
-        return Check("virtlogd", "fail", f"not answering on {VIRTLOGD_SOCKET} ({exc.strerror}): "
-                     "no guest can start", start_advice("virtlogd", "virtlogd -d"))
-    finally:
-        s.close()
+    return Check("virtlogd", "fail", f"not answering on {VIRTLOGD_SOCKET} ({why}): "
+                 "no guest can start", start_advice("virtlogd", "virtlogd -d"))
 
 
 def check_namespaces(config: Config) -> Check:
@@ -158,17 +167,12 @@ def check_tls(config: Config) -> Check | None:
 
 
 def check_daemon(config: Config) -> Check:
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(2)
-    try:
-        s.connect(str(config.api.socket))
+    why = unix_refusal(config.api.socket)
+    if why is None:
         return Check("daemon", "ok", f"answering on {config.api.socket}")
-    except OSError as exc:
-        return Check("daemon", "warn", f"not answering on {config.api.socket} ({exc.strerror})",
-                     start_advice("monostack", "bash packaging/install.sh (it starts the daemon) "
-                                               "or: monostack serve"))
-    finally:
-        s.close()
+    return Check("daemon", "warn", f"not answering on {config.api.socket} ({why})",
+                 start_advice("monostack", "bash packaging/install.sh (it starts the daemon) "
+                                           "or: monostack serve"))
 
 
 def check_web_console(config: Config, timeout: float = 3.0) -> Check:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.state import Store
+from appliance.state.index import Tally
 
 RESOURCES = ("instances", "cores", "ram")
 
@@ -18,31 +18,14 @@ def _amounts(doc: dict[str, Any]) -> tuple[int, int, int]:
     return 1, int(flavor.get("vcpus") or 0), int(flavor.get("ram") or 0)
 
 
-class ProjectUsage:
-    def __init__(self, store: Store, table: str) -> None:
-        self._store = store
-        self._table = table
-        self._totals: dict[str, list[int]] | None = None
-        store.watch(table, self._changed)
-
+class ProjectUsage(Tally[dict[str, list[int]]]):
     def of(self, project_id: str) -> dict[str, int]:
-        if self._totals is None:
-            self._totals = {}
-            for doc in self._store.all(self._table):
-                self._add(doc, 1)
-        totals = self._totals.get(project_id, [0, 0, 0])
-        return dict(zip(RESOURCES, totals))
+        return dict(zip(RESOURCES, self._built().get(project_id, [0, 0, 0])))
 
-    def _add(self, doc: dict[str, Any], sign: int) -> None:
-        assert self._totals is not None
-        totals = self._totals.setdefault(doc.get("project_id", ""), [0, 0, 0])
+    def _new(self) -> dict[str, list[int]]:
+        return {}
+
+    def _fold(self, state: dict[str, list[int]], doc: dict[str, Any], sign: int) -> None:
+        totals = state.setdefault(doc.get("project_id", ""), [0, 0, 0])
         for i, amount in enumerate(_amounts(doc)):
             totals[i] += sign * amount
-
-    def _changed(self, id: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        if self._totals is None:
-            return  # not built yet: the first use reads the table as it is then
-        if old is not None:
-            self._add(old, -1)
-        if new is not None:
-            self._add(new, 1)

@@ -37,6 +37,7 @@ from appliance.identity.records import (
 )
 from appliance.identity.throttle import LOCAL_SOURCE, KeyedLocks, LoginThrottle
 from appliance.state import Repository, Store
+from appliance.state.index import FieldIndex
 
 
 #: How long a password scrypt accepted is recognised without deriving it again (seconds).
@@ -617,39 +618,18 @@ def _check_name(name: str, kind: str) -> None:
         raise Invalid(f"A {kind} name must be 1 to 255 characters.")
 
 
-class _NameIndex:
-    """(name, domain id) → record ids of one table, built at first use and then kept current
-    by the store's watcher at O(1) per change."""
+class _NameIndex(FieldIndex):
+    """(name, domain id) → record ids of one table, kept current by the store."""
 
     def __init__(self, store: Store, table: str) -> None:
-        self._store = store
-        self._table = table
-        self._index: dict[tuple[str, str], set[str]] | None = None
-        store.watch(table, self._changed)
+        super().__init__(store, table, _name_key)
 
     def first(self, repo: Repository, name: str, domain_id: str) -> Any:
-        if self._index is None:
-            index: dict[tuple[str, str], set[str]] = {}
-            for doc in self._store.all(self._table):
-                index.setdefault(_name_key(doc), set()).add(doc["id"])
-            self._index = index
-        for id in sorted(self._index.get((name, domain_id), ())):
+        for id in sorted(self.ids((name, domain_id))):
             record = repo.get(id)
             if record is not None and record.name == name and record.domain_id == domain_id:
                 return record
         return None
-
-    def _changed(self, id: str, old: dict | None, new: dict | None) -> None:
-        if self._index is None:
-            return  # not built yet: the first use reads the table as it is then
-        if old is not None:
-            ids = self._index.get(_name_key(old))
-            if ids is not None:
-                ids.discard(id)
-                if not ids:
-                    del self._index[_name_key(old)]
-        if new is not None:
-            self._index.setdefault(_name_key(new), set()).add(id)
 
 
 def _name_key(doc: dict) -> tuple[str, str]:

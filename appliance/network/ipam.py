@@ -14,6 +14,7 @@ from typing import Any
 
 from appliance.errors import BadRequest, Conflict, Invalid
 from appliance.network.records import Port, Subnet
+from appliance.state.index import Tally
 
 MAC_PREFIX = "fa:16:3e"
 
@@ -97,24 +98,14 @@ def used_addresses(subnet: Subnet, taken: Iterable[str]) -> set[str]:
     return used
 
 
-class AddressIndex:
+class AddressIndex(Tally[dict[str, Counter[str]]]):
     """subnet id → the addresses its ports hold (with how many ports hold each), kept
     current by the store (Store.watch) at O(1) per change: building the set from every port
     of the network made the thousandth port's create pay for the other 999."""
 
-    def __init__(self, store: Any, table: str) -> None:
-        self._store = store
-        self._table = table
-        self._by_subnet: dict[str, Counter[str]] | None = None
-        store.watch(table, self._changed)
-
     def taken(self, subnet_id: str, *, besides_port: str | None = None) -> set[str]:
         """The subnet's addresses held by ports (other than `besides_port`)."""
-        if self._by_subnet is None:
-            self._by_subnet = {}
-            for doc in self._store.all(self._table):
-                self._count(doc, 1)
-        held = self._by_subnet.get(subnet_id, Counter())
+        held = self._built().get(subnet_id, Counter())
         if besides_port is None:
             return set(held)
         own = self._store.get(self._table, besides_port)
@@ -122,21 +113,15 @@ class AddressIndex:
                        if f["subnet_id"] == subnet_id)
         return {ip for ip, n in held.items() if n > mine.get(ip, 0)}
 
-    def _count(self, doc: dict[str, Any], sign: int) -> None:
-        assert self._by_subnet is not None
+    def _new(self) -> dict[str, Counter[str]]:
+        return {}
+
+    def _fold(self, state: dict[str, Counter[str]], doc: dict[str, Any], sign: int) -> None:
         for f in doc.get("fixed_ips") or []:
-            held = self._by_subnet.setdefault(f["subnet_id"], Counter())
+            held = state.setdefault(f["subnet_id"], Counter())
             held[f["ip_address"]] += sign
             if held[f["ip_address"]] <= 0:
                 del held[f["ip_address"]]
-
-    def _changed(self, id: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        if self._by_subnet is None:
-            return  # not built yet: the first use reads the table as it is then
-        if old is not None:
-            self._count(old, -1)
-        if new is not None:
-            self._count(new, 1)
 
 
 def allocate(subnet: Subnet, used: set[str]) -> str | None:

@@ -8,29 +8,68 @@ costs what it returns, whatever the table holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from appliance.state.store import Store
 
+S = TypeVar("S")
 
-class FieldIndex:
+
+class Tally(Generic[S]):
+    """State folded from every document of one table: built at first use, then kept current
+    by the store at O(1) per committed change (Store.watch). Subclasses say what the state
+    starts as (`_new`) and how one document adds to or leaves it (`_fold`, sign ±1)."""
+
+    def __init__(self, store: Store, table: str) -> None:
+        self._store = store
+        self._table = table
+        self._state: S | None = None
+        store.watch(table, self._changed)
+
+    def _new(self) -> S:
+        raise NotImplementedError
+
+    def _fold(self, state: S, doc: dict[str, Any], sign: int) -> None:
+        raise NotImplementedError
+
+    def _built(self) -> S:
+        if self._state is None:
+            state = self._new()
+            for doc in self._store.all(self._table):
+                self._fold(state, doc, 1)
+            self._state = state
+        return self._state
+
+    def _changed(self, id: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if self._state is None:
+            return  # not built yet: the first use reads the table as it is then
+        if old is not None:
+            self._fold(self._state, old, -1)
+        if new is not None:
+            self._fold(self._state, new, 1)
+
+
+class FieldIndex(Tally[dict[Hashable, set[str]]]):
     """value → ids of the documents for which `key(doc)` is that value."""
 
     def __init__(self, store: Store, table: str, key: Callable[[dict[str, Any]], Hashable]
                  ) -> None:
-        self._store = store
-        self._table = table
         self._key = key
-        self._index: dict[Hashable, set[str]] | None = None
-        store.watch(table, self._changed)
+        super().__init__(store, table)
 
-    def _built(self) -> dict[Hashable, set[str]]:
-        if self._index is None:
-            index: dict[Hashable, set[str]] = {}
-            for doc in self._store.all(self._table):
-                index.setdefault(self._key(doc), set()).add(doc["id"])
-            self._index = index
-        return self._index
+    def _new(self) -> dict[Hashable, set[str]]:
+        return {}
+
+    def _fold(self, state: dict[Hashable, set[str]], doc: dict[str, Any], sign: int) -> None:
+        value = self._key(doc)
+        if sign > 0:
+            state.setdefault(value, set()).add(doc["id"])
+            return
+        ids = state.get(value)
+        if ids is not None:
+            ids.discard(doc["id"])
+            if not ids:
+                del state[value]
 
     def ids(self, value: Hashable) -> set[str]:
         """A copy: the caller may commit changes to the table while iterating it."""
@@ -55,15 +94,3 @@ class FieldIndex:
             if doc is not None:
                 out.append(doc)
         return out
-
-    def _changed(self, id: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        if self._index is None:
-            return  # not built yet: the first use reads the table as it is then
-        if old is not None:
-            ids = self._index.get(self._key(old))
-            if ids is not None:
-                ids.discard(id)
-                if not ids:
-                    del self._index[self._key(old)]
-        if new is not None:
-            self._index.setdefault(self._key(new), set()).add(id)
