@@ -48,11 +48,14 @@ def main(argv: list[str]) -> int:
             continue
         module = importlib.import_module(f"tests.bench.{name}")
         print(f"\n== {name}")
+        started = time.perf_counter()
         try:
             results[name] = module.run()
         except Exception as exc:  # one broken bench must not hide the others
             print(f"   failed: {exc!r}")
             results[name] = {"error": repr(exc)}
+        # how long each bench took: someone planning a whole run on a shared host needs it
+        machine.setdefault("bench_seconds", {})[name] = round(time.perf_counter() - started, 1)
     machine["loadavg_1_5_15_end"] = [round(x, 2) for x in os.getloadavg()]
     entries = goals(results)
     results["goals"] = table(entries)
