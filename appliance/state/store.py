@@ -274,13 +274,13 @@ class Store:
         ops = list(ops)
         if not ops:
             return
-        # Round-trip through JSON now so a value that cannot be stored fails the caller,
-        # not the group it would have been flushed with.
-        for op in ops:
-            if isinstance(op, Put):
-                json.dumps(op.doc)
+        # Each op is encoded once, here: a value that cannot be stored fails the caller, not
+        # the group it would have been flushed with; the journal line is joined from these
+        # texts and the visible copy decoded from them (this was three encodings per
+        # document, ~40 µs of loop time for an instance record).
+        encoded = [self._op_text(op) for op in ops]
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((ops, fut))
+        self._pending.append((ops, encoded, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         await fut
@@ -290,9 +290,11 @@ class Store:
             batch, self._pending = self._pending, []
             lines = []
             seq = self._seq
-            for ops, _ in batch:
+            for _, encoded, _ in batch:
                 seq += 1
-                lines.append(_encode_line({"seq": seq, "ops": [self._op_to_json(o) for o in ops]}))
+                # the shape _encode_line gives {"ops": [...], "seq": n} (keys sorted)
+                body = b'{"ops":[%s],"seq":%d}' % (",".join(encoded).encode(), seq)
+                lines.append(b"%08x %s\n" % (zlib.crc32(body), body))
             try:
                 async with self._io_lock:
                     await asyncio.to_thread(self._append_sync, b"".join(lines))
@@ -300,12 +302,12 @@ class Store:
                 err: Exception = exc
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     err = InsufficientStorage("state store: disk full, write not saved")
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
-            for ops, fut in batch:
-                self._apply(ops)
+            for ops, encoded, fut in batch:
+                self._apply_encoded(ops, encoded)
                 if not fut.done():
                     fut.set_result(None)
             self._seq = seq
@@ -342,10 +344,24 @@ class Store:
             raise
 
     @staticmethod
-    def _op_to_json(op: Op) -> list[Any]:
+    def _op_text(op: Op) -> str:
+        """One op as its journal JSON; the document keeps its key order (replay then gives
+        back the order the writer used, as the in-memory copy always had)."""
         if isinstance(op, Put):
-            return ["put", op.table, op.id, op.doc]
-        return ["del", op.table, op.id]
+            return '["put",%s,%s,%s]' % (json.dumps(op.table), json.dumps(op.id),
+                                          json.dumps(op.doc, separators=(",", ":")))
+        return '["del",%s,%s]' % (json.dumps(op.table), json.dumps(op.id))
+
+    def _apply_encoded(self, ops: list[Op], encoded: list[str]) -> None:
+        """Apply committed ops with documents decoded from their journal text: a fresh copy
+        no caller holds, exactly what replay will read back."""
+        fresh: list[Op] = []
+        for op, text in zip(ops, encoded):
+            if isinstance(op, Put):
+                fresh.append(Put(op.table, op.id, json.loads(text)[3]))
+            else:
+                fresh.append(op)
+        self._apply(fresh, fresh=True)
 
     @staticmethod
     def _ops_from_record(record: dict[str, Any]) -> list[Op]:

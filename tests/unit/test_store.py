@@ -248,3 +248,33 @@ async def test_reopen_with_nothing_to_replay_keeps_the_snapshot(tmp_path):
     await s.close()
     assert (tmp_path / "snapshot.json").stat().st_ino == stat.st_ino
     assert len(list(tmp_path.glob("journal.*"))) == 1
+
+
+async def test_a_commit_stores_the_document_as_it_was_when_committed(tmp_path):
+    """Ops are encoded once at commit: what a caller does to its dict afterwards (while the
+    group waits for its fsync) changes neither the journal nor the visible copy, readers get
+    a copy of their own, and key order and odd values come back the same after replay."""
+    import asyncio
+
+    s = await open_store(tmp_path)
+    doc = {"z": 1, "a": {"ü": "ünïcode", "list": [1, 2.5, None, True]}, "m": "line\nbreak"}
+    expected = json.loads(json.dumps(doc))
+    first = asyncio.ensure_future(s.put("t", "x", doc))
+    await asyncio.sleep(0)  # commit() has run: the op is queued for the flush
+    doc["z"] = 2
+    doc["a"]["list"].append("late")
+    await first
+    await s.put("t", "gone", {"n": 1})
+    await s.delete("t", "gone")
+    got = s.get("t", "x")
+    assert got == expected and list(got) == ["z", "a", "m"]
+    with pytest.raises(TypeError):
+        await s.put("t", "bad", {"x": object()})
+    assert s.get("t", "bad") is None
+    await s.close()
+
+    s2 = await open_store(tmp_path)
+    again = s2.get("t", "x")
+    assert again == expected and list(again) == ["z", "a", "m"]
+    assert s2.get("t", "gone") is None
+    await s2.close()
