@@ -2,14 +2,15 @@
 
 The data plane loads the whole ruleset (rules.build) at start and when anything shared
 changes; then it keeps here the ports' parts that went in. A port created, changed or deleted
-becomes one small nft transaction: its map entries dropped, its chains flushed or removed,
-its new chains and rules added, its map entries and remote-group members added — the same
-parts, named the same way, as rules.build renders into the whole document, so a ruleset
-changed port by port equals the one a restart would build (tests/integration compares the two
-in a namespace).
+becomes one small nft transaction: its map entries and set elements dropped, the chains of its
+groups added when it is their first port and removed after their last, its map entries and set
+elements added — the same parts, named the same way, as rules.build renders into the whole
+document, so a ruleset changed port by port equals the one a restart would build
+(tests/integration compares the two in a namespace).
 
 An address two ports claim (an allowed address pair) dispatches to the lowest port id, in both
-paths; a remote group's set holds an address while any member port has it.
+paths; a set holds an element while any port has it (a remote group's set an address while any
+member port has it); the chains of a list of groups stay while any port uses them.
 """
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ from typing import Any
 from appliance.network.rules import (
     EGRESS_MAP,
     INGRESS_MAP,
-    SPOOF_MAP,
     SPOOF_TABLE,
     TABLE,
     PortRules,
     add_chain_cmds,
+    element,
     map_key,
     remote_set,
-    table_of,
     verdict,
 )
+
+#: a set element: (family, table, set name, key)
+Element = tuple[str, str, str, tuple[str, ...]]
 
 
 class AppliedRules:
@@ -37,9 +40,17 @@ class AppliedRules:
         #: groups with a remote-group set in the ruleset (changing these is a full rebuild)
         self.referenced = frozenset(referenced)
         self._claims: dict[tuple[str, str], set[str]] = {}
-        self._members: Counter[tuple[str, str]] = Counter()
+        self._elements: Counter[Element] = Counter()
+        self._chain_users: Counter[str] = Counter()
+        self._chain_rules: dict[str, Any] = {}
         for unit in units:
             self._claim(unit, 1)
+
+    def _unit_elements(self, unit: PortRules) -> list[Element]:
+        out: list[Element] = [("bridge", SPOOF_TABLE, name, key) for name, key in unit.spoof]
+        out += [("ip", TABLE, remote_set(sg), (ip,)) for sg, ip in unit.members
+                if sg in self.referenced]
+        return out
 
     def _claim(self, unit: PortRules, sign: int) -> None:
         for key in unit.keys:
@@ -50,11 +61,16 @@ class AppliedRules:
                 ids.discard(unit.port_id)
                 if not ids:
                     del self._claims[key]
-        for sg, ip in unit.members:
-            if sg in self.referenced:
-                self._members[(sg, ip)] += sign
-                if self._members[(sg, ip)] <= 0:
-                    del self._members[(sg, ip)]
+        for elem in self._unit_elements(unit):
+            self._elements[elem] += sign
+            if self._elements[elem] <= 0:
+                del self._elements[elem]
+        for name, rules in unit.groups_chains:
+            self._chain_users[name] += sign
+            if self._chain_users[name] <= 0:
+                del self._chain_users[name]
+            elif sign > 0:
+                self._chain_rules[name] = rules
 
     def _owner(self, key: tuple[str, str]) -> str | None:
         ids = self._claims.get(key)
@@ -68,11 +84,14 @@ class AppliedRules:
                    if self.units.get(pid) != unit}
         if not changes:
             return []
-        keys = {k for old, unit in changes.values() for u in (old, unit) if u for k in u.keys}
-        members = {m for old, unit in changes.values() for u in (old, unit) if u
-                   for m in u.members if m[0] in self.referenced}
+        parts = [u for old, unit in changes.values() for u in (old, unit) if u]
+        keys = {k for u in parts for k in u.keys}
+        elements = {e for u in parts for e in self._unit_elements(u)}
+        chain_names = {name for u in parts for name, _ in u.groups_chains}
         owners_before = {k: self._owner(k) for k in keys}
-        members_before = {m: self._members[m] > 0 for m in members}
+        elements_before = {e: self._elements[e] > 0 for e in elements}
+        chains_before = {n: (self._chain_users[n] > 0, self._chain_rules.get(n))
+                         for n in chain_names}
         for pid, (old, unit) in changes.items():
             if old is not None:
                 self._claim(old, -1)
@@ -83,51 +102,41 @@ class AppliedRules:
                 self.units.pop(pid, None)
         owners_after = {k: self._owner(k) for k in keys}
 
-        drops: list[dict] = []  # map entries and members first, so chains can go
+        drops: list[dict] = []  # map entries and elements first, so chains can go
         chains: list[dict] = []
         adds: list[dict] = []
+        removed: list[dict] = []  # chains no port uses any more, last
         for key in sorted(keys):
             before, after = owners_before[key], owners_after[key]
             old_unit = changes[before][0] if before in changes else self.units.get(before or "")
             new_unit = self.units.get(after or "")
-            if before is not None and (before != after or _group_chain_names(old_unit)
-                                       != _group_chain_names(new_unit)):
+            moved = _group_chain_names(old_unit) != _group_chain_names(new_unit)
+            if before is not None and (before != after or moved):
                 for name in (EGRESS_MAP, INGRESS_MAP):
                     drops.append(_element("delete", "ip", TABLE, name, map_key(key)))
-            if after is not None and (before != after or _group_chain_names(old_unit)
-                                      != _group_chain_names(new_unit)):
-                out_chain, in_chain = _group_chain_names(new_unit)
+            if after is not None and (before != after or moved):
+                out_chain, in_chain = _group_chain_names(new_unit)  # type: ignore[misc]
                 adds.append(_element("add", "ip", TABLE, EGRESS_MAP,
                                      [map_key(key), verdict(out_chain)]))
                 adds.append(_element("add", "ip", TABLE, INGRESS_MAP,
                                      [map_key(key), verdict(in_chain)]))
-        for member in sorted(members):
-            had, has = members_before[member], self._members[member] > 0
+        for elem in sorted(elements):
+            had, has = elements_before[elem], self._elements[elem] > 0
             if had != has:
-                sg, ip = member
+                family, table, name, key = elem
                 (adds if has else drops).append(
-                    _element("add" if has else "delete", "ip", TABLE, remote_set(sg), ip))
-        for pid, (old, unit) in sorted(changes.items()):
-            if old is not None and (unit is None or unit.tap != old.tap
-                                    or unit.spoof[0] != old.spoof[0]):
-                drops.append(_element("delete", "bridge", SPOOF_TABLE, SPOOF_MAP, old.tap))
-            if unit is not None and (old is None or unit.tap != old.tap
-                                     or unit.spoof[0] != old.spoof[0]):
-                adds.append(_element("add", "bridge", SPOOF_TABLE, SPOOF_MAP,
-                                     [unit.tap, verdict(unit.spoof[0])]))
-            old_chains = {(f, n): r for f, n, r in old.chains()} if old else {}
-            new_chains = {(f, n): r for f, n, r in unit.chains()} if unit else {}
-            for (family, name), rules in new_chains.items():
-                if old_chains.get((family, name)) != rules:
-                    chains.extend(add_chain_cmds(family, table_of(family), name, rules,
-                                                 new=(family, name) not in old_chains))
-            for family, name in old_chains.keys() - new_chains.keys():
-                ref = {"family": family, "table": table_of(family), "name": name}
-                chains.append({"flush": {"chain": ref}})
-                chains.append({"delete": {"chain": ref}})
-        # removed chains last among the chain commands: entries pointing at them are gone
-        chains.sort(key=lambda c: "delete" in c)
-        return [*drops, *chains, *adds]
+                    _element("add" if has else "delete", family, table, name, element(key)))
+        for name in sorted(chain_names):
+            (had, old_rules), has = chains_before[name], self._chain_users[name] > 0
+            rules = self._chain_rules.get(name)
+            if has and (not had or rules != old_rules):
+                chains.extend(add_chain_cmds("ip", TABLE, name, rules, new=not had))
+            elif had and not has:
+                del self._chain_rules[name]
+                ref = {"family": "ip", "table": TABLE, "name": name}
+                removed.append({"flush": {"chain": ref}})
+                removed.append({"delete": {"chain": ref}})
+        return [*drops, *chains, *adds, *removed]
 
 
 def _group_chain_names(unit: PortRules | None) -> tuple[str, str] | None:

@@ -263,7 +263,12 @@ async def test_security_groups_and_rules(net_daemon, nadmin):
     port = (await nadmin.post(f"{N}/ports", {"port": {"network_id": net["id"],
                                                       "security_groups": [sg["id"]]}}))["port"]
     ruleset = await list_ruleset(net_daemon.config.network.namespace)
-    chain = "sg_in_" + port["id"].replace("-", "")
+    # the chain the ingress map sends the port's address to (its groups' chain)
+    address = port["fixed_ips"][0]["ip_address"]
+    ingress = next(i["map"] for i in ruleset["nftables"]
+                   if "map" in i and i["map"]["name"] == "sg_ingress")
+    chain, = [target["jump"]["target"] for key, target in ingress.get("elem", [])
+              if key["concat"][1] == address]
     exprs = [i["rule"]["expr"] for i in ruleset["nftables"]
              if "rule" in i and i["rule"]["chain"] == chain]
     assert any(e.get("match", {}).get("right") == 22 for expr in exprs for e in expr), exprs

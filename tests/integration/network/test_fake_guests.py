@@ -162,6 +162,15 @@ async def test_fake_guests_dhcp_security_groups_and_spoofing(tmp_path):
                 await admin.put(f"{N}/ports/{port_a['id']}", {"port": {
                     "allowed_address_pairs": [{"ip_address": spoofed}]}})
                 assert await connect(guests["a"], ip_b, 8080, source=spoofed) == "HELLO"
+                # A prefix as the pair: any address in it, none outside it.
+                for pair, verdict in (("10.77.0.96/28", "HELLO"), ("10.77.0.112/28", "FAIL")):
+                    await admin.put(f"{N}/ports/{port_a['id']}", {"port": {
+                        "allowed_address_pairs": [{"ip_address": pair}]}})
+                    assert (await connect(guests["a"], ip_b, 8080, source=spoofed)).startswith(
+                        verdict), pair
+                    assert await connect(guests["a"], ip_b, 8080, source=ip_a) == "HELLO"
+                await admin.put(f"{N}/ports/{port_a['id']}", {"port": {
+                    "allowed_address_pairs": [{"ip_address": spoofed}]}})
                 # Default group: ingress only from members; b (group web) cannot reach a.
                 server_a = await asyncio.create_subprocess_exec(
                     sys.executable, "-c", SERVER, "7070",

@@ -111,9 +111,20 @@ async def test_ports_changed_one_by_one_leave_the_ruleset_a_restart_would_build(
         await _port_by_port(net_daemon, client.put(f"{N}/ports/{b['id']}", {"port": {
             "port_security_enabled": True, "security_groups": [web["id"]],
             "allowed_address_pairs": [{"ip_address": a["fixed_ips"][0]["ip_address"]}]}}))
-        for gone in (a, b, c):  # the lowest id's address passes to the next claimant, then none
+        # Two groups, prefixes that overlap (collapsed into one interval element), a pair
+        # with its own MAC; a second port with the same groups adds elements, not chains.
+        default = (await client.get(f"{N}/security-groups?name=default"))["security_groups"][0]
+        d = await port(security_groups=[web["id"], default["id"]], allowed_address_pairs=[
+            {"ip_address": "10.77.0.128/28"}, {"ip_address": "10.77.0.128/27"},
+            {"ip_address": "10.77.0.131"}, {"ip_address": "10.77.0.140",
+                                            "mac_address": "fa:16:3e:00:00:01"}])
+        chains = (await _same_as_whole(net_daemon))["chains"]
+        e = await port(security_groups=[default["id"], web["id"]])
+        assert (await _same_as_whole(net_daemon))["chains"] == chains
+        for gone in (d, e, a, b, c):  # the lowest id's address passes on, then none
             await _port_by_port(net_daemon, client.delete(f"{N}/ports/{gone['id']}"))
         whole = await _same_as_whole(net_daemon)
         assert not any(k[2].startswith(("spoof_", "sg_")) for k in whole["rules"])
+        assert all(not elems for k, elems in whole["sets"].items() if k[2].startswith("spoof"))
     finally:
         await client.close()
