@@ -87,21 +87,28 @@ class ActionLog:
     def get(self, instance_id: str, request_id: str) -> InstanceAction | None:
         return self.repo.get(f"{instance_id}:{request_id}")
 
-    def begin_ops(self, instance_id: str, project_id: str, action: str) -> tuple[list[Any], str]:
+    def begin_ops(self, instance_id: str, project_id: str, action: str, *,
+                  event: str | None = None) -> tuple[list[Any], str]:
         """The store ops recording `action` (a Nova action name) as the current request's, and
         dropping the instance's oldest beyond MAX_PER_INSTANCE, for the caller to commit with
-        its own change; and the action's id."""
+        its own change; and the action's id. `event`: its first step, started now (a build
+        starts the moment its record is stored: one commit fewer before the guest starts)."""
         req = current()
         now = time.time()
         record = InstanceAction(id=f"{instance_id}:{req.request_id}", instance_id=instance_id,
                                 action=action, request_id=req.request_id,
                                 user_id=req.user_id, project_id=project_id, start_time=now,
                                 updated_at=now)
+        if event is not None:
+            record.events.append(ActionEvent(event=event, start_time=now))
         return [self.repo.put_op(record), *self._trim_ops(instance_id)], record.id
 
     async def event_started(self, action_id: str, event: str) -> None:
+        """No-op when the event is already open (recorded with its action, or by an attempt
+        a crash interrupted: the re-driven attempt finishes that one)."""
         action = self._get(action_id)
-        if action is None:
+        if action is None or any(e.event == event and e.finish_time is None
+                                 for e in action.events):
             return
         action.events.append(ActionEvent(event=event, start_time=time.time()))
         action.updated_at = time.time()

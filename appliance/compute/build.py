@@ -40,7 +40,6 @@ from appliance.compute.hostnames import hostname_of
 from appliance.compute.progress import Progress
 from appliance.compute.records import (
     Instance,
-    PowerState,
     Task,
     TaskState,
     VmState,
@@ -81,8 +80,10 @@ class Builder:
 
     async def build(self, task: Task) -> None:
         inst = self.progress.require(task.instance_id)
-        # a re-driven build (after a crash) starts over on the hypervisor side
-        if await self.progress.power_of(inst.id) != PowerState.NOSTATE or task.attempts:
+        # a re-driven build (after a crash) starts over on the hypervisor side; a first
+        # attempt has no domain to find (its uuid is new; spawn refuses one that exists), so
+        # it asks libvirt nothing before its disks are made
+        if task.attempts:
             with contextlib.suppress(NotFound):
                 await self.driver.destroy(inst.id)
         boot: BootImage | None = None

@@ -380,7 +380,8 @@ class ComputeManager:
         try:
             tasks, ops = [], []
             for i in instances:
-                recorded, action_id = self.actions.begin_ops(i.id, i.project_id, "create")
+                recorded, action_id = self.actions.begin_ops(i.id, i.project_id, NAMES["build"][0],
+                                                             event=NAMES["build"][1])
                 tasks.append(Task(id=i.id, instance_id=i.id, action="build", params=params,
                                   action_id=action_id))
                 ops += recorded
