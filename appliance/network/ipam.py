@@ -101,7 +101,26 @@ def used_addresses(subnet: Subnet, taken: Iterable[str]) -> set[str]:
 class AddressIndex(Tally[dict[str, Counter[str]]]):
     """subnet id → the addresses its ports hold (with how many ports hold each), kept
     current by the store (Store.watch) at O(1) per change: building the set from every port
-    of the network made the thousandth port's create pay for the other 999."""
+    of the network made the thousandth port's create pay for the other 999.
+
+    It also keeps, per subnet, a floor below which every pool address is taken (the last
+    address handed out, lowered when a port lets one go), so finding the lowest free address
+    does not walk past the 999 taken ones each time. The floor holds for one layout of the
+    subnet (pools, gateway, DHCP address); another layout walks from the start again."""
+
+    def __init__(self, store: Any, table: str) -> None:
+        self._floors: dict[str, tuple[tuple, int]] = {}
+        super().__init__(store, table)
+
+    def allocate(self, subnet: Subnet) -> str | None:
+        """The lowest free address of the subnet's pools (as `allocate`), or None."""
+        layout = _layout(subnet)
+        floor = self._floors.get(subnet.id)
+        start = floor[1] if floor is not None and floor[0] == layout else 0
+        got = allocate(subnet, used_addresses(subnet, self.taken(subnet.id)), start=start)
+        if got is not None:
+            self._floors[subnet.id] = (layout, _int(got))
+        return got
 
     def taken(self, subnet_id: str, *, besides_port: str | None = None) -> set[str]:
         """The subnet's addresses held by ports (other than `besides_port`)."""
@@ -122,14 +141,27 @@ class AddressIndex(Tally[dict[str, Counter[str]]]):
             held[f["ip_address"]] += sign
             if held[f["ip_address"]] <= 0:
                 del held[f["ip_address"]]
+                floor = self._floors.get(f["subnet_id"])
+                if floor is not None and _int(f["ip_address"]) < floor[1]:
+                    self._floors[f["subnet_id"]] = (floor[0], _int(f["ip_address"]))
 
 
-def allocate(subnet: Subnet, used: set[str]) -> str | None:
-    """The lowest free address of the subnet's pools, or None when they are exhausted."""
+def _int(address: str) -> int:
+    return int.from_bytes(socket.inet_aton(address), "big")
+
+
+def _layout(subnet: Subnet) -> tuple:
+    return (tuple((p["start"], p["end"]) for p in subnet.allocation_pools),
+            subnet.gateway_ip, subnet.dhcp_address)
+
+
+def allocate(subnet: Subnet, used: set[str], start: int = 0) -> str | None:
+    """The lowest free address of the subnet's pools, or None when they are exhausted; the
+    walk begins at `start` (an address as an integer) when every one below it is used."""
     for pool in subnet.allocation_pools:
-        start = int(ipaddress.IPv4Address(pool["start"]))
+        first = max(start, int(ipaddress.IPv4Address(pool["start"])))
         end = int(ipaddress.IPv4Address(pool["end"]))
-        for n in range(start, end + 1):
+        for n in range(first, end + 1):
             # inet_ntoa: the walk passes every taken address, and IPv4Address made the
             # thousandth port's allocation cost 10 ms
             candidate = socket.inet_ntoa(n.to_bytes(4, "big"))

@@ -377,8 +377,9 @@ class NetworkManager:
         out: list[dict[str, str]] = []
         if requested is None:
             for sn in subnets:
-                ip = ipam.allocate(sn, ipam.used_addresses(
-                    sn, self._addresses.taken(sn.id, besides_port=exclude_port)))
+                ip = (self._addresses.allocate(sn) if exclude_port is None else ipam.allocate(
+                    sn, ipam.used_addresses(
+                        sn, self._addresses.taken(sn.id, besides_port=exclude_port))))
                 if ip is not None:
                     return [{"subnet_id": sn.id, "ip_address": ip}]
             if subnets:

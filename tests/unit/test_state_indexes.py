@@ -77,3 +77,40 @@ async def test_subnet_addresses_equal_a_scan_of_the_ports(tmp_path):
             besides = rng.choice(ids)
             assert index.taken(subnet, besides_port=besides) == scan(subnet, besides)
     await store.close()
+
+
+async def test_subnet_allocation_is_the_lowest_free_address_through_takes_releases_and_pools(
+        tmp_path):
+    """The index starts its walk at the last address it handed out; a released lower address,
+    or a subnet laid out anew (pools, gateway), must still give the lowest free one."""
+    from appliance.network.ipam import AddressIndex, allocate, used_addresses
+    from appliance.network.records import Subnet
+    store = await _store(tmp_path)
+    index = AddressIndex(store, "ports")
+    subnet = Subnet(id="s1", name="", network_id="n", project_id="p", cidr="10.0.0.0/27",
+                    gateway_ip="10.0.0.1",
+                    allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.30"}])
+    rng = random.Random(5)
+    held: dict[str, str] = {}  # port id → its address
+
+    def scan_allocate(sn):
+        return allocate(sn, used_addresses(sn, set(held.values())))
+    for step in range(300):
+        if step == 150:  # another layout: the gateway moves into what was the pool
+            subnet.gateway_ip = "10.0.0.7"
+            subnet.allocation_pools = [{"start": "10.0.0.1", "end": "10.0.0.6"},
+                                       {"start": "10.0.0.8", "end": "10.0.0.30"}]
+        if held and rng.random() < 0.45:
+            id = rng.choice(sorted(held))
+            del held[id]
+            await store.commit([Delete("ports", id)])
+            continue
+        expected = scan_allocate(subnet)
+        got = index.allocate(subnet)
+        assert got == expected, step
+        if got is not None:
+            id = f"p{step}"
+            held[id] = got
+            await store.commit([Put("ports", id, {"id": id, "fixed_ips": [
+                {"subnet_id": "s1", "ip_address": got}]})])
+    await store.close()
