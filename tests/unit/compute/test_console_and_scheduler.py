@@ -199,3 +199,36 @@ def test_status_derivation_like_nova():
     assert derive_status(VmState.RESIZED, None) == "VERIFY_RESIZE"
     assert derive_status(VmState.STOPPED, None) == "SHUTOFF"
     assert derive_status(VmState.ACTIVE, TaskState.POWERING_OFF) == "ACTIVE"
+
+
+async def test_claims_of_a_burst_read_the_disk_size_side_by_side_not_in_turn(tmp_path,
+                                                                             monkeypatch):
+    """The disk's size is read in a thread before the claim lock: a burst of claims each
+    waited there in turn for that hop (queued behind the store's fsyncs) before."""
+    import threading
+
+    from appliance.compute import scheduler as scheduler_module
+
+    reading, release = [], threading.Event()
+
+    def slow_disk_gb(path):
+        reading.append(path)
+        release.wait(10)
+        return 100
+
+    monkeypatch.setattr(scheduler_module, "disk_gb_of", slow_disk_gb)
+    s = _scheduler()
+    s.instances_dir = tmp_path
+
+    async def persist(claim: Claim) -> None:
+        await asyncio.sleep(0)
+
+    claims = [asyncio.create_task(s.claim(_spec(), persist)) for _ in range(3)]
+    try:
+        async with asyncio.timeout(5):
+            while len(reading) < 3:  # every claim is reading at once
+                await asyncio.sleep(0.005)
+    finally:
+        release.set()
+    assert all(isinstance(c, Claim) for c in await asyncio.gather(*claims))
+    assert s.disk_gb == 100
