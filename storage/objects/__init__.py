@@ -4,6 +4,7 @@ index — the layer under the Swift API.  Knows nothing of the appliance or of H
     ring.py      which devices hold an object (rendezvous hashing)
     names.py     name validation and the object hash (names never become paths)
     diskfile.py  one replica on one device: format, durable writes, verified reads
+    fanout.py    a streamed body handed to a thread per replica writer and checksum
     index.py     container/account listings in sqlite (range scans, group commit)
     engine.py    ObjectEngine: PUT/GET/HEAD/DELETE/POST/COPY, listings, expiry, recovery
     auditor.py   Auditor: verify every replica, repair from good copies

@@ -27,8 +27,8 @@ system metadata and delete_at.  The crc32 catches a torn or
 corrupt trailer; `file size == size + json_len + 16` catches truncation without reading.
 
 Durability: temp file in <device>/tmp → write → fsync → rename → fsync the hash dir (and
-the parents it had to create).  Blocking calls run in threads (aiofiles for streamed
-bytes, asyncio.to_thread for the metadata-sized steps), never on the event loop.
+the parents it had to create).  Blocking calls run in threads (the I/O pool below, or a
+streamed PUT's own writer thread per replica, see fanout.py), never on the event loop.
 """
 
 from __future__ import annotations
@@ -543,6 +543,8 @@ _IO = ThreadPoolExecutor(max_workers=128, thread_name_prefix="objects-io")
 #: a body chunk this small is held until the commit and written with it: one thread hop per
 #: replica for a small object instead of one per step
 _HOLD_BYTES = 64 << 10
+#: a streamed replica starts the writeback of what it wrote every this many bytes
+WRITEBACK_BYTES = 8 << 20
 #: how long an install waits for the index's intent before it gives up (the index writer
 #: settles it in milliseconds; this only bounds a wedged index)
 _INTENT_WAIT_S = 60.0
@@ -570,6 +572,20 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
+def _writev_all(fd: int, pieces: "list[bytes | bytearray]", offset: int) -> None:
+    n = os.pwritev(fd, pieces, offset)
+    if n == sum(map(len, pieces)):
+        return
+    for p in pieces:  # a short write (rare on a regular file): the rest piece by piece
+        if n >= len(p):
+            n -= len(p)
+            offset += len(p)
+            continue
+        _write_all(fd, memoryview(p)[n:], offset + n)
+        offset += len(p)
+        n = 0
+
+
 async def _nothing() -> None:
     return None
 
@@ -589,6 +605,7 @@ class ReplicaWriter:
         self._fd: int | None = None
         self._held = b""
         self._pos = 0  # where the next write goes (taken when it is issued: writes may overlap)
+        self._flushed = 0  # streamed bytes whose writeback was started
         self._opening = threading.Lock()
         self.error: BaseException | None = None
         self.installed: Path | None = None
@@ -629,6 +646,43 @@ class ReplicaWriter:
         self._open_sync()
         assert self._fd is not None
         _write_all(self._fd, data, offset)
+
+    # -- streamed in a thread of its own (fanout.py): batches at their offsets, then a sync
+
+    def write_batch_sync(self, pieces: "list[bytes | bytearray]", offset: int) -> None:
+        """Write `pieces` back to back at `offset` (blocking; one pwritev)."""
+        try:
+            self._open_sync()
+            assert self._fd is not None
+            end = offset + sum(map(len, pieces))
+            _writev_all(self._fd, pieces, offset)
+            if end - self._flushed >= WRITEBACK_BYTES:
+                # start the writeback of what is written so far (Linux starts it for dirty
+                # pages and does not wait): the final fsync then has little left to do
+                os.posix_fadvise(self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED)
+                self._flushed = end
+        except OSError as exc:
+            raise self._translate(exc) from exc
+        self._pos = max(self._pos, end)
+
+    def sync_data_sync(self) -> None:
+        """fdatasync what was streamed (blocking): the body's writeback runs while the md5
+        of its last batches is still being taken, leaving the commit's fsync the trailer."""
+        try:
+            if self._fd is not None:
+                os.fdatasync(self._fd)
+        except OSError as exc:
+            raise self._translate(exc) from exc
+
+    def close_sync(self, _exc: BaseException | None = None) -> None:
+        """Close the temp file after a failed streamed write (its thread, before it returns:
+        no write of this replica can follow); abort() removes the file."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     async def commit(self, trailer: bytes, filename: str,
                      before_install: "concurrent.futures.Future[Any] | None" = None) -> Path:

@@ -4,8 +4,10 @@ Write path of a PUT (and, with small files instead of streams, of DELETE and POS
 
 1. validate names, check the container exists (and the quota hook);
 2. start committing an *intent* row in the index — concurrently with step 3;
-3. stream the body to a temp file on every primary device at once (aiofiles), computing
-   md5 and size; a device that fails is dropped, the PUT continues while a quorum lives;
+3. stream the body to a temp file on every primary device at once, computing md5, block
+   sums and size (a body over one batch: a thread per replica and per checksum, fed
+   batches through a bounded window, see fanout.py); a device that fails is dropped, the
+   PUT continues while a quorum lives;
 4. compare the ETag (EtagMismatch: temps removed, nothing visible);
 5. on each device: append the metadata trailer, fsync, rename into place, fsync the dir;
 6. fewer than a quorum installed → remove what was installed, DiskFull (any ENOSPC) or
@@ -41,6 +43,7 @@ from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, 
 
 from . import diskfile as df
 from .diskfile import CorruptReplica, ObjectInfo, Replica, ReplicaWriter
+from .fanout import Consumer, FanOut
 from .errors import (
     ContainerNotFound,
     DiskFull,
@@ -65,8 +68,14 @@ from .ring import Device, Ring
 
 log = logging.getLogger(__name__)
 
-WRITE_BUFFER = 1 << 20  # coalesce small incoming chunks into writes of up to 1 MiB
-PIPELINE = 3  # a streamed PUT's chunks in flight (written and checksummed) at once
+#: a streamed PUT hands its body to the replica writers' and checksums' threads in batches
+#: of this many bytes (the event loop wakes once per batch) …
+BATCH = 4 << 20
+#: … with at most this many bytes of it queued or being written and checksummed
+WINDOW = 3 * BATCH
+#: incoming chunks smaller than this are gathered into one piece (one copy, on the loop);
+#: larger ones are passed on as they came
+PIECE = 256 << 10
 
 
 class _Keep:
@@ -373,52 +382,24 @@ class ObjectEngine:
         # intent's commit overlaps the replicas' fsyncs even for a body that is all held
         intent_ready: concurrent.futures.Future[int] = concurrent.futures.Future()
         intent_task.add_done_callback(lambda t: _chain(t, intent_ready))
+        fan: FanOut | None = None
         try:
             alive = list(writers)  # temp files are created by the first write or the commit
             md5, sums = hashlib.md5(), df.BlockSums()
-            size = 0
-            buf = bytearray()
-            # Pipelined: a chunk's replica writes and checksums run while the next chunk is
-            # taken and issued (writes have their offsets, checksums wait for the previous
-            # chunk's), so the disk, the md5 and the body's source overlap; at most
-            # `window` chunks are in flight.
-            hashed: asyncio.Future | None = None
-            window: list[tuple[asyncio.Future, list[ReplicaWriter]]] = []
+            size = 0  # bytes received
+            sent = 0  # bytes handed to the fan-out
+            pieces: list[bytes | bytearray] = []  # received, not yet handed over (< BATCH)
+            acc = bytearray()  # small chunks gathered into one piece
 
-            async def checksum(data: bytes, before: asyncio.Future | None) -> None:
-                if before is not None:
-                    await before
-                # md5 and block sums in threads of their own (both release the GIL)
-                await asyncio.gather(asyncio.to_thread(md5.update, data),
-                                     asyncio.to_thread(sums.update, data))
-
-            def issue(data: bytes) -> None:
-                nonlocal hashed
-                hashed = asyncio.ensure_future(checksum(data, hashed))
-                inflight.append(hashed)
-                fut = asyncio.gather(*(w.write(data) for w in alive), return_exceptions=True)
-                inflight.append(fut)
-                window.append((fut, alive))
-
-            async def drain(keep: int) -> None:
-                """Settle the oldest steps until `keep` are left; on a failed write, wait for
-                every step still running (none of a dropped writer's writes may outlive
-                its abort), then drop the failed writers."""
-                nonlocal alive
-                while len(window) > keep:
-                    fut, ws = window.pop(0)
-                    results = [(ws, await asyncio.shield(fut))]
-                    if not any(isinstance(r, BaseException) for r in results[0][1]):
-                        continue
-                    while window:
-                        f2, w2 = window.pop(0)
-                        results.append((w2, await asyncio.shield(f2)))
-                    first: dict[int, BaseException] = {}
-                    for ws_, res_ in results:
-                        for w, r in zip(ws_, res_):
-                            if isinstance(r, BaseException):
-                                first.setdefault(id(w), r)
-                    alive = await self._survivors(ohash, alive, [first.get(id(w)) for w in alive])
+            def quorum_check() -> None:
+                """Raise now if the replicas left cannot make a quorum (or a checksum failed)."""
+                assert fan is not None
+                errs = [c.error for c in fan.consumers[:len(writers)]]
+                if sum(e is None for e in errs) < self.ring.quorum:
+                    raise self._quorum_error(ohash, [e for e in errs if e is not None], len(writers))
+                for c in fan.consumers[len(writers):]:
+                    if c.error is not None:
+                        raise c.error
 
             async for chunk in chunks:
                 if not chunk:
@@ -426,31 +407,50 @@ class ObjectEngine:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
                     raise TooLarge(f"body exceeds {max_bytes} bytes")
-                if not buf and len(chunk) >= WRITE_BUFFER:
-                    data = bytes(chunk)  # big chunk: no coalescing copy
+                if len(chunk) >= PIECE:  # kept as it is (bytes do not change): no copy
+                    if acc:
+                        pieces.append(acc)
+                        acc = bytearray()
+                    pieces.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
                 else:
-                    buf += chunk
-                    if len(buf) < WRITE_BUFFER:
-                        continue
-                    data = bytes(buf)
-                    buf.clear()
-                issue(data)
-                await drain(PIPELINE - 1)
-            if buf:
-                data = bytes(buf)
-                if len(data) > df.BLOCK // 16:
-                    issue(data)
-                else:  # small: checksummed here, held by the writers until the commit
-                    if hashed is not None:
-                        await hashed
+                    acc += chunk
+                    if len(acc) >= PIECE:
+                        pieces.append(acc)  # handed over whole: a fresh one gathers the next
+                        acc = bytearray()
+                if size - sent - len(acc) >= BATCH:
+                    if fan is None:
+                        fan = self._fan_out(writers, md5, sums)
+                        inflight.append(fan.exited)
+                    n = size - sent - len(acc)
+                    await fan.put(pieces, n, sent)
+                    sent += n
+                    pieces = []
+                    quorum_check()
+            if acc:
+                pieces.append(acc)
+            if fan is not None:
+                if pieces:
+                    await fan.put(pieces, size - sent, sent)
+                await fan.close()
+                quorum_check()
+                alive = await self._survivors(ohash, alive,
+                                              [c.error for c in fan.consumers[:len(writers)]])
+            elif pieces:  # the whole body is under one batch: one hop each, no threads
+                data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                data = bytes(data) if not isinstance(data, bytes) else data
+                if len(data) <= df.BLOCK // 16:  # small: checksummed here, held until the commit
                     md5.update(data)
                     sums.update(data)
-                    fut = asyncio.gather(*(w.write(data) for w in alive), return_exceptions=True)
-                    inflight.append(fut)
-                    window.append((fut, alive))
-            await drain(0)
-            if hashed is not None:
-                await hashed
+                    coros = [w.write(data) for w in alive]
+                else:
+                    coros = [asyncio.to_thread(_checksum, md5, sums, data),
+                             *(w.write(data) for w in alive)]
+                res = await step(coros)
+                if len(res) > len(alive):
+                    if isinstance(res[0], BaseException):
+                        raise res[0]
+                    res = res[1:]
+                alive = await self._survivors(ohash, alive, res)
             body_md5 = md5.hexdigest()
             if expected_etag is not None and expected_etag.strip('"').lower() != body_md5:
                 raise EtagMismatch(expected_etag, body_md5)
@@ -478,6 +478,8 @@ class ObjectEngine:
         except BaseException:
             if hold is not None:
                 hold.release()
+            if fan is not None:
+                fan.stop()  # its threads skip the rest; the undo waits for them (fan.exited)
             await asyncio.shield(self._undo_put(writers, intent_task, inflight))
             raise
         # older versions go only now that the new one is acknowledged (one hop for all); a
@@ -516,12 +518,38 @@ class ObjectEngine:
             else:
                 alive.append(w)
         if len(alive) < self.ring.quorum:
-            if any(isinstance(e, DiskFull) for e in errors):
-                raise DiskFull(f"object {ohash}: no space on {len(errors)} of {len(writers)} devices")
-            raise InsufficientReplicas(
-                f"object {ohash}: {len(alive)} replicas left, quorum is {self.ring.quorum}: {errors[:1]}"
-            )
+            raise self._quorum_error(ohash, errors, len(writers))
         return alive
+
+    def _quorum_error(self, ohash: str, errors: list[BaseException], total: int) -> ObjectStorageError:
+        """What a PUT raises when `errors` leave fewer than a quorum of `total` replicas."""
+        if any(isinstance(e, DiskFull) for e in errors):
+            return DiskFull(f"object {ohash}: no space on {len(errors)} of {total} devices")
+        return InsufficientReplicas(
+            f"object {ohash}: {total - len(errors)} replicas left, quorum is {self.ring.quorum}: {errors[:1]}"
+        )
+
+    def _fan_out(self, writers: list[ReplicaWriter], md5: "hashlib._Hash", sums: df.BlockSums) -> FanOut:
+        """Threads for a body larger than one batch: each replica written at its own pace
+        (pwritev, then fdatasync), the md5 and the block sums each in one more thread (both
+        release the GIL); a writer that fails is logged and noted as soon as it does."""
+
+        def hash_with(h: "hashlib._Hash | df.BlockSums"):
+            def consume(pieces: Sequence[bytes | bytearray], _offset: int) -> None:
+                for p in pieces:
+                    h.update(p)
+            return consume
+
+        ohash = writers[0].ohash
+
+        def failed(c: Consumer) -> None:
+            if c.name.startswith("replica"):  # the auditor's hint now, whatever the PUT does
+                self.repair_hints.add(ohash)
+
+        consumers = [Consumer(f"replica-{w.device.id}", w.write_batch_sync, w.sync_data_sync, w.close_sync)
+                     for w in writers]
+        consumers += [Consumer("md5", hash_with(md5)), Consumer("blocksums", hash_with(sums))]
+        return FanOut(consumers, WINDOW, on_failure=failed)
 
     async def _undo_put(self, writers: list[ReplicaWriter], intent_task: asyncio.Future,
                         inflight: list[asyncio.Future]) -> None:
@@ -782,6 +810,11 @@ def _chain(task: asyncio.Future, target: concurrent.futures.Future) -> None:
         target.set_exception(task.exception())
     else:
         target.set_result(task.result())
+
+
+def _checksum(md5: "hashlib._Hash", sums: df.BlockSums, data: bytes) -> None:
+    md5.update(data)
+    sums.update(data)
 
 
 def _row(info: ObjectInfo) -> ObjectRow:
