@@ -9,14 +9,16 @@ a slow periodic reload is the fallback. A lost stream shows a banner and is redi
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from weakref import WeakSet
 
-from textual import work
-from textual.app import App
+from textual import events, work
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 
 from appliance.client import MonostackClient
@@ -40,6 +42,7 @@ from tui.screens.projects import ProjectSwitcher
 from tui.screens.volumes import VolumesScreen
 from tui.host import ScreenEntry
 from tui.settings import Settings
+from tui.widgets.serial_console import SerialConsole
 
 #: Number key → (mode name, screen class), in the order of the footer and the help sheet.
 SCREENS: dict[str, tuple[str, type[CloudScreen]]] = {
@@ -118,6 +121,22 @@ class MonostackApp(App[int]):
         super().__init__()
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
+
+    def post_message(self, message: Message) -> bool:
+        """A key for a focused serial console goes to it at once (SerialConsole.take_key says
+        why); everything else, and any key while other messages wait, takes Textual's route."""
+        if (isinstance(message, events.Key) and not message.is_forwarded
+                and self._thread_id == threading.get_ident() and self._message_queue.empty()):
+            try:
+                screen = self.screen
+            except ScreenStackError:  # no screen yet: the normal route decides
+                return super().post_message(message)
+            focused = screen.focused
+            if isinstance(focused, SerialConsole) and screen.maximized is None:
+                self.app_focus = True
+                if focused.take_key(message):
+                    return True
+        return super().post_message(message)
 
     @property
     def web_session(self) -> bool:

@@ -4,6 +4,7 @@ scrollback, resize and a 2 MB flood."""
 from __future__ import annotations
 
 import asyncio
+import re
 from time import perf_counter
 
 from rich.color import Color
@@ -439,3 +440,72 @@ async def test_an_echo_after_a_quiet_spell_is_drawn_without_the_parse_thread() -
         await settle(pilot, console)
         assert counting.jobs >= 1
         assert [r for r in console.screen_lines if r.strip()][-1].rstrip() == last_line
+
+
+# -- painting: only the rows that changed, at once ----------------------------------------
+def _chop_rows(compositor, cls, band, rows) -> list[list]:
+    """Each row of `band` as the compositor of class `cls` would send it to the terminal."""
+    from textual.strip import Strip
+
+    compositor.__class__ = cls
+    chops = compositor._render_chops(band, rows.__contains__)
+    return [list(Strip.join([s for s in chops[y].values() if s is not None])) for y in rows]
+
+
+async def test_line_compositor_sends_the_rows_textual_would_send() -> None:
+    from textual._compositor import Compositor
+    from textual.geometry import Region
+
+    from tests.tui.console_apps import coloured_session
+    from tui.compositor import LineCompositor
+
+    guests = FakeGuests({"i-1": coloured_session()})
+    app = ConsoleScreenApp(guests, [ConsoleTarget("i-1", "web-1")])
+    async with app.run_test(size=(70, 20), notifications=True) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ConsoleScreen)
+        await wait_for(pilot, lambda: bool(screen.consoles) and screen.consoles[0].bytes_received)
+        await settle(pilot, *screen.consoles)
+        app.notify("a toast over the console's rows", timeout=60)  # a layer in front
+        await wait_for(pilot, lambda: any(type(w).__name__ == "Toast"
+                                          for w in screen._compositor.visible_widgets))
+        compositor = screen._compositor
+        assert isinstance(compositor, LineCompositor)
+        bands = [Region(0, y, 70, 1) for y in range(20)]
+        bands += [Region(0, 2, 70, 9), Region(10, 12, 30, 6), Region(0, 0, 70, 20)]
+        try:
+            for band in bands:
+                rows = list(range(band.y, band.bottom))
+                ours = _chop_rows(compositor, LineCompositor, band, rows)
+                theirs = _chop_rows(compositor, Compositor, band, rows)
+                assert ours == theirs, band
+        finally:
+            compositor.__class__ = LineCompositor
+
+
+async def test_an_echo_is_painted_in_the_step_that_reads_it() -> None:
+    transport = QueueTransport()
+    app = ConsoleTestApp(transport)
+    async with app.run_test(size=(60, 10)) as pilot:
+        console = app.terminal
+        transport.feed(b"$ ")
+        await wait_for(pilot, lambda: row_text(console, 0).startswith("$ "))
+        await pilot.pause(0.05)
+        painted: list[str] = []
+        display = app._display
+
+        def record(screen, update) -> None:
+            if update is not None:
+                ansi = "".join(update.render_segments(app.console))
+                painted.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", ansi))
+            display(screen, update)
+        app._display = record  # type: ignore[method-assign]
+        received = console.bytes_received
+        transport.feed(b"l")
+        while console.bytes_received == received:
+            await asyncio.sleep(0)
+        # The read loop's step that took the byte also drew it: no idle, message or timer hop.
+        assert painted and "$ l" in painted[0]
+        assert not console._repaint_required and not app.screen._dirty_widgets
+        await settle(pilot, console)
+        assert app.screen._compositor.render_strips()[0].text.startswith("$ l")

@@ -24,6 +24,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
+from tui.compositor import LineCompositor
 from tui.widgets.console_transport import ConsoleTransport, ReconnectingTransport
 from tui.widgets.serial_console import SerialConsole
 
@@ -115,6 +116,8 @@ class ConsoleScreen(Screen[None]):
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        # An echoed key repaints one row: render that row only (see tui/compositor.py).
+        self._compositor = LineCompositor()
         self.open_transport = open_transport
         self._initial = list(targets)
         self._names: dict[str, str] = {}

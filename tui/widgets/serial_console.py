@@ -15,6 +15,9 @@ How the bytes flow, and why:
 - Typing stays close to the wire: after a quiet frame, a small chunk (an echoed key) is parsed
   on the loop and its frame applied at once, without the executor and ticker hops
   (INLINE_BYTES; tests/bench/bench_console.py measures keystroke → echo against a raw client).
+  The changed rows then go to the compositor in that same step when nothing else waits to be
+  drawn (`_paint_rows`), and a key for a focused console skips the app's and the widget's
+  queues (`take_key`, called from the app's `post_message`).
 - Every key goes to the guest, including the ones the app binds (ctrl+q, ctrl+c, ctrl+p, tab):
   `check_consume_key` tells Textual this widget consumes them. The one exception is the escape
   chord Ctrl+]: then `n`/`p` post NextConsole/PreviousConsole, Ctrl+] again sends a literal ^],
@@ -362,9 +365,43 @@ class SerialConsole(Widget, can_focus=True):
             changed.update((old.cursor_y, frame.cursor_y))
         if len(changed) > frame.lines // 2:
             self.refresh()
-        else:
-            for y in changed:
-                self.refresh(Region(0, y, width, 1))
+        elif changed:
+            self._paint_rows([Region(0, y, width, 1) for y in changed])
+
+    def _paint_rows(self, regions: list[Region]) -> None:
+        """Repaint these rows now when nothing else waits to be drawn; else `refresh` them.
+
+        Why: `refresh` reaches the terminal through three hops — this widget's idle, an Update
+        message to the screen, the screen's idle and update timer — and clears the widget's
+        style caches on the way (for a change of CSS, which a new row is not): together
+        ~0.3 ms of a keystroke → echo (tests/bench/bench_console.py). Here the rows go to the
+        screen's compositor at once, exactly as the timer would send them. Only when the
+        screen is on top and has nothing else pending (no layout, no scroll, no other dirty
+        widget, no batch): then this is the only thing the next frame would have drawn.
+        The calls are Textual internals (8.x); if they move, the plain `refresh` takes over."""
+        try:
+            screen = self.screen
+            app = self.app
+            compositor = screen._compositor
+            paint_now = (
+                screen is app.screen
+                and not app._batch_count
+                and not app.is_inline
+                and not (screen._layout_required or screen._scroll_required
+                         or screen._repaint_required or screen._recompose_required
+                         or screen._dirty_widgets)
+                and not self._repaint_required
+                and self in compositor.visible_widgets
+            )
+            update_widgets, compositor_refresh = compositor.update_widgets, screen._compositor_refresh
+        except AttributeError:  # Textual moved its internals: the documented route below
+            paint_now = False
+        if paint_now:
+            self._set_dirty(*regions)
+            update_widgets({self})
+            compositor_refresh()
+            return
+        self.refresh(*regions)
 
     def watch_scrollback(self) -> None:
         self.refresh()
@@ -446,7 +483,27 @@ class SerialConsole(Widget, can_focus=True):
         """Every key belongs to the guest: this hides app/screen bindings while focused."""
         return True
 
+    def take_key(self, event: events.Key) -> bool:
+        """Handle a key the app has just been given, before it is queued (the app's
+        `post_message` calls this while this console has the focus). True if handled.
+
+        Why: the normal route — the app's queue, its binding check (which copies every binding
+        map up the tree per key, only to find that this widget consumes them all), then this
+        widget's queue — measured ~0.4 ms of a 2.8 ms keystroke → echo. The outcome is the same
+        (no binding can see a key this widget consumes); only keys that would overtake a queued
+        message (this widget's queue not empty) or that this widget may not take (disabled,
+        loading) still go the long way."""
+        if self.disabled or self.loading or not self.check_message_enabled(event):
+            return False
+        if not self._message_queue.empty():
+            return False
+        self._press(event)
+        return True
+
     async def _on_key(self, event: events.Key) -> None:
+        self._press(event)
+
+    def _press(self, event: events.Key) -> None:
         event.stop()
         event.prevent_default()
         key = event.key
