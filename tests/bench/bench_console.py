@@ -9,13 +9,16 @@ Prints:
      (App.run_test), as MB/s and as a ratio to raw pyte.Screen;
   3. max UI stall during a paced 200 KB/s flood (gap between 10 ms UI timer ticks; target < 50 ms)
      and the time a key takes to reach the guest mid-flood;
-  4. keystroke → echo, side by side: the TUI's console and a raw aiohttp websocket client, each
+  4. keystroke → echo, side by side: the TUI's console, a raw aiohttp websocket client and a
+     bare Textual app (BareEchoApp: one widget, no monostack code, that sends a key over the
+     same kind of websocket and draws the reply on a line — the framework's own floor), each
      typing into its own instance through the same daemon (in-process, libvirt
-     test:///default) and the same console proxy and websocket path, alternating keystrokes
-     (bounded: --keystrokes, --gap seconds apart). The guest's serial port is an echo (a tty
-     in echo mode without its own latency), so the ratio is what the TUI adds on top of the
-     wire. TUI: the Key event posted → a frame painted with the echo in it (rendered to the
-     bytes a terminal would get); raw: send_bytes → the echo frame received.
+     test:///default) and the same console proxy and websocket path, taking turns keystroke by
+     keystroke (bounded: --keystrokes, --gap seconds apart). The guest's serial port is an
+     echo (a tty in echo mode without its own latency), so TUI / raw is what the TUI adds on
+     top of the wire and TUI / bare what it adds on top of Textual. TUI and bare: the Key event
+     posted → a frame painted with the echo in it (rendered to the bytes a terminal would
+     get); raw: send_bytes → the echo frame received.
   5. the same into a real TCG guest's shell (qemu:///system, the test guest image; skip with
      --no-tcg-guest): one console has one writer, so the raw client types its block, leaves,
      then the TUI types its block; the domain is deleted whatever happens.
@@ -32,6 +35,11 @@ from time import perf_counter
 from urllib.parse import urlsplit
 
 import pyte
+from rich.segment import Segment
+from textual.app import App
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
 
 from tests.tui.console_apps import ConsoleTestApp, feed_paced, flood_payload, settle, wait_for
 from tui.widgets.console_transport import QueueTransport
@@ -129,7 +137,7 @@ class EchoGuest:
         self.queue.put_nowait(b"")
 
 
-def _boot_two(daemon) -> list[str]:
+def _boot_echo_servers(daemon, names: tuple[str, ...]) -> list[str]:
     import subprocess
     import tempfile
 
@@ -142,7 +150,7 @@ def _boot_two(daemon) -> list[str]:
             "visibility": "public"})
         await admin.upload("PUT", f"/image/v2/images/{image['id']}/file", disk.read_bytes())
         ids = []
-        for name in ("tui-echo", "raw-echo"):
+        for name in names:
             body = {"server": {"name": name, "imageRef": image["id"], "flavorRef": "1",
                                "networks": "none"}}
             ids.append((await admin.post("/compute/v2.1/servers", body, headers=NOVA))
@@ -158,11 +166,82 @@ def _boot_two(daemon) -> list[str]:
     return daemon.admin_do(boot)
 
 
+class BareEchoLine(Widget, can_focus=True):
+    """The least a Textual app must do for a console: a key goes out on the websocket, the
+    reply is appended to one line and that line refreshed. No monostack code."""
+
+    DEFAULT_CSS = "BareEchoLine { height: 1fr; }"
+
+    def __init__(self, ws) -> None:
+        super().__init__()
+        self.ws = ws
+        self.text = ""
+        self.bytes_received = 0
+        self.received_at = 0.0
+
+    def on_mount(self) -> None:
+        self.focus()
+        self.run_worker(self._read())
+
+    async def on_key(self, event) -> None:
+        if event.character:
+            await self.ws.send_bytes(event.character.encode())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            self.received_at = perf_counter()
+            self.text = (self.text + msg.data.decode(errors="replace"))[-self.size.width:]
+            self.bytes_received += len(msg.data)
+            self.refresh(Region(0, 0, self.size.width, 1))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y:
+            return Strip.blank(width, self.rich_style)
+        return Strip([Segment(self.text, self.rich_style)]).crop_extend(0, width, self.rich_style)
+
+
+class BareEchoApp(App[None]):
+    def __init__(self, ws) -> None:
+        super().__init__()
+        self.ws = ws
+
+    def compose(self):
+        yield BareEchoLine(self.ws)
+
+
+def _time_paints(app, rendered) -> tuple[asyncio.Event, list[int]]:
+    """Set the event once a frame with `rendered() >= want[0]` reaches the terminal: the
+    app's display hook, made to render the bytes a terminal driver would be sent."""
+    painted = asyncio.Event()
+    want = [0]
+    display = app._display
+
+    def paint(screen, renderable) -> None:
+        if renderable is not None:
+            renderable.render_segments(app.console)
+        display(screen, renderable)
+        if rendered() >= want[0]:
+            painted.set()
+    app._display = paint  # type: ignore[method-assign]
+    return painted, want
+
+
+async def _ws(http, daemon, server_id: str):
+    url = daemon.admin_do(lambda admin: admin.post(
+        f"/compute/v2.1/servers/{server_id}/remote-consoles",
+        {"remote_console": {"protocol": "serial", "type": "serial"}}, headers=NOVA))
+    path = urlsplit(url["remote_console"]["url"])
+    return await http.ws_connect(f"http://localhost{path.path}?{path.query}")
+
+
 async def key_echo(daemon, server_ids: list[str], keystrokes: int, gap: float) -> dict:
-    """Alternate one keystroke in the TUI's console and one from a raw websocket client, each
-    to its own echo guest over the same daemon path; `gap` seconds between keystrokes (typing,
-    not a flood). TUI: Key event posted → the echo painted in a frame (rendered to terminal
-    bytes); raw: send_bytes → the echo received."""
+    """Keystrokes in turn: one in the TUI's console, one from a raw websocket client, one in
+    the bare Textual app, each to its own echo guest over the same daemon path; `gap` seconds
+    between keystrokes (typing, not a flood). TUI and bare: Key event posted → the echo
+    painted in a frame (rendered to terminal bytes); raw: send_bytes → the echo received.
+    The moment the echo came off each app's websocket is stamped too (no polling: a loop
+    spinning on it would slow the loop it measures)."""
     import tempfile
 
     import aiohttp
@@ -171,10 +250,12 @@ async def key_echo(daemon, server_ids: list[str], keystrokes: int, gap: float) -
     from tests.tui.harness import log_in
     from tui.screens.console import ConsoleScreen
 
-    tui_id, raw_id = server_ids
+    tui_id, raw_id, bare_id = server_ids
     app = daemon.make_app(Path(tempfile.mkdtemp()), live=False, refresh_seconds=3600)
-    tui, raw, received, applied = [], [], [], []
-    async with app.run_test(size=(100, 30)) as pilot:
+    tui, raw, bare, received, bare_received = [], [], [], [], []
+    connector = aiohttp.UnixConnector(path=str(daemon.socket))
+    async with aiohttp.ClientSession(connector=connector) as http, \
+            app.run_test(size=(100, 30)) as pilot:
         await log_in(pilot)
         app.open_console(tui_id, "tui-echo")
         await wait_for(pilot, lambda: isinstance(app.screen, ConsoleScreen)
@@ -182,55 +263,66 @@ async def key_echo(daemon, server_ids: list[str], keystrokes: int, gap: float) -
                        and str(app.screen.active_console.link_state) == "connected", timeout=15)
         console = app.screen.active_console
         await pilot.pause(0.2)
-        painted = asyncio.Event()
-        want = [0]
-        display = app._display
+        painted, want = _time_paints(app, lambda: console.bytes_rendered)
+        link = console.transport._inner  # the TUI's own websocket to the daemon
+        link_read, stamp = link.read, [0.0]
 
-        def paint(screen, renderable) -> None:
-            if renderable is not None:
-                renderable.render_segments(app.console)  # what a terminal driver would send
-            display(screen, renderable)
-            if console.bytes_rendered >= want[0]:
-                painted.set()
-        app._display = paint  # type: ignore[method-assign]
-
-        url = daemon.admin_do(lambda admin: admin.post(
-            f"/compute/v2.1/servers/{raw_id}/remote-consoles",
-            {"remote_console": {"protocol": "serial", "type": "serial"}}, headers=NOVA))
-        path = urlsplit(url["remote_console"]["url"])
-        connector = aiohttp.UnixConnector(path=str(daemon.socket))
-        async with aiohttp.ClientSession(connector=connector) as http, \
-                http.ws_connect(f"http://localhost{path.path}?{path.query}") as ws:
+        async def timed_read() -> bytes:
+            data = await link_read()
+            stamp[0] = perf_counter()
+            return data
+        link.read = timed_read
+        raw_ws = await _ws(http, daemon, raw_id)
+        bare_app = BareEchoApp(await _ws(http, daemon, bare_id))
+        async with bare_app.run_test(size=(100, 30)) as bare_pilot:
+            line = bare_app.query_one(BareEchoLine)
+            await wait_for(bare_pilot, lambda: bare_app.focused is line)
+            await bare_pilot.pause(0.2)
+            bare_painted, bare_want = _time_paints(bare_app, lambda: line.bytes_received)
             for i in range(keystrokes):
-                char = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+                char = KEYS[i % len(KEYS)]
                 want[0] = console.bytes_received + 1
                 painted.clear()
                 t0 = perf_counter()
-                app.post_message(events.Key(char, char))
-                while console.bytes_received < want[0]:
-                    await asyncio.sleep(0)
-                t_received = perf_counter()
+                with app._context():  # as the app's driver posts it
+                    app.post_message(events.Key(char, char))
                 await asyncio.wait_for(painted.wait(), 5)
                 tui.append((perf_counter() - t0) * 1000)
-                received.append((t_received - t0) * 1000)
+                received.append((stamp[0] - t0) * 1000)
                 await asyncio.sleep(gap)
+
                 t0 = perf_counter()
-                await ws.send_bytes(char.encode())
+                await raw_ws.send_bytes(char.encode())
                 echo = b""
                 while char.encode() not in echo:
-                    msg = await asyncio.wait_for(ws.receive(), 5)
+                    msg = await asyncio.wait_for(raw_ws.receive(), 5)
                     assert msg.type == aiohttp.WSMsgType.BINARY, msg
                     echo += msg.data
                 raw.append((perf_counter() - t0) * 1000)
                 await asyncio.sleep(gap)
-        typed = "".join("abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(keystrokes))
+
+                bare_want[0] = line.bytes_received + 1
+                bare_painted.clear()
+                t0 = perf_counter()
+                with bare_app._context():
+                    bare_app.post_message(events.Key(char, char))
+                await asyncio.wait_for(bare_painted.wait(), 5)
+                bare.append((perf_counter() - t0) * 1000)
+                bare_received.append((line.received_at - t0) * 1000)
+                await asyncio.sleep(gap)
+            typed = "".join(KEYS[i % len(KEYS)] for i in range(keystrokes))
+            assert line.text.endswith(typed[-20:]), line.text[-40:]
+        await raw_ws.close()
         shown = "".join(console.screen_lines).replace(" ", "")
         assert typed[-20:] in shown, shown[-60:]
     q = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))]  # noqa: E731
     return {"keystrokes": keystrokes, "gap_s": gap,
             "key_echo_ms": statistics.median(tui), "key_echo_p90_ms": q(tui, 0.9),
             "key_received_ms": statistics.median(received),
-            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9)}
+            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9),
+            "bare_textual_key_echo_ms": statistics.median(bare),
+            "bare_textual_key_echo_p90_ms": q(bare, 0.9),
+            "bare_textual_key_received_ms": statistics.median(bare_received)}
 
 
 def key_echo_side_by_side(keystrokes: int = 60, gap: float = 0.05) -> dict:
@@ -240,7 +332,7 @@ def key_echo_side_by_side(keystrokes: int = 60, gap: float = 0.05) -> dict:
 
     daemon = ThreadDaemon(Path(tempfile.mkdtemp()), ["images", "compute"]).start()
     try:
-        ids = _boot_two(daemon)
+        ids = _boot_echo_servers(daemon, ("tui-echo", "raw-echo", "bare-echo"))
         proxy = daemon.daemon.appliance.ctx.components.compute.console_proxy
 
         async def echo_guest(instance_id: str) -> EchoGuest:
@@ -438,10 +530,14 @@ def run(argv: list[str] | None = None) -> dict:
     echo = key_echo_side_by_side(min(args.keystrokes, 500), args.gap)
     out.update(echo)
     print(f"keystroke → echo over {echo['keystrokes']} keys each, {args.gap * 1000:.0f} ms apart: "
-          f"TUI {echo['key_echo_ms']:.2f} ms (p90 {echo['key_echo_p90_ms']:.2f}; echo bytes in "
-          f"the widget at {echo['key_received_ms']:.2f}), raw websocket "
+          f"TUI {echo['key_echo_ms']:.2f} ms (p90 {echo['key_echo_p90_ms']:.2f}; echo off its "
+          f"websocket at {echo['key_received_ms']:.2f}), raw websocket "
           f"{echo['raw_key_echo_ms']:.2f} ms (p90 {echo['raw_key_echo_p90_ms']:.2f}): "
-          f"{echo['key_echo_ms'] / echo['raw_key_echo_ms']:.2f}x")
+          f"{echo['key_echo_ms'] / echo['raw_key_echo_ms']:.2f}x; bare Textual app "
+          f"{echo['bare_textual_key_echo_ms']:.2f} ms (p90 {echo['bare_textual_key_echo_p90_ms']:.2f};"
+          f" echo off its websocket at {echo['bare_textual_key_received_ms']:.2f}): TUI / bare "
+          f"{echo['key_echo_ms'] / echo['bare_textual_key_echo_ms']:.2f}x, bare / raw "
+          f"{echo['bare_textual_key_echo_ms'] / echo['raw_key_echo_ms']:.2f}x")
     real = None
     if args.tcg_guest:
         try:

@@ -35,9 +35,19 @@ def test_goal_met_and_missed_follow_the_numbers():
     assert port.value is None and not port.met
 
 
+def test_console_keystroke_echo_is_read_against_raw_and_against_bare_textual():
+    table = _by_measure({"bench_console": {"key_echo_ms": 1.5, "raw_key_echo_ms": 0.5,
+                                           "bare_textual_key_echo_ms": 1.4}})
+    raw = table["TUI console keystroke→echo / raw websocket client (echo guest)"]
+    assert raw.value == 3.0 and not raw.met
+    bare = table["TUI console keystroke→echo / bare Textual app, same websocket (echo)"]
+    assert bare.value == 1.0714 and bare.met
+    assert table["TUI console keystroke→echo / raw websocket client (TCG guest shell)"].value is None
+
+
 def test_a_goal_without_numbers_is_not_met():
     table = goals({"bench_dhcp": {"skipped": True}, "bench_boot": {"error": "boom"}})
-    assert len(table) == 20
+    assert len(table) == 21
     assert all(g.value is None and not g.met for g in table)
 
 
