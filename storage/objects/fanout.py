@@ -69,9 +69,13 @@ class FanOut:
         done = [self._loop.create_future() for _ in consumers]
         #: resolves once every thread has returned (whatever happened)
         self.exited: asyncio.Future = asyncio.gather(*done)
-        for c, fut in zip(consumers, done):
-            threading.Thread(target=self._run, args=(c, fut), name=f"put-{c.name}",
-                             daemon=True).start()
+        try:
+            for c, fut in zip(consumers, done):
+                threading.Thread(target=self._run, args=(c, fut), name=f"put-{c.name}",
+                                 daemon=True).start()
+        except BaseException:  # no thread to be had: those started end (they hold nothing yet)
+            self.stop()
+            raise
 
     async def put(self, pieces: Pieces, nbytes: int, offset: int) -> None:
         """Queue `pieces` (`nbytes` long, at body `offset`) for every consumer; return once
@@ -114,14 +118,14 @@ class FanOut:
                     last = batch.left == 0
                 if last:
                     batch.pieces = None  # freed now, not when the loop gets to it
-                    self._loop.call_soon_threadsafe(self._done, batch.nbytes)
+                    self._tell(self._done, batch.nbytes)
             if c.error is None and not self._stopping and c.finish is not None:
                 try:
                     c.finish()
                 except BaseException as exc:  # noqa: BLE001 - reported through c.error
                     self._fail(c, exc)
         finally:
-            self._loop.call_soon_threadsafe(_resolve, exited)
+            self._tell(_resolve, exited)
 
     def _fail(self, c: Consumer, exc: BaseException) -> None:
         c.error = exc
@@ -131,7 +135,14 @@ class FanOut:
             except Exception:  # noqa: BLE001 - the first error is the one that counts
                 pass
         if self._on_failure is not None:
-            self._loop.call_soon_threadsafe(self._on_failure, c)
+            self._tell(self._on_failure, c)
+
+    def _tell(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn` on the event loop; nothing if the loop is gone (its PUT with it)."""
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass
 
     def _done(self, nbytes: int) -> None:
         self._inflight -= nbytes

@@ -194,3 +194,21 @@ async def test_too_large_mid_stream_stops_the_threads(engine):
         await engine.put_object(A, C, "t", body(os.urandom(3 * BATCH), 1 << 20), max_bytes=2 * BATCH + 1)
     assert await settled() == []
     await assert_nothing_visible(engine, "t")
+
+
+async def test_no_thread_to_be_had_fails_the_put_cleanly(engine, monkeypatch):
+    real = threading.Thread.start
+    started = [0]
+
+    def start(self):
+        if self.name.startswith("put-"):
+            started[0] += 1
+            if started[0] == 3:  # two consumers run, the third cannot start
+                raise RuntimeError("can't start new thread")
+        return real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError, match="new thread"):
+        await engine.put_object(A, C, "nt", body(os.urandom(2 * BATCH), 1 << 20))
+    assert started[0] == 3 and await settled() == []
+    await assert_nothing_visible(engine, "nt")
