@@ -483,6 +483,38 @@ async def test_line_compositor_sends_the_rows_textual_would_send() -> None:
             compositor.__class__ = LineCompositor
 
 
+async def test_the_cursor_cell_matches_strip_divide_and_blur_underlines_it() -> None:
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    bold, red = Style(bold=True), Style(color="red")
+    strip = Strip([Segment("$ ", bold), Segment("", None), Segment("ls -l", red),
+                   Segment("     ", None)], 12)
+    for x in range(12):
+        for focused in (True, False):
+            fast = SerialConsole._draw_cursor(strip, x, focused)
+            before, cell, after = strip.divide([x, x + 1, 12])[:3]
+            marked = [Segment(seg.text, (seg.style or Style()) + (
+                Style(reverse=not (seg.style or Style()).reverse) if focused
+                else Style(underline=True))) for seg in cell]
+            assert list(fast) == list(Strip.join([before, Strip(marked, 1), after])), (x, focused)
+    wide = Strip([Segment("日本", None), Segment("ab", None)], 6)
+    assert SerialConsole._draw_cursor(wide, 4, True).text == "日本ab"
+
+
+async def test_a_theme_switch_restyles_the_console() -> None:
+    transport = QueueTransport()
+    app = ConsoleTestApp(transport)
+    async with app.run_test(size=(20, 5)) as pilot:
+        transport.feed(b"$ ")
+        await settle(pilot, app.terminal)
+        dark = cell_style(app.terminal, 0, 0).bgcolor
+        app.theme = "textual-light"
+        await pilot.pause(0.1)
+        light = cell_style(app.terminal, 0, 0).bgcolor
+        assert light != dark and light == app.terminal.rich_style.bgcolor
+
+
 async def test_an_echo_is_painted_in_the_step_that_reads_it() -> None:
     transport = QueueTransport()
     app = ConsoleTestApp(transport)
