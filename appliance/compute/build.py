@@ -89,6 +89,40 @@ class Builder:
         boot: BootImage | None = None
         if inst.image_id:
             boot = await self.boot_image(inst.image_id, inst.project_id)
+        # The root disk over the image is made while the claim is decided and the ports are
+        # allocated (neither needs it, it needs neither): it is awaited before the disks'
+        # step. A step that fails first waits for it to end (a qemu-img cut short is
+        # killed) before the failure goes on, so the cleanup that follows removes all of it.
+        root: asyncio.Task[None] | None = None
+        if boot is not None and inst.root_volume_id is None \
+                and not task.params.get("boot_volume"):
+            root = asyncio.create_task(self._make_fresh_root(inst, boot))
+        try:
+            await self._claim_and_network(inst, task, boot)
+            await self.progress.step(inst, TaskState.BLOCK_DEVICE_MAPPING)
+            if task.params.get("boot_volume"):
+                await self._prepare_boot_volume(inst, task.params["boot_volume"])
+            if root is not None:
+                await root
+        except BaseException:
+            if root is not None:
+                root.cancel()
+                with contextlib.suppress(BaseException):
+                    await root
+            raise
+        await self.prepare_disks(inst, boot, fresh=root is None)
+        await self.progress.step(inst, TaskState.SPAWNING)
+        await self.spawn(inst)
+        inst.launched_at = now()
+        inst.fault = None
+        await self.progress.finish(inst, task, VmState.ACTIVE)
+
+    async def _make_fresh_root(self, inst: Instance, boot: BootImage) -> None:
+        d = await asyncio.to_thread(disks.make_instance_dir, self.instances_dir, inst.id)
+        await self.make_root(d / "disk", boot, inst.flavor.disk)
+
+    async def _claim_and_network(self, inst: Instance, task: Task,
+                                 boot: BootImage | None) -> None:
         if inst.claim is None:
             spec = RequestSpec.for_flavor(
                 inst.id, inst.flavor, boot.properties if boot else {},
@@ -108,15 +142,6 @@ class Builder:
         else:
             await self.progress.step(inst, TaskState.NETWORKING)
         await self._allocate_network(inst)
-        await self.progress.step(inst, TaskState.BLOCK_DEVICE_MAPPING)
-        if task.params.get("boot_volume"):
-            await self._prepare_boot_volume(inst, task.params["boot_volume"])
-        await self.prepare_disks(inst, boot, fresh=True)
-        await self.progress.step(inst, TaskState.SPAWNING)
-        await self.spawn(inst)
-        inst.launched_at = now()
-        inst.fault = None
-        await self.progress.finish(inst, task, VmState.ACTIVE)
 
     async def _prepare_boot_volume(self, inst: Instance, request: dict[str, Any]) -> None:
         """Boot from image onto a new volume. The volume id is recorded before its copy is

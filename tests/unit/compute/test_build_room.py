@@ -291,3 +291,54 @@ async def test_a_boot_volume_is_recorded_before_its_copy_and_made_once(driver, t
     inst.vm_state, inst.task_state = VmState.BUILDING, TaskState.SPAWNING
     await p.builder.build(dataclasses.replace(task, attempts=1))
     assert p.volumes.made == ["vol-0"] and len(inst.volume_attachments) == 1
+
+
+async def test_the_root_disk_is_made_while_the_claim_is_decided(driver, tmp_path):
+    """Neither needs the other: a claim that waits for the root disk (made meanwhile)
+    still ends ACTIVE."""
+    import asyncio
+
+    p = Pipeline(driver, tmp_path)
+    inst, task = p.admitted(driver)
+    root = disks.instance_dir(tmp_path, inst.id) / "disk"
+    decide = p.builder.claim
+
+    async def claim_once_the_disk_is_made(spec, persist):
+        async with asyncio.timeout(10):
+            while not root.exists():
+                await asyncio.sleep(0.005)
+        return await decide(spec, persist)
+
+    p.builder.claim = claim_once_the_disk_is_made
+    await p.builder.build(task)
+    assert inst.vm_state == VmState.ACTIVE
+    assert await disks.virtual_size(root, "qcow2") == 2 * GiB
+
+
+async def test_a_refused_claim_waits_for_the_root_disk_and_cleanup_removes_it(
+        driver, tmp_path):
+    """The claim fails while the root disk is being made: the build's failure comes once
+    nothing of the disk is still being written, so the cleanup after it removes all."""
+    import asyncio
+
+    from appliance.errors import NoValidHost
+
+    p = Pipeline(driver, tmp_path)
+    inst, task = p.admitted(driver)
+    d = disks.instance_dir(tmp_path, inst.id)
+
+    async def refuse_once_the_disk_is_begun(spec, persist):
+        async with asyncio.timeout(10):
+            while not d.exists():
+                await asyncio.sleep(0.001)
+        raise NoValidHost("No valid host was found. RamFilter: too much")
+
+    p.builder.claim = refuse_once_the_disk_is_begun
+    with pytest.raises(NoValidHost):
+        await p.builder.build(task)
+    assert not [t for t in asyncio.all_tasks()
+                if getattr(t.get_coro(), "__name__", "") == "_make_fresh_root"]
+    with pytest.raises(NotFound):
+        await driver.state(inst.id)
+    await p.builder.cleanup_resources(inst, keep_record=True)
+    assert not d.exists()
