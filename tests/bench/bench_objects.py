@@ -5,6 +5,7 @@ Run:  PYTHONPATH=. python tests/bench/bench_objects.py [--dir /var/tmp] [--size-
 Everything runs on one filesystem, side by side:
 - 1 GiB PUT (3 replicas, and 1 replica) vs raw sequential write + fsync of one file, and vs
   the bare work of a 3-replica PUT in plain threads (3 files written and fsynced, md5 beside);
+  the 3-replica PUT, the raw write and the bare floor in interleaved rounds, best of each;
 - 1 GiB GET vs raw sequential read (page cache dropped per file with posix_fadvise), beside
   md5 and crc32 over the same amount of memory (a GET verifies block crc32s; the PUT
   computes the md5, the ETag, on one core: its floor is min(1, 3 x md5 / raw write) per
@@ -256,6 +257,7 @@ async def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dir", default="/var/tmp")
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--small-ops", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the 3-replica PUT and its floors")
     args = ap.parse_args(argv)
     out: dict = {}
     root = Path(tempfile.mkdtemp(prefix="bench-objects-", dir=args.dir))
@@ -266,12 +268,29 @@ async def main(argv: list[str] | None = None) -> dict:
         r = raw_read(raw)
         raw.unlink()
         mib = size / (1 << 20)
-        print(f"\n# {mib:.0f} MiB streams on {root} (same filesystem)")
-        print(f"{'operation':44} {'MiB/s':>9} {'vs raw':>8}")
-        print(f"{'raw sequential write + fsync':44} {mib / w:9.1f} {1.0:8.2f}")
-        out["raw_write_mib_s"], out["raw_read_mib_s"] = mib / w, mib / r
         out["md5_mib_s"] = md5 = md5_rate(size)
         out["crc32_mib_s"] = crc = crc32_rate(size)
+        # The 3-replica PUT beside its floors, in interleaved rounds, best of each side: on a
+        # shared 2-core host a burst of other work lands on one sample (one run saw the bare
+        # floor at 484 MiB/s, then the engine at 176 under a load of 26), not on the ratio.
+        ws, bares, puts, gets = [w], [], [], []
+        for i in range(max(1, args.rounds)):
+            if i:
+                ws.append(raw_write(raw, size))
+                raw.unlink()
+            bares.append(raw_put_floor(root, size))
+            p, g = await engine_big(root, 3, size)
+            puts.append(p)
+            gets.append(g)
+        w, bare = min(ws), min(bares)
+        out["raw_write_mib_s"], out["raw_read_mib_s"] = mib / w, mib / r
+        out["rounds_3_replicas"] = [{"raw_write_mib_s": mib / a, "bare_put_mib_s": mib / b,
+                                     "engine_put_mib_s": mib / c, "put_vs_bare": b / c}
+                                    for a, b, c in zip(ws, bares, puts)]
+        print(f"\n# {mib:.0f} MiB streams on {root} (same filesystem; best of {len(puts)} "
+              "interleaved rounds for the 3-replica PUT and its floors)")
+        print(f"{'operation':44} {'MiB/s':>9} {'vs raw':>8}")
+        print(f"{'raw sequential write + fsync':44} {mib / w:9.1f} {1.0:8.2f}")
         # what a 3-replica PUT could reach, per replica byte: the disk takes 3 bytes per
         # object byte, and one md5 (the ETag) sees every object byte on one core
         put_floor = min(1.0, 3 * md5 / (mib / w))
@@ -279,19 +298,19 @@ async def main(argv: list[str] | None = None) -> dict:
         print(f"{'md5 in memory (a PUT computes it: the ETag)':44} {md5:9.1f} {md5 * w / mib:8.2f}")
         print(f"{'  PUT floor per replica byte, 3 replicas':44} {'':9} {put_floor:8.2f}"
               "   (3 × md5 / raw write, at most 1)")
-        bare = raw_put_floor(root, size)
         out["bare_put_mib_s_3"] = mib / bare
         print(f"{'bare 3-replica write+fsync with md5, threads':44} {mib / bare:9.1f} {w / bare:8.2f}"
               f"   per replica byte {3 * w / bare:.2f}")
         for reps in (3, 1):
-            p, g = await engine_big(root, reps, size)
+            p, g = (min(puts), min(gets)) if reps == 3 else await engine_big(root, reps, size)
             print(f"{f'engine PUT, {reps} replica(s)':44} {mib / p:9.1f} {w / p:8.2f}"
                   f"   per replica byte {reps * w / p:.2f}")
             print(f"{f'engine GET, {reps} replica(s) (crc32 verified)':44} {mib / g:9.1f} {r / g:8.2f}")
             out[f"engine_put_mib_s_{reps}"], out[f"engine_get_mib_s_{reps}"] = mib / p, mib / g
             if reps == 3:
                 print(f"{'  PUT per replica byte / its md5 floor':44} {'':9} {3 * w / p / put_floor:8.2f}")
-                print(f"{'  PUT / bare 3-replica write+fsync with md5':44} {'':9} {bare / p:8.2f}")
+                print(f"{'  PUT / bare 3-replica write+fsync with md5':44} {'':9} {bare / p:8.2f}"
+                      f"   rounds: {', '.join(f'{b / c:.2f}' for b, c in zip(bares, puts))}")
         print(f"{'raw sequential read (cache dropped)':44} {mib / r:9.1f} {1.0:8.2f}")
         print(f"{'md5 in memory (a GET verifying it: at most)':44} {md5:9.1f} {md5 * r / mib:8.2f}")
         print(f"{'crc32 in memory (what a GET verifies)':44} {crc:9.1f} {crc * r / mib:8.2f}")
