@@ -15,12 +15,15 @@ returns, so nothing more of the body is read meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 Pieces = Sequence["bytes | bytearray"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -164,6 +167,8 @@ def _notify() -> None:
             loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is gone, its PUT with it
             pass
+        except Exception:  # noqa: BLE001 - this thread serves every PUT: it must go on
+            log.exception("could not tell an event loop that a batch is done")
 
 
 _notifier_started = threading.Lock()
