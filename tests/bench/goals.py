@@ -63,12 +63,18 @@ def goals(results: dict) -> list[Goal]:
     rows.append(("object GET 1 GiB, checksums verified / raw read",
                  _ratio(_dig(objects, "engine_get_mib_s_3"), _dig(objects, "raw_read_mib_s")),
                  _at_least(0.5)))
+    # each round side by side, the median of the rounds (older records: one sample each)
     put3 = _dig(objects, "engine_put_mib_s_3")
+    per_replica = _dig(objects, "put_per_replica_byte_vs_raw_3_median")
+    if per_replica is None:
+        per_replica = _ratio(put3 * 3 if put3 is not None else None, _dig(objects, "raw_write_mib_s"))
+    vs_bare = _dig(objects, "put_vs_bare_3_median")
+    if vs_bare is None:
+        vs_bare = _ratio(put3, _dig(objects, "bare_put_mib_s_3"))
     rows.append(("object PUT 1 GiB, 3 replicas: bytes per replica / raw write+fsync",
-                 _ratio(put3 * 3 if put3 is not None else None, _dig(objects, "raw_write_mib_s")),
-                 _at_least(0.9)))
+                 per_replica, _at_least(0.9)))
     rows.append(("object PUT 1 GiB, 3 replicas / bare 3-replica write+fsync+md5 (threads)",
-                 _ratio(put3, _dig(objects, "bare_put_mib_s_3")), _at_least(0.9)))
+                 vs_bare, _at_least(0.9)))
     rows.append(("object PUT 4 KiB at 32 clients (ops/s)",
                  _dig(objects, "small_ops_32_clients", "put_ops_s"), _at_least(400)))
     ours, theirs = dhcp.get("monostack", {}), dhcp.get("dnsmasq", {})

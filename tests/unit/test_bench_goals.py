@@ -35,6 +35,17 @@ def test_goal_met_and_missed_follow_the_numbers():
     assert port.value is None and not port.met
 
 
+def test_object_put_ratios_are_the_median_of_side_by_side_rounds_when_recorded():
+    objects = {"raw_write_mib_s": 1000.0, "engine_put_mib_s_3": 200.0, "bare_put_mib_s_3": 400.0}
+    table = _by_measure({"bench_objects": {**objects, "put_vs_bare_3_median": 0.95,
+                                           "put_per_replica_byte_vs_raw_3_median": 0.85}})
+    assert table["object PUT 1 GiB, 3 replicas / bare 3-replica write+fsync+md5 (threads)"].value == 0.95
+    assert table["object PUT 1 GiB, 3 replicas: bytes per replica / raw write+fsync"].value == 0.85
+    old = _by_measure({"bench_objects": objects})  # a record from before the rounds
+    assert old["object PUT 1 GiB, 3 replicas / bare 3-replica write+fsync+md5 (threads)"].value == 0.5
+    assert old["object PUT 1 GiB, 3 replicas: bytes per replica / raw write+fsync"].value == 0.6
+
+
 def test_console_keystroke_echo_is_read_against_raw_and_against_bare_textual():
     table = _by_measure({"bench_console": {"key_echo_ms": 1.5, "raw_key_echo_ms": 0.5,
                                            "bare_textual_key_echo_ms": 1.4}})
