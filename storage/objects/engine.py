@@ -76,6 +76,10 @@ WINDOW = 3 * BATCH
 #: incoming chunks smaller than this are gathered into one piece (one copy, on the loop);
 #: larger ones are passed on as they came
 PIECE = 256 << 10
+#: streamed PUTs holding fan-out threads at once, per engine; more wait for a slot without
+#: reading further (their socket pushes back). Without it a client's connections (256 per
+#: address are allowed) would each hold five threads and up to a WINDOW of body in memory.
+STREAMS = 16
 
 
 class _Keep:
@@ -233,8 +237,11 @@ class ObjectEngine:
         quota: QuotaHook | None = None,
         verify_inline_bytes: int = 4 << 20,
         clock: Callable[[], float] = time.time,
+        streams: int = STREAMS,
     ) -> None:
         self.ring = Ring(devices, replicas)
+        self.streams = streams
+        self._stream_slots: asyncio.Semaphore | None = None  # made in the engine's loop
         self.index_path = Path(index_path) if index_path else self.ring.devices[0].path / "index.sqlite"
         self.quota = quota
         self.verify_inline_bytes = verify_inline_bytes
@@ -419,7 +426,16 @@ class ObjectEngine:
                         acc = bytearray()
                 if size - sent - len(acc) >= BATCH:
                     if fan is None:
-                        fan = self._fan_out(writers, md5, sums)
+                        if self._stream_slots is None:
+                            self._stream_slots = asyncio.Semaphore(self.streams)
+                        await self._stream_slots.acquire()
+                        slots = self._stream_slots
+                        try:
+                            fan = self._fan_out(writers, md5, sums)
+                        except BaseException:
+                            slots.release()
+                            raise
+                        fan.exited.add_done_callback(lambda _: slots.release())
                         inflight.append(fan.exited)
                     n = size - sent - len(acc)
                     await fan.put(pieces, n, sent)

@@ -212,3 +212,38 @@ async def test_no_thread_to_be_had_fails_the_put_cleanly(engine, monkeypatch):
         await engine.put_object(A, C, "nt", body(os.urandom(2 * BATCH), 1 << 20))
     assert started[0] == 3 and await settled() == []
     await assert_nothing_visible(engine, "nt")
+
+
+async def test_streamed_puts_beyond_the_engines_slots_wait_without_threads(engine):
+    """Fan-out threads are bounded per engine, not per connection: with one slot, a second
+    large PUT reads no further than its first batch and starts no thread until the first PUT
+    is done, then completes whole."""
+    engine.streams = 1
+    data = os.urandom(2 * BATCH + 1)
+    gate = asyncio.Event()
+    read_b = 0
+
+    async def held(data: bytes):
+        yield data[:BATCH + 1]
+        await gate.wait()
+        yield data[BATCH + 1:]
+
+    async def counted(data: bytes):
+        nonlocal read_b
+        for i in range(0, len(data), 1 << 20):
+            read_b += len(data[i:i + (1 << 20)])
+            yield data[i:i + (1 << 20)]
+
+    first = asyncio.ensure_future(engine.put_object(A, C, "first", held(data)))
+    while not put_threads():
+        await asyncio.sleep(0.01)
+    threads = len(put_threads())
+    second = asyncio.ensure_future(engine.put_object(A, C, "second", counted(data)))
+    for _ in range(50):  # let the second PUT run as far as it can
+        await asyncio.sleep(0.01)
+    assert not second.done() and read_b <= BATCH + (1 << 20)
+    assert len(put_threads()) == threads
+    gate.set()
+    await asyncio.gather(first, second)
+    assert await get(engine, "first") == data and await get(engine, "second") == data
+    assert await settled() == []
