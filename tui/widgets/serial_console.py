@@ -79,6 +79,10 @@ class SerialConsole(Widget, can_focus=True):
     #: echo. Anything bigger, behind other output, or within a frame of the last one (a flood
     #: of small chunks) takes the executor path above, so a flood never parses on the loop.
     INLINE_BYTES = 256
+    #: A frame changing at most this many rows (an echoed key: its row, maybe the cursor's
+    #: old row) is painted in the step that parsed it (`_paint_rows`); bigger changes (a
+    #: flood's frames) keep Textual's timer, which coalesces them with any other repaint.
+    PAINT_NOW_ROWS = 2
     #: On the first console mount, move everything alive (modules, the app, its screens) into
     #: the GC's permanent generation. Why: during a flood a full collection of a Textual app's
     #: heap measured 60-150 ms on this 2-core host — a UI stall — and ~32 ms max with the
@@ -366,8 +370,11 @@ class SerialConsole(Widget, can_focus=True):
             changed.update((old.cursor_y, frame.cursor_y))
         if len(changed) > frame.lines // 2:
             self.refresh()
-        elif changed:
+        elif 0 < len(changed) <= self.PAINT_NOW_ROWS:
             self._paint_rows([Region(0, y, width, 1) for y in changed])
+        else:
+            for y in changed:
+                self.refresh(Region(0, y, width, 1))
 
     def _paint_rows(self, regions: list[Region]) -> None:
         """Repaint these rows now when nothing else waits to be drawn; else `refresh` them.
