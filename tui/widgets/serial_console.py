@@ -385,7 +385,8 @@ class SerialConsole(Widget, can_focus=True):
         ~0.3 ms of a keystroke → echo (tests/bench/bench_console.py). Here the rows go to the
         screen's compositor at once, exactly as the timer would send them. Only when the
         screen is on top and has nothing else pending (no layout, no scroll, no other dirty
-        widget, no batch): then this is the only thing the next frame would have drawn.
+        widget, no batch, no `call_after_refresh` callback — those run after a timer paint,
+        and a screen's auto-focus is one): then this is all the next frame would have done.
         The calls are Textual internals (8.x); if they move, the plain `refresh` takes over."""
         try:
             screen = self.screen
@@ -398,6 +399,7 @@ class SerialConsole(Widget, can_focus=True):
                 and not (screen._layout_required or screen._scroll_required
                          or screen._repaint_required or screen._recompose_required
                          or screen._dirty_widgets)
+                and not screen._callbacks  # call_after_refresh work runs after a timer paint
                 and not self._repaint_required
                 and self in compositor.visible_widgets
             )
