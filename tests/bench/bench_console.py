@@ -444,12 +444,49 @@ async def key_echo_real_guest(daemon, server_id: str, keystrokes: int, gap: floa
         app.post_message(events.Key("ctrl+u", None))
         await pilot.pause(0.2)
     await asyncio.sleep(1.0)
+    bare = await _bare_block(daemon, server_id, keystrokes, gap)
     raw += await _raw_block(daemon, server_id, keystrokes - keystrokes // 2, gap)
     q = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))]  # noqa: E731
     return {"keystrokes": keystrokes, "gap_s": gap,
             "key_echo_ms": statistics.median(tui), "key_echo_p90_ms": q(tui, 0.9),
             "key_echo_own_wire_ms": statistics.median(wire),
-            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9)}
+            "raw_key_echo_ms": statistics.median(raw), "raw_key_echo_p90_ms": q(raw, 0.9),
+            "bare_textual_key_echo_ms": statistics.median(bare),
+            "bare_textual_key_echo_p90_ms": q(bare, 0.9)}
+
+
+async def _bare_block(daemon, server_id: str, keystrokes: int, gap: float) -> list[float]:
+    """The bare Textual app's turn on the real guest's shell (between the TUI's block and the
+    second raw block), timed as the TUI is: Key event posted → the echo painted."""
+    import aiohttp
+    from textual import events
+
+    bare: list[float] = []
+    connector = aiohttp.UnixConnector(path=str(daemon.socket))
+    async with aiohttp.ClientSession(connector=connector) as http:
+        ws = await _ws(http, daemon, server_id)
+        app = BareEchoApp(ws)
+        async with app.run_test(size=(100, 30)) as pilot:
+            line = app.query_one(BareEchoLine)
+            await wait_for(pilot, lambda: app.focused is line)
+            await ws.send_bytes(b"\x15\r")
+            await pilot.pause(1.0)  # the prompt's bytes in before the first timed key
+            painted, want = _time_paints(app, lambda: line.bytes_received)
+            for i in range(keystrokes):
+                char = KEYS[i % len(KEYS)]
+                want[0] = line.bytes_received + 1
+                painted.clear()
+                t0 = perf_counter()
+                with app._context():
+                    app.post_message(events.Key(char, char))
+                await asyncio.wait_for(painted.wait(), 5)
+                bare.append((perf_counter() - t0) * 1000)
+                await asyncio.sleep(gap)
+            assert KEYS[(keystrokes - 1) % len(KEYS)] in line.text, line.text[-80:]
+            await ws.send_bytes(b"\x15")
+        await ws.close()
+    await asyncio.sleep(1.0)  # the hub lets the next client write once this one has left
+    return bare
 
 
 def key_echo_tcg_guest(keystrokes: int = 60, gap: float = 0.05,
@@ -551,7 +588,10 @@ def run(argv: list[str] | None = None) -> dict:
               f"{real['key_echo_ms']:.2f} ms (p90 {real['key_echo_p90_ms']:.2f}; its own websocket"
               f" round trip {real['key_echo_own_wire_ms']:.2f}), raw websocket "
               f"{real['raw_key_echo_ms']:.2f} ms (p90 {real['raw_key_echo_p90_ms']:.2f}): "
-              f"{real['key_echo_ms'] / real['raw_key_echo_ms']:.2f}x")
+              f"{real['key_echo_ms'] / real['raw_key_echo_ms']:.2f}x; bare Textual app "
+              f"{real['bare_textual_key_echo_ms']:.2f} ms: TUI / bare "
+              f"{real['key_echo_ms'] / real['bare_textual_key_echo_ms']:.2f}x, bare / raw "
+              f"{real['bare_textual_key_echo_ms'] / real['raw_key_echo_ms']:.2f}x")
     if args.echo_only:
         return out
 
