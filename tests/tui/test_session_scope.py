@@ -100,3 +100,27 @@ async def test_enter_typed_ahead_during_a_login_does_not_start_another(tui_daemo
         await _wait(pilot, lambda: app.who == "gus@one"
                     and app.screen.__class__.__name__ == "OverviewScreen")
         assert not any("authentication" in n for n in _notes(app))
+
+
+async def test_user_tab_password_enter_arriving_in_one_read_logs_in(tui_daemon, tmp_path):
+    """A password manager's auto-type (or a paste) delivers `user<Tab>password<Enter>` in one
+    read of the terminal: every key is queued before the first is handled. Tab used to take
+    effect only after the keys behind it had gone to the user field ("halhal-password-1" as
+    the user, found walking the installed appliance over SSH)."""
+    from textual import events
+
+    _user_with_projects(tui_daemon, "hal", ["hal-home"])
+    app = tui_daemon.make_app(tmp_path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await login_screen(pilot)
+        screen.project = ""
+        screen.query_one("#user").value = ""
+        screen.query_one("#project").value = ""
+        screen.query_one("#user").focus()
+        await pilot.pause()
+        keys = [(c, c) for c in "hal"] + [("tab", "\t")] + [(c, c) for c in "hal-password-1"]
+        keys += [("enter", "\r")]
+        for key, char in keys:  # all queued at once, as the driver posts one read's keys
+            app.post_message(events.Key("minus" if char == "-" else key, char))
+        await _wait(pilot, lambda: app.who == "hal@hal-home"
+                    and app.screen.__class__.__name__ == "OverviewScreen")

@@ -17,11 +17,14 @@ LOGO = "monostack"
 
 class LoginScreen(Screen):
     AUTO_FOCUS = None
-    # Enter is handled as the key arrives (a priority binding), not after the field's Submitted
-    # message: keys typed ahead (a fast typist, a paste, a browser session) then land in the
-    # next field instead of the one being left.
+    # Enter, Tab and Shift+Tab are handled as the key arrives (priority bindings), not after
+    # the field's Submitted message or the app's focus binding: keys typed ahead (a fast
+    # typist, a paste, a password manager's `user<Tab>password<Enter>`, a browser session)
+    # then land in the next field instead of the one being left.
     BINDINGS = [Binding("ctrl+t", "app.toggle_theme", "Theme", show=False),
-                Binding("enter", "next_or_submit", show=False, priority=True)]
+                Binding("enter", "next_or_submit", show=False, priority=True),
+                Binding("tab", "app.focus_next", show=False, priority=True),
+                Binding("shift+tab", "app.focus_previous", show=False, priority=True)]
     DEFAULT_CSS = """
     LoginScreen { align: center middle; }
     LoginScreen #login-box { width: 56; max-width: 100%; height: auto; border: thick $primary;
