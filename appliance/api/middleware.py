@@ -14,7 +14,7 @@ from aiohttp import web
 
 from appliance import request_context
 from appliance.api.util import client_source, ctx_of, is_public
-from appliance.errors import MonostackError, PayloadTooLarge, QuotaExceeded
+from appliance.errors import BadRequest, MonostackError, PayloadTooLarge, QuotaExceeded
 
 log = logging.getLogger("monostack.api")
 
@@ -104,7 +104,17 @@ async def error_middleware(request: web.Request, handler):
             err.status, err.title = exc.status, exc.reason
             return error_response(request.path, err)
         raise
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
+        # The client reset or closed its connection mid-request (reading the body fails): no
+        # answer can reach it and nothing of ours went wrong — a line, not aiohttp's ERROR
+        # traceback per dropped upload. Anything else resetting (the client still there) is
+        # raised as before.
+        if request.transport is not None and not request.transport.is_closing():
+            raise
+        log.info("client went away mid-request", extra={
+            "path": request.path, "request_id": request.get("request_id")})
+        return error_response(request.path, BadRequest("The client closed the connection."))
+    except asyncio.CancelledError:
         raise
     except Exception:  # the one place a bug becomes a 500 instead of a dropped connection
         log.exception("unexpected error", extra={"path": request.path,

@@ -527,6 +527,33 @@ async def test_a_body_that_falls_silent_is_cut_off_and_a_slow_steady_one_is_serv
     assert status.split()[1:2] in ([b"400"], [b"401"]), status
 
 
+async def test_a_client_resetting_mid_body_leaves_no_traceback_and_the_daemon_serves_on(daemon):
+    """Uploads dropped mid-body (a client killed, a network cut) made aiohttp log an ERROR
+    with a traceback per connection (seen walking the installed appliance: 24 stalled Swift
+    PUTs closed). The daemon answers the next request and logs no traceback for them."""
+    import socket
+    import struct
+
+    host, port = daemon.config.api.listen_host_port
+    log_path = daemon.config_path.parent / "daemon.log"
+    before = log_path.stat().st_size
+    head = (b"POST /identity/v3/auth/tokens HTTP/1.1\r\nHost: reset\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+
+    def reset_mid_body() -> None:
+        s = socket.create_connection((host, port))
+        s.sendall(head + b'{"auth": ' + b" " * 20000)
+        time.sleep(0.2)  # the handler is reading the body
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+
+    await asyncio.gather(*(asyncio.to_thread(reset_mid_body) for _ in range(5)))
+    status, _, _, _ = await http(daemon, "GET", "/healthz")
+    assert status == 200
+    logged = log_path.read_bytes()[before:].decode(errors="replace")
+    assert "Traceback" not in logged and "Error handling request" not in logged, logged[-2000:]
+
+
 async def test_a_long_request_outlives_the_header_timeout(daemon):
     """The deadline is for the request head only: a websocket (the event stream) held open
     over TCP well past it stays open."""
