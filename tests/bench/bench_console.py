@@ -402,17 +402,7 @@ async def key_echo_real_guest(daemon, server_id: str, keystrokes: int, gap: floa
                        and str(app.screen.active_console.link_state) == "connected", timeout=15)
         console = app.screen.active_console
         await pilot.pause(1.0)
-        painted = asyncio.Event()
-        want = [0]
-        display = app._display
-
-        def paint(screen, renderable) -> None:
-            if renderable is not None:
-                renderable.render_segments(app.console)
-            display(screen, renderable)
-            if console.bytes_rendered >= want[0]:
-                painted.set()
-        app._display = paint  # type: ignore[method-assign]
+        painted, want = _time_paints(app, lambda: console.bytes_rendered)
         link = console.transport._inner  # the TUI's own websocket to the daemon
         stamps: dict[str, float] = {}
         link_write, link_read = link.write, link.read
