@@ -4,8 +4,9 @@ drive, domain and ports every later start needs.
 build: claim resources (scheduler) → root volume or image → ports (network) → disks (a qcow2
 overlay over the image's cached base, grown to the flavor; a config drive) → domain (libvirt)
 → taps plugged into the data plane. The image's overlay is made while the claim and the
-ports are (it needs neither, and took as long as both on the path to a running guest). Each step is recorded (task_state) so a crash re-drives
-the build from the store; every step is idempotent. `spawn`, `plug`, `prepare_disks`,
+ports are (it needs neither, and took as long as both on the path to a running guest). Each
+step is recorded (task_state) so a crash re-drives the build from the store; every step is
+idempotent. `spawn`, `plug`, `prepare_disks`,
 `make_root`, `domain_spec` and `cleanup_resources` serve the other actions too (rebuild,
 rescue, resize, delete, the restart resume).
 
