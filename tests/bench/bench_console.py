@@ -227,6 +227,21 @@ def _time_paints(app, rendered) -> tuple[asyncio.Event, list[int]]:
     return painted, want
 
 
+async def _bare_key(app, line, painted: asyncio.Event, want: list[int],
+                    char: str) -> tuple[float, float]:
+    """One keystroke in the bare Textual app, timed as the TUI's are: (its start, ms from the
+    Key event posted to the echo painted)."""
+    from textual import events
+
+    want[0] = line.bytes_received + 1
+    painted.clear()
+    t0 = perf_counter()
+    with app._context():
+        app.post_message(events.Key(char, char))
+    await asyncio.wait_for(painted.wait(), 5)
+    return t0, (perf_counter() - t0) * 1000
+
+
 async def _ws(http, daemon, server_id: str):
     url = daemon.admin_do(lambda admin: admin.post(
         f"/compute/v2.1/servers/{server_id}/remote-consoles",
@@ -301,13 +316,8 @@ async def key_echo(daemon, server_ids: list[str], keystrokes: int, gap: float) -
                 raw.append((perf_counter() - t0) * 1000)
                 await asyncio.sleep(gap)
 
-                bare_want[0] = line.bytes_received + 1
-                bare_painted.clear()
-                t0 = perf_counter()
-                with bare_app._context():
-                    bare_app.post_message(events.Key(char, char))
-                await asyncio.wait_for(bare_painted.wait(), 5)
-                bare.append((perf_counter() - t0) * 1000)
+                t0, took = await _bare_key(bare_app, line, bare_painted, bare_want, char)
+                bare.append(took)
                 bare_received.append((line.received_at - t0) * 1000)
                 await asyncio.sleep(gap)
             typed = "".join(KEYS[i % len(KEYS)] for i in range(keystrokes))
@@ -449,7 +459,6 @@ async def _bare_block(daemon, server_id: str, keystrokes: int, gap: float) -> li
     """The bare Textual app's turn on the real guest's shell (between the TUI's block and the
     second raw block), timed as the TUI is: Key event posted → the echo painted."""
     import aiohttp
-    from textual import events
 
     bare: list[float] = []
     connector = aiohttp.UnixConnector(path=str(daemon.socket))
@@ -463,14 +472,7 @@ async def _bare_block(daemon, server_id: str, keystrokes: int, gap: float) -> li
             await pilot.pause(1.0)  # the prompt's bytes in before the first timed key
             painted, want = _time_paints(app, lambda: line.bytes_received)
             for i in range(keystrokes):
-                char = KEYS[i % len(KEYS)]
-                want[0] = line.bytes_received + 1
-                painted.clear()
-                t0 = perf_counter()
-                with app._context():
-                    app.post_message(events.Key(char, char))
-                await asyncio.wait_for(painted.wait(), 5)
-                bare.append((perf_counter() - t0) * 1000)
+                bare.append((await _bare_key(app, line, painted, want, KEYS[i % len(KEYS)]))[1])
                 await asyncio.sleep(gap)
             assert KEYS[(keystrokes - 1) % len(KEYS)] in line.text, line.text[-80:]
             await ws.send_bytes(b"\x15")
